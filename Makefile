@@ -1,0 +1,41 @@
+GO ?= go
+BIN := bin/regsweep
+DEMO_DIR := $(CURDIR)/build/demo-registry
+
+.PHONY: all build test demo lint e2e bench clean sample
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/regsweep
+
+# Unit, differential and bad-input tests.
+test:
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 20m ./...
+
+# Dry-run report on the bundled sample registry. Git does not keep file times, so the
+# demo copies the sample and ages it by two days: the default 1h grace period then
+# protects nothing and the report shows what a maintenance-window run would free.
+demo: build
+	rm -rf $(DEMO_DIR) && mkdir -p $(dir $(DEMO_DIR))
+	cp -r testdata/sample/registry $(DEMO_DIR)
+	find $(DEMO_DIR) -exec touch -h -d '2 days ago' {} +
+	@echo "== default mode (as registry garbage-collect) =="
+	REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY=$(DEMO_DIR) ./$(BIN) gc testdata/sample/config.yml --dry-run -q
+	@echo
+	@echo "== --delete-untagged (as registry garbage-collect -m) =="
+	REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY=$(DEMO_DIR) ./$(BIN) gc testdata/sample/config.yml --dry-run -m -q
+
+# Rewrites testdata/sample/registry from testdata/mksample.
+sample:
+	$(GO) run ./testdata/mksample testdata/sample/registry
+
+STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
+lint:
+	test -z "$$(gofmt -l .)" || (gofmt -l . && false)
+	$(GO) vet ./...
+	$(STATICCHECK) ./...
+
+clean:
+	rm -rf bin build

@@ -1,0 +1,265 @@
+package gc
+
+import (
+	"fmt"
+	"math/bits"
+	"time"
+
+	"github.com/regsweep/regsweep/graph"
+)
+
+// bitset is a mark set over dense ids.
+type bitset []uint64
+
+func newBitset(n uint32) bitset { return make(bitset, n/64+1) }
+
+func (s bitset) set(i uint32) bool {
+	old := s[i/64]&(1<<(i%64)) != 0
+	s[i/64] |= 1 << (i % 64)
+	return old
+}
+
+func (s bitset) has(i uint32) bool { return int(i/64) < len(s) && s[i/64]&(1<<(i%64)) != 0 }
+
+// state is the part of the index the collector holds in memory: sets and arrays
+// over ids, and the link lists, which are as many as the links in storage.
+type state struct {
+	idx       graph.Reader
+	maxID     uint32
+	present   bitset
+	size      []int64
+	modTime   []int64
+	manifests map[uint32]graph.Manifest
+	repos     []graph.Repo
+	revisions []graph.Link
+	layers    []graph.Link
+	tags      []graph.Tag
+	tagIndex  []graph.TagIndexEntry
+	uploads   []graph.Upload
+	linkedBy  map[uint32][]string // manifest id -> repositories with a revision link
+	warnings  []graph.Warning
+}
+
+func load(idx graph.Reader) (*state, error) {
+	meta, err := idx.Meta()
+	if err != nil {
+		return nil, err
+	}
+	s := &state{
+		idx: idx, maxID: meta.MaxID,
+		present:   newBitset(meta.MaxID),
+		size:      make([]int64, meta.MaxID+1),
+		modTime:   make([]int64, meta.MaxID+1),
+		manifests: map[uint32]graph.Manifest{},
+		linkedBy:  map[uint32][]string{},
+	}
+	steps := []func() error{
+		func() error {
+			return idx.Blobs(func(b graph.Blob) error {
+				s.present.set(b.ID)
+				s.size[b.ID], s.modTime[b.ID] = b.Size, b.ModTime.UnixNano()
+				return nil
+			})
+		},
+		func() error {
+			return idx.Manifests(func(m graph.Manifest) error { s.manifests[m.ID] = m; return nil })
+		},
+		func() error { return idx.Repos(func(r graph.Repo) error { s.repos = append(s.repos, r); return nil }) },
+		func() error {
+			return idx.Revisions(func(l graph.Link) error {
+				s.revisions = append(s.revisions, l)
+				s.linkedBy[l.ID] = append(s.linkedBy[l.ID], l.Repo)
+				return nil
+			})
+		},
+		func() error {
+			return idx.Layers(func(l graph.Link) error { s.layers = append(s.layers, l); return nil })
+		},
+		func() error { return idx.Tags(func(t graph.Tag) error { s.tags = append(s.tags, t); return nil }) },
+		func() error {
+			return idx.TagIndex(func(e graph.TagIndexEntry) error { s.tagIndex = append(s.tagIndex, e); return nil })
+		},
+		func() error {
+			return idx.Uploads(func(u graph.Upload) error { s.uploads = append(s.uploads, u); return nil })
+		},
+		func() error {
+			return idx.Warnings(func(w graph.Warning) error { s.warnings = append(s.warnings, w); return nil })
+		},
+	}
+	for _, step := range steps {
+		if err := step(); err != nil {
+			return nil, fmt.Errorf("read index: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// marks is the outcome of Mark.
+type marks struct {
+	liveManifest bitset // manifests live by digest, globally
+	live         bitset // blobs (manifests included) that must stay
+	keptWhy      map[uint32]string
+	pinnedRepo   map[string]string // repository -> why nothing in it is deleted
+	blocked      []uint32          // unreadable manifests a root reaches
+	missing      map[uint32]uint32 // missing blob -> a live manifest referencing it
+	danglingTags []graph.Tag
+}
+
+// mark computes what is live, following DESIGN.md "What is live".
+func (s *state) mark(o options) (*marks, error) {
+	m := &marks{
+		liveManifest: newBitset(s.maxID),
+		live:         newBitset(s.maxID),
+		keptWhy:      map[uint32]string{},
+		pinnedRepo:   map[string]string{},
+		missing:      map[uint32]uint32{},
+	}
+	cutoff := o.now.Add(-o.grace)
+	for _, r := range s.repos {
+		if r.Bad != "" {
+			m.pinnedRepo[r.Name] = r.Bad
+		}
+	}
+	revision := map[string]map[uint32]bool{}
+	for _, l := range s.revisions {
+		if revision[l.Repo] == nil {
+			revision[l.Repo] = map[uint32]bool{}
+		}
+		revision[l.Repo][l.ID] = true
+	}
+	for _, t := range s.tags {
+		if t.Bad != "" && o.deleteUntagged {
+			// Which manifest the tag names is unknown: keep them all.
+			m.pinnedRepo[t.Repo] = "tag " + t.Name + " has an unreadable current link"
+		}
+		if t.Bad == "" && !revision[t.Repo][t.ID] {
+			m.danglingTags = append(m.danglingTags, t)
+		}
+	}
+
+	var roots, youngRoots []uint32
+	for _, l := range s.revisions {
+		ids := []uint32{l.ID}
+		if l.Target != 0 && l.Target != l.ID {
+			ids = append(ids, l.Target)
+		}
+		young := l.ModTime.After(cutoff)
+		_, pinned := m.pinnedRepo[l.Repo]
+		switch {
+		case !o.deleteUntagged || pinned || l.Bad != "":
+			roots = append(roots, ids...)
+		case young:
+			youngRoots = append(youngRoots, ids...)
+		}
+	}
+	if o.deleteUntagged {
+		for _, t := range s.tags {
+			if t.Bad == "" && revision[t.Repo][t.ID] {
+				roots = append(roots, t.ID)
+			}
+		}
+	}
+	if err := s.walk(o, m, roots); err != nil {
+		return nil, err
+	}
+	if len(youngRoots) > 0 {
+		// What only young manifests reach is kept by grace, not live on its own.
+		before := append(bitset(nil), m.live...)
+		if err := s.walk(o, m, youngRoots); err != nil {
+			return nil, err
+		}
+		for i := range m.live {
+			for diff := m.live[i] &^ before[i]; diff != 0; diff &= diff - 1 {
+				id := uint32(i*64 + bits.TrailingZeros64(diff))
+				m.keptWhy[id] = "younger than grace"
+			}
+		}
+	}
+	s.failClosed(o, m)
+	return m, nil
+}
+
+// walk marks everything reachable from roots. Depth-first with an explicit stack:
+// indexes nest, and referrers of referrers are common (a signature of an SBOM).
+func (s *state) walk(o options, m *marks, stack []uint32) error {
+	for len(stack) > 0 {
+		id := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if m.liveManifest.set(id) {
+			continue
+		}
+		m.live.set(id)
+		man, ok := s.manifests[id]
+		switch {
+		case !ok || man.Missing:
+			continue
+		case man.Unreadable != "":
+			m.blocked = append(m.blocked, id)
+			for _, d := range man.Mentions {
+				m.live.set(d)
+			}
+			continue
+		}
+		err := s.idx.Edges(id, func(e graph.Edge) error {
+			switch e.Kind {
+			case graph.EdgeChild:
+				stack = append(stack, e.To)
+			case graph.EdgeSubject:
+				// A referrer never keeps its subject alive.
+			default:
+				m.live.set(e.To)
+				if !s.present.has(e.To) {
+					m.missing[e.To] = id
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("read references of manifest id %d: %w", id, err)
+		}
+		if o.deleteUntagged && o.keepReferrers {
+			if err := s.idx.Referrers(id, func(r uint32) error { stack = append(stack, r); return nil }); err != nil {
+				return fmt.Errorf("read referrers of manifest id %d: %w", id, err)
+			}
+		}
+	}
+	return nil
+}
+
+func (s *state) failClosed(o options, m *marks) {
+	cutoff := o.now.Add(-o.grace)
+	// Fail closed: an unreadable manifest might reference any blob linked into a
+	// repository that links it.
+	unreadableRepos := map[string]bool{}
+	for _, id := range m.blocked {
+		for _, r := range s.linkedBy[id] {
+			unreadableRepos[r] = true
+		}
+	}
+	for _, l := range s.layers {
+		keep := ""
+		switch {
+		case m.pinnedRepo[l.Repo] != "":
+			keep = "in repository " + l.Repo + ": " + m.pinnedRepo[l.Repo]
+		case unreadableRepos[l.Repo]:
+			keep = "linked in " + l.Repo + ", which links an unreadable manifest"
+		case l.Bad != "":
+			keep = "its layer link in " + l.Repo + " is corrupt"
+		case l.ModTime.After(cutoff):
+			keep = "younger than grace"
+		}
+		if keep == "" {
+			continue
+		}
+		for _, id := range []uint32{l.ID, l.Target} {
+			if id != 0 && !m.live.has(id) && m.keptWhy[id] == "" {
+				m.keptWhy[id] = keep
+			}
+		}
+	}
+	for id := uint32(1); id <= s.maxID; id++ {
+		if s.present.has(id) && !m.live.has(id) && m.keptWhy[id] == "" && time.Unix(0, s.modTime[id]).After(cutoff) {
+			m.keptWhy[id] = "younger than grace"
+		}
+	}
+}

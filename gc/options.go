@@ -1,0 +1,69 @@
+package gc
+
+import (
+	"fmt"
+	"time"
+)
+
+type options struct {
+	deleteUntagged bool
+	keepReferrers  bool
+	grace          time.Duration
+	uploadAge      time.Duration
+	now            time.Time
+}
+
+// Option tunes NewPlan.
+type Option func(*options) error
+
+// WithDeleteUntagged makes tags the roots (registry garbage-collect -m): manifests
+// no tag, live index or live subject reaches are deleted.
+func WithDeleteUntagged(v bool) Option {
+	return func(o *options) error { o.deleteUntagged = v; return nil }
+}
+
+// WithKeepReferrers keeps untagged referrers (signatures, SBOMs) of live manifests
+// under delete-untagged. On by default; distribution's GC drops them.
+func WithKeepReferrers(v bool) Option {
+	return func(o *options) error { o.keepReferrers = v; return nil }
+}
+
+// WithGracePeriod keeps anything modified after now - d (default 1h).
+func WithGracePeriod(d time.Duration) Option {
+	return func(o *options) error {
+		if d < 0 {
+			return fmt.Errorf("grace period must not be negative, got %v", d)
+		}
+		o.grace = d
+		return nil
+	}
+}
+
+// WithUploadAge deletes uploads started before now - d (default 168h, as distribution).
+func WithUploadAge(d time.Duration) Option {
+	return func(o *options) error {
+		if d <= 0 {
+			return fmt.Errorf("upload age must be positive, got %v", d)
+		}
+		o.uploadAge = d
+		return nil
+	}
+}
+
+// WithNow sets the time the run counts from (default: time.Now()).
+func WithNow(t time.Time) Option {
+	return func(o *options) error { o.now = t; return nil }
+}
+
+func makeOptions(opts []Option) (options, error) {
+	o := options{keepReferrers: true, grace: time.Hour, uploadAge: 168 * time.Hour}
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return o, err
+		}
+	}
+	if o.now.IsZero() {
+		o.now = time.Now()
+	}
+	return o, nil
+}

@@ -1,0 +1,316 @@
+package gc
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/regsweep/regsweep/graph"
+	"github.com/regsweep/regsweep/storage"
+)
+
+// Plan is everything a sweep would delete, and why the rest is kept. It is a value:
+// computing it deletes nothing, and it encodes to JSON so that planning and sweeping
+// can run apart.
+type Plan struct {
+	Mode       Mode           `json:"mode"`
+	Blobs      []BlobItem     `json:"blobs"`
+	Manifests  []ManifestItem `json:"manifests"`
+	LayerLinks []LinkItem     `json:"layer_links"`
+	Uploads    []UploadItem   `json:"uploads"`
+	Kept       []KeptItem     `json:"kept"`
+	// Blocked lists unreadable manifests that a root reaches. A sweep refuses while
+	// it is not empty; every blob they might reference is kept regardless.
+	Blocked      []graph.Warning `json:"blocked"`
+	Warnings     []graph.Warning `json:"warnings"`
+	Summary      Summary         `json:"summary"`
+	Repositories []RepoStats     `json:"repositories"`
+}
+
+// Mode records the options a plan was made with.
+type Mode struct {
+	DeleteUntagged   bool      `json:"delete_untagged"`
+	KeepReferrers    bool      `json:"keep_referrers"`
+	GraceSeconds     int64     `json:"grace_seconds"`
+	UploadAgeSeconds int64     `json:"upload_age_seconds"`
+	Now              time.Time `json:"now"`
+}
+
+// BlobItem is a blob directory to delete.
+type BlobItem struct {
+	Digest digest.Digest `json:"digest"`
+	Size   int64         `json:"size"`
+	Path   string        `json:"path"`
+}
+
+// ManifestItem is a manifest revision link to delete, with its tag history entries.
+type ManifestItem struct {
+	Repository string        `json:"repository"`
+	Digest     digest.Digest `json:"digest"`
+	Path       string        `json:"path"`
+	TagIndex   []string      `json:"tag_index,omitempty"`
+}
+
+// LinkItem is a _layers link to delete.
+type LinkItem struct {
+	Repository string        `json:"repository"`
+	Digest     digest.Digest `json:"digest"`
+	Path       string        `json:"path"`
+	Reason     string        `json:"reason"`
+}
+
+// UploadItem is an upload directory to delete.
+type UploadItem struct {
+	Repository string    `json:"repository"`
+	ID         string    `json:"id"`
+	StartedAt  time.Time `json:"started_at"`
+	Path       string    `json:"path"`
+}
+
+// KeptItem is a blob or manifest that is not live but is kept, and why.
+type KeptItem struct {
+	Kind       string        `json:"kind"` // blob or manifest
+	Repository string        `json:"repository,omitempty"`
+	Digest     digest.Digest `json:"digest"`
+	Size       int64         `json:"size,omitempty"`
+	Reason     string        `json:"reason"`
+}
+
+// Summary holds the counts of the report contract.
+type Summary struct {
+	Repositories        int   `json:"repositories"`
+	Tags                int   `json:"tags"`
+	Manifests           int   `json:"manifests"`
+	Blobs               int   `json:"blobs"`
+	BlobBytes           int64 `json:"blob_bytes"`
+	LiveBlobs           int   `json:"live_blobs"`
+	LiveBytes           int64 `json:"live_bytes"`
+	DeleteBlobs         int   `json:"delete_blobs"`
+	DeleteBytes         int64 `json:"delete_bytes"`
+	DeleteManifests     int   `json:"delete_manifests"`
+	DeleteLayerLinks    int   `json:"delete_layer_links"`
+	DeleteUploads       int   `json:"delete_uploads"`
+	KeptByGrace         int   `json:"kept_by_grace"`
+	UnreadableManifests int   `json:"unreadable_manifests"`
+}
+
+// RepoStats is one repository's line of the report.
+type RepoStats struct {
+	Name             string `json:"name"`
+	Tags             int    `json:"tags"`
+	Manifests        int    `json:"manifests"`
+	Bytes            int64  `json:"bytes"`
+	UniqueBytes      int64  `json:"unique_bytes"`
+	SharedBytes      int64  `json:"shared_bytes"`
+	ReclaimableBytes int64  `json:"reclaimable_bytes"`
+}
+
+const reasonGrace = "younger than grace"
+
+// NewPlan marks the indexed registry and lists what a sweep would delete.
+func NewPlan(ctx context.Context, idx graph.Reader, opts ...Option) (*Plan, error) {
+	o, err := makeOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	s, err := load(idx)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	m, err := s.mark(o)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	p := &Plan{Mode: Mode{
+		DeleteUntagged: o.deleteUntagged, KeepReferrers: o.keepReferrers,
+		GraceSeconds: int64(o.grace / time.Second), UploadAgeSeconds: int64(o.uploadAge / time.Second), Now: o.now,
+	}}
+	dg := func(id uint32) digest.Digest {
+		d, err := idx.Digest(id)
+		if err != nil {
+			panic(fmt.Sprintf("index lost digest of id %d: %v", id, err)) // written by the same Build
+		}
+		return d
+	}
+
+	// 1. Blobs: present, not live, not kept.
+	deleted := newBitset(s.maxID)
+	for id := uint32(1); id <= s.maxID; id++ {
+		if !s.present.has(id) {
+			continue
+		}
+		if why := m.keptWhy[id]; why != "" {
+			k := KeptItem{Kind: "blob", Digest: dg(id), Size: s.size[id], Reason: why}
+			p.Kept = append(p.Kept, k)
+			if why == reasonGrace {
+				p.Summary.KeptByGrace++
+			}
+			continue
+		}
+		if m.live.has(id) {
+			p.Summary.LiveBlobs++
+			p.Summary.LiveBytes += s.size[id]
+			continue
+		}
+		deleted.set(id)
+		d := dg(id)
+		path, _ := storage.Path(storage.Spec{Kind: storage.BlobDir, Digest: d})
+		p.Blobs = append(p.Blobs, BlobItem{Digest: d, Size: s.size[id], Path: path})
+	}
+
+	// 2. Revision links of manifests that are not live (delete-untagged only).
+	history := map[string][]graph.TagIndexEntry{}
+	for _, e := range s.tagIndex {
+		k := e.Repo + "\x00" + fmt.Sprint(e.ID)
+		history[k] = append(history[k], e)
+	}
+	if o.deleteUntagged {
+		cutoff := o.now.Add(-o.grace)
+		for _, l := range s.revisions {
+			if m.liveManifest.has(l.ID) || l.Bad != "" || m.pinnedRepo[l.Repo] != "" {
+				continue
+			}
+			d := dg(l.ID)
+			if l.ModTime.After(cutoff) {
+				p.Kept = append(p.Kept, KeptItem{Kind: "manifest", Repository: l.Repo, Digest: d, Reason: reasonGrace})
+				p.Summary.KeptByGrace++
+				continue
+			}
+			path, _ := storage.Path(storage.Spec{Kind: storage.RevisionDir, Repo: l.Repo, Digest: d})
+			item := ManifestItem{Repository: l.Repo, Digest: d, Path: path}
+			for _, e := range history[l.Repo+"\x00"+fmt.Sprint(l.ID)] {
+				tp, _ := storage.Path(storage.Spec{Kind: storage.TagIndexDir, Repo: l.Repo, Tag: e.Tag, Digest: d})
+				item.TagIndex = append(item.TagIndex, tp)
+			}
+			slices.Sort(item.TagIndex)
+			p.Manifests = append(p.Manifests, item)
+		}
+	}
+
+	// 3. Layer links of deleted blobs, and dangling ones.
+	for _, l := range s.layers {
+		if l.Bad != "" || m.pinnedRepo[l.Repo] != "" {
+			continue
+		}
+		reason := ""
+		switch {
+		case deleted.has(l.ID):
+			reason = "blob deleted"
+		case !s.present.has(l.ID) && m.keptWhy[l.ID] == "":
+			reason = "blob data missing"
+		default:
+			continue
+		}
+		d := dg(l.ID)
+		path, _ := storage.Path(storage.Spec{Kind: storage.LayerLink, Repo: l.Repo, Digest: d})
+		p.LayerLinks = append(p.LayerLinks, LinkItem{Repository: l.Repo, Digest: d, Path: path, Reason: reason})
+	}
+
+	// 4. Uploads older than the upload age.
+	for _, u := range s.uploads {
+		if u.StartedAt.After(o.now.Add(-o.uploadAge)) {
+			continue
+		}
+		path, err := storage.Path(storage.Spec{Kind: storage.UploadDir, Repo: u.Repo, Upload: u.ID})
+		if err != nil {
+			continue
+		}
+		p.Uploads = append(p.Uploads, UploadItem{Repository: u.Repo, ID: u.ID, StartedAt: u.StartedAt, Path: path})
+	}
+
+	p.warnings(s, m, dg)
+	if err := p.stats(s, m, deleted); err != nil {
+		return nil, err
+	}
+	p.sort()
+	return p, nil
+}
+
+func (p *Plan) warnings(s *state, m *marks, dg func(uint32) digest.Digest) {
+	p.Warnings = append(p.Warnings, s.warnings...)
+	blocked := newBitset(s.maxID)
+	for _, id := range m.blocked {
+		blocked.set(id)
+	}
+	ids := make([]uint32, 0, len(s.manifests))
+	for id := range s.manifests {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		man := s.manifests[id]
+		if man.Unreadable == "" {
+			continue
+		}
+		d := dg(id)
+		blobPath, _ := storage.Path(storage.Spec{Kind: storage.BlobData, Digest: d})
+		repos := s.linkedBy[id]
+		if len(repos) == 0 {
+			repos = []string{""}
+		}
+		for _, r := range repos {
+			w := graph.Warning{Kind: "unreadable_manifest", Repository: r, Digest: d.String(), Path: blobPath, Detail: man.Unreadable}
+			if blocked.has(id) {
+				w.Detail += "; a live root reaches it, so every blob it might reference is kept and a sweep refuses"
+				p.Blocked = append(p.Blocked, w)
+			}
+			p.Warnings = append(p.Warnings, w)
+		}
+	}
+	for _, id := range ids {
+		man := s.manifests[id]
+		if !man.Missing || !m.liveManifest.has(id) {
+			continue
+		}
+		d := dg(id)
+		blobPath, _ := storage.Path(storage.Spec{Kind: storage.BlobData, Digest: d})
+		for _, r := range s.linkedBy[id] {
+			p.Warnings = append(p.Warnings, graph.Warning{Kind: "missing_manifest", Repository: r, Digest: d.String(), Path: blobPath, Detail: "revision link names a manifest whose blob data is missing"})
+		}
+		if len(s.linkedBy[id]) == 0 {
+			p.Warnings = append(p.Warnings, graph.Warning{Kind: "missing_manifest", Digest: d.String(), Path: blobPath, Detail: "a live index references a manifest whose blob data is missing"})
+		}
+	}
+	missing := make([]uint32, 0, len(m.missing))
+	for id := range m.missing {
+		missing = append(missing, id)
+	}
+	slices.Sort(missing)
+	for _, id := range missing {
+		d := dg(id)
+		blobPath, _ := storage.Path(storage.Spec{Kind: storage.BlobData, Digest: d})
+		p.Warnings = append(p.Warnings, graph.Warning{Kind: "missing_blob", Digest: d.String(), Path: blobPath,
+			Detail: fmt.Sprintf("live manifest %s references it but its data is missing: that image cannot be pulled", dg(m.missing[id]))})
+	}
+	for _, t := range m.danglingTags {
+		tp, _ := storage.Path(storage.Spec{Kind: storage.TagCurrentLink, Repo: t.Repo, Tag: t.Name})
+		p.Warnings = append(p.Warnings, graph.Warning{Kind: "dangling_tag", Repository: t.Repo, Digest: dg(t.ID).String(), Path: tp,
+			Detail: "tag names a manifest without a revision link in this repository; the registry cannot serve it"})
+	}
+	for _, l := range s.layers {
+		if !s.present.has(l.ID) && l.Bad == "" {
+			lp, _ := storage.Path(storage.Spec{Kind: storage.LayerLink, Repo: l.Repo, Digest: dg(l.ID)})
+			p.Warnings = append(p.Warnings, graph.Warning{Kind: "dangling_link", Repository: l.Repo, Digest: dg(l.ID).String(), Path: lp, Detail: "layer link names a blob whose data is missing"})
+		}
+	}
+}
+
+func (p *Plan) sort() {
+	slices.SortFunc(p.Blobs, func(a, b BlobItem) int { return cmp.Compare(a.Digest, b.Digest) })
+	slices.SortFunc(p.Manifests, func(a, b ManifestItem) int { return cmp.Compare(a.Path, b.Path) })
+	slices.SortFunc(p.LayerLinks, func(a, b LinkItem) int { return cmp.Compare(a.Path, b.Path) })
+	slices.SortFunc(p.Uploads, func(a, b UploadItem) int { return cmp.Compare(a.Path, b.Path) })
+	slices.SortFunc(p.Kept, func(a, b KeptItem) int {
+		return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Repository, b.Repository), cmp.Compare(a.Digest, b.Digest))
+	})
+}

@@ -1,0 +1,60 @@
+package gc
+
+import "github.com/regsweep/regsweep/graph"
+
+// Report is the report contract of DESIGN.md: tools parse it, so fields are only
+// ever added, never renamed.
+type Report struct {
+	Mode         ReportMode      `json:"mode"`
+	Summary      Summary         `json:"summary"`
+	Delete       Deletions       `json:"delete"`
+	Repositories []RepoStats     `json:"repositories"`
+	Warnings     []graph.Warning `json:"warnings"`
+	// Extensions.
+	Kept    []KeptItem      `json:"kept"`
+	Blocked []graph.Warning `json:"blocked"`
+}
+
+// ReportMode is the mode object of the report.
+type ReportMode struct {
+	DryRun           bool  `json:"dry_run"`
+	DeleteUntagged   bool  `json:"delete_untagged"`
+	GraceSeconds     int64 `json:"grace_seconds"`
+	KeepReferrers    bool  `json:"keep_referrers"`
+	UploadAgeSeconds int64 `json:"upload_age_seconds"`
+}
+
+// Deletions is the delete object of the report.
+type Deletions struct {
+	Blobs      []BlobItem     `json:"blobs"`
+	Manifests  []ManifestItem `json:"manifests"`
+	LayerLinks []LinkItem     `json:"layer_links"`
+	Uploads    []UploadItem   `json:"uploads"`
+}
+
+// NewReport renders a plan as the report contract.
+func NewReport(p *Plan, dryRun bool) *Report {
+	return &Report{
+		Mode: ReportMode{
+			DryRun: dryRun, DeleteUntagged: p.Mode.DeleteUntagged, GraceSeconds: p.Mode.GraceSeconds,
+			KeepReferrers: p.Mode.KeepReferrers, UploadAgeSeconds: p.Mode.UploadAgeSeconds,
+		},
+		Summary: p.Summary,
+		Delete: Deletions{
+			Blobs: nonNil(p.Blobs), Manifests: nonNil(p.Manifests),
+			LayerLinks: nonNil(p.LayerLinks), Uploads: nonNil(p.Uploads),
+		},
+		Repositories: nonNil(p.Repositories),
+		Warnings:     nonNil(p.Warnings),
+		Kept:         nonNil(p.Kept),
+		Blocked:      nonNil(p.Blocked),
+	}
+}
+
+// nonNil makes empty lists encode as [] rather than null.
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}

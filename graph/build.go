@@ -1,0 +1,375 @@
+package graph
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/distribution/distribution/v3/registry/storage/driver"
+	"github.com/opencontainers/go-digest"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/regsweep/regsweep/storage"
+)
+
+type buildOptions struct {
+	workers int
+	log     *slog.Logger
+	every   time.Duration
+}
+
+// BuildOption tunes Build.
+type BuildOption func(*buildOptions) error
+
+// WithWorkers bounds concurrent storage calls (listing and manifest reads).
+func WithWorkers(n int) BuildOption {
+	return func(o *buildOptions) error {
+		if n < 1 {
+			return fmt.Errorf("workers must be at least 1, got %d", n)
+		}
+		o.workers = n
+		return nil
+	}
+}
+
+// WithLogger sets where progress lines go (every interval).
+func WithLogger(l *slog.Logger, every time.Duration) BuildOption {
+	return func(o *buildOptions) error { o.log, o.every = l, every; return nil }
+}
+
+// Build scans drv and replaces the contents of idx with the registry's graph: it
+// lists the layout, then reads every manifest once, however many repositories link
+// it, following index children until none are new.
+func Build(ctx context.Context, drv driver.StorageDriver, idx *Index, opts ...BuildOption) error {
+	o := buildOptions{workers: 16, log: slog.New(slog.DiscardHandler), every: 10 * time.Second}
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return err
+		}
+	}
+	if err := idx.db.DropAll(); err != nil {
+		return fmt.Errorf("clear index: %w", err)
+	}
+	b := &builder{idx: idx, wb: idx.db.NewWriteBatch(), ids: map[digest.Digest]uint32{}, meta: Meta{Driver: drv.Name(), Started: time.Now()}}
+	defer b.wb.Cancel()
+
+	tick := time.NewTicker(o.every)
+	defer tick.Stop()
+	entries := 0
+	err := storage.Scan(ctx, drv, func(e storage.Entry) error {
+		entries++
+		select {
+		case <-tick.C:
+			o.log.Info("scanning storage", "entries", entries, "blobs", b.meta.Blobs)
+		default:
+		}
+		return b.add(e)
+	}, storage.WithWorkers(o.workers))
+	if err != nil {
+		return err
+	}
+	o.log.Info("listed storage", "entries", entries, "blobs", b.meta.Blobs, "manifests to read", len(b.queue))
+
+	for round := 0; len(b.queue) > 0; round++ {
+		todo := b.queue
+		b.queue = nil
+		results := make([]parseResult, len(todo))
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(o.workers)
+		var mu sync.Mutex
+		done := 0
+		for i, id := range todo {
+			if !b.present.has(id) {
+				results[i] = parseResult{id: id, missing: true}
+				continue
+			}
+			d := b.digests[id]
+			g.Go(func() error {
+				results[i] = readManifest(gctx, drv, id, d)
+				mu.Lock()
+				done++
+				n := done
+				mu.Unlock()
+				select {
+				case <-tick.C:
+					o.log.Info("reading manifests", "round", round, "done", n, "of", len(todo))
+				default:
+				}
+				return gctx.Err()
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return err
+		}
+		for _, r := range results {
+			if err := b.addManifest(r); err != nil {
+				return err
+			}
+		}
+	}
+	b.meta.Finished = time.Now()
+	b.meta.MaxID = b.next
+	if err := b.putJSON([]byte{pMeta}, b.meta); err != nil {
+		return err
+	}
+	if err := b.wb.Flush(); err != nil {
+		return fmt.Errorf("write index: %w", err)
+	}
+	o.log.Info("index built", "blobs", b.meta.Blobs, "manifests", b.meta.Manifests, "took", b.meta.Finished.Sub(b.meta.Started).Round(time.Millisecond))
+	return nil
+}
+
+type bitset []uint64
+
+func (s *bitset) set(i uint32) {
+	for int(i/64) >= len(*s) {
+		*s = append(*s, 0)
+	}
+	(*s)[i/64] |= 1 << (i % 64)
+}
+
+func (s bitset) has(i uint32) bool { return int(i/64) < len(s) && s[i/64]&(1<<(i%64)) != 0 }
+
+type builder struct {
+	idx     *Index
+	wb      *badger.WriteBatch
+	ids     map[digest.Digest]uint32
+	digests []digest.Digest // by id
+	next    uint32
+	present bitset
+	queued  bitset
+	queue   []uint32
+	warnSeq uint64
+	meta    Meta
+}
+
+// id returns the dense id of d, assigning the next one on first sight.
+func (b *builder) id(d digest.Digest) (uint32, error) {
+	if id, ok := b.ids[d]; ok {
+		return id, nil
+	}
+	b.next++
+	id := b.next
+	b.ids[d] = id
+	if len(b.digests) == 0 {
+		b.digests = append(b.digests, "")
+	}
+	b.digests = append(b.digests, d)
+	if err := b.wb.Set(append([]byte{pDigest}, d...), idKey(0, id)[1:]); err != nil {
+		return 0, err
+	}
+	return id, b.wb.Set(idKey(pID, id), []byte(d))
+}
+
+func (b *builder) enqueue(id uint32) {
+	if !b.queued.has(id) {
+		b.queued.set(id)
+		b.queue = append(b.queue, id)
+	}
+}
+
+func (b *builder) putJSON(k []byte, v any) error {
+	j, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return b.wb.Set(k, j)
+}
+
+func (b *builder) warn(w Warning) error {
+	b.warnSeq++
+	k := make([]byte, 9)
+	k[0] = pWarning
+	binary.BigEndian.PutUint64(k[1:], b.warnSeq)
+	return b.putJSON(k, w)
+}
+
+func (b *builder) add(e storage.Entry) error {
+	var target uint32
+	if e.Target != "" {
+		var err error
+		if target, err = b.id(e.Target); err != nil {
+			return err
+		}
+	}
+	switch e.Kind {
+	case storage.BlobData:
+		id, err := b.id(e.Digest)
+		if err != nil {
+			return err
+		}
+		b.present.set(id)
+		b.meta.Blobs++
+		v := make([]byte, 16)
+		binary.BigEndian.PutUint64(v, uint64(e.Size))
+		binary.BigEndian.PutUint64(v[8:], uint64(e.ModTime.UnixNano()))
+		return b.wb.Set(idKey(pBlob, id), v)
+	case storage.RevisionLink, storage.LayerLink:
+		id, err := b.id(e.Digest)
+		if err != nil {
+			return err
+		}
+		prefix := byte(pLayer)
+		if e.Kind == storage.RevisionLink {
+			prefix = pRevision
+			b.enqueue(id)
+			if target != 0 {
+				b.enqueue(target)
+			}
+		}
+		if e.Warning != "" {
+			if err := b.warn(Warning{Kind: "corrupt_link", Repository: e.Repo, Digest: e.Digest.String(), Path: e.Path, Detail: e.Warning + "; kept"}); err != nil {
+				return err
+			}
+		}
+		return b.putJSON(nameIDKey(prefix, id, e.Repo), Link{Target: target, ModTime: e.ModTime, Bad: e.Warning})
+	case storage.TagCurrentLink:
+		if target != 0 {
+			b.enqueue(target)
+		}
+		if e.Warning != "" {
+			if err := b.warn(Warning{Kind: "corrupt_link", Repository: e.Repo, Path: e.Path, Detail: e.Warning + "; every manifest of the repository is kept"}); err != nil {
+				return err
+			}
+		}
+		return b.putJSON(nameKey(pTag, e.Repo, e.Tag), Tag{ID: target, ModTime: e.ModTime, Bad: e.Warning})
+	case storage.TagIndexLink:
+		id, err := b.id(e.Digest)
+		if err != nil {
+			return err
+		}
+		return b.wb.Set(nameIDKey(pTagIndex, id, e.Repo, e.Tag), nil)
+	case storage.UploadDir:
+		started := e.StartedAt
+		if started.IsZero() {
+			started = e.ModTime
+		}
+		if e.Warning != "" {
+			if err := b.warn(Warning{Kind: "upload", Repository: e.Repo, Path: e.Path, Detail: e.Warning}); err != nil {
+				return err
+			}
+		}
+		return b.putJSON(nameKey(pUpload, e.Repo, e.Upload), Upload{StartedAt: started, Bad: e.Warning})
+	case storage.KindRepo:
+		if e.Warning != "" {
+			if err := b.warn(Warning{Kind: "invalid_repository", Repository: e.Repo, Path: e.Path, Detail: e.Warning}); err != nil {
+				return err
+			}
+		} else if !e.HasManifests {
+			if err := b.warn(Warning{Kind: "orphan_repository", Repository: e.Repo, Path: e.Path, Detail: "directory has _layers or _uploads but no _manifests"}); err != nil {
+				return err
+			}
+		}
+		return b.putJSON(nameKey(pRepo, e.Repo), Repo{HasManifests: e.HasManifests, Bad: e.Warning})
+	case storage.KindWarning:
+		return b.warn(Warning{Kind: "unexpected_path", Path: e.Path, Detail: e.Warning})
+	}
+	return fmt.Errorf("scan entry of kind %v at %s: not handled", e.Kind, e.Path)
+}
+
+type parseResult struct {
+	id       uint32
+	missing  bool
+	parsed   Parsed
+	err      error
+	mentions []digest.Digest
+}
+
+var digestRE = regexp.MustCompile(`sha(256:[a-f0-9]{64}|384:[a-f0-9]{96}|512:[a-f0-9]{128})`)
+
+func readManifest(ctx context.Context, drv driver.StorageDriver, id uint32, d digest.Digest) parseResult {
+	r := parseResult{id: id}
+	p, _ := storage.Path(storage.Spec{Kind: storage.BlobData, Digest: d})
+	rc, err := drv.Reader(ctx, p, 0)
+	var nf driver.PathNotFoundError
+	if errors.As(err, &nf) {
+		r.missing = true
+		return r
+	}
+	if err != nil {
+		r.err = fmt.Errorf("read %s: %w", p, err)
+		return r
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, MaxManifestSize+1))
+	switch {
+	case err != nil:
+		r.err = fmt.Errorf("read %s: %w", p, err)
+	case len(b) > MaxManifestSize:
+		r.err = fmt.Errorf("%s is larger than %d bytes", p, MaxManifestSize)
+	default:
+		if got := d.Algorithm().FromBytes(b); got != d {
+			r.err = fmt.Errorf("%s content has digest %s", p, got)
+		} else {
+			r.parsed, r.err = ParseManifest(b)
+		}
+	}
+	if r.err != nil {
+		for _, m := range digestRE.FindAll(b, -1) {
+			r.mentions = append(r.mentions, digest.Digest(m))
+		}
+	}
+	return r
+}
+
+func (b *builder) addManifest(r parseResult) error {
+	m := Manifest{Missing: r.missing}
+	d := b.digests[r.id]
+	blobPath, _ := storage.Path(storage.Spec{Kind: storage.BlobData, Digest: d})
+	switch {
+	case r.missing:
+	case r.err != nil:
+		m.Unreadable = r.err.Error()
+		for _, md := range r.mentions {
+			id, err := b.id(md)
+			if err != nil {
+				return err
+			}
+			m.Mentions = append(m.Mentions, id)
+		}
+	default:
+		b.meta.Manifests++
+		m.MediaType, m.ArtifactType = r.parsed.MediaType, r.parsed.ArtifactType
+		if m.MediaType == MediaTypeSchema1 || m.MediaType == MediaTypeSchema1Signed {
+			if err := b.warn(Warning{Kind: "schema1_manifest", Digest: d.String(), Path: blobPath, Detail: "legacy schema1 manifest (distribution v3 cannot read it); its fsLayers are kept"}); err != nil {
+				return err
+			}
+		}
+		for _, ref := range r.parsed.Refs {
+			to, err := b.id(ref.Digest)
+			if err != nil {
+				return err
+			}
+			k := make([]byte, 10)
+			k[0] = pEdge
+			binary.BigEndian.PutUint32(k[1:], r.id)
+			k[5] = byte(ref.Kind)
+			binary.BigEndian.PutUint32(k[6:], to)
+			if err := b.wb.Set(k, nil); err != nil {
+				return err
+			}
+			switch ref.Kind {
+			case EdgeChild:
+				b.enqueue(to)
+			case EdgeSubject:
+				m.Subject = to
+				sk := make([]byte, 9)
+				sk[0] = pSubject
+				binary.BigEndian.PutUint32(sk[1:], to)
+				binary.BigEndian.PutUint32(sk[5:], r.id)
+				if err := b.wb.Set(sk, nil); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return b.putJSON(idKey(pManifest, r.id), m)
+}

@@ -1,0 +1,401 @@
+package graph
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/opencontainers/go-digest"
+)
+
+// Key schema. Every digest has a dense id (uint32, big endian, from 1) so that mark
+// sets are bitsets; repository and tag names are separated by 0x00, which neither
+// may contain.
+//
+//	D<digest>                  -> id
+//	I<id>                      -> digest
+//	B<id>                      -> size u64, modtime i64          blob data present
+//	P<repo>                    -> repoVal (json)                 repository directory
+//	R<repo>\0<id>              -> linkVal (json)                 manifest revision link
+//	T<repo>\0<tag>             -> tagVal (json)                  tag current link
+//	X<repo>\0<tag>\0<id>       -> ""                             tag index entry
+//	L<repo>\0<id>              -> linkVal (json)                 layer link
+//	U<repo>\0<upload id>       -> uploadVal (json)               upload in progress
+//	M<id>                      -> Manifest (json)                manifest read and parsed
+//	E<from id><kind><to id>    -> ""                             manifest reference
+//	S<subject id><referrer id> -> ""                             reverse subject edge
+//	W<seq u64>                 -> Warning (json)
+//	Z                          -> Meta (json)
+const (
+	pDigest   = 'D'
+	pID       = 'I'
+	pBlob     = 'B'
+	pRepo     = 'P'
+	pRevision = 'R'
+	pTag      = 'T'
+	pTagIndex = 'X'
+	pLayer    = 'L'
+	pUpload   = 'U'
+	pManifest = 'M'
+	pEdge     = 'E'
+	pSubject  = 'S'
+	pWarning  = 'W'
+	pMeta     = 'Z'
+)
+
+// Blob is blob data present in the blob store.
+type Blob struct {
+	ID      uint32
+	Digest  digest.Digest
+	Size    int64
+	ModTime time.Time
+}
+
+// Repo is a repository directory. HasManifests is false for orphans that hold only
+// _layers or _uploads. Bad is set when its name is invalid: everything in it is kept.
+type Repo struct {
+	Name         string `json:"-"`
+	HasManifests bool   `json:"m,omitempty"`
+	Bad          string `json:"b,omitempty"`
+}
+
+// Link is a revision or layer link. ID is the digest in its path; Target the one in
+// its content (0 when unreadable, Bad then says why).
+type Link struct {
+	Repo    string    `json:"-"`
+	ID      uint32    `json:"-"`
+	Target  uint32    `json:"t,omitempty"`
+	ModTime time.Time `json:"mt"`
+	Bad     string    `json:"b,omitempty"`
+}
+
+// Tag is a tag's current link. ID is 0 when its content is not a digest.
+type Tag struct {
+	Repo    string    `json:"-"`
+	Name    string    `json:"-"`
+	ID      uint32    `json:"id,omitempty"`
+	ModTime time.Time `json:"mt"`
+	Bad     string    `json:"b,omitempty"`
+}
+
+// TagIndexEntry is one entry of a tag's history.
+type TagIndexEntry struct {
+	Repo, Tag string
+	ID        uint32
+}
+
+// Upload is an upload directory. StartedAt falls back to the newest file time.
+type Upload struct {
+	Repo      string    `json:"-"`
+	ID        string    `json:"-"`
+	StartedAt time.Time `json:"s"`
+	Bad       string    `json:"b,omitempty"`
+}
+
+// Manifest is what reading a manifest blob gave. Unreadable is set, with the reason,
+// when it could not be read or parsed; Missing when its blob data is absent.
+type Manifest struct {
+	ID           uint32 `json:"-"`
+	MediaType    string `json:"mt,omitempty"`
+	ArtifactType string `json:"at,omitempty"`
+	Subject      uint32 `json:"s,omitempty"`
+	Missing      bool   `json:"x,omitempty"`
+	Unreadable   string `json:"u,omitempty"`
+	// Mentions holds the ids of every digest string found in an unreadable
+	// manifest's bytes: what it might reference.
+	Mentions []uint32 `json:"mn,omitempty"`
+}
+
+// Edge is one reference out of a manifest.
+type Edge struct {
+	Kind EdgeKind
+	To   uint32
+}
+
+// Warning is a problem found while scanning or parsing, naming where.
+type Warning struct {
+	Kind       string `json:"kind"`
+	Repository string `json:"repository,omitempty"`
+	Digest     string `json:"digest,omitempty"`
+	Path       string `json:"path,omitempty"`
+	Detail     string `json:"detail"`
+}
+
+// Meta describes the scan that filled the index.
+type Meta struct {
+	Driver    string    `json:"driver"`
+	Started   time.Time `json:"started"`
+	Finished  time.Time `json:"finished"`
+	MaxID     uint32    `json:"max_id"`
+	Blobs     int       `json:"blobs"`
+	Manifests int       `json:"manifests"`
+}
+
+// Reader is what the collector needs from an index.
+type Reader interface {
+	// Meta returns what the scan recorded about itself.
+	Meta() (Meta, error)
+	// Digest returns the digest of an id.
+	Digest(id uint32) (digest.Digest, error)
+	// Blobs calls fn for every blob present in the blob store.
+	Blobs(fn func(Blob) error) error
+	// Repos calls fn for every repository directory.
+	Repos(fn func(Repo) error) error
+	// Revisions calls fn for every manifest revision link.
+	Revisions(fn func(Link) error) error
+	// Tags calls fn for every tag current link.
+	Tags(fn func(Tag) error) error
+	// TagIndex calls fn for every tag history entry.
+	TagIndex(fn func(TagIndexEntry) error) error
+	// Layers calls fn for every layer link.
+	Layers(fn func(Link) error) error
+	// Uploads calls fn for every upload directory.
+	Uploads(fn func(Upload) error) error
+	// Manifests calls fn for every manifest that was read (or found missing).
+	Manifests(fn func(Manifest) error) error
+	// Edges calls fn for every reference out of manifest id.
+	Edges(id uint32, fn func(Edge) error) error
+	// Referrers calls fn for every manifest whose subject is id.
+	Referrers(id uint32, fn func(uint32) error) error
+	// Warnings calls fn for every problem recorded while scanning.
+	Warnings(fn func(Warning) error) error
+}
+
+// Index is a badger-backed graph index.
+type Index struct {
+	db *badger.DB
+}
+
+var _ Reader = (*Index)(nil)
+
+// Open opens (creating if needed) the index in dir.
+func Open(dir string) (*Index, error) {
+	opts := badger.DefaultOptions(dir).
+		WithLogger(nil).
+		WithNumVersionsToKeep(1).
+		WithMemTableSize(16 << 20).
+		WithBlockCacheSize(32 << 20).
+		WithIndexCacheSize(16 << 20).
+		WithNumMemtables(2).
+		WithValueThreshold(1 << 10)
+	db, err := badger.Open(opts)
+	if err != nil {
+		return nil, fmt.Errorf("open index %s: %w", dir, err)
+	}
+	return &Index{db: db}, nil
+}
+
+// Close closes the index.
+func (x *Index) Close() error { return x.db.Close() }
+
+func idKey(prefix byte, id uint32) []byte {
+	k := make([]byte, 5)
+	k[0] = prefix
+	binary.BigEndian.PutUint32(k[1:], id)
+	return k
+}
+
+func nameKey(prefix byte, parts ...string) []byte {
+	var b bytes.Buffer
+	b.WriteByte(prefix)
+	for i, p := range parts {
+		if i > 0 {
+			b.WriteByte(0)
+		}
+		b.WriteString(p)
+	}
+	return b.Bytes()
+}
+
+func nameIDKey(prefix byte, id uint32, parts ...string) []byte {
+	k := nameKey(prefix, parts...)
+	k = append(k, 0, 0, 0, 0, 0)
+	binary.BigEndian.PutUint32(k[len(k)-4:], id)
+	return k
+}
+
+// splitNameID undoes nameIDKey: names, then the trailing id.
+func splitNameID(k []byte) ([]string, uint32) {
+	id := binary.BigEndian.Uint32(k[len(k)-4:])
+	names := bytes.Split(k[1:len(k)-5], []byte{0})
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = string(n)
+	}
+	return out, id
+}
+
+func (x *Index) get(key []byte, into func([]byte) error) (bool, error) {
+	err := x.db.View(func(txn *badger.Txn) error {
+		it, err := txn.Get(key)
+		if err != nil {
+			return err
+		}
+		return it.Value(into)
+	})
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func (x *Index) scan(prefix []byte, keysOnly bool, fn func(k, v []byte) error) error {
+	return x.db.View(func(txn *badger.Txn) error {
+		o := badger.DefaultIteratorOptions
+		o.Prefix = prefix
+		o.PrefetchValues = !keysOnly
+		it := txn.NewIterator(o)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			var v []byte
+			if !keysOnly {
+				var err error
+				if v, err = item.ValueCopy(nil); err != nil {
+					return err
+				}
+			}
+			if err := fn(item.Key(), v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Meta implements Reader.
+func (x *Index) Meta() (Meta, error) {
+	var m Meta
+	ok, err := x.get([]byte{pMeta}, func(v []byte) error { return json.Unmarshal(v, &m) })
+	if err == nil && !ok {
+		err = errors.New("index is empty: run a scan first")
+	}
+	return m, err
+}
+
+// Digest implements Reader.
+func (x *Index) Digest(id uint32) (digest.Digest, error) {
+	var d digest.Digest
+	ok, err := x.get(idKey(pID, id), func(v []byte) error { d = digest.Digest(v); return nil })
+	if err == nil && !ok {
+		err = fmt.Errorf("index has no digest for id %d", id)
+	}
+	return d, err
+}
+
+// Blobs implements Reader.
+func (x *Index) Blobs(fn func(Blob) error) error {
+	return x.scan([]byte{pBlob}, false, func(k, v []byte) error {
+		id := binary.BigEndian.Uint32(k[1:])
+		d, err := x.Digest(id)
+		if err != nil {
+			return err
+		}
+		return fn(Blob{ID: id, Digest: d, Size: int64(binary.BigEndian.Uint64(v)), ModTime: time.Unix(0, int64(binary.BigEndian.Uint64(v[8:])))})
+	})
+}
+
+// Repos implements Reader.
+func (x *Index) Repos(fn func(Repo) error) error {
+	return x.scan([]byte{pRepo}, false, func(k, v []byte) error {
+		var r Repo
+		if err := json.Unmarshal(v, &r); err != nil {
+			return err
+		}
+		r.Name = string(k[1:])
+		return fn(r)
+	})
+}
+
+func (x *Index) links(prefix byte, fn func(Link) error) error {
+	return x.scan([]byte{prefix}, false, func(k, v []byte) error {
+		var l Link
+		if err := json.Unmarshal(v, &l); err != nil {
+			return err
+		}
+		names, id := splitNameID(k)
+		l.Repo, l.ID = names[0], id
+		return fn(l)
+	})
+}
+
+// Revisions implements Reader.
+func (x *Index) Revisions(fn func(Link) error) error { return x.links(pRevision, fn) }
+
+// Layers implements Reader.
+func (x *Index) Layers(fn func(Link) error) error { return x.links(pLayer, fn) }
+
+// Tags implements Reader.
+func (x *Index) Tags(fn func(Tag) error) error {
+	return x.scan([]byte{pTag}, false, func(k, v []byte) error {
+		var t Tag
+		if err := json.Unmarshal(v, &t); err != nil {
+			return err
+		}
+		repo, tag, _ := bytes.Cut(k[1:], []byte{0})
+		t.Repo, t.Name = string(repo), string(tag)
+		return fn(t)
+	})
+}
+
+// TagIndex implements Reader.
+func (x *Index) TagIndex(fn func(TagIndexEntry) error) error {
+	return x.scan([]byte{pTagIndex}, true, func(k, _ []byte) error {
+		names, id := splitNameID(k)
+		return fn(TagIndexEntry{Repo: names[0], Tag: names[1], ID: id})
+	})
+}
+
+// Uploads implements Reader.
+func (x *Index) Uploads(fn func(Upload) error) error {
+	return x.scan([]byte{pUpload}, false, func(k, v []byte) error {
+		var u Upload
+		if err := json.Unmarshal(v, &u); err != nil {
+			return err
+		}
+		repo, id, _ := bytes.Cut(k[1:], []byte{0})
+		u.Repo, u.ID = string(repo), string(id)
+		return fn(u)
+	})
+}
+
+// Manifests implements Reader.
+func (x *Index) Manifests(fn func(Manifest) error) error {
+	return x.scan([]byte{pManifest}, false, func(k, v []byte) error {
+		var m Manifest
+		if err := json.Unmarshal(v, &m); err != nil {
+			return err
+		}
+		m.ID = binary.BigEndian.Uint32(k[1:])
+		return fn(m)
+	})
+}
+
+// Edges implements Reader.
+func (x *Index) Edges(id uint32, fn func(Edge) error) error {
+	return x.scan(idKey(pEdge, id), true, func(k, _ []byte) error {
+		return fn(Edge{Kind: EdgeKind(k[5]), To: binary.BigEndian.Uint32(k[6:])})
+	})
+}
+
+// Referrers implements Reader.
+func (x *Index) Referrers(id uint32, fn func(uint32) error) error {
+	return x.scan(idKey(pSubject, id), true, func(k, _ []byte) error {
+		return fn(binary.BigEndian.Uint32(k[5:]))
+	})
+}
+
+// Warnings implements Reader.
+func (x *Index) Warnings(fn func(Warning) error) error {
+	return x.scan([]byte{pWarning}, false, func(_, v []byte) error {
+		var w Warning
+		if err := json.Unmarshal(v, &w); err != nil {
+			return err
+		}
+		return fn(w)
+	})
+}

@@ -1,0 +1,301 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+
+	"github.com/distribution/reference"
+	"github.com/opencontainers/go-digest"
+)
+
+// The v2 layout, as distribution's registry/storage/paths.go draws it:
+//
+//	/docker/registry/v2
+//	├── blobs/<alg>/<first 2 hex>/<hex>/data
+//	└── repositories/<name>
+//	    ├── _layers/<alg>/<hex>/link
+//	    ├── _manifests/revisions/<alg>/<hex>/link
+//	    ├── _manifests/tags/<tag>/current/link
+//	    ├── _manifests/tags/<tag>/index/<alg>/<hex>/link
+//	    └── _uploads/<id>/{data,startedat,hashstates/<alg>/<offset>}
+//
+// This file alone spells these names; everything else goes through Path and Parse.
+
+// Root is the prefix every registry path has inside a driver.
+const Root = "/docker/registry/v2"
+
+const (
+	blobsDir = Root + "/blobs"
+	reposDir = Root + "/repositories"
+)
+
+// ErrBadPath is wrapped by Parse and Path when a path or spec is not part of the layout.
+var ErrBadPath = errors.New("not a registry v2 path")
+
+// Kind names one kind of path in the layout.
+type Kind int
+
+// The path kinds. Dir kinds name the directory a sweep deletes; the others name files.
+const (
+	KindUnknown     Kind = iota
+	BlobData             // blobs/<alg>/<xx>/<hex>/data
+	BlobDir              // blobs/<alg>/<xx>/<hex>
+	RevisionLink         // <repo>/_manifests/revisions/<alg>/<hex>/link
+	RevisionDir          // <repo>/_manifests/revisions/<alg>/<hex>
+	TagCurrentLink       // <repo>/_manifests/tags/<tag>/current/link
+	TagIndexLink         // <repo>/_manifests/tags/<tag>/index/<alg>/<hex>/link
+	TagIndexDir          // <repo>/_manifests/tags/<tag>/index/<alg>/<hex>
+	LayerLink            // <repo>/_layers/<alg>/<hex>/link
+	LayerDir             // <repo>/_layers/<alg>/<hex>
+	UploadStartedAt      // <repo>/_uploads/<id>/startedat
+	UploadData           // <repo>/_uploads/<id>/data
+	UploadHashState      // <repo>/_uploads/<id>/hashstates/<alg>/<offset>
+	UploadDir            // <repo>/_uploads/<id>
+)
+
+var kindNames = map[Kind]string{
+	BlobData: "blob data", BlobDir: "blob", RevisionLink: "revision link", RevisionDir: "revision",
+	TagCurrentLink: "tag link", TagIndexLink: "tag index link", TagIndexDir: "tag index entry",
+	LayerLink: "layer link", LayerDir: "layer", UploadStartedAt: "upload startedat",
+	UploadData: "upload data", UploadHashState: "upload hash state", UploadDir: "upload",
+}
+
+func (k Kind) String() string {
+	if s, ok := kindNames[k]; ok {
+		return s
+	}
+	return "unknown"
+}
+
+// Spec identifies one path of the layout. Only the fields its Kind uses are set.
+type Spec struct {
+	Kind   Kind
+	Repo   string        // repository name, may nest (team/app/api)
+	Tag    string        // tag name
+	Digest digest.Digest // blob, revision, layer or tag index digest
+	Upload string        // upload id
+	Rest   string        // hash state "<alg>/<offset>"
+}
+
+// Path returns the driver path of s.
+func Path(s Spec) (string, error) {
+	needDigest := func() error {
+		if err := s.Digest.Validate(); err != nil {
+			return fmt.Errorf("%v path: digest %q: %w", s.Kind, s.Digest, ErrBadPath)
+		}
+		return nil
+	}
+	needRepo := func() error {
+		if s.Repo == "" || strings.HasPrefix(s.Repo, "/") || strings.HasSuffix(s.Repo, "/") {
+			return fmt.Errorf("%v path: repository %q: %w", s.Kind, s.Repo, ErrBadPath)
+		}
+		for _, c := range strings.Split(s.Repo, "/") {
+			if c == "" || c == "." || c == ".." || strings.HasPrefix(c, "_") {
+				return fmt.Errorf("%v path: repository %q: %w", s.Kind, s.Repo, ErrBadPath)
+			}
+		}
+		return nil
+	}
+	needName := func(what, v string) error {
+		if v == "" || strings.Contains(v, "/") || v == "." || v == ".." {
+			return fmt.Errorf("%v path: %s %q: %w", s.Kind, what, v, ErrBadPath)
+		}
+		return nil
+	}
+	repo := func(parts ...string) string {
+		return path.Join(append([]string{reposDir, s.Repo}, parts...)...)
+	}
+	var alg, hex string
+	if s.Digest.Validate() == nil {
+		alg, hex = string(s.Digest.Algorithm()), s.Digest.Encoded()
+	}
+	switch s.Kind {
+	case BlobData, BlobDir:
+		if err := needDigest(); err != nil {
+			return "", err
+		}
+		p := path.Join(blobsDir, alg, hex[:2], hex)
+		if s.Kind == BlobData {
+			p += "/data"
+		}
+		return p, nil
+	case RevisionLink, RevisionDir, LayerLink, LayerDir:
+		if err := needRepo(); err != nil {
+			return "", err
+		}
+		if err := needDigest(); err != nil {
+			return "", err
+		}
+		var p string
+		if s.Kind == RevisionLink || s.Kind == RevisionDir {
+			p = repo("_manifests", "revisions", alg, hex)
+		} else {
+			p = repo("_layers", alg, hex)
+		}
+		if s.Kind == RevisionLink || s.Kind == LayerLink {
+			p += "/link"
+		}
+		return p, nil
+	case TagCurrentLink, TagIndexLink, TagIndexDir:
+		if err := needRepo(); err != nil {
+			return "", err
+		}
+		if err := needName("tag", s.Tag); err != nil {
+			return "", err
+		}
+		if s.Kind == TagCurrentLink {
+			return repo("_manifests", "tags", s.Tag, "current", "link"), nil
+		}
+		if err := needDigest(); err != nil {
+			return "", err
+		}
+		p := repo("_manifests", "tags", s.Tag, "index", alg, hex)
+		if s.Kind == TagIndexLink {
+			p += "/link"
+		}
+		return p, nil
+	case UploadStartedAt, UploadData, UploadHashState, UploadDir:
+		if err := needRepo(); err != nil {
+			return "", err
+		}
+		if err := needName("upload id", s.Upload); err != nil {
+			return "", err
+		}
+		switch s.Kind {
+		case UploadStartedAt:
+			return repo("_uploads", s.Upload, "startedat"), nil
+		case UploadData:
+			return repo("_uploads", s.Upload, "data"), nil
+		case UploadHashState:
+			if s.Rest == "" {
+				return "", fmt.Errorf("%v path: empty hash state: %w", s.Kind, ErrBadPath)
+			}
+			return repo("_uploads", s.Upload, "hashstates", s.Rest), nil
+		}
+		return repo("_uploads", s.Upload), nil
+	}
+	return "", fmt.Errorf("path kind %d: %w", s.Kind, ErrBadPath)
+}
+
+// Parse maps a driver path back to its Spec. Paths of the layout that a sweep never
+// names (directories such as _manifests/tags/<tag>) are ErrBadPath.
+func Parse(p string) (Spec, error) {
+	bad := func(why string) (Spec, error) {
+		return Spec{}, fmt.Errorf("%s: %s: %w", p, why, ErrBadPath)
+	}
+	if p != path.Clean(p) {
+		return bad("not clean")
+	}
+	if rest, ok := strings.CutPrefix(p, blobsDir+"/"); ok {
+		parts := strings.Split(rest, "/")
+		if len(parts) < 3 || len(parts) > 4 {
+			return bad("blob path depth")
+		}
+		d, err := joinDigest(parts[0], parts[2])
+		if err != nil {
+			return bad(err.Error())
+		}
+		if parts[1] != parts[2][:2] {
+			return bad("blob prefix does not match digest")
+		}
+		if len(parts) == 3 {
+			return Spec{Kind: BlobDir, Digest: d}, nil
+		}
+		if parts[3] != "data" {
+			return bad("blob file is not data")
+		}
+		return Spec{Kind: BlobData, Digest: d}, nil
+	}
+	rest, ok := strings.CutPrefix(p, reposDir+"/")
+	if !ok {
+		return bad("outside " + reposDir)
+	}
+	parts := strings.Split(rest, "/")
+	// The repository name ends at the first component starting with "_":
+	// distribution's name grammar never allows one there.
+	i := 0
+	for i < len(parts) && !strings.HasPrefix(parts[i], "_") {
+		i++
+	}
+	if i == 0 || i == len(parts) {
+		return bad("no repository name or no _manifests, _layers or _uploads")
+	}
+	s := Spec{Repo: strings.Join(parts[:i], "/")}
+	tail := parts[i:]
+	at := func(n int, want string) bool { return len(tail) > n && tail[n] == want }
+	switch tail[0] {
+	case "_manifests":
+		switch {
+		case at(1, "revisions") && (len(tail) == 4 || len(tail) == 5 && tail[4] == "link"):
+			d, err := joinDigest(tail[2], tail[3])
+			if err != nil {
+				return bad(err.Error())
+			}
+			s.Digest, s.Kind = d, RevisionDir
+			if len(tail) == 5 {
+				s.Kind = RevisionLink
+			}
+			return s, nil
+		case at(1, "tags") && len(tail) == 5 && tail[3] == "current" && tail[4] == "link":
+			s.Tag, s.Kind = tail[2], TagCurrentLink
+			return s, nil
+		case at(1, "tags") && at(3, "index") && (len(tail) == 6 || len(tail) == 7 && tail[6] == "link"):
+			d, err := joinDigest(tail[4], tail[5])
+			if err != nil {
+				return bad(err.Error())
+			}
+			s.Tag, s.Digest, s.Kind = tail[2], d, TagIndexDir
+			if len(tail) == 7 {
+				s.Kind = TagIndexLink
+			}
+			return s, nil
+		}
+	case "_layers":
+		if len(tail) == 3 || len(tail) == 4 && tail[3] == "link" {
+			d, err := joinDigest(tail[1], tail[2])
+			if err != nil {
+				return bad(err.Error())
+			}
+			s.Digest, s.Kind = d, LayerDir
+			if len(tail) == 4 {
+				s.Kind = LayerLink
+			}
+			return s, nil
+		}
+	case "_uploads":
+		if len(tail) < 2 || tail[1] == "" {
+			break
+		}
+		s.Upload = tail[1]
+		switch {
+		case len(tail) == 2:
+			s.Kind = UploadDir
+		case len(tail) == 3 && tail[2] == "startedat":
+			s.Kind = UploadStartedAt
+		case len(tail) == 3 && tail[2] == "data":
+			s.Kind = UploadData
+		case len(tail) >= 4 && tail[2] == "hashstates":
+			s.Kind, s.Rest = UploadHashState, strings.Join(tail[3:], "/")
+		default:
+			return bad("unknown upload file")
+		}
+		return s, nil
+	}
+	return bad("unknown repository path")
+}
+
+func joinDigest(alg, hex string) (digest.Digest, error) {
+	d := digest.NewDigestFromEncoded(digest.Algorithm(alg), hex)
+	if err := d.Validate(); err != nil {
+		return "", err
+	}
+	return d, nil
+}
+
+// ValidRepoName reports whether name is a repository name the registry would serve.
+func ValidRepoName(name string) error {
+	_, err := reference.WithName(name)
+	return err
+}
