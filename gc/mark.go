@@ -37,6 +37,7 @@ type state struct {
 	tagIndex  []graph.TagIndexEntry
 	uploads   []graph.Upload
 	linkedBy  map[uint32][]string // manifest id -> repositories with a revision link
+	revsOf    map[string][]uint32 // repository -> manifest ids it links
 	warnings  []graph.Warning
 }
 
@@ -52,6 +53,7 @@ func load(idx graph.Reader) (*state, error) {
 		modTime:   make([]int64, meta.MaxID+1),
 		manifests: map[uint32]graph.Manifest{},
 		linkedBy:  map[uint32][]string{},
+		revsOf:    map[string][]uint32{},
 	}
 	steps := []func() error{
 		func() error {
@@ -69,6 +71,7 @@ func load(idx graph.Reader) (*state, error) {
 			return idx.Revisions(func(l graph.Link) error {
 				s.revisions = append(s.revisions, l)
 				s.linkedBy[l.ID] = append(s.linkedBy[l.ID], l.Repo)
+				s.revsOf[l.Repo] = append(s.revsOf[l.Repo], l.ID)
 				return nil
 			})
 		},
@@ -197,6 +200,10 @@ func (s *state) walk(o options, m *marks, stack []uint32) error {
 			m.blocked = append(m.blocked, id)
 			for _, d := range man.Mentions {
 				m.live.set(d)
+			}
+			// It might be an index of any manifest its repositories link.
+			for _, r := range s.linkedBy[id] {
+				stack = append(stack, s.revsOf[r]...)
 			}
 			continue
 		}

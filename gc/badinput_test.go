@@ -1,0 +1,367 @@
+package gc_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
+	"github.com/opencontainers/go-digest"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/regsweep/regsweep/gc"
+	"github.com/regsweep/regsweep/graph"
+	"github.com/regsweep/regsweep/storage"
+)
+
+// sample copies testdata/sample/registry to a temp dir and returns its root.
+func sample(t *testing.T) string {
+	t.Helper()
+	root := t.TempDir()
+	if err := os.CopyFS(root, os.DirFS("../testdata/sample/registry")); err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+func plan(t *testing.T, root string, opts ...gc.Option) *gc.Plan {
+	t.Helper()
+	ctx := context.Background()
+	drv := filesystem.New(filesystem.DriverParameters{RootDirectory: root, MaxThreads: 100})
+	idx, err := graph.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idx.Close()
+	if err := graph.Build(ctx, drv, idx, graph.WithWorkers(4)); err != nil {
+		t.Fatal(err)
+	}
+	opts = append([]gc.Option{gc.WithGracePeriod(0), gc.WithNow(time.Now().Add(time.Hour))}, opts...)
+	p, err := gc.NewPlan(ctx, idx, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// fsPath maps a driver path into root.
+func fsPath(root, p string) string { return filepath.Join(root, filepath.FromSlash(p)) }
+
+func spath(t *testing.T, s storage.Spec) string {
+	t.Helper()
+	p, err := storage.Path(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func write(t *testing.T, root string, s storage.Spec, content []byte) {
+	t.Helper()
+	p := fsPath(root, spath(t, s))
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func readLink(t *testing.T, root string, s storage.Spec) digest.Digest {
+	t.Helper()
+	b, err := os.ReadFile(fsPath(root, spath(t, s)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return digest.Digest(b)
+}
+
+func readJSON(t *testing.T, root string, d digest.Digest, v any) {
+	t.Helper()
+	b, err := os.ReadFile(fsPath(root, spath(t, storage.Spec{Kind: storage.BlobData, Digest: d})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// putBlob stores content in the blob store and links it into repo, as a push would.
+func putBlob(t *testing.T, root, repo string, content []byte) digest.Digest {
+	t.Helper()
+	d := digest.FromBytes(content)
+	write(t, root, storage.Spec{Kind: storage.BlobData, Digest: d}, content)
+	if repo != "" {
+		write(t, root, storage.Spec{Kind: storage.LayerLink, Repo: repo, Digest: d}, []byte(d))
+	}
+	return d
+}
+
+// putManifest stores a manifest blob, its revision link and a tag.
+func putManifest(t *testing.T, root, repo, tag string, content []byte) digest.Digest {
+	t.Helper()
+	d := putBlob(t, root, "", content)
+	write(t, root, storage.Spec{Kind: storage.RevisionLink, Repo: repo, Digest: d}, []byte(d))
+	if tag != "" {
+		write(t, root, storage.Spec{Kind: storage.TagCurrentLink, Repo: repo, Tag: tag}, []byte(d))
+		write(t, root, storage.Spec{Kind: storage.TagIndexLink, Repo: repo, Tag: tag, Digest: d}, []byte(d))
+	}
+	return d
+}
+
+func deletedBlobs(p *gc.Plan) []digest.Digest {
+	var out []digest.Digest
+	for _, b := range p.Blobs {
+		out = append(out, b.Digest)
+	}
+	return out
+}
+
+func findWarning(t *testing.T, p *gc.Plan, kind, pathPart string) graph.Warning {
+	t.Helper()
+	for _, w := range p.Warnings {
+		if w.Kind == kind && strings.Contains(w.Path, pathPart) {
+			return w
+		}
+	}
+	t.Fatalf("no %s warning naming %s; warnings: %+v", kind, pathPart, p.Warnings)
+	return graph.Warning{}
+}
+
+// assertKept fails if any of ds is planned for deletion.
+func assertKept(t *testing.T, p *gc.Plan, ds ...digest.Digest) {
+	t.Helper()
+	del := deletedBlobs(p)
+	for _, d := range ds {
+		if slices.Contains(del, d) {
+			t.Errorf("blob %s is planned for deletion; want kept", d)
+		}
+	}
+}
+
+// assertNoMoreThan fails if p deletes a blob that base does not.
+func assertNoMoreThan(t *testing.T, p, base *gc.Plan) {
+	t.Helper()
+	del := deletedBlobs(base)
+	for _, d := range deletedBlobs(p) {
+		if !slices.Contains(del, d) {
+			t.Errorf("bad input made blob %s garbage; baseline keeps it", d)
+		}
+	}
+}
+
+// apiIndex returns the digest of team/app/api:v1 (an OCI index) and every blob it reaches.
+func apiIndex(t *testing.T, root string) (digest.Digest, []digest.Digest) {
+	idx := readLink(t, root, storage.Spec{Kind: storage.TagCurrentLink, Repo: "team/app/api", Tag: "v1"})
+	var index v1.Index
+	readJSON(t, root, idx, &index)
+	all := []digest.Digest{idx}
+	for _, c := range index.Manifests {
+		all = append(all, c.Digest)
+		var m v1.Manifest
+		readJSON(t, root, c.Digest, &m)
+		all = append(all, m.Config.Digest)
+		for _, l := range m.Layers {
+			all = append(all, l.Digest)
+		}
+	}
+	return idx, all
+}
+
+func TestCorruptRevisionLink(t *testing.T) {
+	root := sample(t)
+	idx, reach := apiIndex(t, root)
+	link := storage.Spec{Kind: storage.RevisionLink, Repo: "team/app/api", Digest: idx}
+	write(t, root, link, []byte("not a digest"))
+	for _, m := range []bool{false, true} {
+		p := plan(t, root, gc.WithDeleteUntagged(m))
+		w := findWarning(t, p, "corrupt_link", spath(t, link))
+		if w.Repository != "team/app/api" {
+			t.Errorf("warning repository = %q", w.Repository)
+		}
+		assertKept(t, p, reach...)
+		for _, mi := range p.Manifests {
+			if mi.Digest == idx {
+				t.Errorf("-m=%v: revision with a corrupt link is planned for deletion", m)
+			}
+		}
+	}
+}
+
+func TestCorruptTagLinkKeepsRepository(t *testing.T) {
+	root := sample(t)
+	base := plan(t, sample(t), gc.WithDeleteUntagged(true))
+	tag := storage.Spec{Kind: storage.TagCurrentLink, Repo: "library/debian", Tag: "12"}
+	write(t, root, tag, []byte("sha256:zzzz"))
+	p := plan(t, root, gc.WithDeleteUntagged(true))
+	findWarning(t, p, "corrupt_link", spath(t, tag))
+	for _, m := range p.Manifests {
+		if m.Repository == "library/debian" {
+			t.Errorf("manifest %s of a repository with an unreadable tag is planned for deletion", m.Digest)
+		}
+	}
+	assertNoMoreThan(t, p, base)
+	// The baseline does delete debian's untagged manifest: the corrupt tag is what keeps it.
+	if !slices.ContainsFunc(base.Manifests, func(m gc.ManifestItem) bool { return m.Repository == "library/debian" }) {
+		t.Fatal("baseline deletes no debian manifest: the test proves nothing")
+	}
+}
+
+func TestCorruptLayerLink(t *testing.T) {
+	root := sample(t)
+	base := plan(t, sample(t))
+	// The orphan-ish blob: a deleted web layer that the baseline deletes.
+	var victim gc.LinkItem
+	for _, l := range base.LayerLinks {
+		if l.Repository == "team/app/web" {
+			victim = l
+		}
+	}
+	if victim.Path == "" {
+		t.Fatal("baseline deletes no web layer link")
+	}
+	write(t, root, storage.Spec{Kind: storage.LayerLink, Repo: victim.Repository, Digest: victim.Digest}, []byte("garbage\n"))
+	p := plan(t, root)
+	findWarning(t, p, "corrupt_link", victim.Path)
+	assertKept(t, p, victim.Digest)
+	assertNoMoreThan(t, p, base)
+	for _, l := range p.LayerLinks {
+		if l.Path == victim.Path {
+			t.Error("corrupt layer link planned for deletion")
+		}
+	}
+}
+
+func TestTruncatedManifest(t *testing.T) {
+	root := sample(t)
+	idx, reach := apiIndex(t, root)
+	blob := fsPath(root, spath(t, storage.Spec{Kind: storage.BlobData, Digest: idx}))
+	b, _ := os.ReadFile(blob)
+	if err := os.WriteFile(blob, b[:len(b)/2], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []bool{false, true} {
+		p := plan(t, root, gc.WithDeleteUntagged(m))
+		w := findWarning(t, p, "unreadable_manifest", spath(t, storage.Spec{Kind: storage.BlobData, Digest: idx}))
+		if w.Repository != "team/app/api" || w.Digest != idx.String() {
+			t.Errorf("warning names %q %q", w.Repository, w.Digest)
+		}
+		if len(p.Blocked) == 0 {
+			t.Errorf("-m=%v: a reachable truncated manifest does not block the sweep", m)
+		}
+		assertKept(t, p, reach...)
+		if p.Summary.UnreadableManifests != 1 {
+			t.Errorf("unreadable_manifests = %d", p.Summary.UnreadableManifests)
+		}
+	}
+}
+
+func TestUnknownMediaType(t *testing.T) {
+	root := sample(t)
+	cfg := putBlob(t, root, "team/app/api", []byte(`{"some":"config"}`))
+	layer := putBlob(t, root, "team/app/api", []byte("a layer of an unknown artifact"))
+	m := putManifest(t, root, "team/app/api", "weird", []byte(`{"schemaVersion":2,"mediaType":"application/vnd.example.thing.v1+json","config":{"digest":"`+cfg.String()+`"},"parts":[{"digest":"`+layer.String()+`"}]}`))
+	p := plan(t, root, gc.WithDeleteUntagged(true))
+	w := findWarning(t, p, "unreadable_manifest", m.Encoded())
+	if !strings.Contains(w.Detail, "unknown manifest media type") {
+		t.Errorf("detail = %q", w.Detail)
+	}
+	assertKept(t, p, m, cfg, layer)
+	if len(p.Blocked) != 1 {
+		t.Errorf("blocked = %+v", p.Blocked)
+	}
+}
+
+func TestSchema1Manifest(t *testing.T) {
+	root := sample(t)
+	l1 := putBlob(t, root, "legacy/app", []byte("schema1 layer one"))
+	l2 := putBlob(t, root, "legacy/app", []byte("schema1 layer two"))
+	m := putManifest(t, root, "legacy/app", "old", []byte(`{"schemaVersion":1,"name":"legacy/app","tag":"old","architecture":"amd64",
+ "fsLayers":[{"blobSum":"`+l2.String()+`"},{"blobSum":"`+l1.String()+`"}],"history":[{"v1Compatibility":"{}"},{"v1Compatibility":"{}"}]}`))
+	for _, mode := range []bool{false, true} {
+		p := plan(t, root, gc.WithDeleteUntagged(mode))
+		findWarning(t, p, "schema1_manifest", m.Encoded())
+		assertKept(t, p, m, l1, l2)
+		if len(p.Blocked) != 0 {
+			t.Errorf("schema1 is readable, yet blocked: %+v", p.Blocked)
+		}
+	}
+}
+
+func TestLinkToMissingBlob(t *testing.T) {
+	root := sample(t)
+	base := plan(t, sample(t))
+	missing := digest.FromString("never uploaded")
+	link := storage.Spec{Kind: storage.LayerLink, Repo: "library/debian", Digest: missing}
+	write(t, root, link, []byte(missing))
+	p := plan(t, root)
+	findWarning(t, p, "dangling_link", spath(t, link))
+	if !slices.ContainsFunc(p.LayerLinks, func(l gc.LinkItem) bool { return l.Path == spath(t, link) && l.Reason == "blob data missing" }) {
+		t.Errorf("dangling layer link not planned: %+v", p.LayerLinks)
+	}
+	assertNoMoreThan(t, p, base)
+	if len(p.Blobs) != len(base.Blobs) {
+		t.Errorf("deleted blobs %d, baseline %d", len(p.Blobs), len(base.Blobs))
+	}
+}
+
+func TestManifestBlobMissing(t *testing.T) {
+	root := sample(t)
+	base := plan(t, sample(t))
+	missing := digest.FromString(`{"schemaVersion":2}`)
+	rev := storage.Spec{Kind: storage.RevisionLink, Repo: "team/app/web", Digest: missing}
+	write(t, root, rev, []byte(missing))
+	p := plan(t, root)
+	findWarning(t, p, "missing_manifest", missing.Encoded())
+	assertNoMoreThan(t, p, base)
+}
+
+func TestInvalidRepositoryName(t *testing.T) {
+	root := sample(t)
+	// A copy of library/debian under a name the registry would refuse.
+	src := fsPath(root, storage.Root+"/repositories/library/debian")
+	dst := fsPath(root, storage.Root+"/repositories/Library/Debian")
+	if err := os.CopyFS(dst, os.DirFS(src)); err != nil {
+		t.Fatal(err)
+	}
+	base := plan(t, sample(t), gc.WithDeleteUntagged(true))
+	p := plan(t, root, gc.WithDeleteUntagged(true))
+	w := findWarning(t, p, "invalid_repository", "/repositories/Library/Debian")
+	if w.Repository != "Library/Debian" {
+		t.Errorf("repository = %q", w.Repository)
+	}
+	for _, m := range p.Manifests {
+		if m.Repository == "Library/Debian" {
+			t.Errorf("manifest in an invalid repository planned for deletion: %s", m.Path)
+		}
+	}
+	for _, l := range p.LayerLinks {
+		if l.Repository == "Library/Debian" {
+			t.Errorf("layer link in an invalid repository planned for deletion: %s", l.Path)
+		}
+	}
+	assertNoMoreThan(t, p, base)
+	// Baseline deletes debian's untagged manifest blob; the invalid copy links it, so it stays.
+	if len(p.Blobs) >= len(base.Blobs) {
+		t.Errorf("deleted blobs %d, baseline %d: the invalid repository's links kept nothing", len(p.Blobs), len(base.Blobs))
+	}
+}
+
+func TestNoRegistry(t *testing.T) {
+	drv := filesystem.New(filesystem.DriverParameters{RootDirectory: t.TempDir(), MaxThreads: 10})
+	idx, err := graph.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idx.Close()
+	err = graph.Build(context.Background(), drv, idx)
+	if err == nil || !strings.Contains(err.Error(), "docker/registry/v2") {
+		t.Fatalf("err = %v, want one naming docker/registry/v2", err)
+	}
+}
