@@ -1,0 +1,161 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// sampleConfig copies the sample registry, ages it past the grace period and
+// returns a config.yml for it.
+func sampleConfig(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	root := filepath.Join(dir, "registry")
+	if err := os.CopyFS(root, os.DirFS("../../testdata/sample/registry")); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-48 * time.Hour)
+	err := filepath.Walk(root, func(p string, _ os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Chtimes(p, old, old)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "config.yml")
+	y := "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: " + root + "\n"
+	if err := os.WriteFile(cfg, []byte(y), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func run(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	cmd := newRootCommand()
+	var out, errOut bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&errOut)
+	cmd.SetArgs(args)
+	err := cmd.Execute()
+	return out.String(), err
+}
+
+func keys(t *testing.T, v any) []string {
+	t.Helper()
+	m, ok := v.(map[string]any)
+	if !ok {
+		t.Fatalf("%v is not an object", v)
+	}
+	var ks []string
+	for k := range m {
+		ks = append(ks, k)
+	}
+	return ks
+}
+
+func hasKeys(t *testing.T, what string, v any, want ...string) {
+	t.Helper()
+	got := keys(t, v)
+	for _, w := range want {
+		found := false
+		for _, g := range got {
+			found = found || g == w
+		}
+		if !found {
+			t.Errorf("%s lacks %q (has %v)", what, w, got)
+		}
+	}
+}
+
+// TestReportContract checks every field DESIGN.md's report contract names.
+func TestReportContract(t *testing.T) {
+	cfg := sampleConfig(t)
+	out, err := run(t, "gc", cfg, "--dry-run", "-m", "--output", "json", "-q")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r map[string]any
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("output is not JSON: %v\n%s", err, out)
+	}
+	hasKeys(t, "report", r, "mode", "summary", "delete", "repositories", "warnings")
+	hasKeys(t, "mode", r["mode"], "dry_run", "delete_untagged", "grace_seconds")
+	hasKeys(t, "summary", r["summary"], "repositories", "tags", "manifests", "blobs", "blob_bytes",
+		"live_blobs", "live_bytes", "delete_blobs", "delete_bytes", "delete_manifests",
+		"delete_layer_links", "delete_uploads", "kept_by_grace", "unreadable_manifests")
+	del := r["delete"].(map[string]any)
+	hasKeys(t, "delete", del, "blobs", "manifests", "layer_links", "uploads")
+	first := func(k string) any {
+		l := del[k].([]any)
+		if len(l) == 0 {
+			t.Fatalf("delete.%s is empty on the sample registry", k)
+		}
+		return l[0]
+	}
+	hasKeys(t, "delete.blobs[]", first("blobs"), "digest", "size")
+	hasKeys(t, "delete.manifests[]", first("manifests"), "repository", "digest")
+	hasKeys(t, "delete.layer_links[]", first("layer_links"), "repository", "digest")
+	hasKeys(t, "delete.uploads[]", first("uploads"), "repository", "id", "started_at")
+	repos := r["repositories"].([]any)
+	if len(repos) != 3 {
+		t.Fatalf("repositories = %d, want 3", len(repos))
+	}
+	hasKeys(t, "repositories[]", repos[0], "name", "tags", "manifests", "bytes", "unique_bytes", "shared_bytes", "reclaimable_bytes")
+	mode := r["mode"].(map[string]any)
+	if mode["dry_run"] != true || mode["delete_untagged"] != true || mode["grace_seconds"].(float64) != 3600 {
+		t.Errorf("mode = %v", mode)
+	}
+	s := r["summary"].(map[string]any)
+	// The sample: 3 repositories, 4 tags; -m deletes debian's untagged 12.0 image
+	// (manifest, config, layer), web's deleted "old" image (manifest, config, layer)
+	// and the orphan blob; the stale upload.
+	want := map[string]float64{"repositories": 3, "tags": 4, "delete_blobs": 7, "delete_manifests": 1, "delete_uploads": 1, "unreadable_manifests": 0}
+	for k, v := range want {
+		if s[k].(float64) != v {
+			t.Errorf("summary.%s = %v, want %v", k, s[k], v)
+		}
+	}
+	if s["blobs"].(float64) != s["live_blobs"].(float64)+s["delete_blobs"].(float64)+s["kept_by_grace"].(float64) {
+		t.Errorf("blobs != live + delete + kept: %v", s)
+	}
+}
+
+func TestTextReport(t *testing.T) {
+	cfg := sampleConfig(t)
+	out, err := run(t, "gc", cfg, "-d", "-q")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"3 repositories, 4 tags", "would delete 4 blobs", "team/app/web", "RECLAIMABLE"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("text report lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestGCRefusesWithoutDryRun(t *testing.T) {
+	cfg := sampleConfig(t)
+	_, err := run(t, "gc", cfg)
+	var ce *codeError
+	if !errors.As(err, &ce) || ce.code != exitUsage || !strings.Contains(err.Error(), "--dry-run") {
+		t.Fatalf("err = %v, want a usage error pointing at --dry-run", err)
+	}
+}
+
+func TestEnvironmentOverride(t *testing.T) {
+	cfg := sampleConfig(t)
+	t.Setenv("REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY", t.TempDir())
+	_, err := run(t, "gc", cfg, "-d", "-q")
+	if err == nil || !strings.Contains(err.Error(), "docker/registry/v2") {
+		t.Fatalf("err = %v: REGISTRY_* override not applied (want empty root refused)", err)
+	}
+}
