@@ -11,6 +11,7 @@ type options struct {
 	grace          time.Duration
 	uploadAge      time.Duration
 	now            time.Time
+	only           map[string]bool
 }
 
 // Option tunes NewPlan.
@@ -53,6 +54,12 @@ func WithUploadAge(d time.Duration) Option {
 // WithNow sets the time the run counts from (default: time.Now()).
 func WithNow(t time.Time) Option {
 	return func(o *options) error { o.now = t; return nil }
+}
+
+// WithOnly restricts the plan to what an earlier plan named: applying a plan re-marks
+// the registry as it is now and deletes only what both plans agree on.
+func WithOnly(earlier *Plan) Option {
+	return func(o *options) error { o.only = earlier.Paths(); return nil }
 }
 
 func makeOptions(opts []Option) (options, error) {

@@ -17,6 +17,8 @@ import (
 // computing it deletes nothing, and it encodes to JSON so that planning and sweeping
 // can run apart.
 type Plan struct {
+	// Storage names the storage the plan was made for (storage.ID); set by the caller.
+	Storage    string         `json:"storage"`
 	Mode       Mode           `json:"mode"`
 	Blobs      []BlobItem     `json:"blobs"`
 	Manifests  []ManifestItem `json:"manifests"`
@@ -109,7 +111,44 @@ type RepoStats struct {
 	ReclaimableBytes int64  `json:"reclaimable_bytes"`
 }
 
-const reasonGrace = "younger than grace"
+const (
+	reasonGrace      = "younger than grace"
+	reasonNotPlanned = "not in the plan being applied"
+)
+
+// Paths returns every path the plan deletes.
+func (p *Plan) Paths() map[string]bool {
+	out := map[string]bool{}
+	for _, b := range p.Blobs {
+		out[b.Path] = true
+	}
+	for _, m := range p.Manifests {
+		out[m.Path] = true
+		for _, t := range m.TagIndex {
+			out[t] = true
+		}
+	}
+	for _, l := range p.LayerLinks {
+		out[l.Path] = true
+	}
+	for _, u := range p.Uploads {
+		out[u.Path] = true
+	}
+	return out
+}
+
+// Dropped returns the paths of p that later no longer deletes, sorted.
+func (p *Plan) Dropped(later *Plan) []string {
+	now := later.Paths()
+	var out []string
+	for k := range p.Paths() {
+		if !now[k] {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
 
 // NewPlan marks the indexed registry and lists what a sweep would delete.
 func NewPlan(ctx context.Context, idx graph.Reader, opts ...Option) (*Plan, error) {
@@ -162,9 +201,13 @@ func NewPlan(ctx context.Context, idx graph.Reader, opts ...Option) (*Plan, erro
 			p.Summary.LiveBytes += s.size[id]
 			continue
 		}
-		deleted.set(id)
 		d := dg(id)
 		path, _ := storage.Path(storage.Spec{Kind: storage.BlobDir, Digest: d})
+		if o.only != nil && !o.only[path] {
+			p.Kept = append(p.Kept, KeptItem{Kind: "blob", Digest: d, Size: s.size[id], Reason: reasonNotPlanned})
+			continue
+		}
+		deleted.set(id)
 		p.Blobs = append(p.Blobs, BlobItem{Digest: d, Size: s.size[id], Path: path})
 	}
 
@@ -187,10 +230,16 @@ func NewPlan(ctx context.Context, idx graph.Reader, opts ...Option) (*Plan, erro
 				continue
 			}
 			path, _ := storage.Path(storage.Spec{Kind: storage.RevisionDir, Repo: l.Repo, Digest: d})
+			if o.only != nil && !o.only[path] {
+				p.Kept = append(p.Kept, KeptItem{Kind: "manifest", Repository: l.Repo, Digest: d, Reason: reasonNotPlanned})
+				continue
+			}
 			item := ManifestItem{Repository: l.Repo, Digest: d, Path: path}
 			for _, e := range history[l.Repo+"\x00"+fmt.Sprint(l.ID)] {
 				tp, _ := storage.Path(storage.Spec{Kind: storage.TagIndexDir, Repo: l.Repo, Tag: e.Tag, Digest: d})
-				item.TagIndex = append(item.TagIndex, tp)
+				if o.only == nil || o.only[tp] {
+					item.TagIndex = append(item.TagIndex, tp)
+				}
 			}
 			slices.Sort(item.TagIndex)
 			p.Manifests = append(p.Manifests, item)
@@ -213,6 +262,9 @@ func NewPlan(ctx context.Context, idx graph.Reader, opts ...Option) (*Plan, erro
 		}
 		d := dg(l.ID)
 		path, _ := storage.Path(storage.Spec{Kind: storage.LayerLink, Repo: l.Repo, Digest: d})
+		if o.only != nil && !o.only[path] {
+			continue
+		}
 		p.LayerLinks = append(p.LayerLinks, LinkItem{Repository: l.Repo, Digest: d, Path: path, Reason: reason})
 	}
 
@@ -222,7 +274,7 @@ func NewPlan(ctx context.Context, idx graph.Reader, opts ...Option) (*Plan, erro
 			continue
 		}
 		path, err := storage.Path(storage.Spec{Kind: storage.UploadDir, Repo: u.Repo, Upload: u.ID})
-		if err != nil {
+		if err != nil || o.only != nil && !o.only[path] {
 			continue
 		}
 		p.Uploads = append(p.Uploads, UploadItem{Repository: u.Repo, ID: u.ID, StartedAt: u.StartedAt, Path: path})

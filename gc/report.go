@@ -11,8 +11,13 @@ type Report struct {
 	Repositories []RepoStats     `json:"repositories"`
 	Warnings     []graph.Warning `json:"warnings"`
 	// Extensions.
+	Storage string          `json:"storage,omitempty"`
 	Kept    []KeptItem      `json:"kept"`
 	Blocked []graph.Warning `json:"blocked"`
+	// Result is what a real sweep did; absent on dry runs.
+	Result *Result `json:"result,omitempty"`
+	// Dropped lists paths an applied plan named that are no longer garbage.
+	Dropped []string `json:"dropped,omitempty"`
 }
 
 // ReportMode is the mode object of the report.
@@ -46,6 +51,7 @@ func NewReport(p *Plan, dryRun bool) *Report {
 		},
 		Repositories: nonNil(p.Repositories),
 		Warnings:     nonNil(p.Warnings),
+		Storage:      p.Storage,
 		Kept:         nonNil(p.Kept),
 		Blocked:      nonNil(p.Blocked),
 	}

@@ -55,7 +55,8 @@ func Build(ctx context.Context, drv driver.StorageDriver, idx *Index, opts ...Bu
 			return err
 		}
 	}
-	if err := idx.db.DropAll(); err != nil {
+	// Everything but the sweep journal is rebuilt.
+	if err := idx.db.DropPrefix(graphPrefixes...); err != nil {
 		return fmt.Errorf("clear index: %w", err)
 	}
 	b := &builder{idx: idx, wb: idx.db.NewWriteBatch(), ids: map[digest.Digest]uint32{}, meta: Meta{Driver: drv.Name(), Started: time.Now()}}
@@ -126,6 +127,8 @@ func Build(ctx context.Context, drv driver.StorageDriver, idx *Index, opts ...Bu
 	o.log.Info("index built", "blobs", b.meta.Blobs, "manifests", b.meta.Manifests, "took", b.meta.Finished.Sub(b.meta.Started).Round(time.Millisecond))
 	return nil
 }
+
+var graphPrefixes = [][]byte{{pDigest}, {pID}, {pBlob}, {pRepo}, {pRevision}, {pTag}, {pTagIndex}, {pLayer}, {pUpload}, {pManifest}, {pEdge}, {pSubject}, {pWarning}, {pMeta}}
 
 type bitset []uint64
 

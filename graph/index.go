@@ -399,3 +399,44 @@ func (x *Index) Warnings(fn func(Warning) error) error {
 		return fn(w)
 	})
 }
+
+// The sweep journal lives in the index beside the graph, under its own prefix, and
+// survives Build so that a rerun after a crash sees what was already deleted.
+//
+//	J<path>  -> time deleted (RFC 3339)
+//	Jp       -> the plan being swept (json), removed when the sweep finishes
+const pJournal = 'J'
+
+// Journaled reports whether path was recorded as deleted.
+func (x *Index) Journaled(path string) (bool, error) {
+	return x.get(append([]byte{pJournal, '/'}, path...), func([]byte) error { return nil })
+}
+
+// RecordDeleted journals that path was deleted.
+func (x *Index) RecordDeleted(path string) error {
+	return x.db.Update(func(txn *badger.Txn) error {
+		return txn.Set(append([]byte{pJournal, '/'}, path...), []byte(time.Now().UTC().Format(time.RFC3339)))
+	})
+}
+
+// JournalPlan records the plan a sweep is executing (nil clears it and the journal).
+func (x *Index) JournalPlan(plan []byte) error {
+	if plan == nil {
+		return x.db.DropPrefix([]byte{pJournal})
+	}
+	return x.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte{pJournal, 'p'}, plan) })
+}
+
+// UnfinishedPlan returns the plan of a sweep that did not finish, or nil.
+func (x *Index) UnfinishedPlan() ([]byte, error) {
+	var b []byte
+	_, err := x.get([]byte{pJournal, 'p'}, func(v []byte) error { b = append([]byte(nil), v...); return nil })
+	return b, err
+}
+
+// JournalCount returns how many deletions are journaled.
+func (x *Index) JournalCount() (int, error) {
+	n := 0
+	err := x.scan([]byte{pJournal, '/'}, true, func(_, _ []byte) error { n++; return nil })
+	return n, err
+}

@@ -30,3 +30,20 @@ func Open(ctx context.Context, configPath string) (driver.StorageDriver, *config
 	}
 	return drv, cfg, nil
 }
+
+// identityKeys are the driver parameters that say where data lives (not how to
+// reach it): two configs that agree on them name the same storage.
+var identityKeys = []string{"rootdirectory", "bucket", "region", "regionendpoint", "container", "accountname", "realm"}
+
+// ID names the storage a config points at, e.g. "filesystem rootdirectory=/var/lib/registry".
+// Plans record it so that a plan is never applied to other storage.
+func ID(cfg *configuration.Configuration) string {
+	params := cfg.Storage.Parameters()
+	id := cfg.Storage.Type()
+	for _, k := range identityKeys {
+		if v, ok := params[k]; ok && fmt.Sprint(v) != "" {
+			id += fmt.Sprintf(" %s=%v", k, v)
+		}
+	}
+	return id
+}

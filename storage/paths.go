@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"regexp"
 	"strings"
 
 	"github.com/distribution/reference"
@@ -169,8 +170,8 @@ func Path(s Spec) (string, error) {
 		case UploadData:
 			return repo("_uploads", s.Upload, "data"), nil
 		case UploadHashState:
-			if s.Rest == "" {
-				return "", fmt.Errorf("%v path: empty hash state: %w", s.Kind, ErrBadPath)
+			if !hashStateRE.MatchString(s.Rest) {
+				return "", fmt.Errorf("%v path: hash state %q is not <alg>/<offset>: %w", s.Kind, s.Rest, ErrBadPath)
 			}
 			return repo("_uploads", s.Upload, "hashstates", s.Rest), nil
 		}
@@ -276,8 +277,8 @@ func Parse(p string) (Spec, error) {
 			s.Kind = UploadStartedAt
 		case len(tail) == 3 && tail[2] == "data":
 			s.Kind = UploadData
-		case len(tail) >= 4 && tail[2] == "hashstates":
-			s.Kind, s.Rest = UploadHashState, strings.Join(tail[3:], "/")
+		case len(tail) == 5 && tail[2] == "hashstates" && hashStateRE.MatchString(tail[3]+"/"+tail[4]):
+			s.Kind, s.Rest = UploadHashState, tail[3]+"/"+tail[4]
 		default:
 			return bad("unknown upload file")
 		}
@@ -285,6 +286,9 @@ func Parse(p string) (Spec, error) {
 	}
 	return bad("unknown repository path")
 }
+
+// hashStateRE is "<alg>/<offset>" under an upload's hashstates.
+var hashStateRE = regexp.MustCompile(`^[a-z0-9]+/[0-9]+$`)
 
 func joinDigest(alg, hex string) (digest.Digest, error) {
 	d := digest.NewDigestFromEncoded(digest.Algorithm(alg), hex)

@@ -54,6 +54,10 @@ type Config struct {
 
 	AbandonedLayers int // layers pushed and linked with no manifest ever referencing them
 	Uploads         int // unfinished uploads (_uploads/<id> with data and startedat)
+
+	// Layouts where distribution's GC is known to differ (DESIGN.md); none in Small().
+	UntaggedRepos int // extra repositories only ever pushed to by digest: no _manifests/tags
+	OrphanRepos   int // extra repositories holding only _layers links (a first push abandoned)
 }
 
 // Small is the default used by tests: a handful of repositories with a few images each,
@@ -112,7 +116,10 @@ type Upload struct {
 // Summary records what Populate generated and the final state it left.
 type Summary struct {
 	Seed  int64
-	Repos []string // sorted
+	Repos []string // sorted; repositories with a _manifests directory
+
+	UntaggedRepos []string // the subset of Repos never tagged (Config.UntaggedRepos)
+	OrphanRepos   []string // repositories with only _layers, not in Repos
 
 	// Final state: tag -> manifest digest, and the manifests that still have a revision
 	// link, per repository.
@@ -197,12 +204,13 @@ func (m *mrec) descriptor() v1.Descriptor {
 type repoState struct {
 	name     string
 	repo     distribution.Repository
-	pool     []blob            // layers pushed to this repository
-	top      []*mrec           // tag candidates: images and indexes pushed at top level
-	refs     []*mrec           // referrers
+	pool     []blob  // layers pushed to this repository
+	top      []*mrec // tag candidates: images and indexes pushed at top level
+	refs     []*mrec // referrers
 	all      map[digest.Digest]*mrec
 	tags     map[string]digest.Digest
 	tagCount int
+	noTags   bool // pushed to by digest only
 }
 
 type gen struct {
@@ -220,20 +228,31 @@ func (g *gen) chance(p float64) bool { return p > 0 && g.rng.Float64() < p }
 
 func (g *gen) run() error {
 	names := g.repoNames()
-	for _, name := range names {
-		named, err := reference.WithName(name)
+	for i := range g.cfg.UntaggedRepos {
+		names = append(names, fmt.Sprintf("bydigest%d", i))
+	}
+	for i, name := range names {
+		rs, err := g.repoState(name)
 		if err != nil {
 			return err
 		}
-		repo, err := g.ns.Repository(g.ctx, named)
-		if err != nil {
-			return err
-		}
-		g.repos = append(g.repos, &repoState{name: name, repo: repo,
-			all: map[digest.Digest]*mrec{}, tags: map[string]digest.Digest{}})
+		rs.noTags = i >= g.cfg.Repos
+		g.repos = append(g.repos, rs)
 	}
 	for range max(2, g.cfg.Repos) {
 		g.shared = append(g.shared, g.randomBlob())
+	}
+	for i := range g.cfg.OrphanRepos {
+		rs, err := g.repoState(fmt.Sprintf("orphan%d", i))
+		if err != nil {
+			return err
+		}
+		for range 1 + g.rng.IntN(3) {
+			if _, err := g.putBlob(rs, g.layer(rs)); err != nil {
+				return err
+			}
+		}
+		g.sum.OrphanRepos = append(g.sum.OrphanRepos, rs.name)
 	}
 
 	// Pushes. The first push of every repository is tagged, so that every repository has
@@ -245,7 +264,7 @@ func (g *gen) run() error {
 			if err != nil {
 				return err
 			}
-			if i == 0 || g.chance(0.8) {
+			if !rs.noTags && (i == 0 || g.chance(0.8)) {
 				if err := g.tag(rs, g.newTag(rs), m); err != nil {
 					return err
 				}
@@ -279,7 +298,7 @@ func (g *gen) run() error {
 				}
 				dst.top = append(dst.top, m)
 				g.sum.Copies++
-				if g.chance(0.5) {
+				if !dst.noTags && g.chance(0.5) {
 					if err := g.tag(dst, g.newTag(dst), m); err != nil {
 						return err
 					}
@@ -294,9 +313,19 @@ func (g *gen) run() error {
 			if !g.chance(g.cfg.RetagFraction) {
 				continue
 			}
-			m, err := g.pushTop(rs)
-			if err != nil {
-				return err
+			var m *mrec
+			if len(rs.top) > 1 && g.chance(0.3) {
+				// Roll the tag to a manifest already in the repository (possibly one it
+				// named before: its tag index then has both).
+				m = rs.top[g.rng.IntN(len(rs.top))]
+				if m.dgst == rs.tags[t] {
+					continue
+				}
+			} else {
+				var err error
+				if m, err = g.pushTop(rs); err != nil {
+					return err
+				}
 			}
 			if err := g.tag(rs, t, m); err != nil {
 				return err
@@ -346,6 +375,9 @@ func (g *gen) run() error {
 
 	for _, rs := range g.repos {
 		g.sum.Repos = append(g.sum.Repos, rs.name)
+		if rs.noTags {
+			g.sum.UntaggedRepos = append(g.sum.UntaggedRepos, rs.name)
+		}
 		g.sum.Tags[rs.name] = map[string]digest.Digest{}
 		for t, d := range rs.tags {
 			g.sum.Tags[rs.name][t] = d
@@ -357,6 +389,18 @@ func (g *gen) run() error {
 	}
 	sort.Strings(g.sum.Repos)
 	return nil
+}
+
+func (g *gen) repoState(name string) (*repoState, error) {
+	named, err := reference.WithName(name)
+	if err != nil {
+		return nil, err
+	}
+	repo, err := g.ns.Repository(g.ctx, named)
+	if err != nil {
+		return nil, err
+	}
+	return &repoState{name: name, repo: repo, all: map[digest.Digest]*mrec{}, tags: map[string]digest.Digest{}}, nil
 }
 
 func sortedKeys[V any](m map[string]V) []string {

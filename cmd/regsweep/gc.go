@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
-	"os"
 	"slices"
 	"time"
 
@@ -13,36 +11,38 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/regsweep/regsweep/gc"
-	"github.com/regsweep/regsweep/graph"
-	"github.com/regsweep/regsweep/storage"
 )
 
 type gcOptions struct {
+	commonOptions
+	sweepFlags
 	dryRun           bool
 	deleteUntagged   bool
 	dropReferrers    bool
 	grace, uploadAge time.Duration
-	indexDir         string
-	output           string
-	workers          int
-	quiet            bool
+	planOut          string
 }
 
 func newGCCommand() *cobra.Command {
 	var o gcOptions
 	cmd := &cobra.Command{
 		Use:   "gc CONFIG",
-		Short: "Mark and sweep registry storage (dry run: report what would be freed)",
+		Short: "Mark and sweep registry storage (--dry-run: report what would be freed)",
 		Long: `gc reads the registry configuration file CONFIG (REGISTRY_* environment overrides
 apply, as for the registry), scans its storage into an on-disk index, marks what is live
-and reports what a sweep would delete, per kind and per repository.
+and deletes the rest: tag history and revision links of dead manifests (-m only), then
+blobs, then layer links, then stale uploads. With --dry-run it only reports.
+
+Run it while the registry is read-only or stopped, as for registry garbage-collect. The
+grace period protects pushes that race the run. If a sweep is interrupted, run the same
+command again: it resumes from the journal in the index and finishes.
 
 Exit codes:
   0  success
   1  error (storage, index, configuration)
-  2  usage error, or a real sweep was asked for (not available yet: use --dry-run)
-  3  unreadable manifests are reachable from live roots: their blobs are kept and a
-     sweep would refuse; see the warnings`,
+  2  usage error
+  3  unreadable manifests are reachable from live roots: their blobs are kept and the
+     sweep refuses (unless --ignore-unreadable); see the warnings`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.verify(); err != nil {
@@ -51,93 +51,90 @@ Exit codes:
 			return runGC(cmd, args[0], o)
 		},
 	}
+	o.commonOptions.bind(cmd)
+	o.sweepFlags.bind(cmd)
 	f := cmd.Flags()
 	f.BoolVarP(&o.dryRun, "dry-run", "d", false, "do everything except delete")
 	f.BoolVarP(&o.deleteUntagged, "delete-untagged", "m", false, "delete manifests that no tag, live index or live subject reaches")
 	f.BoolVar(&o.dropReferrers, "delete-untagged-referrers", false, "with -m, also delete untagged referrers (signatures, SBOMs) of live manifests, as distribution does")
 	f.DurationVar(&o.grace, "grace", time.Hour, "keep anything modified more recently than this")
 	f.DurationVar(&o.uploadAge, "upload-age", 168*time.Hour, "delete uploads started longer ago than this")
-	f.StringVar(&o.indexDir, "index", "", "directory of the on-disk index (default: a temporary directory, removed afterwards)")
-	f.StringVarP(&o.output, "output", "o", "text", "report format: text or json")
-	f.IntVar(&o.workers, "workers", 16, "concurrent storage operations")
-	f.BoolVarP(&o.quiet, "quiet", "q", false, "log only warnings and errors")
+	f.StringVar(&o.planOut, "plan-out", "", "write the plan as JSON to this file (for regsweep apply)")
 	return cmd
 }
 
 func (o gcOptions) verify() error {
-	if !slices.Contains([]string{"text", "json"}, o.output) {
-		return fmt.Errorf("--output %q: want text or json", o.output)
+	if err := o.commonOptions.verify(); err != nil {
+		return err
 	}
 	if o.dropReferrers && !o.deleteUntagged {
 		return fmt.Errorf("--delete-untagged-referrers needs --delete-untagged")
 	}
-	if o.workers < 1 {
-		return fmt.Errorf("--workers %d: want at least 1", o.workers)
-	}
 	if o.grace < 0 || o.uploadAge <= 0 {
 		return fmt.Errorf("--grace must be >= 0 and --upload-age > 0")
 	}
-	if !o.dryRun {
-		return fmt.Errorf("deleting is not available in this version; run with --dry-run to see what would be deleted")
+	if o.maxOps < 0 {
+		return fmt.Errorf("--max-ops must be >= 0")
 	}
 	return nil
 }
 
 func runGC(cmd *cobra.Command, config string, o gcOptions) error {
-	ctx := cmd.Context()
-	level := slog.LevelInfo
-	if o.quiet {
-		level = slog.LevelWarn
-	}
-	log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
-	start := time.Now()
-
-	drv, _, err := storage.Open(ctx, config)
+	s, err := openSession(cmd, config, o.commonOptions)
 	if err != nil {
 		return err
 	}
-	dir := o.indexDir
-	if dir == "" {
-		if dir, err = os.MkdirTemp("", "regsweep-index-"); err != nil {
-			return fmt.Errorf("create index directory: %w", err)
-		}
-		defer os.RemoveAll(dir)
-	}
-	idx, err := graph.Open(dir)
-	if err != nil {
+	defer s.close()
+	if err := s.scan(cmd, o.workers); err != nil {
 		return err
 	}
-	defer idx.Close()
-	log.Info("scanning storage", "driver", drv.Name(), "index", dir)
-	if err := graph.Build(ctx, drv, idx, graph.WithWorkers(o.workers), graph.WithLogger(log, 5*time.Second)); err != nil {
-		return fmt.Errorf("scan storage of %s: %w", config, err)
-	}
-	plan, err := gc.NewPlan(ctx, idx,
+	plan, err := gc.NewPlan(cmd.Context(), s.idx,
 		gc.WithDeleteUntagged(o.deleteUntagged), gc.WithKeepReferrers(!o.dropReferrers),
-		gc.WithGracePeriod(o.grace), gc.WithUploadAge(o.uploadAge), gc.WithNow(start))
+		gc.WithGracePeriod(o.grace), gc.WithUploadAge(o.uploadAge), gc.WithNow(s.start))
 	if err != nil {
 		return fmt.Errorf("plan: %w", err)
 	}
-	rep := gc.NewReport(plan, o.dryRun)
-	out := cmd.OutOrStdout()
-	if o.output == "json" {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
+	plan.Storage = s.id
+	if o.planOut != "" {
+		b, err := json.MarshalIndent(plan, "", "  ")
+		if err != nil {
 			return err
 		}
-	} else {
-		writeText(out, rep)
+		if err := writeFile(o.planOut, b); err != nil {
+			return fmt.Errorf("write plan: %w", err)
+		}
+		s.log.Info("plan written", "file", o.planOut, "apply with", "regsweep apply "+config+" "+o.planOut)
 	}
-	for _, w := range rep.Warnings {
-		log.Warn(w.Detail, "kind", w.Kind, "repository", w.Repository, "path", w.Path)
+	out := cmd.OutOrStdout()
+	if o.dryRun {
+		if err := writeReport(out, gc.NewReport(plan, true), o.output); err != nil {
+			return err
+		}
+		s.logWarnings(plan)
+		if len(plan.Blocked) > 0 {
+			return &codeError{exitBlocked, fmt.Errorf("%d unreadable manifest(s) are reachable from live roots (first: %s in %q: %s); their blobs are kept and a sweep would refuse",
+				len(plan.Blocked), plan.Blocked[0].Digest, plan.Blocked[0].Repository, plan.Blocked[0].Detail)}
+		}
+		return nil
 	}
-	log.Info("done", "took", time.Since(start).Round(time.Millisecond))
-	if len(plan.Blocked) > 0 {
-		return &codeError{exitBlocked, fmt.Errorf("%d unreadable manifest(s) are reachable from live roots (first: %s in %q: %s); their blobs are kept and a sweep would refuse",
-			len(plan.Blocked), plan.Blocked[0].Digest, plan.Blocked[0].Repository, plan.Blocked[0].Detail)}
+	rep, err := s.sweep(cmd, plan, o.commonOptions, o.sweepFlags)
+	if rep != nil {
+		if werr := writeReport(out, rep, o.output); werr != nil {
+			return werr
+		}
 	}
+	s.logWarnings(plan)
+	if err != nil {
+		return err
+	}
+	s.log.Info("done", "took", time.Since(s.start).Round(time.Millisecond))
 	return nil
+}
+
+func (s *session) logWarnings(p *gc.Plan) {
+	for _, w := range p.Warnings {
+		s.log.Warn(w.Detail, "kind", w.Kind, "repository", w.Repository, "path", w.Path)
+	}
 }
 
 func writeText(w io.Writer, r *gc.Report) {
@@ -199,6 +196,20 @@ func writeText(w io.Writer, r *gc.Report) {
 			}
 			fmt.Fprintf(w, "  [%s] %s: %s\n", x.Kind, where, x.Detail)
 		}
+	}
+	if res := r.Result; res != nil {
+		fmt.Fprintf(w, "\nSwept: deleted %d blobs (%s freed), %d manifest revisions, %d tag history entries, %d layer links, %d uploads",
+			res.DeletedBlobs, b(res.FreedBytes), res.DeletedManifests, res.DeletedTagIndex, res.DeletedLayerLinks, res.DeletedUploads)
+		if res.AlreadyDone > 0 || res.Missing > 0 {
+			fmt.Fprintf(w, " (%d done by an interrupted run, %d already gone)", res.AlreadyDone, res.Missing)
+		}
+		fmt.Fprintln(w)
+	}
+	if len(r.Dropped) > 0 {
+		fmt.Fprintf(w, "\nKept since the plan was made (referenced again or younger than grace): %d paths\n", len(r.Dropped))
+	}
+	if r.Result != nil {
+		fmt.Fprintln(w, "\nNote: a running registry may still answer from its blob-descriptor cache for deleted blobs; restart it (or flush its redis cache).")
 	}
 	if len(r.Blocked) > 0 {
 		fmt.Fprintf(w, "\nA sweep would refuse: %d unreadable manifest(s) are reachable; every blob they might reference is kept.\n", len(r.Blocked))

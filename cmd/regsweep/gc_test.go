@@ -142,12 +142,111 @@ func TestTextReport(t *testing.T) {
 	}
 }
 
-func TestGCRefusesWithoutDryRun(t *testing.T) {
+func TestGCSweepsAndReportsToTheByte(t *testing.T) {
 	cfg := sampleConfig(t)
-	_, err := run(t, "gc", cfg)
+	out, err := run(t, "gc", cfg, "-m", "-o", "json", "-q", "--index", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		Mode    struct{ DryRun bool `json:"dry_run"` }
+		Summary struct {
+			DeleteBlobs int   `json:"delete_blobs"`
+			DeleteBytes int64 `json:"delete_bytes"`
+			BlobBytes   int64 `json:"blob_bytes"`
+		}
+		Result *struct {
+			DeletedBlobs int   `json:"deleted_blobs"`
+			FreedBytes   int64 `json:"freed_bytes"`
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Mode.DryRun || rep.Result == nil {
+		t.Fatalf("real run reported as dry run or without result: %s", out)
+	}
+	if rep.Result.FreedBytes != rep.Summary.DeleteBytes || rep.Result.DeletedBlobs != rep.Summary.DeleteBlobs || rep.Summary.DeleteBlobs == 0 {
+		t.Errorf("result %+v does not match summary %+v", rep.Result, rep.Summary)
+	}
+	// The storage shrank by exactly what was reported.
+	out2, err := run(t, "gc", cfg, "-m", "-d", "-o", "json", "-q", "--index", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep2 struct {
+		Summary struct {
+			DeleteBlobs int   `json:"delete_blobs"`
+			BlobBytes   int64 `json:"blob_bytes"`
+		}
+	}
+	if err := json.Unmarshal([]byte(out2), &rep2); err != nil {
+		t.Fatal(err)
+	}
+	if rep2.Summary.DeleteBlobs != 0 || rep2.Summary.BlobBytes != rep.Summary.BlobBytes-rep.Result.FreedBytes {
+		t.Errorf("after the sweep: %+v; before %d bytes, freed %d", rep2.Summary, rep.Summary.BlobBytes, rep.Result.FreedBytes)
+	}
+}
+
+func TestPlanAndApply(t *testing.T) {
+	cfg := sampleConfig(t)
+	plan := filepath.Join(t.TempDir(), "plan.json")
+	if _, err := run(t, "gc", cfg, "-d", "-m", "-q", "--plan-out", plan, "--index", t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	// Another registry's storage: refused.
+	other := sampleConfig(t)
+	_, err := run(t, "apply", other, plan, "-q", "--index", t.TempDir())
 	var ce *codeError
-	if !errors.As(err, &ce) || ce.code != exitUsage || !strings.Contains(err.Error(), "--dry-run") {
-		t.Fatalf("err = %v, want a usage error pointing at --dry-run", err)
+	if !errors.As(err, &ce) || ce.code != exitUsage || !strings.Contains(err.Error(), "was made for storage") {
+		t.Fatalf("apply to other storage: err = %v", err)
+	}
+	out, err := run(t, "apply", cfg, plan, "-q", "-o", "json", "--index", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		Result struct {
+			DeletedBlobs     int `json:"deleted_blobs"`
+			DeletedManifests int `json:"deleted_manifests"`
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Result.DeletedBlobs != 7 || rep.Result.DeletedManifests != 1 {
+		t.Errorf("apply result = %+v, want 7 blobs and 1 manifest", rep.Result)
+	}
+}
+
+func TestSweepRefusesUnreadable(t *testing.T) {
+	cfg := sampleConfig(t)
+	root := filepath.Join(filepath.Dir(cfg), "registry")
+	// Truncate the manifest team/app/api:v1 names.
+	tag, err := os.ReadFile(filepath.Join(root, "docker/registry/v2/repositories/team/app/api/_manifests/tags/v1/current/link"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hex := strings.TrimPrefix(string(tag), "sha256:")
+	blob := filepath.Join(root, "docker/registry/v2/blobs/sha256", hex[:2], hex, "data")
+	if err := os.WriteFile(blob, []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manif`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = run(t, "gc", cfg, "-q", "--index", t.TempDir())
+	var ce *codeError
+	if !errors.As(err, &ce) || ce.code != exitBlocked || !strings.Contains(err.Error(), "sha256:"+hex) {
+		t.Fatalf("err = %v, want refusal naming the manifest", err)
+	}
+	if _, err := os.Stat(blob); err != nil {
+		t.Fatal("refused sweep deleted the unreadable manifest")
+	}
+	// --ignore-unreadable sweeps, but keeps what the unreadable index might reference.
+	if _, err := run(t, "gc", cfg, "-m", "-q", "--ignore-unreadable", "--index", t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	links, _ := filepath.Glob(filepath.Join(root, "docker/registry/v2/repositories/team/app/api/_manifests/revisions/sha256/*/link"))
+	if len(links) != 4 {
+		t.Errorf("revision links left in team/app/api: %d, want all 4", len(links))
 	}
 }
 

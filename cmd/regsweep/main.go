@@ -42,7 +42,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newGCCommand())
+	root.AddCommand(newGCCommand(), newApplyCommand())
 	return root
 }
 

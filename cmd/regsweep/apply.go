@@ -1,0 +1,85 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/regsweep/regsweep/gc"
+)
+
+type applyOptions struct {
+	commonOptions
+	sweepFlags
+}
+
+func newApplyCommand() *cobra.Command {
+	var o applyOptions
+	cmd := &cobra.Command{
+		Use:   "apply CONFIG PLAN",
+		Short: "Execute a plan written by gc --plan-out, re-checking every item first",
+		Long: `apply rescans the storage CONFIG names, marks it again as it is now (with the plan's
+mode and grace period, counted from now) and deletes only what the plan names and is
+still garbage: a tag pushed since the plan was made wins. A plan made for other storage
+is refused.
+
+Exit codes: 0 success, 1 error, 2 usage or wrong storage, 3 unreadable manifests reachable.`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.commonOptions.verify(); err != nil {
+				return &codeError{exitUsage, err}
+			}
+			return runApply(cmd, args[0], args[1], o)
+		},
+	}
+	o.commonOptions.bind(cmd)
+	o.sweepFlags.bind(cmd)
+	return cmd
+}
+
+func runApply(cmd *cobra.Command, config, planFile string, o applyOptions) error {
+	b, err := os.ReadFile(planFile)
+	if err != nil {
+		return fmt.Errorf("read plan: %w", err)
+	}
+	var old gc.Plan
+	if err := json.Unmarshal(b, &old); err != nil {
+		return fmt.Errorf("plan %s is not a regsweep plan: %w", planFile, err)
+	}
+	s, err := openSession(cmd, config, o.commonOptions)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	if old.Storage != s.id {
+		return &codeError{exitUsage, fmt.Errorf("plan %s was made for storage %q, but %s points at %q: refusing", planFile, old.Storage, config, s.id)}
+	}
+	if err := s.scan(cmd, o.workers); err != nil {
+		return err
+	}
+	m := old.Mode
+	plan, err := gc.NewPlan(cmd.Context(), s.idx,
+		gc.WithDeleteUntagged(m.DeleteUntagged), gc.WithKeepReferrers(m.KeepReferrers),
+		gc.WithGracePeriod(time.Duration(m.GraceSeconds)*time.Second),
+		gc.WithUploadAge(time.Duration(m.UploadAgeSeconds)*time.Second),
+		gc.WithNow(s.start), gc.WithOnly(&old))
+	if err != nil {
+		return fmt.Errorf("re-check plan: %w", err)
+	}
+	plan.Storage = s.id
+	dropped := old.Dropped(plan)
+	for _, p := range dropped {
+		s.log.Info("kept: no longer garbage since the plan was made", "path", p)
+	}
+	rep, err := s.sweep(cmd, plan, o.commonOptions, o.sweepFlags)
+	if rep != nil {
+		rep.Dropped = dropped
+		if werr := writeReport(cmd.OutOrStdout(), rep, o.output); werr != nil {
+			return werr
+		}
+	}
+	return err
+}

@@ -1,0 +1,179 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/distribution/distribution/v3/configuration"
+	"github.com/distribution/distribution/v3/registry/storage/driver"
+	"github.com/spf13/cobra"
+
+	"github.com/regsweep/regsweep/gc"
+	"github.com/regsweep/regsweep/graph"
+	"github.com/regsweep/regsweep/storage"
+)
+
+// common flags of the commands that touch storage.
+type commonOptions struct {
+	indexDir string
+	output   string
+	workers  int
+	quiet    bool
+}
+
+func (c *commonOptions) bind(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&c.indexDir, "index", "", "directory of the on-disk index and sweep journal (default: under the user cache dir, one per storage)")
+	f.StringVarP(&c.output, "output", "o", "text", "report format: text or json")
+	f.IntVar(&c.workers, "workers", 16, "concurrent storage operations")
+	f.BoolVarP(&c.quiet, "quiet", "q", false, "log only warnings and errors")
+}
+
+func (c *commonOptions) verify() error {
+	if c.output != "text" && c.output != "json" {
+		return fmt.Errorf("--output %q: want text or json", c.output)
+	}
+	if c.workers < 1 {
+		return fmt.Errorf("--workers %d: want at least 1", c.workers)
+	}
+	return nil
+}
+
+// session is an opened storage and index.
+type session struct {
+	log   *slog.Logger
+	drv   driver.StorageDriver
+	cfg   *configuration.Configuration
+	id    string
+	idx   *graph.Index
+	start time.Time
+}
+
+func openSession(cmd *cobra.Command, config string, c commonOptions) (*session, error) {
+	level := slog.LevelInfo
+	if c.quiet {
+		level = slog.LevelWarn
+	}
+	s := &session{log: slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level})), start: time.Now()}
+	var err error
+	if s.drv, s.cfg, err = storage.Open(cmd.Context(), config); err != nil {
+		return nil, err
+	}
+	s.id = storage.ID(s.cfg)
+	dir := c.indexDir
+	if dir == "" {
+		cache, err := os.UserCacheDir()
+		if err != nil {
+			return nil, fmt.Errorf("no user cache directory for the index (%v): pass --index DIR", err)
+		}
+		sum := sha256.Sum256([]byte(s.id))
+		dir = filepath.Join(cache, "regsweep", hex.EncodeToString(sum[:8]))
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create index directory: %w", err)
+	}
+	if s.idx, err = graph.Open(dir); err != nil {
+		return nil, fmt.Errorf("%w (is another regsweep running on this storage?)", err)
+	}
+	s.log.Info("opened", "storage", s.id, "index", dir)
+	return s, nil
+}
+
+func (s *session) close() { s.idx.Close() }
+
+func (s *session) scan(cmd *cobra.Command, workers int) error {
+	if err := graph.Build(cmd.Context(), s.drv, s.idx, graph.WithWorkers(workers), graph.WithLogger(s.log, 5*time.Second)); err != nil {
+		return fmt.Errorf("scan %s: %w", s.id, err)
+	}
+	return nil
+}
+
+// fsRoot is the root directory of a filesystem driver, "" for other drivers.
+func (s *session) fsRoot() string {
+	if s.drv.Name() != "filesystem" {
+		return ""
+	}
+	if v, ok := s.cfg.Storage.Parameters()["rootdirectory"]; ok && fmt.Sprint(v) != "" {
+		return fmt.Sprint(v)
+	}
+	return "/var/lib/registry" // the driver's default
+}
+
+// sweepOptions of the commands that delete.
+type sweepFlags struct {
+	maxOps           float64
+	ignoreUnreadable bool
+}
+
+func (f *sweepFlags) bind(cmd *cobra.Command) {
+	cmd.Flags().Float64Var(&f.maxOps, "max-ops", 0, "at most this many deletes per second (0: no limit)")
+	cmd.Flags().BoolVar(&f.ignoreUnreadable, "ignore-unreadable", false, "sweep even when unreadable manifests are reachable (every blob they might reference is still kept)")
+}
+
+// sweep executes plan with the index as journal and returns the report.
+func (s *session) sweep(cmd *cobra.Command, plan *gc.Plan, c commonOptions, f sweepFlags) (*gc.Report, error) {
+	if prev, err := s.idx.UnfinishedPlan(); err != nil {
+		return nil, err
+	} else if prev != nil {
+		n, _ := s.idx.JournalCount()
+		s.log.Warn("an earlier sweep of this storage was interrupted; finishing it", "deletions already journaled", n)
+	}
+	if len(plan.Blocked) > 0 && !f.ignoreUnreadable {
+		rep := gc.NewReport(plan, false)
+		return rep, &codeError{exitBlocked, fmt.Errorf("refusing to sweep: %d unreadable manifest(s) are reachable (first %s in %q: %s); fix them, or pass --ignore-unreadable (their blobs stay kept)",
+			len(plan.Blocked), plan.Blocked[0].Digest, plan.Blocked[0].Repository, plan.Blocked[0].Detail)}
+	}
+	j, err := json.Marshal(plan)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.idx.JournalPlan(j); err != nil {
+		return nil, fmt.Errorf("journal plan: %w", err)
+	}
+	res, err := gc.Sweep(cmd.Context(), s.drv, plan,
+		gc.WithSweepWorkers(c.workers), gc.WithMaxOps(f.maxOps), gc.WithJournal(s.idx),
+		gc.WithIgnoreUnreadable(f.ignoreUnreadable), gc.WithFilesystemRoot(s.fsRoot()), gc.WithSweepLogger(s.log))
+	if err != nil {
+		return nil, fmt.Errorf("%w; rerun the same command to finish", err)
+	}
+	if err := s.idx.JournalPlan(nil); err != nil {
+		return nil, fmt.Errorf("clear journal: %w", err)
+	}
+	rep := gc.NewReport(plan, false)
+	rep.Result = res
+	return rep, nil
+}
+
+func writeReport(w io.Writer, rep *gc.Report, format string) error {
+	if format == "json" {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	writeText(w, rep)
+	return nil
+}
+
+// writeFile writes b to name atomically.
+func writeFile(name string, b []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(name), ".regsweep-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), name)
+}

@@ -1,0 +1,277 @@
+package gc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/distribution/distribution/v3/registry/storage/driver"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/time/rate"
+)
+
+// ErrBlocked is returned by Sweep when unreadable manifests are reachable.
+var ErrBlocked = errors.New("unreadable manifests are reachable from live roots")
+
+// Journal records deletions so that a rerun after a crash knows what is done.
+type Journal interface {
+	// Journaled reports whether path was recorded as deleted.
+	Journaled(path string) (bool, error)
+	// RecordDeleted records that path was deleted.
+	RecordDeleted(path string) error
+}
+
+type sweepOptions struct {
+	workers          int
+	maxOps           float64
+	journal          Journal
+	ignoreUnreadable bool
+	before           func(path string) error
+	fsRoot           string
+	log              *slog.Logger
+}
+
+// SweepOption tunes Sweep.
+type SweepOption func(*sweepOptions) error
+
+// WithSweepWorkers bounds concurrent deletes (default 16).
+func WithSweepWorkers(n int) SweepOption {
+	return func(o *sweepOptions) error {
+		if n < 1 {
+			return fmt.Errorf("workers must be at least 1, got %d", n)
+		}
+		o.workers = n
+		return nil
+	}
+}
+
+// WithMaxOps limits deletes per second (0: unlimited), for shared object stores.
+func WithMaxOps(perSecond float64) SweepOption {
+	return func(o *sweepOptions) error {
+		if perSecond < 0 {
+			return fmt.Errorf("max ops must not be negative, got %v", perSecond)
+		}
+		o.maxOps = perSecond
+		return nil
+	}
+}
+
+// WithJournal records every deletion in j and skips what j already holds.
+func WithJournal(j Journal) SweepOption {
+	return func(o *sweepOptions) error { o.journal = j; return nil }
+}
+
+// WithIgnoreUnreadable sweeps even when unreadable manifests are reachable. The plan
+// keeps every blob they might reference regardless.
+func WithIgnoreUnreadable(v bool) SweepOption {
+	return func(o *sweepOptions) error { o.ignoreUnreadable = v; return nil }
+}
+
+// WithBeforeDelete calls fn before each delete; an error stops the sweep. Tests use
+// it to crash at chosen points.
+func WithBeforeDelete(fn func(path string) error) SweepOption {
+	return func(o *sweepOptions) error { o.before = fn; return nil }
+}
+
+// WithFilesystemRoot names the root directory of a filesystem driver, so that empty
+// parent directories left by the deletes are removed.
+func WithFilesystemRoot(dir string) SweepOption {
+	return func(o *sweepOptions) error { o.fsRoot = dir; return nil }
+}
+
+// WithSweepLogger sets where progress lines go.
+func WithSweepLogger(l *slog.Logger) SweepOption {
+	return func(o *sweepOptions) error { o.log = l; return nil }
+}
+
+// Result is what a sweep did.
+type Result struct {
+	DeletedManifests  int   `json:"deleted_manifests"`
+	DeletedTagIndex   int   `json:"deleted_tag_index"`
+	DeletedBlobs      int   `json:"deleted_blobs"`
+	DeletedLayerLinks int   `json:"deleted_layer_links"`
+	DeletedUploads    int   `json:"deleted_uploads"`
+	FreedBytes        int64 `json:"freed_bytes"`
+	// AlreadyDone counts items an earlier, interrupted sweep had deleted.
+	AlreadyDone int `json:"already_done"`
+	// Missing counts items that were gone when the sweep came to them.
+	Missing int `json:"missing"`
+}
+
+// Sweep deletes what p names, in the order that lets a rerun finish a crashed one:
+// references (tag history, revision links) first, then blobs, then layer links,
+// then uploads. It only reads p.
+func Sweep(ctx context.Context, drv driver.StorageDriver, p *Plan, opts ...SweepOption) (*Result, error) {
+	o := sweepOptions{workers: 16, log: slog.New(slog.DiscardHandler)}
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
+	}
+	if len(p.Blocked) > 0 && !o.ignoreUnreadable {
+		w := p.Blocked[0]
+		return nil, fmt.Errorf("refusing to sweep: %w: %d, first %s in %q (%s); fix or remove them, or pass --ignore-unreadable (their blobs stay kept)",
+			ErrBlocked, len(p.Blocked), w.Digest, w.Repository, w.Detail)
+	}
+	limit := rate.NewLimiter(rate.Inf, 1)
+	if o.maxOps > 0 {
+		limit = rate.NewLimiter(rate.Limit(o.maxOps), 1)
+	}
+	var (
+		res     Result
+		mu      sync.Mutex
+		done    atomic.Int64
+		total   = countItems(p)
+		started = time.Now()
+		pruneMu sync.Mutex
+		prune   []string
+	)
+	del := func(ctx context.Context, p string, count func()) error {
+		if o.journal != nil {
+			ok, err := o.journal.Journaled(p)
+			if err != nil {
+				return fmt.Errorf("read sweep journal: %w", err)
+			}
+			if ok {
+				mu.Lock()
+				res.AlreadyDone++
+				mu.Unlock()
+				return nil
+			}
+		}
+		if err := limit.Wait(ctx); err != nil {
+			return err
+		}
+		if o.before != nil {
+			if err := o.before(p); err != nil {
+				return err
+			}
+		}
+		err := drv.Delete(ctx, p)
+		var nf driver.PathNotFoundError
+		switch {
+		case errors.As(err, &nf):
+			mu.Lock()
+			res.Missing++
+			mu.Unlock()
+		case err != nil:
+			return fmt.Errorf("delete %s: %w", p, err)
+		default:
+			mu.Lock()
+			count()
+			mu.Unlock()
+		}
+		if o.journal != nil {
+			if err := o.journal.RecordDeleted(p); err != nil {
+				return fmt.Errorf("journal deletion of %s: %w", p, err)
+			}
+		}
+		if o.fsRoot != "" {
+			pruneMu.Lock()
+			prune = append(prune, path.Dir(p))
+			pruneMu.Unlock()
+		}
+		if n := done.Add(1); n%1000 == 0 {
+			o.log.Info("sweeping", "done", n, "of", total, "rate/s", int(float64(n)/time.Since(started).Seconds()))
+		}
+		return nil
+	}
+	type job struct {
+		path  string
+		count func()
+	}
+	phase := func(name string, jobs []job) error {
+		if len(jobs) == 0 {
+			return nil
+		}
+		o.log.Info("sweep phase", "phase", name, "items", len(jobs))
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(o.workers)
+		for _, j := range jobs {
+			if gctx.Err() != nil {
+				break
+			}
+			g.Go(func() error { return del(gctx, j.path, j.count) })
+		}
+		if err := g.Wait(); err != nil {
+			return fmt.Errorf("sweep %s: %w", name, err)
+		}
+		return ctx.Err()
+	}
+
+	// 1. References: tag history first, then the revision links themselves.
+	var refs, revs []job
+	for _, m := range p.Manifests {
+		for _, t := range m.TagIndex {
+			refs = append(refs, job{t, func() { res.DeletedTagIndex++ }})
+		}
+		revs = append(revs, job{m.Path, func() { res.DeletedManifests++ }})
+	}
+	if err := phase("tag history", refs); err != nil {
+		return &res, err
+	}
+	if err := phase("manifest revisions", revs); err != nil {
+		return &res, err
+	}
+	// 2. Blobs.
+	var blobs []job
+	for _, b := range p.Blobs {
+		size := b.Size
+		blobs = append(blobs, job{b.Path, func() { res.DeletedBlobs++; res.FreedBytes += size }})
+	}
+	if err := phase("blobs", blobs); err != nil {
+		return &res, err
+	}
+	// 3. Layer links: the whole <hex> directory, so no empty one is left.
+	var links []job
+	for _, l := range p.LayerLinks {
+		links = append(links, job{path.Dir(l.Path), func() { res.DeletedLayerLinks++ }})
+	}
+	if err := phase("layer links", links); err != nil {
+		return &res, err
+	}
+	// 4. Uploads.
+	var ups []job
+	for _, u := range p.Uploads {
+		ups = append(ups, job{u.Path, func() { res.DeletedUploads++ }})
+	}
+	if err := phase("uploads", ups); err != nil {
+		return &res, err
+	}
+	if o.fsRoot != "" {
+		pruneEmpty(o.fsRoot, prune)
+	}
+	return &res, nil
+}
+
+func countItems(p *Plan) int {
+	n := len(p.Blobs) + len(p.Manifests) + len(p.LayerLinks) + len(p.Uploads)
+	for _, m := range p.Manifests {
+		n += len(m.TagIndex)
+	}
+	return n
+}
+
+// pruneEmpty removes directories left empty by the sweep, stopping below the
+// layout's fixed directories: the registry recreates what it needs on the next push.
+func pruneEmpty(root string, dirs []string) {
+	stop := map[string]bool{"": true, "/": true, "blobs": true, "repositories": true, "_layers": true, "_manifests": true,
+		"_uploads": true, "revisions": true, "tags": true, "index": true, "sha256": true, "sha384": true, "sha512": true}
+	seen := map[string]bool{}
+	for _, d := range dirs {
+		for !stop[path.Base(d)] && !seen[d] {
+			seen[d] = true
+			if os.Remove(filepath.Join(root, filepath.FromSlash(d))) != nil {
+				break // not empty, or gone
+			}
+			d = path.Dir(d)
+		}
+	}
+}
