@@ -365,3 +365,37 @@ func TestNoRegistry(t *testing.T) {
 		t.Fatalf("err = %v, want one naming docker/registry/v2", err)
 	}
 }
+
+func TestWhatIf(t *testing.T) {
+	root := sample(t)
+	base := plan(t, root, gc.WithDeleteUntagged(true))
+	// Untagging debian:12 frees its image but not the base layer, which api and web share.
+	p := plan(t, root, gc.WithDeleteUntagged(true), gc.WithoutTags("library/debian:12"))
+	if p.Summary.DeleteBytes <= base.Summary.DeleteBytes {
+		t.Fatalf("untag frees nothing more: %d vs %d", p.Summary.DeleteBytes, base.Summary.DeleteBytes)
+	}
+	tag := readLink(t, root, storage.Spec{Kind: storage.TagCurrentLink, Repo: "library/debian", Tag: "12"})
+	var man v1.Manifest
+	readJSON(t, root, tag, &man)
+	del := deletedBlobs(p)
+	if !slices.Contains(del, tag) || !slices.Contains(del, man.Layers[1].Digest) {
+		t.Error("untagged image's manifest and unique layer are not freed")
+	}
+	if slices.Contains(del, man.Layers[0].Digest) {
+		t.Error("shared base layer freed by untagging one repository's tag")
+	}
+	// Deleting a repository frees exactly its unique bytes (plus garbage already there).
+	var unique int64
+	for _, r := range base.Repositories {
+		if r.Name == "team/app/api" {
+			unique = r.UniqueBytes
+		}
+	}
+	p = plan(t, root, gc.WithDeleteUntagged(true), gc.WithoutRepos("team/app/api"))
+	if got := p.Summary.DeleteBytes - base.Summary.DeleteBytes; got != unique {
+		t.Errorf("deleting team/app/api frees %d more bytes, its unique_bytes is %d", got, unique)
+	}
+	if _, err := gc.NewPlan(context.Background(), nil, gc.WithoutTags("no-tag")); err == nil {
+		t.Error("bad what-if tag accepted")
+	}
+}

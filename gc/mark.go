@@ -3,6 +3,7 @@ package gc
 import (
 	"fmt"
 	"math/bits"
+	"slices"
 	"time"
 
 	"github.com/regsweep/regsweep/graph"
@@ -95,6 +96,26 @@ func load(idx graph.Reader) (*state, error) {
 		}
 	}
 	return s, nil
+}
+
+// without drops what a what-if deletes: tags, and whole repositories.
+func (s *state) without(o options) {
+	if len(o.withoutTags) == 0 && len(o.withoutRepos) == 0 {
+		return
+	}
+	gone := func(repo string) bool { return o.withoutRepos[repo] }
+	s.repos = slices.DeleteFunc(s.repos, func(r graph.Repo) bool { return gone(r.Name) })
+	s.tags = slices.DeleteFunc(s.tags, func(t graph.Tag) bool { return gone(t.Repo) || o.withoutTags[t.Repo+":"+t.Name] })
+	s.revisions = slices.DeleteFunc(s.revisions, func(l graph.Link) bool { return gone(l.Repo) })
+	s.layers = slices.DeleteFunc(s.layers, func(l graph.Link) bool { return gone(l.Repo) })
+	s.tagIndex = slices.DeleteFunc(s.tagIndex, func(e graph.TagIndexEntry) bool { return gone(e.Repo) })
+	s.uploads = slices.DeleteFunc(s.uploads, func(u graph.Upload) bool { return gone(u.Repo) })
+	for id, repos := range s.linkedBy {
+		s.linkedBy[id] = slices.DeleteFunc(repos, gone)
+	}
+	for r := range o.withoutRepos {
+		delete(s.revsOf, r)
+	}
 }
 
 // marks is the outcome of Mark.

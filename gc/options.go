@@ -2,6 +2,7 @@ package gc
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -12,6 +13,8 @@ type options struct {
 	uploadAge      time.Duration
 	now            time.Time
 	only           map[string]bool
+	withoutTags    map[string]bool // "repo:tag"
+	withoutRepos   map[string]bool
 }
 
 // Option tunes NewPlan.
@@ -60,6 +63,36 @@ func WithNow(t time.Time) Option {
 // the registry as it is now and deletes only what both plans agree on.
 func WithOnly(earlier *Plan) Option {
 	return func(o *options) error { o.only = earlier.Paths(); return nil }
+}
+
+// WithoutTags plans as if the tags ("repo:tag") were deleted: a what-if.
+func WithoutTags(refs ...string) Option {
+	return func(o *options) error {
+		if o.withoutTags == nil {
+			o.withoutTags = map[string]bool{}
+		}
+		for _, r := range refs {
+			i := strings.LastIndex(r, ":")
+			if i <= 0 || i == len(r)-1 || strings.Contains(r[i:], "/") {
+				return fmt.Errorf("what-if tag %q: want REPOSITORY:TAG", r)
+			}
+			o.withoutTags[r] = true
+		}
+		return nil
+	}
+}
+
+// WithoutRepos plans as if the repositories were deleted: a what-if.
+func WithoutRepos(names ...string) Option {
+	return func(o *options) error {
+		if o.withoutRepos == nil {
+			o.withoutRepos = map[string]bool{}
+		}
+		for _, n := range names {
+			o.withoutRepos[n] = true
+		}
+		return nil
+	}
 }
 
 func makeOptions(opts []Option) (options, error) {

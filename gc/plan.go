@@ -160,6 +160,7 @@ func NewPlan(ctx context.Context, idx graph.Reader, opts ...Option) (*Plan, erro
 	if err != nil {
 		return nil, err
 	}
+	s.without(o)
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
