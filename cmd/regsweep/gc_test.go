@@ -149,7 +149,9 @@ func TestGCSweepsAndReportsToTheByte(t *testing.T) {
 		t.Fatal(err)
 	}
 	var rep struct {
-		Mode    struct{ DryRun bool `json:"dry_run"` }
+		Mode struct {
+			DryRun bool `json:"dry_run"`
+		}
 		Summary struct {
 			DeleteBlobs int   `json:"delete_blobs"`
 			DeleteBytes int64 `json:"delete_bytes"`
