@@ -38,7 +38,7 @@ func plan(t *testing.T, root string, opts ...gc.Option) *gc.Plan {
 		t.Fatal(err)
 	}
 	defer idx.Close()
-	if err := graph.Build(ctx, drv, idx, graph.WithWorkers(4)); err != nil {
+	if err := graph.Build(ctx, drv, idx, graph.WithWorkers(4), graph.WithVerifyLinks(true)); err != nil {
 		t.Fatal(err)
 	}
 	opts = append([]gc.Option{gc.WithGracePeriod(0), gc.WithNow(time.Now().Add(time.Hour))}, opts...)

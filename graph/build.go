@@ -21,6 +21,7 @@ import (
 )
 
 type buildOptions struct {
+	verify  bool
 	workers int
 	log     *slog.Logger
 	every   time.Duration
@@ -38,6 +39,12 @@ func WithWorkers(n int) BuildOption {
 		o.workers = n
 		return nil
 	}
+}
+
+// WithVerifyLinks reads every revision and layer link and warns where its content
+// disagrees with its path (see storage.WithVerifyLinks).
+func WithVerifyLinks(v bool) BuildOption {
+	return func(o *buildOptions) error { o.verify = v; return nil }
 }
 
 // WithLogger sets where progress lines go (every interval).
@@ -59,7 +66,7 @@ func Build(ctx context.Context, drv driver.StorageDriver, idx *Index, opts ...Bu
 	if err := idx.db.DropPrefix(graphPrefixes...); err != nil {
 		return fmt.Errorf("clear index: %w", err)
 	}
-	b := &builder{idx: idx, wb: idx.db.NewWriteBatch(), ids: map[digest.Digest]uint32{}, meta: Meta{Driver: drv.Name(), Started: time.Now()}}
+	b := &builder{idx: idx, wb: idx.db.NewWriteBatch(), digests: map[uint32]digest.Digest{}, meta: Meta{Driver: drv.Name(), Started: time.Now()}}
 	defer b.wb.Cancel()
 
 	tick := time.NewTicker(o.every)
@@ -73,7 +80,7 @@ func Build(ctx context.Context, drv driver.StorageDriver, idx *Index, opts ...Bu
 		default:
 		}
 		return b.add(e)
-	}, storage.WithWorkers(o.workers))
+	}, storage.WithWorkers(o.workers), storage.WithVerifyLinks(o.verify))
 	if err != nil {
 		return err
 	}
@@ -144,8 +151,8 @@ func (s bitset) has(i uint32) bool { return int(i/64) < len(s) && s[i/64]&(1<<(i
 type builder struct {
 	idx     *Index
 	wb      *badger.WriteBatch
-	ids     map[digest.Digest]uint32
-	digests []digest.Digest // by id
+	ids     idTable
+	digests map[uint32]digest.Digest // of manifests to read
 	next    uint32
 	present bitset
 	queued  bitset
@@ -154,26 +161,48 @@ type builder struct {
 	meta    Meta
 }
 
-// id returns the dense id of d, assigning the next one on first sight.
-func (b *builder) id(d digest.Digest) (uint32, error) {
-	if id, ok := b.ids[d]; ok {
-		return id, nil
-	}
+// newID assigns the next id to d and records both directions.
+func (b *builder) newID(d digest.Digest) (uint32, error) {
 	b.next++
 	id := b.next
-	b.ids[d] = id
-	if len(b.digests) == 0 {
-		b.digests = append(b.digests, "")
-	}
-	b.digests = append(b.digests, d)
 	if err := b.wb.Set(append([]byte{pDigest}, d...), idKey(0, id)[1:]); err != nil {
 		return 0, err
 	}
 	return id, b.wb.Set(idKey(pID, id), []byte(d))
 }
 
-func (b *builder) enqueue(id uint32) {
+// id returns the dense id of d, assigning the next one on first sight. Blob digests
+// got theirs while the blob store was listed.
+func (b *builder) id(d digest.Digest) (uint32, error) {
+	if !b.ids.sealed {
+		if err := b.seal(); err != nil {
+			return 0, err
+		}
+	}
+	if id := b.ids.lookup(d); id != 0 {
+		return id, nil
+	}
+	id, err := b.newID(d)
+	if err != nil {
+		return 0, err
+	}
+	b.ids.addExact(d, id)
+	return id, nil
+}
+
+// seal ends the blob phase: the id table is sorted, after the batch is flushed so
+// that colliding prefixes can be resolved from the index.
+func (b *builder) seal() error {
+	if err := b.wb.Flush(); err != nil {
+		return fmt.Errorf("write index: %w", err)
+	}
+	b.wb = b.idx.db.NewWriteBatch()
+	return b.ids.seal(b.idx.Digest)
+}
+
+func (b *builder) enqueue(id uint32, d digest.Digest) {
 	if !b.queued.has(id) {
+		b.digests[id] = d
 		b.queued.set(id)
 		b.queue = append(b.queue, id)
 	}
@@ -205,10 +234,14 @@ func (b *builder) add(e storage.Entry) error {
 	}
 	switch e.Kind {
 	case storage.BlobData:
-		id, err := b.id(e.Digest)
+		if b.ids.sealed {
+			return fmt.Errorf("scan listed blob %s after the blob store was done", e.Digest)
+		}
+		id, err := b.newID(e.Digest)
 		if err != nil {
 			return err
 		}
+		b.ids.addBlob(e.Digest, id)
 		b.present.set(id)
 		b.meta.Blobs++
 		v := make([]byte, 16)
@@ -223,9 +256,9 @@ func (b *builder) add(e storage.Entry) error {
 		prefix := byte(pLayer)
 		if e.Kind == storage.RevisionLink {
 			prefix = pRevision
-			b.enqueue(id)
+			b.enqueue(id, e.Digest)
 			if target != 0 {
-				b.enqueue(target)
+				b.enqueue(target, e.Target)
 			}
 		}
 		if e.Warning != "" {
@@ -236,7 +269,7 @@ func (b *builder) add(e storage.Entry) error {
 		return b.putJSON(nameIDKey(prefix, id, e.Repo), Link{Target: target, ModTime: e.ModTime, Bad: e.Warning})
 	case storage.TagCurrentLink:
 		if target != 0 {
-			b.enqueue(target)
+			b.enqueue(target, e.Target)
 		}
 		if e.Warning != "" {
 			if err := b.warn(Warning{Kind: "corrupt_link", Repository: e.Repo, Path: e.Path, Detail: e.Warning + "; every manifest of the repository is kept"}); err != nil {
@@ -361,7 +394,7 @@ func (b *builder) addManifest(r parseResult) error {
 			}
 			switch ref.Kind {
 			case EdgeChild:
-				b.enqueue(to)
+				b.enqueue(to, ref.Digest)
 			case EdgeSubject:
 				m.Subject = to
 				sk := make([]byte, 9)

@@ -13,6 +13,7 @@ import (
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/distribution/distribution/v3/registry/storage/driver/inmemory"
 	"github.com/distribution/reference"
+	"github.com/google/go-cmp/cmp"
 	"github.com/opencontainers/go-digest"
 	"github.com/opencontainers/image-spec/specs-go"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
@@ -326,7 +327,7 @@ func TestParseRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Parse(%q): %v", p, err)
 			}
-			if diff := specDiff(tc.spec, got); diff != "" {
+			if diff := cmp.Diff(tc.spec, got); diff != "" {
 				t.Errorf("Parse(Path(s)) mismatch (-want +got):\n%s", diff)
 			}
 		})
@@ -398,6 +399,7 @@ func TestParseRejects(t *testing.T) {
 		// deeper are not files of the layout.
 		{"upload hashstates alg dir", repo + "/_uploads/u1/hashstates/sha256"},
 		{"upload hashstates too deep", repo + "/_uploads/u1/hashstates/sha256/0/x"},
+		{"upload hashstates non-numeric offset", repo + "/_uploads/u1/hashstates/sha256/abc"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -465,6 +467,8 @@ func TestPathRejects(t *testing.T) {
 		{"upload hash state rest dotdot", storage.Spec{Kind: storage.UploadHashState, Repo: "team/app", Upload: "u1", Rest: "sha256/.."}},
 		{"upload hash state rest dot", storage.Spec{Kind: storage.UploadHashState, Repo: "team/app", Upload: "u1", Rest: "."}},
 		{"upload hash state rest absolute", storage.Spec{Kind: storage.UploadHashState, Repo: "team/app", Upload: "u1", Rest: "/sha256/0"}},
+		{"upload hash state rest no offset", storage.Spec{Kind: storage.UploadHashState, Repo: "team/app", Upload: "u1", Rest: "sha256"}},
+		{"upload hash state rest non-numeric offset", storage.Spec{Kind: storage.UploadHashState, Repo: "team/app", Upload: "u1", Rest: "sha256/x"}},
 		{"upload hash state rest unclean", storage.Spec{Kind: storage.UploadHashState, Repo: "team/app", Upload: "u1", Rest: "sha256//0"}},
 	}
 	for _, tc := range cases {
@@ -551,25 +555,6 @@ func TestKindString(t *testing.T) {
 	}
 }
 
-// specDiff lists the fields in which two specs differ, as "-want +got" lines.
-// (go-cmp is not a requirement in go.mod; importing it breaks every go command
-// in the module with "updates to go.mod needed".)
-func specDiff(want, got storage.Spec) string {
-	var b strings.Builder
-	field := func(name string, w, g any) {
-		if w != g {
-			fmt.Fprintf(&b, "  %s:\n  -\t%v\n  +\t%v\n", name, w, g)
-		}
-	}
-	field("Kind", want.Kind, got.Kind)
-	field("Repo", want.Repo, got.Repo)
-	field("Tag", want.Tag, got.Tag)
-	field("Digest", want.Digest, got.Digest)
-	field("Upload", want.Upload, got.Upload)
-	field("Rest", want.Rest, got.Rest)
-	return b.String()
-}
-
 func FuzzParse(f *testing.F) {
 	for _, tc := range validCases {
 		f.Add(tc.want)
@@ -602,7 +587,7 @@ func FuzzParse(f *testing.F) {
 		if err != nil {
 			t.Fatalf("Parse(Path(Parse(%q))): %v", p, err)
 		}
-		if diff := specDiff(s, again); diff != "" {
+		if diff := cmp.Diff(s, again); diff != "" {
 			t.Fatalf("Parse not stable for %q (-first +second):\n%s", p, diff)
 		}
 	})

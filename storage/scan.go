@@ -51,7 +51,8 @@ const (
 )
 
 type scanOptions struct {
-	workers int
+	workers     int
+	verifyLinks bool
 }
 
 // ScanOption tunes Scan.
@@ -68,9 +69,17 @@ func WithWorkers(n int) ScanOption {
 	}
 }
 
-// Scan lists the whole v2 layout of drv, in parallel: one task per blob prefix
-// (blobs/<alg>/<xx>) and one per top-level repository name. fn is called from one
-// goroutine at a time, so callers need no locks.
+// WithVerifyLinks reads every revision and layer link and checks its content against
+// its path. Off by default: the path carries the digest, and on object storage each
+// read is a request. Tag links are always read; their content is the only data.
+func WithVerifyLinks(v bool) ScanOption {
+	return func(o *scanOptions) error { o.verifyLinks = v; return nil }
+}
+
+// Scan lists the whole v2 layout of drv, in parallel: first the blob store, one task
+// per prefix (blobs/<alg>/<xx>), then the repositories, one task per top-level name,
+// with link reads spread over the same number of workers. Every BlobData entry comes
+// before any other. fn is called from one goroutine at a time: callers need no locks.
 func Scan(ctx context.Context, drv driver.StorageDriver, fn func(Entry) error, opts ...ScanOption) error {
 	o := scanOptions{workers: 16}
 	for _, opt := range opts {
@@ -107,20 +116,26 @@ func Scan(ctx context.Context, drv driver.StorageDriver, fn func(Entry) error, o
 		return fmt.Errorf("list %s: %w", reposDir, repoErr)
 	}
 
-	g, ctx := errgroup.WithContext(ctx)
+	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(o.workers)
 	// blobs/<alg>/<xx>: expand one level so each prefix is its own task.
 	for _, algDir := range blobRoots {
-		prefixes, err := listDirs(ctx, drv, algDir)
+		prefixes, err := listDirs(gctx, drv, algDir)
 		if err != nil {
 			return fmt.Errorf("list %s: %w", algDir, err)
 		}
 		for _, p := range prefixes {
-			g.Go(func() error { return scanBlobs(ctx, drv, p, emit) })
+			g.Go(func() error { return scanBlobs(gctx, drv, p, emit) })
 		}
 	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	g, gctx = errgroup.WithContext(ctx)
+	g.SetLimit(o.workers)
+	reads := make(chan struct{}, o.workers) // bounds link reads across repositories
 	for _, r := range repoRoots {
-		g.Go(func() error { return scanRepos(ctx, drv, r, emit) })
+		g.Go(func() error { return scanRepos(gctx, drv, r, emit, reads, o.verifyLinks) })
 	}
 	return g.Wait()
 }
@@ -155,30 +170,15 @@ func scanBlobs(ctx context.Context, drv driver.StorageDriver, prefix string, emi
 }
 
 // scanRepos walks everything under one top-level repository directory; names nest,
-// so it may find several repositories.
-func scanRepos(ctx context.Context, drv driver.StorageDriver, top string, emit func(Entry) error) error {
-	type repoSeen struct{ manifests bool }
-	repos := map[string]*repoSeen{}
-	uploads := map[string]*Entry{} // repo + "\x00" + id
-	seen := func(s Spec) *repoSeen {
-		r := repos[s.Repo]
-		if r == nil {
-			r = &repoSeen{}
-			repos[s.Repo] = r
-		}
-		return r
-	}
-	readLink := func(p string) (digest.Digest, string) {
-		b, err := drv.GetContent(ctx, p)
-		if err != nil {
-			return "", fmt.Sprintf("read link: %v", err)
-		}
-		d, err := digest.Parse(strings.TrimSpace(string(b)))
-		if err != nil {
-			return "", fmt.Sprintf("link content %.80q is not a digest: %v", b, err)
-		}
-		return d, ""
-	}
+// so it may find several repositories. Links to read are collected during the walk
+// and read concurrently after it, bounded by sem.
+func scanRepos(ctx context.Context, drv driver.StorageDriver, top string, emit func(Entry) error, sem chan struct{}, verify bool) error {
+	repos := map[string]bool{} // name -> has _manifests
+	uploads := map[string]*Entry{}
+	var (
+		toRead  []*Entry
+		started []*Entry // uploads whose startedat to read
+	)
 	err := drv.Walk(ctx, top, func(fi driver.FileInfo) error {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -186,9 +186,9 @@ func scanRepos(ctx context.Context, drv driver.StorageDriver, top string, emit f
 		p := fi.Path()
 		if fi.IsDir() {
 			// A repository is a directory holding _manifests, even an empty one.
-			if strings.HasSuffix(p, "/_manifests") {
-				if s, err := Parse(p + "/revisions/sha256/" + strings.Repeat("0", 64)); err == nil {
-					seen(s).manifests = true
+			if name, ok := strings.CutSuffix(p, "/_manifests"); ok {
+				if name, ok := strings.CutPrefix(name, reposDir+"/"); ok && !strings.Contains("/"+name, "/_") {
+					repos[name] = true
 				}
 			}
 			return nil
@@ -197,26 +197,24 @@ func scanRepos(ctx context.Context, drv driver.StorageDriver, top string, emit f
 		if err != nil {
 			return emit(Entry{Kind: KindWarning, Path: p, Warning: "unexpected file in repositories: " + err.Error()})
 		}
-		r := seen(s)
+		if _, ok := repos[s.Repo]; !ok {
+			repos[s.Repo] = false
+		}
 		switch s.Kind {
-		case RevisionLink:
-			r.manifests = true
-			t, w := readLink(p)
-			if w == "" && t != s.Digest {
-				w = fmt.Sprintf("link content %s disagrees with its path", t)
+		case RevisionLink, LayerLink:
+			if s.Kind == RevisionLink {
+				repos[s.Repo] = true
 			}
-			return emit(Entry{Kind: RevisionLink, Repo: s.Repo, Digest: s.Digest, Target: t, ModTime: fi.ModTime(), Path: p, Warning: w})
+			e := &Entry{Kind: s.Kind, Repo: s.Repo, Digest: s.Digest, Target: s.Digest, ModTime: fi.ModTime(), Path: p}
+			if verify {
+				toRead = append(toRead, e)
+				return nil
+			}
+			return emit(*e)
 		case TagCurrentLink:
-			t, w := readLink(p)
-			return emit(Entry{Kind: TagCurrentLink, Repo: s.Repo, Tag: s.Tag, Target: t, ModTime: fi.ModTime(), Path: p, Warning: w})
+			toRead = append(toRead, &Entry{Kind: TagCurrentLink, Repo: s.Repo, Tag: s.Tag, ModTime: fi.ModTime(), Path: p})
 		case TagIndexLink:
 			return emit(Entry{Kind: TagIndexLink, Repo: s.Repo, Tag: s.Tag, Digest: s.Digest, Path: p})
-		case LayerLink:
-			t, w := readLink(p)
-			if w == "" && t != s.Digest {
-				w = fmt.Sprintf("link content %s disagrees with its path", t)
-			}
-			return emit(Entry{Kind: LayerLink, Repo: s.Repo, Digest: s.Digest, Target: t, ModTime: fi.ModTime(), Path: p, Warning: w})
 		case UploadStartedAt, UploadData, UploadHashState:
 			key := s.Repo + "\x00" + s.Upload
 			u := uploads[key]
@@ -229,17 +227,7 @@ func scanRepos(ctx context.Context, drv driver.StorageDriver, top string, emit f
 				u.ModTime = fi.ModTime()
 			}
 			if s.Kind == UploadStartedAt {
-				b, err := drv.GetContent(ctx, p)
-				if err != nil {
-					u.Warning = fmt.Sprintf("read startedat: %v", err)
-					return nil
-				}
-				t, err := time.Parse(time.RFC3339, strings.TrimSpace(string(b)))
-				if err != nil {
-					u.Warning = fmt.Sprintf("startedat %.40q is not an RFC 3339 time", b)
-					return nil
-				}
-				u.StartedAt = t
+				started = append(started, &Entry{Path: p, Upload: key})
 			}
 		}
 		return nil
@@ -247,6 +235,69 @@ func scanRepos(ctx context.Context, drv driver.StorageDriver, top string, emit f
 	var nf driver.PathNotFoundError
 	if err != nil && !errors.As(err, &nf) {
 		return fmt.Errorf("walk %s: %w", top, err)
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	read := func(p string) ([]byte, error) {
+		select {
+		case sem <- struct{}{}:
+		case <-gctx.Done():
+			return nil, gctx.Err()
+		}
+		defer func() { <-sem }()
+		return drv.GetContent(gctx, p)
+	}
+	for _, e := range toRead {
+		g.Go(func() error {
+			b, err := read(e.Path)
+			if gctx.Err() != nil {
+				return gctx.Err()
+			}
+			e.Target = ""
+			switch {
+			case err != nil:
+				e.Warning = fmt.Sprintf("read link: %v", err)
+			default:
+				d, perr := digest.Parse(strings.TrimSpace(string(b)))
+				switch {
+				case perr != nil:
+					e.Warning = fmt.Sprintf("link content %.80q is not a digest: %v", b, perr)
+				case e.Digest != "" && d != e.Digest:
+					e.Target, e.Warning = d, fmt.Sprintf("link content %s disagrees with its path", d)
+				default:
+					e.Target = d
+				}
+			}
+			return nil
+		})
+	}
+	for _, st := range started {
+		u := uploads[st.Upload]
+		g.Go(func() error {
+			b, err := read(st.Path)
+			if gctx.Err() != nil {
+				return gctx.Err()
+			}
+			if err != nil {
+				u.Warning = fmt.Sprintf("read startedat: %v", err)
+				return nil
+			}
+			t, err := time.Parse(time.RFC3339, strings.TrimSpace(string(b)))
+			if err != nil {
+				u.Warning = fmt.Sprintf("startedat %.40q is not an RFC 3339 time", b)
+				return nil
+			}
+			u.StartedAt = t
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	for _, e := range toRead {
+		if err := emit(*e); err != nil {
+			return err
+		}
 	}
 	for _, u := range uploads {
 		if u.StartedAt.IsZero() && u.Warning == "" {
@@ -256,9 +307,8 @@ func scanRepos(ctx context.Context, drv driver.StorageDriver, top string, emit f
 			return err
 		}
 	}
-	for name, r := range repos {
-		p := path.Join(reposDir, name)
-		e := Entry{Kind: KindRepo, Repo: name, HasManifests: r.manifests, Path: p}
+	for name, hasManifests := range repos {
+		e := Entry{Kind: KindRepo, Repo: name, HasManifests: hasManifests, Path: path.Join(reposDir, name)}
 		if err := ValidRepoName(name); err != nil {
 			e.Warning = fmt.Sprintf("invalid repository name %q (%v): everything in it is kept", name, err)
 		}

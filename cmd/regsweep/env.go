@@ -22,10 +22,11 @@ import (
 
 // common flags of the commands that touch storage.
 type commonOptions struct {
-	indexDir string
-	output   string
-	workers  int
-	quiet    bool
+	verifyLinks bool
+	indexDir    string
+	output      string
+	workers     int
+	quiet       bool
 }
 
 func (c *commonOptions) bind(cmd *cobra.Command) {
@@ -34,6 +35,7 @@ func (c *commonOptions) bind(cmd *cobra.Command) {
 	f.StringVarP(&c.output, "output", "o", "text", "report format: text or json")
 	f.IntVar(&c.workers, "workers", 16, "concurrent storage operations")
 	f.BoolVarP(&c.quiet, "quiet", "q", false, "log only warnings and errors")
+	f.BoolVar(&c.verifyLinks, "verify-links", false, "read every revision and layer link and check it against its path (one more read per link)")
 }
 
 func (c *commonOptions) verify() error {
@@ -88,8 +90,8 @@ func openSession(cmd *cobra.Command, config string, c commonOptions) (*session, 
 
 func (s *session) close() { s.idx.Close() }
 
-func (s *session) scan(cmd *cobra.Command, workers int) error {
-	if err := graph.Build(cmd.Context(), s.drv, s.idx, graph.WithWorkers(workers), graph.WithLogger(s.log, 5*time.Second)); err != nil {
+func (s *session) scan(cmd *cobra.Command, c commonOptions) error {
+	if err := graph.Build(cmd.Context(), s.drv, s.idx, graph.WithWorkers(c.workers), graph.WithVerifyLinks(c.verifyLinks), graph.WithLogger(s.log, 5*time.Second)); err != nil {
 		return fmt.Errorf("scan %s: %w", s.id, err)
 	}
 	return nil

@@ -85,7 +85,7 @@ func runGC(cmd *cobra.Command, config string, o gcOptions) error {
 		return err
 	}
 	defer s.close()
-	if err := s.scan(cmd, o.workers); err != nil {
+	if err := s.scan(cmd, o.commonOptions); err != nil {
 		return err
 	}
 	plan, err := gc.NewPlan(cmd.Context(), s.idx,
