@@ -102,6 +102,9 @@ func ParseManifest(b []byte) (Parsed, error) {
 		SchemaVersion int             `json:"schemaVersion"`
 		MediaType     string          `json:"mediaType"`
 		Manifests     json.RawMessage `json:"manifests"`
+		Config        json.RawMessage `json:"config"`
+		Layers        json.RawMessage `json:"layers"`
+		FSLayers      json.RawMessage `json:"fsLayers"`
 	}
 	if err := json.Unmarshal(b, &head); err != nil {
 		return Parsed{}, fmt.Errorf("not JSON: %w", err)
@@ -124,6 +127,16 @@ func ParseManifest(b []byte) (Parsed, error) {
 		}
 	default:
 		return Parsed{}, fmt.Errorf("schemaVersion %d: %w", head.SchemaVersion, ErrUnknownMediaType)
+	}
+	if head.SchemaVersion == 2 && (mt == MediaTypeSchema1 || mt == MediaTypeSchema1Signed) {
+		return Parsed{}, fmt.Errorf("schemaVersion 2 with mediaType %q: %w", mt, ErrUnknownMediaType)
+	}
+	// A document carrying the reference fields of two kinds would lose references
+	// whichever parser read it: refuse it rather than guess.
+	isIndex := mt == v1.MediaTypeImageIndex || mt == manifestlist.MediaTypeManifestList
+	if isIndex && (head.Config != nil || head.Layers != nil) || !isIndex && head.Manifests != nil && head.SchemaVersion == 2 ||
+		head.FSLayers != nil && head.SchemaVersion != 1 {
+		return Parsed{}, fmt.Errorf("mediaType %q with references of another manifest kind (manifests, config/layers, fsLayers): ambiguous", mt)
 	}
 	p, ok := parsers[mt]
 	if !ok {
