@@ -1,0 +1,76 @@
+// Package benchenv sets up the storage benchmarks and tests measure against: an
+// in-process S3-protocol server (gofakes3) behind distribution's real s3 driver,
+// with per-request latency and request counting at the HTTP layer.
+package benchenv
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"time"
+
+	"github.com/distribution/distribution/v3/registry/storage/driver"
+	"github.com/distribution/distribution/v3/registry/storage/driver/factory"
+	_ "github.com/distribution/distribution/v3/registry/storage/driver/s3-aws" // registers "s3aws"
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
+)
+
+// S3 is a running fake S3 server.
+type S3 struct {
+	srv      *httptest.Server
+	latency  atomic.Int64 // nanoseconds added to every request
+	requests atomic.Int64
+	Bucket   string
+}
+
+// NewS3 starts a fake S3 server on 127.0.0.1 with one bucket.
+func NewS3(bucket string) (*S3, error) {
+	backend := s3mem.New()
+	if err := backend.CreateBucket(bucket); err != nil {
+		return nil, err
+	}
+	s := &S3{Bucket: bucket}
+	fake := gofakes3.New(backend, gofakes3.WithAutoBucket(true))
+	h := fake.Server()
+	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.requests.Add(1)
+		if d := time.Duration(s.latency.Load()); d > 0 {
+			time.Sleep(d)
+		}
+		h.ServeHTTP(w, r)
+	}))
+	return s, nil
+}
+
+// SetLatency sets the delay added to every request from now on.
+func (s *S3) SetLatency(d time.Duration) { s.latency.Store(int64(d)) }
+
+// Requests returns the number of requests served so far.
+func (s *S3) Requests() int64 { return s.requests.Load() }
+
+// URL is the server's endpoint.
+func (s *S3) URL() string { return s.srv.URL }
+
+// Close stops the server.
+func (s *S3) Close() { s.srv.Close() }
+
+// Parameters are the s3 driver parameters of a registry config for this server.
+func (s *S3) Parameters(root string) map[string]any {
+	return map[string]any{
+		"region": "us-east-1", "bucket": s.Bucket, "regionendpoint": s.srv.URL,
+		"forcepathstyle": true, "secure": false, "v4auth": true,
+		"accesskey": "regsweep", "secretkey": "regsweep-secret", "rootdirectory": root,
+	}
+}
+
+// Driver creates distribution's real s3 driver for this server.
+func (s *S3) Driver(ctx context.Context, root string) (driver.StorageDriver, error) {
+	d, err := factory.Create(ctx, "s3aws", s.Parameters(root))
+	if err != nil {
+		return nil, fmt.Errorf("create s3 driver for %s: %w", s.srv.URL, err)
+	}
+	return d, nil
+}
