@@ -135,7 +135,7 @@ func Build(ctx context.Context, drv driver.StorageDriver, idx *Index, opts ...Bu
 	return nil
 }
 
-var graphPrefixes = [][]byte{{pDigest}, {pID}, {pBlob}, {pRepo}, {pRevision}, {pTag}, {pTagIndex}, {pLayer}, {pUpload}, {pManifest}, {pEdge}, {pSubject}, {pWarning}, {pMeta}}
+var graphPrefixes = [][]byte{{pID}, {pRepo}, {pRevision}, {pTag}, {pTagIndex}, {pLayer}, {pUpload}, {pManifest}, {pEdge}, {pSubject}, {pWarning}, {pMeta}}
 
 type bitset []uint64
 
@@ -161,14 +161,10 @@ type builder struct {
 	meta    Meta
 }
 
-// newID assigns the next id to d and records both directions.
+// newID assigns the next id to d, which is not a blob present in the store.
 func (b *builder) newID(d digest.Digest) (uint32, error) {
 	b.next++
-	id := b.next
-	if err := b.wb.Set(append([]byte{pDigest}, d...), idKey(0, id)[1:]); err != nil {
-		return 0, err
-	}
-	return id, b.wb.Set(idKey(pID, id), []byte(d))
+	return b.next, b.wb.Set(idKey(pID, b.next), idValue(d, nil))
 }
 
 // id returns the dense id of d, assigning the next one on first sight. Blob digests
@@ -237,17 +233,12 @@ func (b *builder) add(e storage.Entry) error {
 		if b.ids.sealed {
 			return fmt.Errorf("scan listed blob %s after the blob store was done", e.Digest)
 		}
-		id, err := b.newID(e.Digest)
-		if err != nil {
-			return err
-		}
+		b.next++
+		id := b.next
 		b.ids.addBlob(e.Digest, id)
 		b.present.set(id)
 		b.meta.Blobs++
-		v := make([]byte, 16)
-		binary.BigEndian.PutUint64(v, uint64(e.Size))
-		binary.BigEndian.PutUint64(v[8:], uint64(e.ModTime.UnixNano()))
-		return b.wb.Set(idKey(pBlob, id), v)
+		return b.wb.Set(idKey(pID, id), idValue(e.Digest, &Blob{Size: e.Size, ModTime: e.ModTime}))
 	case storage.RevisionLink, storage.LayerLink:
 		id, err := b.id(e.Digest)
 		if err != nil {

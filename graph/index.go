@@ -16,9 +16,8 @@ import (
 // sets are bitsets; repository and tag names are separated by 0x00, which neither
 // may contain.
 //
-//	D<digest>                  -> id
-//	I<id>                      -> digest
-//	B<id>                      -> size u64, modtime i64          blob data present
+//	I<id>                      -> flags u8, size u64, modtime i64, digest
+//	                              (flags&1: blob data present; size and modtime are its)
 //	P<repo>                    -> repoVal (json)                 repository directory
 //	R<repo>\0<id>              -> linkVal (json)                 manifest revision link
 //	T<repo>\0<tag>             -> tagVal (json)                  tag current link
@@ -31,9 +30,7 @@ import (
 //	W<seq u64>                 -> Warning (json)
 //	Z                          -> Meta (json)
 const (
-	pDigest   = 'D'
 	pID       = 'I'
-	pBlob     = 'B'
 	pRepo     = 'P'
 	pRevision = 'R'
 	pTag      = 'T'
@@ -277,10 +274,20 @@ func (x *Index) Meta() (Meta, error) {
 	return m, err
 }
 
+func idValue(d digest.Digest, b *Blob) []byte {
+	v := make([]byte, 17, 17+len(d))
+	if b != nil {
+		v[0] = 1
+		binary.BigEndian.PutUint64(v[1:], uint64(b.Size))
+		binary.BigEndian.PutUint64(v[9:], uint64(b.ModTime.UnixNano()))
+	}
+	return append(v, d...)
+}
+
 // Digest implements Reader.
 func (x *Index) Digest(id uint32) (digest.Digest, error) {
 	var d digest.Digest
-	ok, err := x.get(idKey(pID, id), func(v []byte) error { d = digest.Digest(v); return nil })
+	ok, err := x.get(idKey(pID, id), func(v []byte) error { d = digest.Digest(v[17:]); return nil })
 	if err == nil && !ok {
 		err = fmt.Errorf("index has no digest for id %d", id)
 	}
@@ -289,13 +296,12 @@ func (x *Index) Digest(id uint32) (digest.Digest, error) {
 
 // Blobs implements Reader.
 func (x *Index) Blobs(fn func(Blob) error) error {
-	return x.scan([]byte{pBlob}, false, func(k, v []byte) error {
-		id := binary.BigEndian.Uint32(k[1:])
-		d, err := x.Digest(id)
-		if err != nil {
-			return err
+	return x.scan([]byte{pID}, false, func(k, v []byte) error {
+		if v[0]&1 == 0 {
+			return nil
 		}
-		return fn(Blob{ID: id, Digest: d, Size: int64(binary.BigEndian.Uint64(v)), ModTime: time.Unix(0, int64(binary.BigEndian.Uint64(v[8:])))})
+		return fn(Blob{ID: binary.BigEndian.Uint32(k[1:]), Digest: digest.Digest(v[17:]),
+			Size: int64(binary.BigEndian.Uint64(v[1:])), ModTime: time.Unix(0, int64(binary.BigEndian.Uint64(v[9:])))})
 	})
 }
 
