@@ -599,12 +599,12 @@ func TestParseManifest(t *testing.T) {
 }
 
 // TestParseManifestAmbiguous covers documents whose shape contradicts their media
-// type: an index that also carries config and layers, or a manifest that also carries
-// manifests. distribution's own unmarshal functions (ocischema validateIndex /
-// validateManifest, manifestlist validateManifestList — the CVE-2021-41190 fix) reject
-// these. ParseManifest reads them by one shape and silently drops the references of
-// the other, which is fail-open for a garbage collector: it must report them as
-// unparseable instead.
+// type: an index that also carries config and layers, a manifest that also carries
+// manifests, a schemaVersion 2 document with fsLayers. distribution's own unmarshal
+// functions (ocischema validateIndex / validateManifest, manifestlist
+// validateManifestList — the CVE-2021-41190 fix) reject the first two. Reading such a
+// document by one shape would silently drop the references of the other (fail-open
+// for a garbage collector), so ParseManifest must refuse it.
 func TestParseManifestAmbiguous(t *testing.T) {
 	layers := `"config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":1,"digest":"` + string(ociCfg.Digest) +
 		`"},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","size":1,"digest":"` + string(ociL1.Digest) + `"}]`
@@ -623,6 +623,16 @@ func TestParseManifestAmbiguous(t *testing.T) {
 		{
 			name:    "docker manifest list mediaType with config/layers",
 			input:   []byte(`{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.list.v2+json",` + layers + `}`),
+			wantErr: errAny,
+		},
+		{
+			name:    "docker schema2 with fsLayers",
+			input:   []byte(`{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json",` + layers + `,"fsLayers":[{"blobSum":"` + emptyLayerBlobSum + `"}]}`),
+			wantErr: errAny,
+		},
+		{
+			name:    "oci index without mediaType with fsLayers",
+			input:   []byte(`{"schemaVersion":2,` + children + `,"fsLayers":[{"blobSum":"` + emptyLayerBlobSum + `"}]}`),
 			wantErr: errAny,
 		},
 		{

@@ -47,3 +47,26 @@ func TestS3Driver(t *testing.T) {
 	}
 	t.Logf("scan made %d S3 requests for %d files", s.Requests()-before, st.Files)
 }
+
+func TestSynthetic(t *testing.T) {
+	ctx := context.Background()
+	drv := NewSynthetic(20000, 4, 10, 3)
+	idx, err := graph.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idx.Close()
+	if err := graph.Build(ctx, drv, idx); err != nil {
+		t.Fatal(err)
+	}
+	p, err := gc.NewPlan(ctx, idx, gc.WithDeleteUntagged(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Summary.Blobs != 20000+40 || p.Summary.Manifests != 40 || p.Summary.Tags != 20 || len(p.Warnings) != 0 {
+		t.Fatalf("summary %+v warnings %v", p.Summary, p.Warnings)
+	}
+	if p.Summary.DeleteManifests != 20 || p.Summary.DeleteBlobs < 10000 {
+		t.Errorf("summary %+v", p.Summary)
+	}
+}

@@ -1,0 +1,352 @@
+// Command bench measures regsweep against distribution's storage.MarkAndSweep on the
+// same generated registries, in one process, and prints one markdown table.
+//
+//	go run ./benchmarks/bench -scale small   # CI-sized, a few minutes
+//	go run ./benchmarks/bench -scale full    # the RESULTS.md table
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/distribution/distribution/v3/registry/storage"
+	"github.com/distribution/distribution/v3/registry/storage/driver"
+	"github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
+	"github.com/sirupsen/logrus"
+
+	"github.com/regsweep/regsweep/benchmarks/benchenv"
+	"github.com/regsweep/regsweep/benchmarks/synth"
+	"github.com/regsweep/regsweep/gc"
+	"github.com/regsweep/regsweep/graph"
+	rstorage "github.com/regsweep/regsweep/storage"
+)
+
+type scale struct {
+	runs                   int
+	fs                     synth.Layout
+	s3                     synth.Layout
+	s3SlowRuns             int
+	untaggedN              int
+	sweepGarbage           int
+	rssTreeBlobs, rssSynth int
+}
+
+var scales = map[string]scale{
+	"small": {
+		runs:       3,
+		fs:         synth.Layout{Repos: 30, ManifestsPerRepo: 20, TagsPerRepo: 12, LayersPerManifest: 4, ShareRatio: 0.3, IndexFraction: 0.1, OrphanBlobs: 200},
+		s3:         synth.Layout{Repos: 4, ManifestsPerRepo: 10, TagsPerRepo: 6, LayersPerManifest: 3, ShareRatio: 0.3, IndexFraction: 0.1, OrphanBlobs: 20},
+		s3SlowRuns: 1, untaggedN: 200, sweepGarbage: 3000, rssTreeBlobs: 50_000, rssSynth: 500_000,
+	},
+	"full": {
+		runs:       5,
+		fs:         synth.Layout{Repos: 200, ManifestsPerRepo: 20, TagsPerRepo: 12, LayersPerManifest: 4, ShareRatio: 0.3, IndexFraction: 0.1, OrphanBlobs: 1000},
+		s3:         synth.Layout{Repos: 20, ManifestsPerRepo: 10, TagsPerRepo: 6, LayersPerManifest: 3, ShareRatio: 0.3, IndexFraction: 0.1, OrphanBlobs: 100},
+		s3SlowRuns: 1, untaggedN: 1000, sweepGarbage: 20_000, rssTreeBlobs: 1_000_000, rssSynth: 10_000_000,
+	},
+}
+
+var workers = flag.Int("workers", 32, "regsweep concurrency")
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "rss" {
+		rssChild(os.Args[2:])
+		return
+	}
+	scaleName := flag.String("scale", envOr("BENCH_SCALE", "small"), "small or full")
+	only := flag.String("only", "", "comma-separated sections: fs,s3,untagged,sweep,rss")
+	flag.Parse()
+	sc, ok := scales[*scaleName]
+	if !ok {
+		log.Fatalf("unknown scale %q", *scaleName)
+	}
+	logrus.SetLevel(logrus.ErrorLevel)
+	logrus.SetOutput(io.Discard)
+	ctx := context.Background()
+	want := func(s string) bool { return *only == "" || slices.Contains(strings.Split(*only, ","), s) }
+
+	host, _ := os.Hostname()
+	fmt.Printf("# regsweep benchmarks (scale %s)\n\n", *scaleName)
+	fmt.Printf("%s, %s/%s, %d CPUs, %s; regsweep workers %d; medians of %d runs unless noted.\n\n",
+		time.Now().UTC().Format("2006-01-02"), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), host, *workers, sc.runs)
+	fmt.Println("| scenario | tool | median time | driver calls / requests | vs MarkAndSweep |")
+	fmt.Println("| --- | --- | ---: | ---: | ---: |")
+	if want("fs") {
+		benchFS(ctx, sc)
+	}
+	if want("s3") {
+		benchS3(ctx, sc)
+	}
+	if want("untagged") {
+		benchUntagged(ctx, sc)
+	}
+	if want("sweep") {
+		benchSweep(ctx, sc)
+	}
+	if want("rss") {
+		benchRSS(ctx, sc)
+	}
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func must(err error) {
+	if err != nil {
+		log.Fatal(err)
+	}
+}
+
+func tempDir(pattern string) string {
+	d, err := os.MkdirTemp("", pattern)
+	must(err)
+	return d
+}
+
+// median runs fn n times and returns the median duration and the last run's calls.
+func median(n int, fn func() int64) (time.Duration, int64) {
+	var ds []time.Duration
+	var calls int64
+	for i := 0; i < n; i++ {
+		start := time.Now()
+		calls = fn()
+		ds = append(ds, time.Since(start))
+	}
+	slices.Sort(ds)
+	return ds[len(ds)/2], calls
+}
+
+func row(scenario, tool string, d time.Duration, calls int64, base time.Duration, baseCalls int64) {
+	ratio := ""
+	if base > 0 && tool != "MarkAndSweep" {
+		ratio = fmt.Sprintf("%.1f× faster", float64(base)/float64(d))
+		if baseCalls > 0 && calls > 0 {
+			ratio += fmt.Sprintf(", %.0f× fewer calls", float64(baseCalls)/float64(calls))
+		}
+	}
+	c := "—"
+	if calls > 0 {
+		c = fmt.Sprint(calls)
+	}
+	fmt.Printf("| %s | %s | %s | %s | %s |\n", scenario, tool, d.Round(time.Millisecond), c, ratio)
+}
+
+// regsweep runs a dry-run plan with a fresh index and returns driver calls.
+func regsweep(ctx context.Context, drv driver.StorageDriver, m bool, count func() int64) int64 {
+	dir := tempDir("bench-index-")
+	defer os.RemoveAll(dir)
+	idx, err := graph.Open(dir)
+	must(err)
+	defer idx.Close()
+	before := count()
+	must(graph.Build(ctx, drv, idx, graph.WithWorkers(*workers)))
+	_, err = gc.NewPlan(ctx, idx, gc.WithDeleteUntagged(m), gc.WithGracePeriod(0))
+	must(err)
+	return count() - before
+}
+
+func markAndSweep(ctx context.Context, drv driver.StorageDriver, m bool, count func() int64) int64 {
+	ns, err := storage.NewRegistry(ctx, drv, storage.EnableDelete)
+	must(err)
+	before := count()
+	must(storage.MarkAndSweep(ctx, drv, ns, storage.GCOpts{DryRun: true, RemoveUntagged: m, Quiet: true}))
+	return count() - before
+}
+
+func genFS(ctx context.Context, l synth.Layout) (string, *synth.LayoutStats) {
+	root := tempDir("bench-registry-")
+	st, err := synth.Generate(ctx, benchenv.NewFastFS(root), 42, l)
+	must(err)
+	return root, st
+}
+
+func fsDriver(root string) *rstorage.Counting {
+	return rstorage.NewCounting(filesystem.New(filesystem.DriverParameters{RootDirectory: root, MaxThreads: 100}))
+}
+
+// floor is a plain single-threaded walk of the tree plus one read of every manifest.
+func floor(root string) int64 {
+	var manifests []string
+	var n int64
+	must(filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		n++
+		if !d.IsDir() && strings.Contains(p, "/_manifests/revisions/") {
+			hex := filepath.Base(filepath.Dir(p))
+			manifests = append(manifests, filepath.Join(root, "docker/registry/v2/blobs/sha256", hex[:2], hex, "data"))
+		}
+		return nil
+	}))
+	for _, m := range manifests {
+		_, err := os.ReadFile(m)
+		must(err)
+	}
+	return n + int64(len(manifests))
+}
+
+func benchFS(ctx context.Context, sc scale) {
+	root, st := genFS(ctx, sc.fs)
+	defer os.RemoveAll(root)
+	scen := fmt.Sprintf("filesystem, %d repos / %d manifests / %d blobs (%d files)", st.Repos, st.Manifests, st.Blobs, st.Files)
+	drv := fsDriver(root)
+	floor(root) // warm the page cache for everyone
+	mas, masCalls := median(sc.runs, func() int64 { return markAndSweep(ctx, drv, false, drv.Total) })
+	row(scen, "MarkAndSweep", mas, masCalls, 0, 0)
+	d, calls := median(sc.runs, func() int64 { return regsweep(ctx, drv, false, drv.Total) })
+	row(scen, "regsweep", d, calls, mas, masCalls)
+	d, calls = median(sc.runs, func() int64 { return regsweep(ctx, drv, true, drv.Total) })
+	row(scen, "regsweep -m", d, calls, mas, masCalls)
+	d, _ = median(sc.runs, func() int64 { return floor(root) })
+	row(scen, "floor: 1-thread walk + read manifests", d, 0, mas, 0)
+	if _, err := exec.LookPath("find"); err == nil {
+		d, _ = median(sc.runs, func() int64 {
+			c := exec.Command("find", root)
+			c.Stdout = io.Discard
+			must(c.Run())
+			return 0
+		})
+		row(scen, "floor: find (1 thread)", d, 0, mas, 0)
+	}
+}
+
+func benchS3(ctx context.Context, sc scale) {
+	s3, err := benchenv.NewS3("registry")
+	must(err)
+	defer s3.Close()
+	drv, err := s3.Driver(ctx, "/")
+	must(err)
+	st, err := synth.Generate(ctx, drv, 7, sc.s3)
+	must(err)
+	for _, lat := range []time.Duration{0, 20 * time.Millisecond} {
+		s3.SetLatency(lat)
+		runs := sc.runs
+		if lat > 0 {
+			runs = sc.s3SlowRuns
+		}
+		scen := fmt.Sprintf("S3 (gofakes3) +%v/request, %d repos / %d manifests / %d blobs", lat, st.Repos, st.Manifests, st.Blobs)
+		mas, masCalls := median(runs, func() int64 { return markAndSweep(ctx, drv, false, s3.Requests) })
+		row(scen, "MarkAndSweep", mas, masCalls, 0, 0)
+		d, calls := median(max(runs, 3), func() int64 { return regsweep(ctx, drv, false, s3.Requests) })
+		row(scen, "regsweep", d, calls, mas, masCalls)
+		if lat > 0 {
+			// The request floor: every list page (blob prefixes and repositories, 1000 keys
+			// a page) and one GET per manifest and tag link, spread over the workers.
+			pages := int64(256 + st.Repos)
+			gets := int64(st.Manifests + st.Indexes + st.Tags)
+			rounds := (pages + int64(*workers) - 1) / int64(*workers)
+			rounds += (gets + int64(*workers) - 1) / int64(*workers)
+			row(scen, "request floor (computed)", time.Duration(rounds)*lat, pages+gets, mas, masCalls)
+		}
+	}
+}
+
+func benchUntagged(ctx context.Context, sc scale) {
+	n := sc.untaggedN
+	root, st := genFS(ctx, synth.Layout{Repos: 1, ManifestsPerRepo: n, TagsPerRepo: n, LayersPerManifest: 1, ShareRatio: 0.5})
+	defer os.RemoveAll(root)
+	scen := fmt.Sprintf("-m, one repository, %d tags × %d manifests", st.Tags, st.Manifests)
+	drv := fsDriver(root)
+	floor(root)
+	mas, masCalls := median(max(1, sc.runs/2), func() int64 { return markAndSweep(ctx, drv, true, drv.Total) })
+	row(scen, "MarkAndSweep -m", mas, masCalls, 0, 0)
+	d, calls := median(sc.runs, func() int64 { return regsweep(ctx, drv, true, drv.Total) })
+	row(scen, "regsweep -m", d, calls, mas, masCalls)
+	// Linear in tags: half the size.
+	root2, st2 := genFS(ctx, synth.Layout{Repos: 1, ManifestsPerRepo: n / 2, TagsPerRepo: n / 2, LayersPerManifest: 1, ShareRatio: 0.5})
+	defer os.RemoveAll(root2)
+	drv2 := fsDriver(root2)
+	d2, calls2 := median(sc.runs, func() int64 { return regsweep(ctx, drv2, true, drv2.Total) })
+	row(fmt.Sprintf("-m, one repository, %d tags × %d manifests", st2.Tags, st2.Manifests), "regsweep -m", d2, calls2, 0, 0)
+}
+
+func benchSweep(ctx context.Context, sc scale) {
+	var ds []time.Duration
+	var deleted int
+	for i := 0; i < sc.runs; i++ {
+		root, _ := genFS(ctx, synth.Layout{Repos: 2, ManifestsPerRepo: 5, TagsPerRepo: 5, LayersPerManifest: 2, OrphanBlobs: sc.sweepGarbage})
+		drv := filesystem.New(filesystem.DriverParameters{RootDirectory: root, MaxThreads: 100})
+		dir := tempDir("bench-index-")
+		idx, err := graph.Open(dir)
+		must(err)
+		must(graph.Build(ctx, drv, idx, graph.WithWorkers(*workers)))
+		p, err := gc.NewPlan(ctx, idx, gc.WithGracePeriod(0), gc.WithNow(time.Now().Add(time.Hour)))
+		must(err)
+		start := time.Now()
+		res, err := gc.Sweep(ctx, drv, p, gc.WithSweepWorkers(*workers), gc.WithJournal(idx), gc.WithFilesystemRoot(root))
+		must(err)
+		ds = append(ds, time.Since(start))
+		deleted = res.DeletedBlobs
+		idx.Close()
+		os.RemoveAll(dir)
+		os.RemoveAll(root)
+	}
+	slices.Sort(ds)
+	d := ds[len(ds)/2]
+	fmt.Printf("| sweep, filesystem, %d garbage blobs | regsweep gc | %s | %d deletes | %.0f deletes/s |\n",
+		deleted, d.Round(time.Millisecond), deleted, float64(deleted)/d.Seconds())
+}
+
+// benchRSS measures peak RSS in child processes, one per tool and tree.
+func benchRSS(ctx context.Context, sc scale) {
+	root, st := genFS(ctx, synth.Layout{Repos: 50, ManifestsPerRepo: 20, TagsPerRepo: 10, LayersPerManifest: 4, ShareRatio: 0.3, OrphanBlobs: sc.rssTreeBlobs})
+	defer os.RemoveAll(root)
+	scen := fmt.Sprintf("peak RSS, filesystem, %d blobs", st.Blobs)
+	masT, masRSS := child("marksweep", "fs:"+root)
+	fmt.Printf("| %s | MarkAndSweep | %s | %s | |\n", scen, masT.Round(time.Millisecond), mib(masRSS))
+	t, rss := child("regsweep", "fs:"+root)
+	fmt.Printf("| %s | regsweep | %s | %s | %.1f× faster, %.1f× less memory |\n", scen, t.Round(time.Millisecond), mib(rss),
+		float64(masT)/float64(t), float64(masRSS)/float64(rss))
+	t, rss = child("regsweep", fmt.Sprintf("synthetic:%d", sc.rssSynth))
+	fmt.Printf("| peak RSS, synthetic driver, %d blobs | regsweep | %s | %s | |\n", sc.rssSynth, t.Round(time.Millisecond), mib(rss))
+}
+
+func mib(kib int64) string { return fmt.Sprintf("%.0f MiB peak RSS", float64(kib)/1024) }
+
+func child(tool, source string) (time.Duration, int64) {
+	c := exec.Command(os.Args[0], "rss", tool, source, fmt.Sprint(*workers))
+	c.Stderr = os.Stderr
+	start := time.Now()
+	must(c.Run())
+	return time.Since(start), c.ProcessState.SysUsage().(*syscall.Rusage).Maxrss
+}
+
+func rssChild(args []string) {
+	logrus.SetLevel(logrus.ErrorLevel)
+	logrus.SetOutput(io.Discard)
+	ctx := context.Background()
+	tool, source := args[0], args[1]
+	fmt.Sscan(args[2], workers)
+	var drv driver.StorageDriver
+	switch {
+	case strings.HasPrefix(source, "fs:"):
+		drv = filesystem.New(filesystem.DriverParameters{RootDirectory: strings.TrimPrefix(source, "fs:"), MaxThreads: 100})
+	case strings.HasPrefix(source, "synthetic:"):
+		var n int
+		fmt.Sscan(strings.TrimPrefix(source, "synthetic:"), &n)
+		drv = benchenv.NewSynthetic(n, 100, 100, 5)
+	}
+	none := func() int64 { return 0 }
+	if tool == "marksweep" {
+		markAndSweep(ctx, drv, false, none)
+	} else {
+		regsweep(ctx, drv, false, none)
+	}
+}
