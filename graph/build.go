@@ -21,6 +21,7 @@ import (
 )
 
 type buildOptions struct {
+	scan    []storage.ScanOption
 	verify  bool
 	workers int
 	log     *slog.Logger
@@ -45,6 +46,11 @@ func WithWorkers(n int) BuildOption {
 // disagrees with its path (see storage.WithVerifyLinks).
 func WithVerifyLinks(v bool) BuildOption {
 	return func(o *buildOptions) error { o.verify = v; return nil }
+}
+
+// WithScanOptions passes options to storage.Scan.
+func WithScanOptions(opts ...storage.ScanOption) BuildOption {
+	return func(o *buildOptions) error { o.scan = append(o.scan, opts...); return nil }
 }
 
 // WithLogger sets where progress lines go (every interval).
@@ -80,7 +86,7 @@ func Build(ctx context.Context, drv driver.StorageDriver, idx *Index, opts ...Bu
 		default:
 		}
 		return b.add(e)
-	}, storage.WithWorkers(o.workers), storage.WithVerifyLinks(o.verify))
+	}, append([]storage.ScanOption{storage.WithWorkers(o.workers), storage.WithVerifyLinks(o.verify)}, o.scan...)...)
 	if err != nil {
 		return err
 	}

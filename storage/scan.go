@@ -53,6 +53,7 @@ const (
 type scanOptions struct {
 	workers     int
 	verifyLinks bool
+	walk        *bool
 }
 
 // ScanOption tunes Scan.
@@ -76,6 +77,12 @@ func WithVerifyLinks(v bool) ScanOption {
 	return func(o *scanOptions) error { o.verifyLinks = v; return nil }
 }
 
+// WithWalk forces the driver's Walk (true) or directory listing (false) instead of
+// choosing by driver. Tests use it to check that both find the same.
+func WithWalk(v bool) ScanOption {
+	return func(o *scanOptions) error { o.walk = &v; return nil }
+}
+
 // Scan lists the whole v2 layout of drv, in parallel: first the blob store, one task
 // per prefix (blobs/<alg>/<xx>), then the repositories, one task per top-level name,
 // with link reads spread over the same number of workers. Every BlobData entry comes
@@ -86,6 +93,10 @@ func Scan(ctx context.Context, drv driver.StorageDriver, fn func(Entry) error, o
 		if err := opt(&o); err != nil {
 			return err
 		}
+	}
+	walk := nativeWalkers[drv.Name()]
+	if o.walk != nil {
+		walk = *o.walk
 	}
 	blobRoots, blobErr := listDirs(ctx, drv, blobsDir)
 	repoRoots, repoErr := listDirs(ctx, drv, reposDir)
@@ -125,7 +136,11 @@ func Scan(ctx context.Context, drv driver.StorageDriver, fn func(Entry) error, o
 			return fmt.Errorf("list %s: %w", algDir, err)
 		}
 		for _, p := range prefixes {
-			g.Go(func() error { return scanBlobs(gctx, drv, p, emit) })
+			if walk {
+				g.Go(func() error { return scanBlobs(gctx, drv, p, emit) })
+			} else {
+				g.Go(func() error { return statBlobs(gctx, drv, p, emit) })
+			}
 		}
 	}
 	if err := g.Wait(); err != nil {
@@ -134,8 +149,13 @@ func Scan(ctx context.Context, drv driver.StorageDriver, fn func(Entry) error, o
 	g, gctx = errgroup.WithContext(ctx)
 	g.SetLimit(o.workers)
 	reads := make(chan struct{}, o.workers) // bounds link reads across repositories
+	lister := &repoLister{drv: drv, emit: emit, sem: reads, verify: o.verifyLinks, g: g}
 	for _, r := range repoRoots {
-		g.Go(func() error { return scanRepos(gctx, drv, r, emit, reads, o.verifyLinks) })
+		if walk {
+			g.Go(func() error { return scanRepos(gctx, drv, r, emit, reads, o.verifyLinks) })
+		} else {
+			g.Go(func() error { return lister.scanDir(gctx, r) })
+		}
 	}
 	return g.Wait()
 }

@@ -1,0 +1,300 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/distribution/distribution/v3/registry/storage/driver"
+	"github.com/opencontainers/go-digest"
+	"golang.org/x/sync/errgroup"
+)
+
+// nativeWalkers are drivers whose Walk is a recursive listing, a request per page of
+// keys. The others (filesystem, inmemory) walk by listing every directory and stating
+// every entry; for them the scanner lists only the directories the layout has and
+// states the one file each leaf directory holds (<hex>/data, <hex>/link), which takes
+// about a third of the calls.
+var nativeWalkers = map[string]bool{"s3aws": true, "gcs": true, "azure": true}
+
+func isNotFound(err error) bool {
+	var nf driver.PathNotFoundError
+	return errors.As(err, &nf)
+}
+
+// listOrEmpty lists p, treating a missing directory as empty.
+func listOrEmpty(ctx context.Context, drv driver.StorageDriver, p string) ([]string, error) {
+	l, err := drv.List(ctx, p)
+	if isNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", p, err)
+	}
+	return l, nil
+}
+
+// listDigests lists <dir>/<alg>/<hex> and returns each digest with its directory.
+func listDigests(ctx context.Context, drv driver.StorageDriver, dir string, emit func(Entry) error, fn func(d digest.Digest, p string) error) error {
+	algs, err := listOrEmpty(ctx, drv, dir)
+	if err != nil {
+		return err
+	}
+	for _, a := range algs {
+		hexes, err := listOrEmpty(ctx, drv, a)
+		if err != nil {
+			return err
+		}
+		for _, h := range hexes {
+			d, err := joinDigest(path.Base(a), path.Base(h))
+			if err != nil {
+				if err := emit(Entry{Kind: KindWarning, Path: h, Warning: "not a digest directory: " + err.Error()}); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := fn(d, h); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// statBlobs lists one blob prefix directory and states each <hex>/data.
+func statBlobs(ctx context.Context, drv driver.StorageDriver, prefix string, emit func(Entry) error) error {
+	hexes, err := listOrEmpty(ctx, drv, prefix)
+	if err != nil {
+		return err
+	}
+	for _, h := range hexes {
+		p := h + "/data"
+		s, err := Parse(p)
+		if err != nil || s.Kind != BlobData {
+			if err := emit(Entry{Kind: KindWarning, Path: h, Warning: "unexpected entry in blob store"}); err != nil {
+				return err
+			}
+			continue
+		}
+		fi, err := drv.Stat(ctx, p)
+		if isNotFound(err) {
+			continue // an emptied blob directory
+		}
+		if err != nil {
+			return fmt.Errorf("stat %s: %w", p, err)
+		}
+		if err := emit(Entry{Kind: BlobData, Digest: s.Digest, Size: fi.Size(), ModTime: fi.ModTime(), Path: p}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// repoLister scans repositories by listing the layout's directories.
+type repoLister struct {
+	drv    driver.StorageDriver
+	emit   func(Entry) error
+	sem    chan struct{}
+	verify bool
+	g      *errgroup.Group
+}
+
+// scanDir scans one directory under repositories/: a repository if it holds
+// _manifests, _layers or _uploads, and a namespace of nested ones otherwise.
+func (l *repoLister) scanDir(ctx context.Context, dir string) error {
+	entries, err := listOrEmpty(ctx, l.drv, dir)
+	if err != nil {
+		return err
+	}
+	name := strings.TrimPrefix(dir, reposDir+"/")
+	seen, manifests := false, false
+	for _, e := range entries {
+		switch base := path.Base(e); {
+		case base == "_manifests":
+			seen, manifests = true, true
+			if err := l.scanManifests(ctx, name, e); err != nil {
+				return err
+			}
+		case base == "_layers":
+			seen = true
+			if err := l.scanLayers(ctx, name, e); err != nil {
+				return err
+			}
+		case base == "_uploads":
+			seen = true
+			if err := l.scanUploads(ctx, name, e); err != nil {
+				return err
+			}
+		case strings.HasPrefix(base, "_"):
+			if err := l.emit(Entry{Kind: KindWarning, Path: e, Warning: "unexpected entry in repository"}); err != nil {
+				return err
+			}
+		default:
+			// A nested repository or namespace: its own task when a worker is free.
+			if !l.g.TryGo(func() error { return l.scanDir(ctx, e) }) {
+				if err := l.scanDir(ctx, e); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if !seen {
+		return nil
+	}
+	e := Entry{Kind: KindRepo, Repo: name, HasManifests: manifests, Path: dir}
+	if err := ValidRepoName(name); err != nil {
+		e.Warning = fmt.Sprintf("invalid repository name %q (%v): everything in it is kept", name, err)
+	}
+	return l.emit(e)
+}
+
+// link states (or, verifying, reads) <dir>/link and emits it.
+func (l *repoLister) link(ctx context.Context, kind Kind, repo string, d digest.Digest, dir string) error {
+	p := dir + "/link"
+	fi, err := l.drv.Stat(ctx, p)
+	if isNotFound(err) {
+		return nil // a directory without its link: what an API delete leaves
+	}
+	if err != nil {
+		return fmt.Errorf("stat %s: %w", p, err)
+	}
+	e := Entry{Kind: kind, Repo: repo, Digest: d, Target: d, ModTime: fi.ModTime(), Path: p}
+	if l.verify {
+		b, err := l.read(ctx, p)
+		checkLink(&e, b, err)
+	}
+	return l.emit(e)
+}
+
+func (l *repoLister) read(ctx context.Context, p string) ([]byte, error) {
+	select {
+	case l.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-l.sem }()
+	return l.drv.GetContent(ctx, p)
+}
+
+// checkLink sets e.Target (and e.Warning) from a link's content.
+func checkLink(e *Entry, b []byte, err error) {
+	e.Target = ""
+	if err != nil {
+		e.Warning = fmt.Sprintf("read link: %v", err)
+		return
+	}
+	d, perr := digest.Parse(strings.TrimSpace(string(b)))
+	switch {
+	case perr != nil:
+		e.Warning = fmt.Sprintf("link content %.80q is not a digest: %v", b, perr)
+	case e.Digest != "" && d != e.Digest:
+		e.Target, e.Warning = d, fmt.Sprintf("link content %s disagrees with its path", d)
+	default:
+		e.Target = d
+	}
+}
+
+func (l *repoLister) scanManifests(ctx context.Context, repo, dir string) error {
+	err := listDigests(ctx, l.drv, dir+"/revisions", l.emit, func(d digest.Digest, p string) error {
+		return l.link(ctx, RevisionLink, repo, d, p)
+	})
+	if err != nil {
+		return err
+	}
+	tags, err := listOrEmpty(ctx, l.drv, dir+"/tags")
+	if err != nil {
+		return err
+	}
+	// Tag links are read concurrently: their content is the data.
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		read []Entry
+	)
+	for _, t := range tags {
+		tag := path.Base(t)
+		err := listDigests(ctx, l.drv, t+"/index", l.emit, func(d digest.Digest, _ string) error {
+			return l.emit(Entry{Kind: TagIndexLink, Repo: repo, Tag: tag, Digest: d, Path: t + "/index/" + string(d.Algorithm()) + "/" + d.Encoded() + "/link"})
+		})
+		if err != nil {
+			return err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p := t + "/current/link"
+			b, err := l.read(ctx, p)
+			if isNotFound(err) {
+				return // a tag directory with history only
+			}
+			e := Entry{Kind: TagCurrentLink, Repo: repo, Tag: tag, Path: p}
+			checkLink(&e, b, err)
+			mu.Lock()
+			read = append(read, e)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	for _, e := range read {
+		if err := l.emit(e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (l *repoLister) scanLayers(ctx context.Context, repo, dir string) error {
+	return listDigests(ctx, l.drv, dir, l.emit, func(d digest.Digest, p string) error {
+		return l.link(ctx, LayerLink, repo, d, p)
+	})
+}
+
+func (l *repoLister) scanUploads(ctx context.Context, repo, dir string) error {
+	ids, err := listOrEmpty(ctx, l.drv, dir)
+	if err != nil {
+		return err
+	}
+	for _, u := range ids {
+		e := Entry{Kind: UploadDir, Repo: repo, Upload: path.Base(u), Path: u}
+		if _, err := Path(Spec{Kind: UploadDir, Repo: repo, Upload: e.Upload}); err != nil {
+			if err := l.emit(Entry{Kind: KindWarning, Path: u, Warning: err.Error()}); err != nil {
+				return err
+			}
+			continue
+		}
+		files, err := listOrEmpty(ctx, l.drv, u)
+		if err != nil {
+			return err
+		}
+		for _, f := range files {
+			if fi, err := l.drv.Stat(ctx, f); err == nil && fi.ModTime().After(e.ModTime) {
+				e.ModTime = fi.ModTime()
+			}
+		}
+		b, err := l.read(ctx, u+"/startedat")
+		switch {
+		case isNotFound(err):
+			e.Warning = "upload has no startedat file; using its newest file time"
+		case err != nil:
+			e.Warning = fmt.Sprintf("read startedat: %v", err)
+		default:
+			t, perr := time.Parse(time.RFC3339, strings.TrimSpace(string(b)))
+			if perr != nil {
+				e.Warning = fmt.Sprintf("startedat %.40q is not an RFC 3339 time", b)
+			} else {
+				e.StartedAt = t
+			}
+		}
+		if err := l.emit(e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
