@@ -15,7 +15,6 @@ import (
 	"github.com/dgraph-io/badger/v4"
 	"github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/opencontainers/go-digest"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/regsweep/regsweep/storage"
 )
@@ -77,12 +76,19 @@ func Build(ctx context.Context, drv driver.StorageDriver, idx *Index, opts ...Bu
 
 	tick := time.NewTicker(o.every)
 	defer tick.Stop()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// Manifests are read while the listing goes on: a pool pulls ids the builder
+	// queues as revision links, tags and index children turn up.
+	pool := newReadPool(ctx, drv, o.workers)
+	defer pool.close()
+	b.pool = pool
 	entries := 0
 	err := storage.Scan(ctx, drv, func(e storage.Entry) error {
 		entries++
 		select {
 		case <-tick.C:
-			o.log.Info("scanning storage", "entries", entries, "blobs", b.meta.Blobs)
+			o.log.Info("scanning storage", "entries", entries, "blobs", b.meta.Blobs, "manifests read", pool.doneCount())
 		default:
 		}
 		return b.add(e)
@@ -90,43 +96,31 @@ func Build(ctx context.Context, drv driver.StorageDriver, idx *Index, opts ...Bu
 	if err != nil {
 		return err
 	}
-	o.log.Info("listed storage", "entries", entries, "blobs", b.meta.Blobs, "manifests to read", len(b.queue))
-
-	for round := 0; len(b.queue) > 0; round++ {
-		todo := b.queue
-		b.queue = nil
-		results := make([]parseResult, len(todo))
-		g, gctx := errgroup.WithContext(ctx)
-		g.SetLimit(o.workers)
-		var mu sync.Mutex
-		done := 0
-		for i, id := range todo {
-			if !b.present.has(id) {
-				results[i] = parseResult{id: id, missing: true}
-				continue
-			}
-			d := b.digests[id]
-			g.Go(func() error {
-				results[i] = readManifest(gctx, drv, id, d)
-				mu.Lock()
-				done++
-				n := done
-				mu.Unlock()
-				select {
-				case <-tick.C:
-					o.log.Info("reading manifests", "round", round, "done", n, "of", len(todo))
-				default:
-				}
-				return gctx.Err()
-			})
-		}
-		if err := g.Wait(); err != nil {
-			return err
-		}
+	o.log.Info("listed storage", "entries", entries, "blobs", b.meta.Blobs)
+	for {
+		results, more := pool.wait()
 		for _, r := range results {
 			if err := b.addManifest(r); err != nil {
 				return err
 			}
+		}
+		if !more && !pool.pending() || ctx.Err() != nil {
+			break
+		}
+		select {
+		case <-tick.C:
+			o.log.Info("reading manifests", "done", pool.doneCount())
+		default:
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	// Named manifests without blob data are recorded as missing; index children among
+	// them may have been named after the listing, so this comes last.
+	for _, id := range b.missing {
+		if err := b.addManifest(parseResult{id: id, missing: true}); err != nil {
+			return err
 		}
 	}
 	b.meta.Finished = time.Now()
@@ -162,7 +156,8 @@ type builder struct {
 	next    uint32
 	present bitset
 	queued  bitset
-	queue   []uint32
+	pool    *readPool
+	missing []uint32 // manifests named but without blob data
 	warnSeq uint64
 	meta    Meta
 }
@@ -204,9 +199,13 @@ func (b *builder) seal() error {
 
 func (b *builder) enqueue(id uint32, d digest.Digest) {
 	if !b.queued.has(id) {
-		b.digests[id] = d
 		b.queued.set(id)
-		b.queue = append(b.queue, id)
+		b.digests[id] = d
+		if !b.present.has(id) {
+			b.missing = append(b.missing, id)
+			return
+		}
+		b.pool.add(id, d)
 	}
 }
 
@@ -263,7 +262,7 @@ func (b *builder) add(e storage.Entry) error {
 				return err
 			}
 		}
-		return b.putJSON(nameIDKey(prefix, id, e.Repo), Link{Target: target, ModTime: e.ModTime, Bad: e.Warning})
+		return b.wb.Set(nameIDKey(prefix, id, e.Repo), linkValue(target, e.ModTime, e.Warning))
 	case storage.TagCurrentLink:
 		if target != 0 {
 			b.enqueue(target, e.Target)
@@ -273,7 +272,7 @@ func (b *builder) add(e storage.Entry) error {
 				return err
 			}
 		}
-		return b.putJSON(nameKey(pTag, e.Repo, e.Tag), Tag{ID: target, ModTime: e.ModTime, Bad: e.Warning})
+		return b.wb.Set(nameKey(pTag, e.Repo, e.Tag), linkValue(target, e.ModTime, e.Warning))
 	case storage.TagIndexLink:
 		id, err := b.id(e.Digest)
 		if err != nil {
@@ -405,4 +404,94 @@ func (b *builder) addManifest(r parseResult) error {
 		}
 	}
 	return b.putJSON(idKey(pManifest, r.id), m)
+}
+
+// readPool reads and parses manifests with a fixed number of goroutines, fed by an
+// unbounded queue so that the builder never blocks on it.
+type readPool struct {
+	ctx      context.Context
+	drv      driver.StorageDriver
+	mu       sync.Mutex
+	cond     *sync.Cond
+	queue    []readJob
+	inflight int
+	results  []parseResult
+	done     int
+	closed   bool
+}
+
+type readJob struct {
+	id uint32
+	d  digest.Digest
+}
+
+func newReadPool(ctx context.Context, drv driver.StorageDriver, workers int) *readPool {
+	p := &readPool{ctx: ctx, drv: drv}
+	p.cond = sync.NewCond(&p.mu)
+	for range workers {
+		go p.work()
+	}
+	return p
+}
+
+func (p *readPool) work() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for {
+		for len(p.queue) == 0 && !p.closed {
+			p.cond.Wait()
+		}
+		if p.closed {
+			return
+		}
+		j := p.queue[len(p.queue)-1]
+		p.queue = p.queue[:len(p.queue)-1]
+		p.inflight++
+		p.mu.Unlock()
+		r := readManifest(p.ctx, p.drv, j.id, j.d)
+		p.mu.Lock()
+		p.inflight--
+		p.done++
+		p.results = append(p.results, r)
+		p.cond.Broadcast()
+	}
+}
+
+func (p *readPool) add(id uint32, d digest.Digest) {
+	p.mu.Lock()
+	p.queue = append(p.queue, readJob{id, d})
+	p.mu.Unlock()
+	p.cond.Signal()
+}
+
+// wait blocks until there are results or nothing is left, and returns the results
+// so far and whether reads are still queued or running.
+func (p *readPool) wait() ([]parseResult, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for len(p.results) == 0 && (len(p.queue) > 0 || p.inflight > 0) && p.ctx.Err() == nil {
+		p.cond.Wait()
+	}
+	r := p.results
+	p.results = nil
+	return r, len(p.queue) > 0 || p.inflight > 0
+}
+
+func (p *readPool) pending() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.queue) > 0 || p.inflight > 0 || len(p.results) > 0
+}
+
+func (p *readPool) doneCount() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.done
+}
+
+func (p *readPool) close() {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	p.cond.Broadcast()
 }

@@ -274,6 +274,24 @@ func (x *Index) Meta() (Meta, error) {
 	return m, err
 }
 
+// Link and tag values: target id u32, modtime i64 (0: unknown), then the problem text.
+func linkValue(target uint32, mt time.Time, bad string) []byte {
+	v := make([]byte, 12, 12+len(bad))
+	binary.BigEndian.PutUint32(v, target)
+	if !mt.IsZero() {
+		binary.BigEndian.PutUint64(v[4:], uint64(mt.UnixNano()))
+	}
+	return append(v, bad...)
+}
+
+func decodeLinkValue(v []byte) (uint32, time.Time, string) {
+	var mt time.Time
+	if n := int64(binary.BigEndian.Uint64(v[4:])); n != 0 {
+		mt = time.Unix(0, n)
+	}
+	return binary.BigEndian.Uint32(v), mt, string(v[12:])
+}
+
 func idValue(d digest.Digest, b *Blob) []byte {
 	v := make([]byte, 17, 17+len(d))
 	if b != nil {
@@ -319,13 +337,9 @@ func (x *Index) Repos(fn func(Repo) error) error {
 
 func (x *Index) links(prefix byte, fn func(Link) error) error {
 	return x.scan([]byte{prefix}, false, func(k, v []byte) error {
-		var l Link
-		if err := json.Unmarshal(v, &l); err != nil {
-			return err
-		}
+		target, mt, bad := decodeLinkValue(v)
 		names, id := splitNameID(k)
-		l.Repo, l.ID = names[0], id
-		return fn(l)
+		return fn(Link{Repo: names[0], ID: id, Target: target, ModTime: mt, Bad: bad})
 	})
 }
 
@@ -338,13 +352,9 @@ func (x *Index) Layers(fn func(Link) error) error { return x.links(pLayer, fn) }
 // Tags implements Reader.
 func (x *Index) Tags(fn func(Tag) error) error {
 	return x.scan([]byte{pTag}, false, func(k, v []byte) error {
-		var t Tag
-		if err := json.Unmarshal(v, &t); err != nil {
-			return err
-		}
+		id, mt, bad := decodeLinkValue(v)
 		repo, tag, _ := bytes.Cut(k[1:], []byte{0})
-		t.Repo, t.Name = string(repo), string(tag)
-		return fn(t)
+		return fn(Tag{Repo: string(repo), Name: string(tag), ID: id, ModTime: mt, Bad: bad})
 	})
 }
 

@@ -155,7 +155,11 @@ func regsweep(ctx context.Context, drv driver.StorageDriver, m bool, count func(
 	must(err)
 	defer idx.Close()
 	before := count()
-	must(graph.Build(ctx, drv, idx, graph.WithWorkers(*workers)))
+	opts := []graph.BuildOption{graph.WithWorkers(*workers)}
+	if _, ok := drv.(*benchenv.Synthetic); ok {
+		opts = append(opts, graph.WithScanOptions(rstorage.WithWalk(true)))
+	}
+	must(graph.Build(ctx, drv, idx, opts...))
 	_, err = gc.NewPlan(ctx, idx, gc.WithDeleteUntagged(m), gc.WithGracePeriod(0))
 	must(err)
 	return count() - before

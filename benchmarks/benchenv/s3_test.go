@@ -8,6 +8,7 @@ import (
 	"github.com/regsweep/regsweep/benchmarks/synth"
 	"github.com/regsweep/regsweep/gc"
 	"github.com/regsweep/regsweep/graph"
+	rstorage "github.com/regsweep/regsweep/storage"
 )
 
 // TestS3Driver plans a generated registry through the real s3 driver.
@@ -56,7 +57,7 @@ func TestSynthetic(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer idx.Close()
-	if err := graph.Build(ctx, drv, idx); err != nil {
+	if err := graph.Build(ctx, drv, idx, graph.WithScanOptions(rstorage.WithWalk(true))); err != nil {
 		t.Fatal(err)
 	}
 	p, err := gc.NewPlan(ctx, idx, gc.WithDeleteUntagged(true))

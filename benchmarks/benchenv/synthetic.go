@@ -20,7 +20,8 @@ import (
 // Synthetic is a read-only driver over a registry that is computed, not stored: n
 // blobs named by their index, plus repositories of real manifests that reference
 // them. It lets a benchmark list ten million blobs while holding only the manifests,
-// so that what a run's memory shows is the collector's.
+// so that what a run's memory shows is the collector's. It only walks, as object
+// stores do: scan it with storage.WithWalk(true).
 type Synthetic struct {
 	n         int
 	manifests map[digest.Digest][]byte
