@@ -37,7 +37,9 @@ type state struct {
 	tags      []graph.Tag
 	tagIndex  []graph.TagIndexEntry
 	uploads   []graph.Upload
-	linkedBy  map[uint32][]string // manifest id -> repositories with a revision link
+	edges     map[uint32][]graph.Edge // manifest id -> its references
+	referrers map[uint32][]uint32     // subject id -> referrer manifest ids
+	linkedBy  map[uint32][]string     // manifest id -> repositories with a revision link
 	revsOf    map[string][]uint32 // repository -> manifest ids it links
 	warnings  []graph.Warning
 }
@@ -55,6 +57,8 @@ func load(idx graph.Reader) (*state, error) {
 		manifests: map[uint32]graph.Manifest{},
 		linkedBy:  map[uint32][]string{},
 		revsOf:    map[string][]uint32{},
+		edges:     map[uint32][]graph.Edge{},
+		referrers: map[uint32][]uint32{},
 	}
 	steps := []func() error{
 		func() error {
@@ -68,6 +72,12 @@ func load(idx graph.Reader) (*state, error) {
 			return idx.Manifests(func(m graph.Manifest) error { s.manifests[m.ID] = m; return nil })
 		},
 		func() error { return idx.Repos(func(r graph.Repo) error { s.repos = append(s.repos, r); return nil }) },
+		func() error {
+			return idx.AllEdges(func(from uint32, e graph.Edge) error { s.edges[from] = append(s.edges[from], e); return nil })
+		},
+		func() error {
+			return idx.AllReferrers(func(subj, r uint32) error { s.referrers[subj] = append(s.referrers[subj], r); return nil })
+		},
 		func() error {
 			return idx.Revisions(func(l graph.Link) error {
 				s.revisions = append(s.revisions, l)
@@ -228,7 +238,7 @@ func (s *state) walk(o options, m *marks, stack []uint32) error {
 			}
 			continue
 		}
-		err := s.idx.Edges(id, func(e graph.Edge) error {
+		for _, e := range s.edges[id] {
 			switch e.Kind {
 			case graph.EdgeChild:
 				stack = append(stack, e.To)
@@ -240,15 +250,9 @@ func (s *state) walk(o options, m *marks, stack []uint32) error {
 					m.missing[e.To] = id
 				}
 			}
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("read references of manifest id %d: %w", id, err)
 		}
 		if o.deleteUntagged && o.keepReferrers {
-			if err := s.idx.Referrers(id, func(r uint32) error { stack = append(stack, r); return nil }); err != nil {
-				return fmt.Errorf("read referrers of manifest id %d: %w", id, err)
-			}
+			stack = append(stack, s.referrers[id]...)
 		}
 	}
 	return nil

@@ -2,7 +2,6 @@ package gc
 
 import (
 	"cmp"
-	"fmt"
 	"slices"
 
 	"github.com/regsweep/regsweep/graph"
@@ -93,7 +92,7 @@ func (p *Plan) stats(s *state, m *marks, deleted bitset) error {
 				}
 				continue
 			}
-			err := s.idx.Edges(id, func(e graph.Edge) error {
+			for _, e := range s.edges[id] {
 				switch e.Kind {
 				case graph.EdgeSubject:
 				case graph.EdgeChild:
@@ -103,10 +102,6 @@ func (p *Plan) stats(s *state, m *marks, deleted bitset) error {
 						ids = append(ids, e.To)
 					}
 				}
-				return nil
-			})
-			if err != nil {
-				return fmt.Errorf("read references of manifest id %d: %w", id, err)
 			}
 		}
 		reach[i] = ids

@@ -158,6 +158,10 @@ type Reader interface {
 	Edges(id uint32, fn func(Edge) error) error
 	// Referrers calls fn for every manifest whose subject is id.
 	Referrers(id uint32, fn func(uint32) error) error
+	// AllEdges calls fn for every reference of every manifest, grouped by manifest.
+	AllEdges(fn func(from uint32, e Edge) error) error
+	// AllReferrers calls fn for every (subject, referrer) pair.
+	AllReferrers(fn func(subject, referrer uint32) error) error
 	// Warnings calls fn for every problem recorded while scanning.
 	Warnings(fn func(Warning) error) error
 }
@@ -402,6 +406,20 @@ func (x *Index) Edges(id uint32, fn func(Edge) error) error {
 func (x *Index) Referrers(id uint32, fn func(uint32) error) error {
 	return x.scan(idKey(pSubject, id), true, func(k, _ []byte) error {
 		return fn(binary.BigEndian.Uint32(k[5:]))
+	})
+}
+
+// AllEdges implements Reader.
+func (x *Index) AllEdges(fn func(uint32, Edge) error) error {
+	return x.scan([]byte{pEdge}, true, func(k, _ []byte) error {
+		return fn(binary.BigEndian.Uint32(k[1:]), Edge{Kind: EdgeKind(k[5]), To: binary.BigEndian.Uint32(k[6:])})
+	})
+}
+
+// AllReferrers implements Reader.
+func (x *Index) AllReferrers(fn func(uint32, uint32) error) error {
+	return x.scan([]byte{pSubject}, true, func(k, _ []byte) error {
+		return fn(binary.BigEndian.Uint32(k[1:]), binary.BigEndian.Uint32(k[5:]))
 	})
 }
 

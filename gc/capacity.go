@@ -1,0 +1,421 @@
+package gc
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/regsweep/regsweep/graph"
+)
+
+// Capacity is the capacity-planning view of an indexed registry under one plan: where
+// the bytes are, how well they deduplicate, how big and how old the blobs are. It is
+// computed from the index and the plan alone; nothing rescans storage.
+type Capacity struct {
+	// TotalBytes is what the blob store holds (summary.blob_bytes).
+	TotalBytes int64 `json:"total_bytes"`
+	// LiveBytes is what the plan's mode keeps because it is reachable (summary.live_bytes).
+	LiveBytes int64 `json:"live_bytes"`
+	// GarbageBytes is what the plan deletes (summary.delete_bytes).
+	GarbageBytes int64 `json:"garbage_bytes"`
+	// KeptBytes is neither live nor deleted: kept by grace or by fail-closed rules.
+	KeptBytes int64 `json:"kept_bytes"`
+
+	// Images counts the tags that name a manifest the registry can serve (the tag's
+	// repository has a revision link for it): each is one image.
+	Images int `json:"images"`
+	// LogicalBytes is the sum, over those tags, of each image's bytes (ImageInfo.Bytes):
+	// what the registry would hold if every tag were stored on its own, without sharing
+	// a blob with any other tag, image or repository. Two tags naming the same manifest
+	// count twice.
+	LogicalBytes int64 `json:"logical_bytes"`
+	// DedupRatio is LogicalBytes / TotalBytes: how many bytes of tagged images each
+	// stored byte serves (0 when nothing is stored). It counts against all stored bytes,
+	// garbage and untagged manifests included, so a registry full of garbage can score
+	// below 1; collect the garbage and it rises.
+	DedupRatio float64 `json:"dedup_ratio"`
+
+	// SizeHistogram counts present blobs by size in power-of-4 buckets, from the
+	// smallest non-empty bucket to the largest.
+	SizeHistogram []SizeBucket `json:"size_histogram"`
+	// Age counts present blobs by modification time, relative to the plan's time.
+	Age []AgeBucket `json:"age"`
+
+	Repositories []RepoCapacity  `json:"repositories"`
+	Top          TopRepositories `json:"top"`
+}
+
+// RepoCapacity is one repository: its RepoStats and its largest images.
+type RepoCapacity struct {
+	RepoStats
+	// LargestImages are the repository's images (tags grouped by manifest), largest
+	// first, at most the top-N the capacity was computed with.
+	LargestImages []ImageInfo `json:"largest_images"`
+}
+
+// ImageInfo is one manifest a repository's tags name. Bytes are the sizes of the
+// distinct present blobs the manifest reaches: itself, its config and layers, and for
+// an index its children, recursively. Referrers (signatures, SBOMs) are not part of
+// the image: they point at it, it does not reach them.
+type ImageInfo struct {
+	Tags   []string      `json:"tags"`
+	Digest digest.Digest `json:"digest"`
+	Bytes  int64         `json:"bytes"`
+	Blobs  int           `json:"blobs"`
+}
+
+// SizeBucket holds the blobs with Min <= size < Max. Max is 1 for the empty-blob
+// bucket; the others span a power of 4.
+type SizeBucket struct {
+	Min   int64 `json:"min"`
+	Max   int64 `json:"max"`
+	Blobs int   `json:"blobs"`
+	Bytes int64 `json:"bytes"`
+}
+
+// AgeBucket holds the blobs last modified less than MaxAgeSeconds before the plan's
+// time (and no less than the previous bucket's); the last bucket has MaxAgeSeconds 0
+// and holds everything older. Blobs dated after the plan's time count as age 0.
+type AgeBucket struct {
+	Label         string `json:"label"`
+	MaxAgeSeconds int64  `json:"max_age_seconds"`
+	Blobs         int    `json:"blobs"`
+	Bytes         int64  `json:"bytes"`
+}
+
+// TopRepositories ranks repositories, largest first (ties by name); zero values are left out.
+type TopRepositories struct {
+	ByBytes            []RepoBytes `json:"by_bytes"`
+	ByUniqueBytes      []RepoBytes `json:"by_unique_bytes"`
+	ByReclaimableBytes []RepoBytes `json:"by_reclaimable_bytes"`
+}
+
+// RepoBytes is one line of a ranking.
+type RepoBytes struct {
+	Name  string `json:"name"`
+	Bytes int64  `json:"bytes"`
+}
+
+type capacityOptions struct{ top int }
+
+// CapacityOption tunes NewCapacity.
+type CapacityOption func(*capacityOptions) error
+
+// WithTopN sets how many repositories each ranking and how many images each
+// repository lists (default 10).
+func WithTopN(n int) CapacityOption {
+	return func(o *capacityOptions) error {
+		if n < 1 {
+			return fmt.Errorf("top N must be at least 1, got %d", n)
+		}
+		o.top = n
+		return nil
+	}
+}
+
+var ageBounds = []struct {
+	label string
+	max   time.Duration
+}{
+	{"<1d", 24 * time.Hour},
+	{"<7d", 7 * 24 * time.Hour},
+	{"<30d", 30 * 24 * time.Hour},
+	{"<90d", 90 * 24 * time.Hour},
+	{"<365d", 365 * 24 * time.Hour},
+	{"older", 0},
+}
+
+// NewCapacity computes the capacity view of idx under p, which must have been planned
+// from the same index. It reads blobs, tags, revision links and the edges of the
+// manifests that tags reach.
+func NewCapacity(ctx context.Context, idx graph.Reader, p *Plan, opts ...CapacityOption) (*Capacity, error) {
+	o := capacityOptions{top: 10}
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
+	}
+	meta, err := idx.Meta()
+	if err != nil {
+		return nil, err
+	}
+	c := &Capacity{
+		TotalBytes:   p.Summary.BlobBytes,
+		LiveBytes:    p.Summary.LiveBytes,
+		GarbageBytes: p.Summary.DeleteBytes,
+		KeptBytes:    p.Summary.BlobBytes - p.Summary.LiveBytes - p.Summary.DeleteBytes,
+	}
+
+	size := make([]int64, meta.MaxID+1)
+	present := make([]bool, meta.MaxID+1)
+	var hist [33]SizeBucket // 0, then [4^k, 4^(k+1)) for k = 0..31 covers int64
+	for i := range hist {
+		if i == 0 {
+			hist[i].Max = 1
+			continue
+		}
+		hist[i].Min = 1 << (2 * (i - 1))
+		hist[i].Max = hist[i].Min << 2
+		if i == len(hist)-1 {
+			hist[i].Max = 1<<63 - 1
+		}
+	}
+	c.Age = make([]AgeBucket, len(ageBounds))
+	for i, a := range ageBounds {
+		c.Age[i] = AgeBucket{Label: a.label, MaxAgeSeconds: int64(a.max / time.Second)}
+	}
+	err = idx.Blobs(func(b graph.Blob) error {
+		if b.ID > meta.MaxID {
+			return fmt.Errorf("blob id %d beyond the index's max id %d", b.ID, meta.MaxID)
+		}
+		present[b.ID], size[b.ID] = true, b.Size
+		h := &hist[sizeBucket(b.Size)]
+		h.Blobs++
+		h.Bytes += b.Size
+		age := p.Mode.Now.Sub(b.ModTime)
+		for i, a := range ageBounds {
+			if a.max == 0 || age < a.max {
+				c.Age[i].Blobs++
+				c.Age[i].Bytes += b.Size
+				break
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read blobs: %w", err)
+	}
+	lo, hi := -1, -1
+	for i, h := range hist {
+		if h.Blobs > 0 {
+			if lo < 0 {
+				lo = i
+			}
+			hi = i
+		}
+	}
+	c.SizeHistogram = []SizeBucket{}
+	if lo >= 0 {
+		c.SizeHistogram = slices.Clone(hist[lo : hi+1])
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+
+	// Images: tags whose manifest has a revision link in the tag's repository.
+	linked := map[string]map[uint32]bool{}
+	err = idx.Revisions(func(l graph.Link) error {
+		if linked[l.Repo] == nil {
+			linked[l.Repo] = map[uint32]bool{}
+		}
+		linked[l.Repo][l.ID] = true
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read revision links: %w", err)
+	}
+	manifests := map[uint32]graph.Manifest{}
+	if err := idx.Manifests(func(m graph.Manifest) error { manifests[m.ID] = m; return nil }); err != nil {
+		return nil, fmt.Errorf("read manifests: %w", err)
+	}
+	type key struct {
+		repo string
+		id   uint32
+	}
+	tagsOf := map[key][]string{}
+	err = idx.Tags(func(t graph.Tag) error {
+		if t.Bad == "" && t.ID != 0 && linked[t.Repo][t.ID] {
+			k := key{t.Repo, t.ID}
+			tagsOf[k] = append(tagsOf[k], t.Name)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read tags: %w", err)
+	}
+	w := newImageWalker(idx, manifests, present, size, meta.MaxID)
+	images := map[string][]ImageInfo{}
+	for k, tags := range tagsOf {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		bytes, blobs, err := w.image(k.id)
+		if err != nil {
+			return nil, err
+		}
+		d, err := idx.Digest(k.id)
+		if err != nil {
+			return nil, err
+		}
+		slices.Sort(tags)
+		images[k.repo] = append(images[k.repo], ImageInfo{Tags: tags, Digest: d, Bytes: bytes, Blobs: blobs})
+		c.Images += len(tags)
+		c.LogicalBytes += bytes * int64(len(tags))
+	}
+	if c.TotalBytes > 0 {
+		c.DedupRatio = float64(c.LogicalBytes) / float64(c.TotalBytes)
+	}
+
+	c.Repositories = make([]RepoCapacity, len(p.Repositories))
+	for i, r := range p.Repositories {
+		imgs := images[r.Name]
+		slices.SortFunc(imgs, func(a, b ImageInfo) int {
+			return cmp.Or(cmp.Compare(b.Bytes, a.Bytes), cmp.Compare(a.Tags[0], b.Tags[0]))
+		})
+		if len(imgs) > o.top {
+			imgs = imgs[:o.top]
+		}
+		c.Repositories[i] = RepoCapacity{RepoStats: r, LargestImages: nonNil(imgs)}
+	}
+	rank := func(v func(RepoStats) int64) []RepoBytes {
+		out := []RepoBytes{}
+		for _, r := range p.Repositories {
+			if n := v(r); n > 0 {
+				out = append(out, RepoBytes{Name: r.Name, Bytes: n})
+			}
+		}
+		slices.SortFunc(out, func(a, b RepoBytes) int { return cmp.Or(cmp.Compare(b.Bytes, a.Bytes), cmp.Compare(a.Name, b.Name)) })
+		if len(out) > o.top {
+			out = out[:o.top]
+		}
+		return out
+	}
+	c.Top = TopRepositories{
+		ByBytes:            rank(func(r RepoStats) int64 { return r.Bytes }),
+		ByUniqueBytes:      rank(func(r RepoStats) int64 { return r.UniqueBytes }),
+		ByReclaimableBytes: rank(func(r RepoStats) int64 { return r.ReclaimableBytes }),
+	}
+	return c, nil
+}
+
+// sizeBucket is 0 for empty blobs, else 1 + floor(log4(size)).
+func sizeBucket(n int64) int {
+	if n <= 0 {
+		return 0
+	}
+	b := 1
+	for n >= 4 {
+		n >>= 2
+		b++
+	}
+	return b
+}
+
+// imageWalker sums what manifests reach. Edges are cached: tags share children and
+// the same manifest is often tagged many times.
+type imageWalker struct {
+	idx       graph.Reader
+	manifests map[uint32]graph.Manifest
+	present   []bool
+	size      []int64
+	edges     map[uint32][]graph.Edge
+	seen      []uint32 // seen[id] == gen: visited in the current walk
+	gen       uint32
+}
+
+func newImageWalker(idx graph.Reader, manifests map[uint32]graph.Manifest, present []bool, size []int64, maxID uint32) *imageWalker {
+	return &imageWalker{idx: idx, manifests: manifests, present: present, size: size,
+		edges: map[uint32][]graph.Edge{}, seen: make([]uint32, maxID+1)}
+}
+
+func (w *imageWalker) refs(id uint32) ([]graph.Edge, error) {
+	if e, ok := w.edges[id]; ok {
+		return e, nil
+	}
+	var out []graph.Edge
+	man, ok := w.manifests[id]
+	switch {
+	case !ok || man.Missing:
+	case man.Unreadable != "":
+		// As in the repository stats: what it might reference counts as reached.
+		for _, m := range man.Mentions {
+			out = append(out, graph.Edge{Kind: graph.EdgeLayer, To: m})
+		}
+	default:
+		err := w.idx.Edges(id, func(e graph.Edge) error {
+			if e.Kind != graph.EdgeSubject {
+				out = append(out, e)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("read references of manifest id %d: %w", id, err)
+		}
+	}
+	w.edges[id] = out
+	return out, nil
+}
+
+// image returns the bytes and count of the distinct present blobs root reaches.
+func (w *imageWalker) image(root uint32) (int64, int, error) {
+	w.gen++
+	var bytes int64
+	var blobs int
+	visit := func(id uint32) bool {
+		if int(id) >= len(w.seen) || w.seen[id] == w.gen {
+			return false
+		}
+		w.seen[id] = w.gen
+		if w.present[id] {
+			bytes += w.size[id]
+			blobs++
+		}
+		return true
+	}
+	visit(root)
+	stack := []uint32{root}
+	for len(stack) > 0 {
+		id := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		es, err := w.refs(id)
+		if err != nil {
+			return 0, 0, err
+		}
+		for _, e := range es {
+			if visit(e.To) && e.Kind == graph.EdgeChild {
+				stack = append(stack, e.To)
+			}
+		}
+	}
+	return bytes, blobs, nil
+}
+
+// WhatIf compares what a plan frees now with what it would free after a change
+// (tags untagged, repositories deleted): deleting a tag frees only the blobs that
+// nothing else references, so the difference is usually less than the image's size.
+type WhatIf struct {
+	UntagRefs       []string `json:"untag"`
+	DeleteRepos     []string `json:"delete_repositories"`
+	FreedBytesNow   int64    `json:"freed_bytes_now"`
+	FreedBytesAfter int64    `json:"freed_bytes_after"`
+	AdditionalBytes int64    `json:"additional_bytes"`
+	AdditionalBlobs int      `json:"additional_blobs"`
+	FreedBlobsNow   int      `json:"freed_blobs_now"`
+	FreedBlobsAfter int      `json:"freed_blobs_after"`
+}
+
+// NewWhatIf compares base, planned as things are, with after, planned with the same
+// mode plus WithoutTags(untag...) and WithoutRepos(repos...). The additional blobs
+// and bytes are those after deletes and base does not.
+func NewWhatIf(base, after *Plan, untag, repos []string) WhatIf {
+	w := WhatIf{
+		UntagRefs: nonNil(slices.Clone(untag)), DeleteRepos: nonNil(slices.Clone(repos)),
+		FreedBytesNow: base.Summary.DeleteBytes, FreedBytesAfter: after.Summary.DeleteBytes,
+		FreedBlobsNow: base.Summary.DeleteBlobs, FreedBlobsAfter: after.Summary.DeleteBlobs,
+	}
+	now := map[digest.Digest]bool{}
+	for _, b := range base.Blobs {
+		now[b.Digest] = true
+	}
+	for _, b := range after.Blobs {
+		if !now[b.Digest] {
+			w.AdditionalBlobs++
+			w.AdditionalBytes += b.Size
+		}
+	}
+	return w
+}
