@@ -80,7 +80,7 @@ func Build(ctx context.Context, drv driver.StorageDriver, idx *Index, opts ...Bu
 	defer cancel()
 	// Manifests are read while the listing goes on: a pool pulls ids the builder
 	// queues as revision links, tags and index children turn up.
-	pool := newReadPool(ctx, drv, o.workers)
+	pool := newReadPool(ctx, storage.ReadDriver(drv), o.workers)
 	defer pool.close()
 	b.pool = pool
 	entries := 0

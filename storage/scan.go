@@ -94,6 +94,7 @@ func Scan(ctx context.Context, drv driver.StorageDriver, fn func(Entry) error, o
 			return err
 		}
 	}
+	drv = readDriver(drv)
 	walk := nativeWalkers[drv.Name()]
 	if o.walk != nil {
 		walk = *o.walk

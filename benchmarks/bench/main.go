@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"syscall"
@@ -58,7 +59,10 @@ var scales = map[string]scale{
 	},
 }
 
-var workers = flag.Int("workers", 32, "regsweep concurrency")
+var (
+	workers    = flag.Int("workers", 32, "regsweep concurrency")
+	cpuprofile = flag.String("cpuprofile", "", "write a CPU profile of the regsweep runs to this file")
+)
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "rss" {
@@ -180,8 +184,19 @@ func genFS(ctx context.Context, l synth.Layout) (string, *synth.LayoutStats) {
 	return root, st
 }
 
-func fsDriver(root string) *rstorage.Counting {
-	return rstorage.NewCounting(filesystem.New(filesystem.DriverParameters{RootDirectory: root, MaxThreads: 100}))
+// fsDrivers returns the filesystem driver, and the same wrapped to count calls. Times
+// are measured on the plain driver; calls in one extra run on the counting one.
+func fsDrivers(root string) (driver.StorageDriver, *rstorage.Counting) {
+	d := filesystem.New(filesystem.DriverParameters{RootDirectory: root, MaxThreads: 100})
+	return d, rstorage.NewCounting(d)
+}
+
+type tool func(ctx context.Context, drv driver.StorageDriver, m bool, count func() int64) int64
+
+// measure returns the median time of runs on plain and the calls of one run on counted.
+func measure(ctx context.Context, runs int, t tool, plain driver.StorageDriver, counted *rstorage.Counting, m bool) (time.Duration, int64) {
+	d, _ := median(runs, func() int64 { return t(ctx, plain, m, func() int64 { return 0 }) })
+	return d, t(ctx, counted, m, counted.Total)
 }
 
 // floor is a plain single-threaded walk of the tree plus one read of every manifest.
@@ -210,13 +225,19 @@ func benchFS(ctx context.Context, sc scale) {
 	root, st := genFS(ctx, sc.fs)
 	defer os.RemoveAll(root)
 	scen := fmt.Sprintf("filesystem, %d repos / %d manifests / %d blobs (%d files)", st.Repos, st.Manifests, st.Blobs, st.Files)
-	drv := fsDriver(root)
+	drv, counted := fsDrivers(root)
 	floor(root) // warm the page cache for everyone
-	mas, masCalls := median(sc.runs, func() int64 { return markAndSweep(ctx, drv, false, drv.Total) })
+	mas, masCalls := measure(ctx, sc.runs, markAndSweep, drv, counted, false)
 	row(scen, "MarkAndSweep", mas, masCalls, 0, 0)
-	d, calls := median(sc.runs, func() int64 { return regsweep(ctx, drv, false, drv.Total) })
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		must(err)
+		must(pprof.StartCPUProfile(f))
+	}
+	d, calls := measure(ctx, sc.runs, regsweep, drv, counted, false)
+	pprof.StopCPUProfile()
 	row(scen, "regsweep", d, calls, mas, masCalls)
-	d, calls = median(sc.runs, func() int64 { return regsweep(ctx, drv, true, drv.Total) })
+	d, calls = measure(ctx, sc.runs, regsweep, drv, counted, true)
 	row(scen, "regsweep -m", d, calls, mas, masCalls)
 	d, _ = median(sc.runs, func() int64 { return floor(root) })
 	row(scen, "floor: 1-thread walk + read manifests", d, 0, mas, 0)
@@ -267,17 +288,17 @@ func benchUntagged(ctx context.Context, sc scale) {
 	root, st := genFS(ctx, synth.Layout{Repos: 1, ManifestsPerRepo: n, TagsPerRepo: n, LayersPerManifest: 1, ShareRatio: 0.5})
 	defer os.RemoveAll(root)
 	scen := fmt.Sprintf("-m, one repository, %d tags × %d manifests", st.Tags, st.Manifests)
-	drv := fsDriver(root)
+	drv, counted := fsDrivers(root)
 	floor(root)
-	mas, masCalls := median(max(1, sc.runs/2), func() int64 { return markAndSweep(ctx, drv, true, drv.Total) })
+	mas, masCalls := measure(ctx, max(1, sc.runs/2), markAndSweep, drv, counted, true)
 	row(scen, "MarkAndSweep -m", mas, masCalls, 0, 0)
-	d, calls := median(sc.runs, func() int64 { return regsweep(ctx, drv, true, drv.Total) })
+	d, calls := measure(ctx, sc.runs, regsweep, drv, counted, true)
 	row(scen, "regsweep -m", d, calls, mas, masCalls)
 	// Linear in tags: half the size.
 	root2, st2 := genFS(ctx, synth.Layout{Repos: 1, ManifestsPerRepo: n / 2, TagsPerRepo: n / 2, LayersPerManifest: 1, ShareRatio: 0.5})
 	defer os.RemoveAll(root2)
-	drv2 := fsDriver(root2)
-	d2, calls2 := median(sc.runs, func() int64 { return regsweep(ctx, drv2, true, drv2.Total) })
+	drv2, counted2 := fsDrivers(root2)
+	d2, calls2 := measure(ctx, sc.runs, regsweep, drv2, counted2, true)
 	row(fmt.Sprintf("-m, one repository, %d tags × %d manifests", st2.Tags, st2.Manifests), "regsweep -m", d2, calls2, 0, 0)
 }
 
