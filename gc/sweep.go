@@ -15,6 +15,8 @@ import (
 	"github.com/distribution/distribution/v3/registry/storage/driver"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/time/rate"
+
+	"github.com/regsweep/regsweep/storage"
 )
 
 // ErrBlocked is returned by Sweep when unreadable manifests are reachable.
@@ -36,6 +38,7 @@ type sweepOptions struct {
 	before           func(path string) error
 	fsRoot           string
 	log              *slog.Logger
+	progress         storage.Progress
 }
 
 // SweepOption tunes Sweep.
@@ -86,6 +89,11 @@ func WithFilesystemRoot(dir string) SweepOption {
 	return func(o *sweepOptions) error { o.fsRoot = dir; return nil }
 }
 
+// WithSweepProgress reports deletions to p.
+func WithSweepProgress(p storage.Progress) SweepOption {
+	return func(o *sweepOptions) error { o.progress = p; return nil }
+}
+
 // WithSweepLogger sets where progress lines go.
 func WithSweepLogger(l *slog.Logger) SweepOption {
 	return func(o *sweepOptions) error { o.log = l; return nil }
@@ -109,7 +117,7 @@ type Result struct {
 // references (tag history, revision links) first, then blobs, then layer links,
 // then uploads. It only reads p.
 func Sweep(ctx context.Context, drv driver.StorageDriver, p *Plan, opts ...SweepOption) (*Result, error) {
-	o := sweepOptions{workers: 16, log: slog.New(slog.DiscardHandler)}
+	o := sweepOptions{workers: 16, log: slog.New(slog.DiscardHandler), progress: storage.NoProgress{}}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
 			return nil, err
@@ -143,6 +151,7 @@ func Sweep(ctx context.Context, drv driver.StorageDriver, p *Plan, opts ...Sweep
 				mu.Lock()
 				res.AlreadyDone++
 				mu.Unlock()
+				o.progress.Add(1)
 				return nil
 			}
 		}
@@ -178,6 +187,7 @@ func Sweep(ctx context.Context, drv driver.StorageDriver, p *Plan, opts ...Sweep
 			prune = append(prune, path.Dir(p))
 			pruneMu.Unlock()
 		}
+		o.progress.Add(1)
 		if n := done.Add(1); n%1000 == 0 {
 			o.log.Info("sweeping", "done", n, "of", total, "rate/s", int(float64(n)/time.Since(started).Seconds()))
 		}
@@ -206,6 +216,7 @@ func Sweep(ctx context.Context, drv driver.StorageDriver, p *Plan, opts ...Sweep
 		return ctx.Err()
 	}
 
+	o.progress.Phase("sweeping", int64(total))
 	// 1. References: tag history first, then the revision links themselves.
 	var refs, revs []job
 	for _, m := range p.Manifests {

@@ -20,11 +20,12 @@ import (
 )
 
 type buildOptions struct {
-	scan    []storage.ScanOption
-	verify  bool
-	workers int
-	log     *slog.Logger
-	every   time.Duration
+	progress storage.Progress
+	scan     []storage.ScanOption
+	verify   bool
+	workers  int
+	log      *slog.Logger
+	every    time.Duration
 }
 
 // BuildOption tunes Build.
@@ -47,6 +48,11 @@ func WithVerifyLinks(v bool) BuildOption {
 	return func(o *buildOptions) error { o.verify = v; return nil }
 }
 
+// WithProgress reports listing and manifest reading to p.
+func WithProgress(p storage.Progress) BuildOption {
+	return func(o *buildOptions) error { o.progress = p; return nil }
+}
+
 // WithScanOptions passes options to storage.Scan.
 func WithScanOptions(opts ...storage.ScanOption) BuildOption {
 	return func(o *buildOptions) error { o.scan = append(o.scan, opts...); return nil }
@@ -61,7 +67,7 @@ func WithLogger(l *slog.Logger, every time.Duration) BuildOption {
 // lists the layout, then reads every manifest once, however many repositories link
 // it, following index children until none are new.
 func Build(ctx context.Context, drv driver.StorageDriver, idx *Index, opts ...BuildOption) error {
-	o := buildOptions{workers: 16, log: slog.New(slog.DiscardHandler), every: 10 * time.Second}
+	o := buildOptions{workers: 16, log: slog.New(slog.DiscardHandler), every: 10 * time.Second, progress: storage.NoProgress{}}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
 			return err
@@ -84,8 +90,10 @@ func Build(ctx context.Context, drv driver.StorageDriver, idx *Index, opts ...Bu
 	defer pool.close()
 	b.pool = pool
 	entries := 0
+	o.progress.Phase("listing storage", 0)
 	err := storage.Scan(ctx, drv, func(e storage.Entry) error {
 		entries++
+		o.progress.Add(1)
 		select {
 		case <-tick.C:
 			o.log.Info("scanning storage", "entries", entries, "blobs", b.meta.Blobs, "manifests read", pool.doneCount())
@@ -97,8 +105,11 @@ func Build(ctx context.Context, drv driver.StorageDriver, idx *Index, opts ...Bu
 		return err
 	}
 	o.log.Info("listed storage", "entries", entries, "blobs", b.meta.Blobs)
+	o.progress.Phase("reading manifests", int64(len(b.digests)))
+	o.progress.Add(int64(pool.doneCount()))
 	for {
 		results, more := pool.wait()
+		o.progress.Add(int64(len(results)))
 		for _, r := range results {
 			if err := b.addManifest(r); err != nil {
 				return err

@@ -51,6 +51,7 @@ func (c *commonOptions) verify() error {
 // session is an opened storage and index.
 type session struct {
 	log   *slog.Logger
+	prog  storage.Progress
 	drv   driver.StorageDriver
 	cfg   *configuration.Configuration
 	id    string
@@ -64,6 +65,7 @@ func openSession(cmd *cobra.Command, config string, c commonOptions) (*session, 
 		level = slog.LevelWarn
 	}
 	s := &session{log: slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level})), start: time.Now()}
+	s.prog = newProgress(cmd.ErrOrStderr(), s.log, c.quiet)
 	var err error
 	if s.drv, s.cfg, err = storage.Open(cmd.Context(), config); err != nil {
 		return nil, err
@@ -90,10 +92,17 @@ func openSession(cmd *cobra.Command, config string, c commonOptions) (*session, 
 
 func (s *session) close() { s.idx.Close() }
 
+func (s *session) doneProgress() {
+	if p, ok := s.prog.(*progress); ok {
+		p.Done()
+	}
+}
+
 func (s *session) scan(cmd *cobra.Command, c commonOptions) error {
-	if err := graph.Build(cmd.Context(), s.drv, s.idx, graph.WithWorkers(c.workers), graph.WithVerifyLinks(c.verifyLinks), graph.WithLogger(s.log, 5*time.Second)); err != nil {
+	if err := graph.Build(cmd.Context(), s.drv, s.idx, graph.WithWorkers(c.workers), graph.WithVerifyLinks(c.verifyLinks), graph.WithLogger(s.log, time.Minute), graph.WithProgress(s.prog)); err != nil {
 		return fmt.Errorf("scan %s: %w", s.id, err)
 	}
+	s.doneProgress()
 	return nil
 }
 
@@ -141,7 +150,8 @@ func (s *session) sweep(cmd *cobra.Command, plan *gc.Plan, c commonOptions, f sw
 	}
 	res, err := gc.Sweep(cmd.Context(), s.drv, plan,
 		gc.WithSweepWorkers(c.workers), gc.WithMaxOps(f.maxOps), gc.WithJournal(s.idx),
-		gc.WithIgnoreUnreadable(f.ignoreUnreadable), gc.WithFilesystemRoot(s.fsRoot()), gc.WithSweepLogger(s.log))
+		gc.WithIgnoreUnreadable(f.ignoreUnreadable), gc.WithFilesystemRoot(s.fsRoot()), gc.WithSweepLogger(s.log), gc.WithSweepProgress(s.prog))
+	s.doneProgress()
 	if err != nil {
 		return nil, fmt.Errorf("%w; rerun the same command to finish", err)
 	}
