@@ -106,6 +106,18 @@ func (s *session) scan(cmd *cobra.Command, c commonOptions) error {
 	return nil
 }
 
+// scanUnlessFresh reuses the index when a dry run allows an index of maxAge. A real
+// sweep always rescans: a push after an old scan could reference a blob it frees.
+func (s *session) scanUnlessFresh(cmd *cobra.Command, c commonOptions, dryRun bool, maxAge time.Duration) error {
+	if dryRun && maxAge > 0 {
+		if m, err := s.idx.Meta(); err == nil && m.Driver == s.drv.Name() && time.Since(m.Finished) < maxAge {
+			s.log.Info("reusing index", "scanned", m.Finished.Format(time.RFC3339), "age", time.Since(m.Finished).Round(time.Second))
+			return nil
+		}
+	}
+	return s.scan(cmd, c)
+}
+
 // fsRoot is the root directory of a filesystem driver, "" for other drivers.
 func (s *session) fsRoot() string {
 	if s.drv.Name() != "filesystem" {

@@ -21,6 +21,7 @@ type gcOptions struct {
 	dropReferrers    bool
 	grace, uploadAge time.Duration
 	planOut          string
+	maxIndexAge      time.Duration
 }
 
 func newGCCommand() *cobra.Command {
@@ -60,6 +61,7 @@ Exit codes:
 	f.DurationVar(&o.grace, "grace", time.Hour, "keep anything modified more recently than this")
 	f.DurationVar(&o.uploadAge, "upload-age", 168*time.Hour, "delete uploads started longer ago than this")
 	f.StringVar(&o.planOut, "plan-out", "", "write the plan as JSON to this file (for regsweep apply)")
+	f.DurationVar(&o.maxIndexAge, "max-index-age", 0, "with --dry-run, reuse the index if a scan finished less than this long ago (0: always rescan); real sweeps always rescan")
 	return cmd
 }
 
@@ -85,7 +87,7 @@ func runGC(cmd *cobra.Command, config string, o gcOptions) error {
 		return err
 	}
 	defer s.close()
-	if err := s.scan(cmd, o.commonOptions); err != nil {
+	if err := s.scanUnlessFresh(cmd, o.commonOptions, o.dryRun, o.maxIndexAge); err != nil {
 		return err
 	}
 	plan, err := gc.NewPlan(cmd.Context(), s.idx,

@@ -260,3 +260,44 @@ func TestEnvironmentOverride(t *testing.T) {
 		t.Fatalf("err = %v: REGISTRY_* override not applied (want empty root refused)", err)
 	}
 }
+
+func TestMaxIndexAge(t *testing.T) {
+	cfg := sampleConfig(t)
+	index := t.TempDir()
+	summary := func(args ...string) map[string]any {
+		t.Helper()
+		out, err := run(t, append([]string{"gc", cfg, "-d", "-q", "-o", "json", "--index", index}, args...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r map[string]any
+		if err := json.Unmarshal([]byte(out), &r); err != nil {
+			t.Fatal(err)
+		}
+		return r["summary"].(map[string]any)
+	}
+	first := summary()
+	// Remove the orphan blob behind the index's back.
+	root := filepath.Join(filepath.Dir(cfg), "registry", "docker/registry/v2/blobs")
+	var orphan string
+	filepath.Walk(root, func(p string, fi os.FileInfo, _ error) error {
+		if fi != nil && !fi.IsDir() {
+			if b, _ := os.ReadFile(p); strings.HasPrefix(string(b), "orphan blob") {
+				orphan = filepath.Dir(p)
+			}
+		}
+		return nil
+	})
+	if orphan == "" {
+		t.Fatal("no orphan blob in the sample")
+	}
+	if err := os.RemoveAll(orphan); err != nil {
+		t.Fatal(err)
+	}
+	if reused := summary("--max-index-age", "1h"); reused["blobs"] != first["blobs"] {
+		t.Errorf("--max-index-age 1h rescanned: %v blobs, index had %v", reused["blobs"], first["blobs"])
+	}
+	if fresh := summary(); fresh["blobs"].(float64) != first["blobs"].(float64)-1 {
+		t.Errorf("default run did not rescan: %v blobs, want %v", fresh["blobs"], first["blobs"].(float64)-1)
+	}
+}
