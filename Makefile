@@ -14,6 +14,13 @@ test:
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
 
+# End to end against the real peers: Debian's docker-registry (distribution 2.8.2) and
+# skopeo (apt-get install docker-registry skopeo). Pushes built images, deletes through
+# the registry API, compares regsweep with 2.8.2's garbage-collect, sweeps and pulls
+# every remaining tag. Skips without the tools unless CI=true. See cmd/regsweep/e2e.
+e2e:
+	$(GO) test -tags e2e -count=1 -v -timeout 15m ./cmd/regsweep/e2e/
+
 # Dry-run report on the bundled sample registry. Git does not keep file times, so the
 # demo copies the sample and ages it by two days: the default 1h grace period then
 # protects nothing and the report shows what a maintenance-window run would free.

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math/bits"
 	"slices"
-	"time"
 
 	"github.com/regsweep/regsweep/graph"
 )
@@ -29,7 +28,6 @@ type state struct {
 	maxID     uint32
 	present   bitset
 	size      []int64
-	modTime   []int64
 	manifests map[uint32]graph.Manifest
 	repos     []graph.Repo
 	revisions []graph.Link
@@ -40,7 +38,7 @@ type state struct {
 	edges     map[uint32][]graph.Edge // manifest id -> its references
 	referrers map[uint32][]uint32     // subject id -> referrer manifest ids
 	linkedBy  map[uint32][]string     // manifest id -> repositories with a revision link
-	revsOf    map[string][]uint32 // repository -> manifest ids it links
+	revsOf    map[string][]uint32     // repository -> manifest ids it links
 	warnings  []graph.Warning
 }
 
@@ -53,7 +51,6 @@ func load(idx graph.Reader) (*state, error) {
 		idx: idx, maxID: meta.MaxID,
 		present:   newBitset(meta.MaxID),
 		size:      make([]int64, meta.MaxID+1),
-		modTime:   make([]int64, meta.MaxID+1),
 		manifests: map[uint32]graph.Manifest{},
 		linkedBy:  map[uint32][]string{},
 		revsOf:    map[string][]uint32{},
@@ -64,7 +61,7 @@ func load(idx graph.Reader) (*state, error) {
 		func() error {
 			return idx.Blobs(func(b graph.Blob) error {
 				s.present.set(b.ID)
-				s.size[b.ID], s.modTime[b.ID] = b.Size, b.ModTime.UnixNano()
+				s.size[b.ID] = b.Size
 				return nil
 			})
 		},
@@ -131,6 +128,7 @@ func (s *state) without(o options) {
 // marks is the outcome of Mark.
 type marks struct {
 	liveManifest bitset // manifests live by digest, globally
+	youngOnly    bitset // live manifests that only grace keeps: reached from young roots alone
 	live         bitset // blobs (manifests included) that must stay
 	keptWhy      map[uint32]string
 	pinnedRepo   map[string]string // repository -> why nothing in it is deleted
@@ -143,6 +141,7 @@ type marks struct {
 func (s *state) mark(o options) (*marks, error) {
 	m := &marks{
 		liveManifest: newBitset(s.maxID),
+		youngOnly:    newBitset(s.maxID),
 		live:         newBitset(s.maxID),
 		keptWhy:      map[uint32]string{},
 		pinnedRepo:   map[string]string{},
@@ -199,8 +198,12 @@ func (s *state) mark(o options) (*marks, error) {
 	if len(youngRoots) > 0 {
 		// What only young manifests reach is kept by grace, not live on its own.
 		before := append(bitset(nil), m.live...)
+		beforeM := append(bitset(nil), m.liveManifest...)
 		if err := s.walk(o, m, youngRoots); err != nil {
 			return nil, err
+		}
+		for i := range m.liveManifest {
+			m.youngOnly[i] = m.liveManifest[i] &^ beforeM[i]
 		}
 		for i := range m.live {
 			for diff := m.live[i] &^ before[i]; diff != 0; diff &= diff - 1 {
@@ -287,11 +290,6 @@ func (s *state) failClosed(o options, m *marks) {
 			if id != 0 && !m.live.has(id) && m.keptWhy[id] == "" {
 				m.keptWhy[id] = keep
 			}
-		}
-	}
-	for id := uint32(1); id <= s.maxID; id++ {
-		if s.present.has(id) && !m.live.has(id) && m.keptWhy[id] == "" && time.Unix(0, s.modTime[id]).After(cutoff) {
-			m.keptWhy[id] = "younger than grace"
 		}
 	}
 }

@@ -3,6 +3,7 @@ package gc
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"time"
@@ -42,11 +43,44 @@ type Mode struct {
 	Now              time.Time `json:"now"`
 }
 
-// BlobItem is a blob directory to delete.
+// BlobItem is a blob directory to delete. Its path follows from the digest; it is
+// computed, not held, because plans of large registries hold millions of these.
 type BlobItem struct {
+	Digest digest.Digest
+	Size   int64
+	id     uint32
+}
+
+// Path returns the driver path of the blob directory.
+func (b BlobItem) Path() string { return blobPath(b.Digest) }
+
+type blobItemJSON struct {
 	Digest digest.Digest `json:"digest"`
 	Size   int64         `json:"size"`
 	Path   string        `json:"path"`
+}
+
+// MarshalJSON implements json.Marshaler.
+func (b BlobItem) MarshalJSON() ([]byte, error) {
+	return json.Marshal(blobItemJSON{b.Digest, b.Size, b.Path()})
+}
+
+// UnmarshalJSON implements json.Unmarshaler; the path is recomputed from the digest.
+func (b *BlobItem) UnmarshalJSON(data []byte) error {
+	var j blobItemJSON
+	if err := json.Unmarshal(data, &j); err != nil {
+		return err
+	}
+	if err := j.Digest.Validate(); err != nil {
+		return fmt.Errorf("plan blob %q: %w", j.Digest, err)
+	}
+	b.Digest, b.Size = j.Digest, j.Size
+	return nil
+}
+
+func blobPath(d digest.Digest) string {
+	p, _ := storage.Path(storage.Spec{Kind: storage.BlobDir, Digest: d})
+	return p
 }
 
 // ManifestItem is a manifest revision link to delete, with its tag history entries.
@@ -120,7 +154,7 @@ const (
 func (p *Plan) Paths() map[string]bool {
 	out := map[string]bool{}
 	for _, b := range p.Blobs {
-		out[b.Path] = true
+		out[b.Path()] = true
 	}
 	for _, m := range p.Manifests {
 		out[m.Path] = true
@@ -183,33 +217,45 @@ func NewPlan(ctx context.Context, idx graph.Reader, opts ...Option) (*Plan, erro
 		return d
 	}
 
-	// 1. Blobs: present, not live, not kept.
+	// 1. Blobs: present, not live, not kept. Streamed from the index, which yields
+	// them in id order with their digests.
 	deleted := newBitset(s.maxID)
-	for id := uint32(1); id <= s.maxID; id++ {
-		if !s.present.has(id) {
-			continue
+	cutoff := o.now.Add(-o.grace)
+	err = idx.Blobs(func(b graph.Blob) error {
+		id := b.ID
+		why := m.keptWhy[id]
+		if why == "" && !m.live.has(id) && b.ModTime.After(cutoff) {
+			why = reasonGrace
 		}
-		if why := m.keptWhy[id]; why != "" {
-			k := KeptItem{Kind: "blob", Digest: dg(id), Size: s.size[id], Reason: why}
-			p.Kept = append(p.Kept, k)
+		if why != "" {
+			p.Kept = append(p.Kept, KeptItem{Kind: "blob", Digest: b.Digest, Size: b.Size, Reason: why})
 			if why == reasonGrace {
 				p.Summary.KeptByGrace++
 			}
-			continue
+			return nil
 		}
 		if m.live.has(id) {
 			p.Summary.LiveBlobs++
-			p.Summary.LiveBytes += s.size[id]
-			continue
+			p.Summary.LiveBytes += b.Size
+			return nil
 		}
-		d := dg(id)
-		path, _ := storage.Path(storage.Spec{Kind: storage.BlobDir, Digest: d})
-		if o.only != nil && !o.only[path] {
-			p.Kept = append(p.Kept, KeptItem{Kind: "blob", Digest: d, Size: s.size[id], Reason: reasonNotPlanned})
-			continue
+		if o.only != nil && !o.only[blobPath(b.Digest)] {
+			p.Kept = append(p.Kept, KeptItem{Kind: "blob", Digest: b.Digest, Size: b.Size, Reason: reasonNotPlanned})
+			return nil
 		}
 		deleted.set(id)
-		p.Blobs = append(p.Blobs, BlobItem{Digest: d, Size: s.size[id], Path: path})
+		p.Blobs = append(p.Blobs, BlobItem{Digest: b.Digest, Size: b.Size, id: id})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read blobs from index: %w", err)
+	}
+	// Digests of deleted blobs by id, while p.Blobs is still in id order.
+	deletedDigest := func(id uint32) digest.Digest {
+		if i, ok := slices.BinarySearchFunc(p.Blobs, id, func(b BlobItem, id uint32) int { return cmp.Compare(b.id, id) }); ok {
+			return p.Blobs[i].Digest
+		}
+		return dg(id)
 	}
 
 	// 2. Revision links of manifests that are not live (delete-untagged only).
@@ -221,11 +267,12 @@ func NewPlan(ctx context.Context, idx graph.Reader, opts ...Option) (*Plan, erro
 	if o.deleteUntagged {
 		cutoff := o.now.Add(-o.grace)
 		for _, l := range s.revisions {
-			if m.liveManifest.has(l.ID) || l.Bad != "" || m.pinnedRepo[l.Repo] != "" {
+			young := m.youngOnly.has(l.ID)
+			if m.liveManifest.has(l.ID) && !young || l.Bad != "" || m.pinnedRepo[l.Repo] != "" {
 				continue
 			}
 			d := dg(l.ID)
-			if l.ModTime.After(cutoff) {
+			if young || l.ModTime.After(cutoff) {
 				p.Kept = append(p.Kept, KeptItem{Kind: "manifest", Repository: l.Repo, Digest: d, Reason: reasonGrace})
 				p.Summary.KeptByGrace++
 				continue
@@ -261,7 +308,7 @@ func NewPlan(ctx context.Context, idx graph.Reader, opts ...Option) (*Plan, erro
 		default:
 			continue
 		}
-		d := dg(l.ID)
+		d := deletedDigest(l.ID)
 		path, _ := storage.Path(storage.Spec{Kind: storage.LayerLink, Repo: l.Repo, Digest: d})
 		if o.only != nil && !o.only[path] {
 			continue

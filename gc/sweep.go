@@ -235,7 +235,7 @@ func Sweep(ctx context.Context, drv driver.StorageDriver, p *Plan, opts ...Sweep
 	var blobs []job
 	for _, b := range p.Blobs {
 		size := b.Size
-		blobs = append(blobs, job{b.Path, func() { res.DeletedBlobs++; res.FreedBytes += size }})
+		blobs = append(blobs, job{b.Path(), func() { res.DeletedBlobs++; res.FreedBytes += size }})
 	}
 	if err := phase("blobs", blobs); err != nil {
 		return &res, err

@@ -124,7 +124,7 @@ func TestSweepMatchesPlan(t *testing.T) {
 		}
 		// No empty blob prefix directory is left behind.
 		for _, b := range p.Blobs {
-			dir := filepath.Dir(fsPath(root, b.Path))
+			dir := filepath.Dir(fsPath(root, b.Path()))
 			if ents, err := os.ReadDir(dir); err == nil && len(ents) == 0 {
 				t.Errorf("empty directory left: %s", dir)
 			}
@@ -279,4 +279,40 @@ func TestGraceProtectsRacingPush(t *testing.T) {
 	if p.Summary.KeptByGrace < 2 {
 		t.Errorf("kept_by_grace = %d, want >= 2", p.Summary.KeptByGrace)
 	}
+}
+
+// TestYoungUntaggedManifestReportedKept: under -m, an untagged manifest whose revision
+// link is younger than grace is kept and reported as such, with its blobs.
+func TestYoungUntaggedManifestReportedKept(t *testing.T) {
+	root := sample(t)
+	old := time.Now().Add(-48 * time.Hour)
+	filepath.WalkDir(root, func(p string, _ fs.DirEntry, _ error) error { return os.Chtimes(p, old, old) })
+	base := plan(t, root, gc.WithDeleteUntagged(true), gc.WithGracePeriod(time.Hour), gc.WithNow(time.Now()))
+	var m gc.ManifestItem
+	for _, x := range base.Manifests {
+		if x.Repository == "library/debian" {
+			m = x
+		}
+	}
+	if m.Path == "" {
+		t.Fatal("aged sample deletes no debian manifest")
+	}
+	now := time.Now()
+	link := fsPath(root, m.Path+"/link")
+	if err := os.Chtimes(link, now, now); err != nil {
+		t.Fatal(err)
+	}
+	p := plan(t, root, gc.WithDeleteUntagged(true), gc.WithGracePeriod(time.Hour), gc.WithNow(time.Now()))
+	if slices.ContainsFunc(p.Manifests, func(x gc.ManifestItem) bool { return x.Digest == m.Digest }) {
+		t.Fatal("young revision planned for deletion")
+	}
+	if !slices.ContainsFunc(p.Kept, func(k gc.KeptItem) bool {
+		return k.Kind == "manifest" && k.Digest == m.Digest && k.Repository == "library/debian" && k.Reason == "younger than grace"
+	}) {
+		t.Errorf("young revision not reported kept: %+v", p.Kept)
+	}
+	if p.Summary.KeptByGrace < 3 { // the manifest, its blob and its unique layer and config
+		t.Errorf("kept_by_grace = %d", p.Summary.KeptByGrace)
+	}
+	assertKept(t, p, m.Digest)
 }

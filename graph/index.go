@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 	"github.com/opencontainers/go-digest"
 )
 
@@ -179,10 +180,13 @@ func Open(dir string) (*Index, error) {
 		WithLogger(nil).
 		WithNumVersionsToKeep(1).
 		WithMemTableSize(16 << 20).
-		WithBlockCacheSize(32 << 20).
-		WithIndexCacheSize(16 << 20).
+		WithBlockCacheSize(16 << 20).
+		WithIndexCacheSize(8 << 20).
 		WithNumMemtables(2).
-		WithValueThreshold(1 << 10)
+		WithValueThreshold(1 << 10).
+		// The index is a scratch file of keys and small values: compression buys
+		// little on disk and its table-building buffers cost tens of MiB of memory.
+		WithCompression(options.None)
 	db, err := badger.Open(opts)
 	if err != nil {
 		return nil, fmt.Errorf("open index %s: %w", dir, err)

@@ -40,9 +40,11 @@ var _ driver.StorageDriver = (*Synthetic)(nil)
 
 const synthRoot = "/docker/registry/v2"
 
-// synthBlob is the digest of virtual blob i: valid hex, spread evenly over prefixes.
+// synthBlob is the digest of virtual blob i: valid hex, spread evenly over prefixes
+// and, like real digests, random-looking in its leading bits; unique by its tail.
 func synthBlob(i int) digest.Digest {
-	return digest.Digest(fmt.Sprintf("sha256:%02x%062x", i%256, i/256))
+	mix := uint64(i)*0x9e3779b97f4a7c15 ^ uint64(i)>>7
+	return digest.Digest(fmt.Sprintf("sha256:%02x%014x%048x", i%256, mix>>8, i/256))
 }
 
 // NewSynthetic makes n virtual blobs and repos repositories of perRepo manifests,
