@@ -33,6 +33,12 @@ demo: build
 	@echo
 	@echo "== --delete-untagged (as registry garbage-collect -m) =="
 	REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY=$(DEMO_DIR) ./$(BIN) gc testdata/sample/config.yml --dry-run -m -q
+	@echo
+	@echo "== capacity report (HTML, -m) from an index: scan once, report without touching storage =="
+	rm -rf build/demo-index
+	REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY=$(DEMO_DIR) ./$(BIN) scan testdata/sample/config.yml --index build/demo-index -q
+	./$(BIN) report --index build/demo-index -m -o html > build/report.html
+	@echo "HTML report written to $(CURDIR)/build/report.html"
 
 # Rewrites testdata/sample/registry from testdata/mksample.
 sample:

@@ -440,7 +440,9 @@ func sharedBase(t *testing.T, r *capRegistry) digest.Digest {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var m struct{ Layers []struct{ Digest digest.Digest } }
+	var m struct {
+		Layers []struct{ Digest digest.Digest }
+	}
 	if err := json.Unmarshal(mb, &m); err != nil || len(m.Layers) == 0 {
 		t.Fatalf("debian:12 manifest: %v %s", err, mb)
 	}

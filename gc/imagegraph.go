@@ -51,7 +51,10 @@ type GraphNode struct {
 	Size   int64         `json:"size,omitempty"`
 	State  string        `json:"state"`
 	// Shared is set when another repository's live manifests reach the blob.
-	Shared bool   `json:"shared,omitempty"`
+	Shared bool `json:"shared,omitempty"`
+	// Linked is set on manifests this repository has a revision link for; a subject
+	// in another repository, say, has none.
+	Linked bool   `json:"linked,omitempty"`
 	Detail string `json:"detail,omitempty"` // media type, artifact type, or why it is kept
 }
 
@@ -250,6 +253,10 @@ func (b *graphBuilder) build(repo string) (*ImageGraph, error) {
 		return nil, fmt.Errorf("repository %q is not in the index (or has no _manifests)", repo)
 	}
 	g := &ImageGraph{Repository: repo, Nodes: []GraphNode{}, Edges: []GraphEdge{}}
+	linked := map[uint32]bool{}
+	for _, id := range b.revisions[repo] {
+		linked[id] = true
+	}
 	nodes := map[string]int{}
 	edges := map[GraphEdge]bool{}
 	var derr error
@@ -297,6 +304,10 @@ func (b *graphBuilder) build(repo string) (*ImageGraph, error) {
 			n.State = StateLive
 		}
 		n.Shared = b.owner[id] != 0 && b.owner[id] != slot
+		n.Linked = linked[id]
+		if !isBlobKind(kind) && !n.Linked && n.State != StateMissing {
+			n.Detail = "not linked in this repository; " + n.Detail
+		}
 		nodes[key] = len(g.Nodes)
 		g.Nodes = append(g.Nodes, n)
 		return key
@@ -327,10 +338,6 @@ func (b *graphBuilder) build(repo string) (*ImageGraph, error) {
 
 	tags := slices.Clone(b.tags[repo])
 	slices.SortFunc(tags, func(x, y graph.Tag) int { return cmp.Compare(x.Name, y.Name) })
-	linked := map[uint32]bool{}
-	for _, id := range b.revisions[repo] {
-		linked[id] = true
-	}
 	for _, t := range tags {
 		tn := GraphNode{ID: "tag:" + t.Name, Kind: NodeTag, Label: t.Name, State: StateLive}
 		switch {

@@ -27,11 +27,11 @@ type state struct {
 	idx       graph.Reader
 	maxID     uint32
 	present   bitset
-	size      []int64
+	sizes     sizes
 	manifests map[uint32]graph.Manifest
 	repos     []graph.Repo
 	revisions []graph.Link
-	layers    []graph.Link
+	goneRepo  func(string) bool // what-if: repositories treated as deleted
 	tags      []graph.Tag
 	tagIndex  []graph.TagIndexEntry
 	uploads   []graph.Upload
@@ -50,7 +50,7 @@ func load(idx graph.Reader) (*state, error) {
 	s := &state{
 		idx: idx, maxID: meta.MaxID,
 		present:   newBitset(meta.MaxID),
-		size:      make([]int64, meta.MaxID+1),
+		sizes:     sizes{small: make([]uint32, meta.MaxID+1)},
 		manifests: map[uint32]graph.Manifest{},
 		linkedBy:  map[uint32][]string{},
 		revsOf:    map[string][]uint32{},
@@ -61,7 +61,7 @@ func load(idx graph.Reader) (*state, error) {
 		func() error {
 			return idx.Blobs(func(b graph.Blob) error {
 				s.present.set(b.ID)
-				s.size[b.ID] = b.Size
+				s.sizes.set(b.ID, b.Size)
 				return nil
 			})
 		},
@@ -82,9 +82,6 @@ func load(idx graph.Reader) (*state, error) {
 				s.revsOf[l.Repo] = append(s.revsOf[l.Repo], l.ID)
 				return nil
 			})
-		},
-		func() error {
-			return idx.Layers(func(l graph.Link) error { s.layers = append(s.layers, l); return nil })
 		},
 		func() error { return idx.Tags(func(t graph.Tag) error { s.tags = append(s.tags, t); return nil }) },
 		func() error {
@@ -114,7 +111,7 @@ func (s *state) without(o options) {
 	s.repos = slices.DeleteFunc(s.repos, func(r graph.Repo) bool { return gone(r.Name) })
 	s.tags = slices.DeleteFunc(s.tags, func(t graph.Tag) bool { return gone(t.Repo) || o.withoutTags[t.Repo+":"+t.Name] })
 	s.revisions = slices.DeleteFunc(s.revisions, func(l graph.Link) bool { return gone(l.Repo) })
-	s.layers = slices.DeleteFunc(s.layers, func(l graph.Link) bool { return gone(l.Repo) })
+	s.goneRepo = gone
 	s.tagIndex = slices.DeleteFunc(s.tagIndex, func(e graph.TagIndexEntry) bool { return gone(e.Repo) })
 	s.uploads = slices.DeleteFunc(s.uploads, func(u graph.Upload) bool { return gone(u.Repo) })
 	for id, repos := range s.linkedBy {
@@ -123,6 +120,43 @@ func (s *state) without(o options) {
 	for r := range o.withoutRepos {
 		delete(s.revsOf, r)
 	}
+}
+
+// sizes holds blob sizes in 4 bytes each; the rare blob of 4 GiB or more is kept
+// apart.
+type sizes struct {
+	small []uint32
+	big   map[uint32]int64
+}
+
+func (z *sizes) set(id uint32, n int64) {
+	if n >= 0 && n < 1<<32-1 {
+		z.small[id] = uint32(n)
+		return
+	}
+	if z.big == nil {
+		z.big = map[uint32]int64{}
+	}
+	z.small[id] = 1<<32 - 1
+	z.big[id] = n
+}
+
+func (z *sizes) of(id uint32) int64 {
+	if n := z.small[id]; n != 1<<32-1 {
+		return int64(n)
+	}
+	return z.big[id]
+}
+
+// eachLayer streams the layer links from the index: there is one per blob per
+// repository, the most numerous thing in a registry, so they are never all held.
+func (s *state) eachLayer(fn func(graph.Link) error) error {
+	return s.idx.Layers(func(l graph.Link) error {
+		if s.goneRepo != nil && s.goneRepo(l.Repo) {
+			return nil
+		}
+		return fn(l)
+	})
 }
 
 // marks is the outcome of Mark.
@@ -212,7 +246,9 @@ func (s *state) mark(o options) (*marks, error) {
 			}
 		}
 	}
-	s.failClosed(o, m)
+	if err := s.failClosed(o, m); err != nil {
+		return nil, fmt.Errorf("read layer links: %w", err)
+	}
 	return m, nil
 }
 
@@ -261,7 +297,7 @@ func (s *state) walk(o options, m *marks, stack []uint32) error {
 	return nil
 }
 
-func (s *state) failClosed(o options, m *marks) {
+func (s *state) failClosed(o options, m *marks) error {
 	cutoff := o.now.Add(-o.grace)
 	// Fail closed: an unreadable manifest might reference any blob linked into a
 	// repository that links it.
@@ -271,7 +307,7 @@ func (s *state) failClosed(o options, m *marks) {
 			unreadableRepos[r] = true
 		}
 	}
-	for _, l := range s.layers {
+	return s.eachLayer(func(l graph.Link) error {
 		keep := ""
 		switch {
 		case m.pinnedRepo[l.Repo] != "":
@@ -284,12 +320,13 @@ func (s *state) failClosed(o options, m *marks) {
 			keep = "younger than grace"
 		}
 		if keep == "" {
-			continue
+			return nil
 		}
 		for _, id := range []uint32{l.ID, l.Target} {
 			if id != 0 && !m.live.has(id) && m.keptWhy[id] == "" {
 				m.keptWhy[id] = keep
 			}
 		}
-	}
+		return nil
+	})
 }

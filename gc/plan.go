@@ -295,9 +295,9 @@ func NewPlan(ctx context.Context, idx graph.Reader, opts ...Option) (*Plan, erro
 	}
 
 	// 3. Layer links of deleted blobs, and dangling ones.
-	for _, l := range s.layers {
+	err = s.eachLayer(func(l graph.Link) error {
 		if l.Bad != "" || m.pinnedRepo[l.Repo] != "" {
-			continue
+			return nil
 		}
 		reason := ""
 		switch {
@@ -306,14 +306,18 @@ func NewPlan(ctx context.Context, idx graph.Reader, opts ...Option) (*Plan, erro
 		case !s.present.has(l.ID) && m.keptWhy[l.ID] == "":
 			reason = "blob data missing"
 		default:
-			continue
+			return nil
 		}
 		d := deletedDigest(l.ID)
 		path, _ := storage.Path(storage.Spec{Kind: storage.LayerLink, Repo: l.Repo, Digest: d})
 		if o.only != nil && !o.only[path] {
-			continue
+			return nil
 		}
 		p.LayerLinks = append(p.LayerLinks, LinkItem{Repository: l.Repo, Digest: d, Path: path, Reason: reason})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read layer links: %w", err)
 	}
 
 	// 4. Uploads older than the upload age.
@@ -328,7 +332,9 @@ func NewPlan(ctx context.Context, idx graph.Reader, opts ...Option) (*Plan, erro
 		p.Uploads = append(p.Uploads, UploadItem{Repository: u.Repo, ID: u.ID, StartedAt: u.StartedAt, Path: path})
 	}
 
-	p.warnings(s, m, dg)
+	if err := p.warnings(s, m, dg); err != nil {
+		return nil, fmt.Errorf("read layer links: %w", err)
+	}
 	if err := p.stats(s, m, deleted); err != nil {
 		return nil, err
 	}
@@ -336,7 +342,7 @@ func NewPlan(ctx context.Context, idx graph.Reader, opts ...Option) (*Plan, erro
 	return p, nil
 }
 
-func (p *Plan) warnings(s *state, m *marks, dg func(uint32) digest.Digest) {
+func (p *Plan) warnings(s *state, m *marks, dg func(uint32) digest.Digest) error {
 	p.Warnings = append(p.Warnings, s.warnings...)
 	blocked := newBitset(s.maxID)
 	for _, id := range m.blocked {
@@ -397,12 +403,13 @@ func (p *Plan) warnings(s *state, m *marks, dg func(uint32) digest.Digest) {
 		p.Warnings = append(p.Warnings, graph.Warning{Kind: "dangling_tag", Repository: t.Repo, Digest: dg(t.ID).String(), Path: tp,
 			Detail: "tag names a manifest without a revision link in this repository; the registry cannot serve it"})
 	}
-	for _, l := range s.layers {
+	return s.eachLayer(func(l graph.Link) error {
 		if !s.present.has(l.ID) && l.Bad == "" {
 			lp, _ := storage.Path(storage.Spec{Kind: storage.LayerLink, Repo: l.Repo, Digest: dg(l.ID)})
 			p.Warnings = append(p.Warnings, graph.Warning{Kind: "dangling_link", Repository: l.Repo, Digest: dg(l.ID).String(), Path: lp, Detail: "layer link names a blob whose data is missing"})
 		}
-	}
+		return nil
+	})
 }
 
 func (p *Plan) sort() {

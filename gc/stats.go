@@ -2,6 +2,7 @@ package gc
 
 import (
 	"cmp"
+	"fmt"
 	"slices"
 
 	"github.com/regsweep/regsweep/graph"
@@ -24,7 +25,7 @@ func (p *Plan) stats(s *state, m *marks, deleted bitset) error {
 	for id := uint32(1); id <= s.maxID; id++ {
 		if s.present.has(id) {
 			sum.Blobs++
-			sum.BlobBytes += s.size[id]
+			sum.BlobBytes += s.sizes.of(id)
 		}
 	}
 	sum.DeleteBlobs = len(p.Blobs)
@@ -69,8 +70,8 @@ func (p *Plan) stats(s *state, m *marks, deleted bitset) error {
 	// owner[id]: 0 nobody, i+1 repository i alone, -1 several.
 	owner := make([]int32, s.maxID+1)
 	reach := make([][]uint32, len(names))
+	seen := newBitset(s.maxID) // reused: cleared through the ids each pass visited
 	for i := range names {
-		seen := newBitset(s.maxID)
 		var ids []uint32
 		stack := roots[i]
 		for len(stack) > 0 {
@@ -104,7 +105,10 @@ func (p *Plan) stats(s *state, m *marks, deleted bitset) error {
 				}
 			}
 		}
-		reach[i] = ids
+		reach[i] = slices.Clip(ids)
+		for _, id := range ids {
+			seen[id/64] = 0
+		}
 		for _, id := range ids {
 			switch owner[id] {
 			case 0:
@@ -120,9 +124,9 @@ func (p *Plan) stats(s *state, m *marks, deleted bitset) error {
 			if !s.present.has(id) {
 				continue
 			}
-			rs[i].Bytes += s.size[id]
+			rs[i].Bytes += s.sizes.of(id)
 			if owner[id] == int32(i+1) {
-				rs[i].UniqueBytes += s.size[id]
+				rs[i].UniqueBytes += s.sizes.of(id)
 			}
 		}
 		rs[i].SharedBytes = rs[i].Bytes - rs[i].UniqueBytes
@@ -135,13 +139,13 @@ func (p *Plan) stats(s *state, m *marks, deleted bitset) error {
 			return
 		}
 		counted[[2]uint32{uint32(i), id}] = true
-		rs[i].ReclaimableBytes += s.size[id]
+		rs[i].ReclaimableBytes += s.sizes.of(id)
 	}
 	for _, l := range s.revisions {
 		addLinked(l.Repo, l.ID)
 	}
-	for _, l := range s.layers {
-		addLinked(l.Repo, l.ID)
+	if err := s.eachLayer(func(l graph.Link) error { addLinked(l.Repo, l.ID); return nil }); err != nil {
+		return fmt.Errorf("read layer links: %w", err)
 	}
 	slices.SortFunc(rs, func(a, b RepoStats) int { return cmp.Compare(a.Name, b.Name) })
 	p.Repositories = rs

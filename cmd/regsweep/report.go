@@ -1,0 +1,449 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dustin/go-humanize"
+	"github.com/spf13/cobra"
+
+	"github.com/regsweep/regsweep/gc"
+	"github.com/regsweep/regsweep/graph"
+)
+
+// planFlags are the marking options of the commands that plan from an index alone.
+type planFlags struct {
+	indexDir         string
+	deleteUntagged   bool
+	dropReferrers    bool
+	grace, uploadAge time.Duration
+}
+
+func (p *planFlags) bind(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&p.indexDir, "index", "", "directory of an index filled by regsweep scan (required)")
+	f.BoolVarP(&p.deleteUntagged, "delete-untagged", "m", false, "plan as gc -m: tags are the roots")
+	f.BoolVar(&p.dropReferrers, "delete-untagged-referrers", false, "with -m, also count untagged referrers of live manifests as garbage")
+	f.DurationVar(&p.grace, "grace", time.Hour, "keep anything modified less than this before the scan")
+	f.DurationVar(&p.uploadAge, "upload-age", 168*time.Hour, "count uploads started longer ago than this as garbage")
+}
+
+func (p planFlags) verify() error {
+	if p.indexDir == "" {
+		return fmt.Errorf("--index DIR is required (fill it with regsweep scan CONFIG --index DIR)")
+	}
+	if p.dropReferrers && !p.deleteUntagged {
+		return fmt.Errorf("--delete-untagged-referrers needs --delete-untagged")
+	}
+	if p.grace < 0 || p.uploadAge <= 0 {
+		return fmt.Errorf("--grace must be >= 0 and --upload-age > 0")
+	}
+	return nil
+}
+
+// options plans as gc would have at the time of the scan: the grace period and the
+// upload age count back from when the scan started, not from now.
+func (p planFlags) options(meta graph.Meta, deleteUntagged bool) []gc.Option {
+	now := meta.Started
+	if now.IsZero() {
+		now = meta.Finished
+	}
+	return []gc.Option{
+		gc.WithDeleteUntagged(deleteUntagged), gc.WithKeepReferrers(!p.dropReferrers),
+		gc.WithGracePeriod(p.grace), gc.WithUploadAge(p.uploadAge), gc.WithNow(now),
+	}
+}
+
+// openIndex opens an index that a scan filled; it never creates one.
+func openIndex(dir string) (*graph.Index, graph.Meta, error) {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) || err == nil && len(ents) == 0 {
+		return nil, graph.Meta{}, fmt.Errorf("no index in %s: run regsweep scan CONFIG --index %s first", dir, dir)
+	}
+	if err != nil {
+		return nil, graph.Meta{}, err
+	}
+	idx, err := graph.Open(dir)
+	if err != nil {
+		return nil, graph.Meta{}, fmt.Errorf("%w (is another regsweep using this index?)", err)
+	}
+	meta, err := idx.Meta()
+	if err != nil {
+		idx.Close()
+		return nil, graph.Meta{}, fmt.Errorf("index %s: %w", dir, err)
+	}
+	return idx, meta, nil
+}
+
+type reportOptions struct {
+	planFlags
+	output      string
+	top         int
+	untag       []string
+	deleteRepos []string
+	metricsFile string
+	htmlRepos   []string
+	dot         string
+}
+
+func newReportCommand() *cobra.Command {
+	var o reportOptions
+	cmd := &cobra.Command{
+		Use:   "report --index DIR",
+		Short: "Capacity report from the index: where the bytes are, what GC frees, what-ifs",
+		Long: `report answers from an index filled by regsweep scan, without touching storage: it
+plans as gc --dry-run would have at the time of the scan (default mode unless -m) and
+reports per repository (bytes, unique, shared, reclaimable, largest images) and for the
+registry (stored, live, garbage, deduplication, blob sizes, blob ages).
+
+--what-if-untag REPO:TAG and --what-if-delete-repo REPO (repeatable) report how many more
+bytes GC would free after the change. Deleting a tag frees only the blobs nothing else
+references, so this is usually much less than the image's size. --what-if-untag implies
+-m: in default mode every manifest revision is a root and untagging frees nothing.
+
+--output json carries the summary and repositories objects of gc --dry-run -o json, plus
+capacity (and what_if). --output csv writes one row per repository; --output html one
+self-contained page with charts, a sortable table and the image graphs of --html-repos
+(default: the 3 largest repositories), drawn with Graphviz dot when it is installed.
+--metrics-file writes Prometheus metrics for node_exporter's textfile collector.
+
+Exit codes: 0 success, 1 error, 2 usage.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.verify(); err != nil {
+				return &codeError{exitUsage, err}
+			}
+			return runReport(cmd, o)
+		},
+	}
+	o.planFlags.bind(cmd)
+	f := cmd.Flags()
+	f.StringVarP(&o.output, "output", "o", "text", "report format: text, json, csv or html")
+	f.IntVar(&o.top, "top", 10, "repositories per ranking and images per repository")
+	f.StringArrayVar(&o.untag, "what-if-untag", nil, "REPO:TAG: report what GC would free after deleting this tag (repeatable; implies -m)")
+	f.StringArrayVar(&o.deleteRepos, "what-if-delete-repo", nil, "REPO: report what GC would free after deleting this repository (repeatable)")
+	f.StringVar(&o.metricsFile, "metrics-file", "", "also write Prometheus metrics to this file (textfile collector format, replaced atomically)")
+	f.StringSliceVar(&o.htmlRepos, "html-repos", nil, "repositories whose image graph the HTML report draws (default: the 3 largest)")
+	f.StringVar(&o.dot, "dot", "dot", "Graphviz dot command for the HTML image graphs; when not found the Mermaid source is shown")
+	return cmd
+}
+
+func (o reportOptions) verify() error {
+	if err := o.planFlags.verify(); err != nil {
+		return err
+	}
+	switch o.output {
+	case "text", "json", "csv", "html":
+	default:
+		return fmt.Errorf("--output %q: want text, json, csv or html", o.output)
+	}
+	if o.top < 1 {
+		return fmt.Errorf("--top %d: want at least 1", o.top)
+	}
+	for _, t := range o.untag {
+		if i := strings.LastIndex(t, ":"); i <= 0 || i == len(t)-1 || strings.Contains(t[i:], "/") {
+			return fmt.Errorf("--what-if-untag %q: want REPOSITORY:TAG", t)
+		}
+	}
+	for _, r := range o.deleteRepos {
+		if r == "" {
+			return fmt.Errorf("--what-if-delete-repo: empty repository name")
+		}
+	}
+	if o.output != "html" && len(o.htmlRepos) > 0 {
+		return fmt.Errorf("--html-repos needs --output html")
+	}
+	return nil
+}
+
+// capacityReport is report's JSON: the report contract's objects, then capacity.
+type capacityReport struct {
+	*gc.Report
+	Index    indexInfo    `json:"index"`
+	Capacity *gc.Capacity `json:"capacity"`
+	WhatIf   *gc.WhatIf   `json:"what_if,omitempty"`
+}
+
+// indexInfo says which scan the report answers from.
+type indexInfo struct {
+	Dir          string    `json:"dir"`
+	Driver       string    `json:"driver"`
+	ScanStarted  time.Time `json:"scan_started"`
+	ScanFinished time.Time `json:"scan_finished"`
+}
+
+// newCapacityReport plans and computes everything report prints.
+func newCapacityReport(ctx context.Context, idx graph.Reader, meta graph.Meta, o reportOptions) (*capacityReport, *gc.Plan, error) {
+	// Untagging frees nothing where every revision is a root.
+	m := o.deleteUntagged || len(o.untag) > 0
+	plan, err := gc.NewPlan(ctx, idx, o.options(meta, m)...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("plan: %w", err)
+	}
+	c, err := gc.NewCapacity(ctx, idx, plan, gc.WithTopN(o.top))
+	if err != nil {
+		return nil, nil, fmt.Errorf("capacity: %w", err)
+	}
+	r := &capacityReport{
+		Report:   gc.NewReport(plan, true),
+		Index:    indexInfo{Dir: o.indexDir, Driver: meta.Driver, ScanStarted: meta.Started, ScanFinished: meta.Finished},
+		Capacity: c,
+	}
+	if len(o.untag) > 0 || len(o.deleteRepos) > 0 {
+		known := map[string]bool{}
+		for _, rs := range plan.Repositories {
+			known[rs.Name] = true
+		}
+		for _, name := range o.deleteRepos {
+			if !known[name] {
+				return nil, nil, &codeError{exitUsage, fmt.Errorf("--what-if-delete-repo %s: no such repository in the index", name)}
+			}
+		}
+		tags := map[string]bool{}
+		if err := idx.Tags(func(t graph.Tag) error { tags[t.Repo+":"+t.Name] = true; return nil }); err != nil {
+			return nil, nil, err
+		}
+		for _, ref := range o.untag {
+			if !tags[ref] {
+				return nil, nil, &codeError{exitUsage, fmt.Errorf("--what-if-untag %s: no such tag in the index", ref)}
+			}
+		}
+		after, err := gc.NewPlan(ctx, idx, append(o.options(meta, m), gc.WithoutTags(o.untag...), gc.WithoutRepos(o.deleteRepos...))...)
+		if err != nil {
+			return nil, nil, fmt.Errorf("what-if plan: %w", err)
+		}
+		w := gc.NewWhatIf(plan, after, o.untag, o.deleteRepos)
+		r.WhatIf = &w
+	}
+	return r, plan, nil
+}
+
+func runReport(cmd *cobra.Command, o reportOptions) error {
+	start := time.Now()
+	ctx := cmd.Context()
+	idx, meta, err := openIndex(o.indexDir)
+	if err != nil {
+		return err
+	}
+	defer idx.Close()
+	rep, plan, err := newCapacityReport(ctx, idx, meta, o)
+	if err != nil {
+		return err
+	}
+	// Render to memory first: a failing HTML graph leaves no half-written output.
+	var buf bytes.Buffer
+	switch o.output {
+	case "json":
+		enc := json.NewEncoder(&buf)
+		enc.SetIndent("", "  ")
+		err = enc.Encode(rep)
+	case "csv":
+		err = writeCapacityCSV(&buf, rep)
+	case "html":
+		repos := o.htmlRepos
+		if len(repos) == 0 {
+			for i, r := range rep.Capacity.Top.ByBytes {
+				if i == 3 {
+					break
+				}
+				repos = append(repos, r.Name)
+			}
+		}
+		var graphs []*gc.ImageGraph
+		if graphs, err = gc.NewImageGraphs(ctx, idx, plan, repos...); err != nil {
+			return &codeError{exitUsage, fmt.Errorf("--html-repos: %w", err)}
+		}
+		err = writeHTML(ctx, &buf, rep, graphs, o.dot)
+	default:
+		writeCapacityText(&buf, rep)
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := cmd.OutOrStdout().Write(buf.Bytes()); err != nil {
+		return err
+	}
+	if o.metricsFile != "" {
+		extra := gc.MetricsExtra{Duration: time.Since(start), LastSuccess: time.Now()}
+		if err := writeMetricsFile(o.metricsFile, rep.Report, extra); err != nil {
+			return fmt.Errorf("metrics: %w", err)
+		}
+	}
+	return nil
+}
+
+// writeMetricsFile writes rep's metrics to name atomically (a temporary file in the
+// same directory, renamed over it) and readable by node_exporter: the textfile
+// collector only reads *.prom files, so the temporary one is never half-read.
+func writeMetricsFile(name string, rep *gc.Report, extra gc.MetricsExtra) error {
+	var b bytes.Buffer
+	if err := gc.WriteMetrics(&b, rep, extra); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(name), ".regsweep-metrics-*.tmp")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b.Bytes()); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), name)
+}
+
+// csvHeader names report's CSV columns; scripts read them by name, so they are stable.
+var csvHeader = []string{"name", "tags", "manifests", "bytes", "unique_bytes", "shared_bytes", "reclaimable_bytes", "largest_image", "largest_image_bytes"}
+
+// writeCapacityCSV writes one row per repository, in name order. largest_image is the
+// first tag (by name) of the repository's largest image, empty when it has no tag.
+func writeCapacityCSV(w io.Writer, r *capacityReport) error {
+	cw := csv.NewWriter(w)
+	if err := cw.Write(csvHeader); err != nil {
+		return err
+	}
+	i := strconv.Itoa
+	n := func(v int64) string { return strconv.FormatInt(v, 10) }
+	for _, rc := range r.Capacity.Repositories {
+		img, imgBytes := "", ""
+		if len(rc.LargestImages) > 0 {
+			img, imgBytes = rc.LargestImages[0].Tags[0], n(rc.LargestImages[0].Bytes)
+		}
+		row := []string{rc.Name, i(rc.Tags), i(rc.Manifests), n(rc.Bytes), n(rc.UniqueBytes), n(rc.SharedBytes), n(rc.ReclaimableBytes), img, imgBytes}
+		if err := cw.Write(row); err != nil {
+			return err
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+func ib(n int64) string { return humanize.IBytes(uint64(max(n, 0))) }
+
+// bucketLabel names a size bucket: "1 KiB–4 KiB", "empty".
+func bucketLabel(b gc.SizeBucket) string {
+	if b.Max <= 1 {
+		return "empty"
+	}
+	if b.Max > 1<<62 {
+		return "≥ " + ib(b.Min)
+	}
+	return ib(b.Min) + "–" + ib(b.Max)
+}
+
+func modeText(m gc.ReportMode) string {
+	s := "default mode (every manifest revision is a root)"
+	if m.DeleteUntagged {
+		s = "delete-untagged mode (tags are roots)"
+		if !m.KeepReferrers {
+			s += ", referrers not kept"
+		}
+	}
+	return s + ", grace " + (time.Duration(m.GraceSeconds) * time.Second).String()
+}
+
+// whatIfText explains a what-if in one sentence.
+func whatIfText(w *gc.WhatIf) string {
+	var change []string
+	if len(w.UntagRefs) > 0 {
+		change = append(change, "deleting tag "+strings.Join(w.UntagRefs, ", "))
+	}
+	if len(w.DeleteRepos) > 0 {
+		change = append(change, "deleting repository "+strings.Join(w.DeleteRepos, ", "))
+	}
+	return fmt.Sprintf("After %s, GC would free %s (%s) more than the %s it frees now: only the blobs that nothing else references are freed.",
+		strings.Join(change, " and "), ib(w.AdditionalBytes), nBlobs(w.AdditionalBlobs), ib(w.FreedBytesNow))
+}
+
+func writeCapacityText(w io.Writer, r *capacityReport) {
+	s, c := r.Summary, r.Capacity
+	fmt.Fprintf(w, "regsweep report — %s\n", modeText(r.Mode))
+	fmt.Fprintf(w, "Index %s: %s storage scanned %s\n\n", r.Index.Dir, r.Index.Driver, r.Index.ScanStarted.UTC().Format(time.RFC3339))
+	fmt.Fprintf(w, "Stored:   %s in %d blobs (%d repositories, %d tags, %d manifests)\n", ib(c.TotalBytes), s.Blobs, s.Repositories, s.Tags, s.Manifests)
+	fmt.Fprintf(w, "Live:     %s in %d blobs\n", ib(c.LiveBytes), s.LiveBlobs)
+	fmt.Fprintf(w, "Garbage:  %s in %d blobs: what GC frees now\n", ib(c.GarbageBytes), s.DeleteBlobs)
+	if c.KeptBytes > 0 {
+		fmt.Fprintf(w, "Kept:     %s not live but kept (younger than grace, or fail-closed)\n", ib(c.KeptBytes))
+	}
+	fmt.Fprintf(w, "Dedup:    %d tagged images reference %s, %.2f× the stored bytes\n", c.Images, ib(c.LogicalBytes), c.DedupRatio)
+	if r.WhatIf != nil {
+		fmt.Fprintf(w, "\nWhat if: %s\n", whatIfText(r.WhatIf))
+	}
+
+	repos := slices.Clone(c.Repositories)
+	slices.SortStableFunc(repos, func(a, b gc.RepoCapacity) int { return int(max(-1, min(1, b.Bytes-a.Bytes))) })
+	if len(repos) > 0 {
+		fmt.Fprintf(w, "\nRepositories, largest first:\n")
+		fmt.Fprintf(w, "  %-32s %5s %9s %10s %10s %10s %12s  %s\n", "REPOSITORY", "TAGS", "MANIFESTS", "BYTES", "UNIQUE", "SHARED", "RECLAIMABLE", "LARGEST IMAGE")
+		for i, x := range repos {
+			if i == 20 {
+				fmt.Fprintf(w, "  … %d more (use --output csv or json for all)\n", len(repos)-i)
+				break
+			}
+			largest := "-"
+			if len(x.LargestImages) > 0 {
+				largest = x.LargestImages[0].Tags[0] + " (" + ib(x.LargestImages[0].Bytes) + ")"
+			}
+			fmt.Fprintf(w, "  %-32s %5d %9d %10s %10s %10s %12s  %s\n", x.Name, x.Tags, x.Manifests, ib(x.Bytes), ib(x.UniqueBytes), ib(x.SharedBytes), ib(x.ReclaimableBytes), largest)
+		}
+	}
+	ranking := func(title string, l []gc.RepoBytes) {
+		if len(l) == 0 {
+			return
+		}
+		fmt.Fprintf(w, "\n%s:\n", title)
+		for i, x := range l {
+			fmt.Fprintf(w, "  %2d. %-32s %10s\n", i+1, x.Name, ib(x.Bytes))
+		}
+	}
+	ranking("Top repositories by unique bytes (what deleting each would free)", c.Top.ByUniqueBytes)
+	ranking("Top repositories by reclaimable bytes", c.Top.ByReclaimableBytes)
+
+	bar := func(v, maxV int64) string {
+		if maxV <= 0 {
+			return ""
+		}
+		n := int((v*30 + maxV - 1) / maxV)
+		return strings.Repeat("█", n)
+	}
+	var maxBytes int64
+	for _, b := range c.SizeHistogram {
+		maxBytes = max(maxBytes, b.Bytes)
+	}
+	if len(c.SizeHistogram) > 0 {
+		fmt.Fprintf(w, "\nBlob sizes (bar: bytes):\n")
+		for _, b := range c.SizeHistogram {
+			fmt.Fprintf(w, "  %-18s %7d blobs %10s  %s\n", bucketLabel(b), b.Blobs, ib(b.Bytes), bar(b.Bytes, maxBytes))
+		}
+	}
+	maxBytes = 0
+	for _, a := range c.Age {
+		maxBytes = max(maxBytes, a.Bytes)
+	}
+	fmt.Fprintf(w, "\nBlob age at the scan (bar: bytes):\n")
+	for _, a := range c.Age {
+		fmt.Fprintf(w, "  %-18s %7d blobs %10s  %s\n", a.Label, a.Blobs, ib(a.Bytes), bar(a.Bytes, maxBytes))
+	}
+	if len(r.Warnings) > 0 {
+		fmt.Fprintf(w, "\n%d warnings (use --output json to list them)\n", len(r.Warnings))
+	}
+}
