@@ -40,6 +40,13 @@ demo: build
 	./$(BIN) report --index build/demo-index -m -o html > build/report.html
 	@echo "HTML report written to $(CURDIR)/build/report.html"
 
+# Go benchmarks, then the harness table (BENCH_SCALE=small by default; full for
+# benchmarks/RESULTS.md). Times are medians of several runs in one process.
+BENCH_SCALE ?= small
+bench:
+	$(GO) test -run XXX -bench . -benchtime 5x ./benchmarks/
+	BENCH_SCALE=$(BENCH_SCALE) $(GO) run ./benchmarks/bench
+
 # Rewrites testdata/sample/registry from testdata/mksample.
 sample:
 	$(GO) run ./testdata/mksample testdata/sample/registry

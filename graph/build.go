@@ -20,12 +20,13 @@ import (
 )
 
 type buildOptions struct {
-	progress storage.Progress
-	scan     []storage.ScanOption
-	verify   bool
-	workers  int
-	log      *slog.Logger
-	every    time.Duration
+	storageID string
+	progress  storage.Progress
+	scan      []storage.ScanOption
+	verify    bool
+	workers   int
+	log       *slog.Logger
+	every     time.Duration
 }
 
 // BuildOption tunes Build.
@@ -46,6 +47,11 @@ func WithWorkers(n int) BuildOption {
 // disagrees with its path (see storage.WithVerifyLinks).
 func WithVerifyLinks(v bool) BuildOption {
 	return func(o *buildOptions) error { o.verify = v; return nil }
+}
+
+// WithStorageID records which storage the index describes (see storage.ID).
+func WithStorageID(id string) BuildOption {
+	return func(o *buildOptions) error { o.storageID = id; return nil }
 }
 
 // WithProgress reports listing and manifest reading to p.
@@ -77,7 +83,7 @@ func Build(ctx context.Context, drv driver.StorageDriver, idx *Index, opts ...Bu
 	if err := idx.db.DropPrefix(graphPrefixes...); err != nil {
 		return fmt.Errorf("clear index: %w", err)
 	}
-	b := &builder{idx: idx, wb: idx.db.NewWriteBatch(), digests: map[uint32]digest.Digest{}, meta: Meta{Driver: drv.Name(), Started: time.Now()}}
+	b := &builder{idx: idx, wb: idx.db.NewWriteBatch(), digests: map[uint32]digest.Digest{}, meta: Meta{Driver: drv.Name(), Storage: o.storageID, Started: time.Now()}}
 	defer b.wb.Cancel()
 
 	tick := time.NewTicker(o.every)

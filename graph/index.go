@@ -126,6 +126,7 @@ type Warning struct {
 // Meta describes the scan that filled the index.
 type Meta struct {
 	Driver    string    `json:"driver"`
+	Storage   string    `json:"storage,omitempty"` // where the data lives (storage.ID), when the caller said
 	Started   time.Time `json:"started"`
 	Finished  time.Time `json:"finished"`
 	MaxID     uint32    `json:"max_id"`

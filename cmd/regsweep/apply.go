@@ -81,5 +81,8 @@ func runApply(cmd *cobra.Command, config, planFile string, o applyOptions) error
 			return werr
 		}
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	return s.writeMetrics(o.commonOptions, rep)
 }

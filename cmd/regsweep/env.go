@@ -22,6 +22,7 @@ import (
 
 // common flags of the commands that touch storage.
 type commonOptions struct {
+	metricsFile string
 	verifyLinks bool
 	indexDir    string
 	output      string
@@ -35,6 +36,7 @@ func (c *commonOptions) bind(cmd *cobra.Command) {
 	f.StringVarP(&c.output, "output", "o", "text", "report format: text or json")
 	f.IntVar(&c.workers, "workers", 16, "concurrent storage operations")
 	f.BoolVarP(&c.quiet, "quiet", "q", false, "log only warnings and errors")
+	f.StringVar(&c.metricsFile, "metrics-file", "", "also write Prometheus metrics to this file (node_exporter textfile format, replaced atomically)")
 	f.BoolVar(&c.verifyLinks, "verify-links", false, "read every revision and layer link and check it against its path (one more read per link)")
 }
 
@@ -99,7 +101,7 @@ func (s *session) doneProgress() {
 }
 
 func (s *session) scan(cmd *cobra.Command, c commonOptions) error {
-	if err := graph.Build(cmd.Context(), s.drv, s.idx, graph.WithWorkers(c.workers), graph.WithVerifyLinks(c.verifyLinks), graph.WithLogger(s.log, time.Minute), graph.WithProgress(s.prog)); err != nil {
+	if err := graph.Build(cmd.Context(), s.drv, s.idx, graph.WithWorkers(c.workers), graph.WithVerifyLinks(c.verifyLinks), graph.WithLogger(s.log, time.Minute), graph.WithProgress(s.prog), graph.WithStorageID(s.id)); err != nil {
 		return fmt.Errorf("scan %s: %w", s.id, err)
 	}
 	s.doneProgress()
@@ -110,7 +112,7 @@ func (s *session) scan(cmd *cobra.Command, c commonOptions) error {
 // sweep always rescans: a push after an old scan could reference a blob it frees.
 func (s *session) scanUnlessFresh(cmd *cobra.Command, c commonOptions, dryRun bool, maxAge time.Duration) error {
 	if dryRun && maxAge > 0 {
-		if m, err := s.idx.Meta(); err == nil && m.Driver == s.drv.Name() && time.Since(m.Finished) < maxAge {
+		if m, err := s.idx.Meta(); err == nil && m.Storage == s.id && time.Since(m.Finished) < maxAge {
 			s.log.Info("reusing index", "scanned", m.Finished.Format(time.RFC3339), "age", time.Since(m.Finished).Round(time.Second))
 			return nil
 		}
@@ -173,6 +175,18 @@ func (s *session) sweep(cmd *cobra.Command, plan *gc.Plan, c commonOptions, f sw
 	rep := gc.NewReport(plan, false)
 	rep.Result = res
 	return rep, nil
+}
+
+// writeMetrics writes rep's metrics when asked; a failed run writes none, so the last
+// success timestamp stays that of the last success.
+func (s *session) writeMetrics(c commonOptions, rep *gc.Report) error {
+	if c.metricsFile == "" {
+		return nil
+	}
+	if err := writeMetricsFile(c.metricsFile, rep, gc.MetricsExtra{Duration: time.Since(s.start), LastSuccess: time.Now()}); err != nil {
+		return fmt.Errorf("write metrics %s: %w", c.metricsFile, err)
+	}
+	return nil
 }
 
 func writeReport(w io.Writer, rep *gc.Report, format string) error {

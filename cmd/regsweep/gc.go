@@ -109,7 +109,8 @@ func runGC(cmd *cobra.Command, config string, o gcOptions) error {
 	}
 	out := cmd.OutOrStdout()
 	if o.dryRun {
-		if err := writeReport(out, gc.NewReport(plan, true), o.output); err != nil {
+		rep := gc.NewReport(plan, true)
+		if err := writeReport(out, rep, o.output); err != nil {
 			return err
 		}
 		s.logWarnings(plan)
@@ -117,7 +118,7 @@ func runGC(cmd *cobra.Command, config string, o gcOptions) error {
 			return &codeError{exitBlocked, fmt.Errorf("%d unreadable manifest(s) are reachable from live roots (first: %s in %q: %s); their blobs are kept and a sweep would refuse",
 				len(plan.Blocked), plan.Blocked[0].Digest, plan.Blocked[0].Repository, plan.Blocked[0].Detail)}
 		}
-		return nil
+		return s.writeMetrics(o.commonOptions, rep)
 	}
 	rep, err := s.sweep(cmd, plan, o.commonOptions, o.sweepFlags)
 	if rep != nil {
@@ -130,7 +131,7 @@ func runGC(cmd *cobra.Command, config string, o gcOptions) error {
 		return err
 	}
 	s.log.Info("done", "took", time.Since(s.start).Round(time.Millisecond))
-	return nil
+	return s.writeMetrics(o.commonOptions, rep)
 }
 
 func (s *session) logWarnings(p *gc.Plan) {

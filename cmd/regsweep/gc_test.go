@@ -301,3 +301,20 @@ func TestMaxIndexAge(t *testing.T) {
 		t.Errorf("default run did not rescan: %v blobs, want %v", fresh["blobs"], first["blobs"].(float64)-1)
 	}
 }
+
+func TestGCMetricsFile(t *testing.T) {
+	cfg := sampleConfig(t)
+	metrics := filepath.Join(t.TempDir(), "regsweep.prom")
+	if _, err := run(t, "gc", cfg, "-m", "-q", "--index", t.TempDir(), "--metrics-file", metrics); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(metrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`regsweep_deleted_total{kind="blobs"} 7`, "regsweep_last_success_timestamp_seconds", "regsweep_run_duration_seconds"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("metrics lack %q:\n%s", want, b)
+		}
+	}
+}

@@ -189,6 +189,9 @@ func newCapacityReport(ctx context.Context, idx graph.Reader, meta graph.Meta, o
 	// Untagging frees nothing where every revision is a root.
 	m := o.deleteUntagged || len(o.untag) > 0
 	plan, err := gc.NewPlan(ctx, idx, o.options(meta, m)...)
+	if err == nil {
+		plan.Storage = meta.Storage
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("plan: %w", err)
 	}
