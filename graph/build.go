@@ -100,6 +100,15 @@ func Build(ctx context.Context, drv driver.StorageDriver, idx *Index, opts ...Bu
 	err := storage.Scan(ctx, drv, func(e storage.Entry) error {
 		entries++
 		o.progress.Add(1)
+		// Fold in parsed manifests as they come, so that their references are not
+		// all held at once on a large registry.
+		if entries%256 == 0 && b.ids.sealed {
+			for _, r := range pool.take() {
+				if err := b.addManifest(r); err != nil {
+					return err
+				}
+			}
+		}
 		select {
 		case <-tick.C:
 			o.log.Info("scanning storage", "entries", entries, "blobs", b.meta.Blobs, "manifests read", pool.doneCount())
@@ -492,6 +501,15 @@ func (p *readPool) wait() ([]parseResult, bool) {
 	r := p.results
 	p.results = nil
 	return r, len(p.queue) > 0 || p.inflight > 0
+}
+
+// take returns the results so far without waiting.
+func (p *readPool) take() []parseResult {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r := p.results
+	p.results = nil
+	return r
 }
 
 func (p *readPool) pending() bool {

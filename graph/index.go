@@ -180,7 +180,8 @@ func Open(dir string) (*Index, error) {
 	opts := badger.DefaultOptions(dir).
 		WithLogger(nil).
 		WithNumVersionsToKeep(1).
-		WithMemTableSize(16 << 20).
+		WithMemTableSize(4 << 20).
+		WithNumCompactors(2).
 		WithBlockCacheSize(16 << 20).
 		WithIndexCacheSize(8 << 20).
 		WithNumMemtables(2).

@@ -366,7 +366,7 @@ func rssChild(args []string) {
 	case strings.HasPrefix(source, "synthetic:"):
 		var n int
 		fmt.Sscan(strings.TrimPrefix(source, "synthetic:"), &n)
-		drv = benchenv.NewSynthetic(n, 100, 100, 5)
+		drv = benchenv.NewSynthetic(n, 100, max(10, n/100/100))
 	}
 	none := func() int64 { return 0 }
 	if tool == "marksweep" {

@@ -19,21 +19,15 @@ import (
 
 // Synthetic is a read-only driver over a registry that is computed, not stored: n
 // blobs named by their index, plus repositories of real manifests that reference
-// them. It lets a benchmark list ten million blobs while holding only the manifests,
-// so that what a run's memory shows is the collector's. It only walks, as object
-// stores do: scan it with storage.WithWalk(true).
+// them. Manifest bytes are generated on each read; only their digests are held, so a
+// benchmark can list ten million blobs while what the process holds is the
+// collector's. It only walks, as object stores do: scan it with storage.WithWalk(true).
 type Synthetic struct {
-	n         int
-	manifests map[digest.Digest][]byte
-	byPrefix  [256][]digest.Digest // manifest digests by first byte
-	repos     []synthRepo
-	mtime     time.Time
-}
-
-type synthRepo struct {
-	name      string
-	manifests []digest.Digest
-	layers    []digest.Digest
+	n, repos, perRepo, refs int
+	digests  []digest.Digest      // manifest k's digest
+	byDigest map[digest.Digest]int // digest -> k
+	byPrefix [256][]int            // manifest ks by first byte of digest
+	mtime    time.Time
 }
 
 var _ driver.StorageDriver = (*Synthetic)(nil)
@@ -48,40 +42,50 @@ func synthBlob(i int) digest.Digest {
 }
 
 // NewSynthetic makes n virtual blobs and repos repositories of perRepo manifests,
-// each referencing layers virtual blobs; about half the blobs stay unreferenced.
-func NewSynthetic(n, repos, perRepo, layers int) *Synthetic {
-	s := &Synthetic{n: n, manifests: map[digest.Digest][]byte{}, mtime: time.Now().Add(-48 * time.Hour)}
-	next := 0
-	for r := 0; r < repos; r++ {
-		sr := synthRepo{name: fmt.Sprintf("synthetic/repo%d", r)}
-		for m := 0; m < perRepo; m++ {
-			man := v1.Manifest{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: v1.MediaTypeImageManifest}
-			for l := 0; l <= layers; l++ {
-				d := synthBlob(next % max(1, n/2))
-				next += 7919 // a prime stride: layers spread, some shared
-				desc := v1.Descriptor{MediaType: v1.MediaTypeImageLayerGzip, Digest: d, Size: 1 << 20}
-				if l == 0 {
-					desc.MediaType = v1.MediaTypeImageConfig
-					man.Config = desc
-				} else {
-					man.Layers = append(man.Layers, desc)
-				}
-				sr.layers = append(sr.layers, d)
-			}
-			b, _ := json.Marshal(man)
-			d := digest.FromBytes(b)
-			s.manifests[d] = b
-			hx := d.Encoded()
-			var p byte
-			fmt.Sscanf(hx[:2], "%02x", &p)
-			s.byPrefix[p] = append(s.byPrefix[p], d)
-			sr.manifests = append(sr.manifests, d)
-		}
-		slices.Sort(sr.layers)
-		sr.layers = slices.Compact(sr.layers)
-		s.repos = append(s.repos, sr)
+// which together reference about 98% of the blobs (one in ten references is one of
+// 1000 shared base layers); the rest is garbage. Every other manifest is tagged.
+func NewSynthetic(n, repos, perRepo int) *Synthetic {
+	m := repos * perRepo
+	s := &Synthetic{n: n, repos: repos, perRepo: perRepo, refs: max(2, n*98/100/max(1, m)),
+		byDigest: map[digest.Digest]int{}, mtime: time.Now().Add(-48 * time.Hour)}
+	for k := 0; k < m; k++ {
+		d := digest.FromBytes(s.content(k))
+		s.digests = append(s.digests, d)
+		s.byDigest[d] = k
+		var p byte
+		fmt.Sscanf(d.Encoded()[:2], "%02x", &p)
+		s.byPrefix[p] = append(s.byPrefix[p], k)
 	}
 	return s
+}
+
+// refsOf returns the blob indexes manifest k references: config first.
+func (s *Synthetic) refsOf(k int) []int {
+	out := make([]int, s.refs)
+	live := max(1, s.n*98/100)
+	for j := range out {
+		if j%10 == 9 {
+			out[j] = (k*7 + j) % min(1000, live) // a shared base layer
+		} else {
+			out[j] = (k*s.refs + j) % live
+		}
+	}
+	return out
+}
+
+func (s *Synthetic) content(k int) []byte {
+	man := v1.Manifest{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: v1.MediaTypeImageManifest}
+	for j, b := range s.refsOf(k) {
+		desc := v1.Descriptor{MediaType: v1.MediaTypeImageLayerGzip, Digest: synthBlob(b), Size: 1 << 20}
+		if j == 0 {
+			desc.MediaType = v1.MediaTypeImageConfig
+			man.Config = desc
+		} else {
+			man.Layers = append(man.Layers, desc)
+		}
+	}
+	b, _ := json.Marshal(man)
+	return b
 }
 
 func (s *Synthetic) file(p string, size int64) driver.FileInfo {
@@ -125,8 +129,8 @@ func (s *Synthetic) Walk(_ context.Context, p string, f driver.WalkFn, _ ...func
 				return err
 			}
 		}
-		for _, d := range s.byPrefix[b] {
-			if err := f(s.file(fmt.Sprintf("%s/%s/data", p, d.Encoded()), int64(len(s.manifests[d])))); err != nil {
+		for _, k := range s.byPrefix[b] {
+			if err := f(s.file(fmt.Sprintf("%s/%s/data", p, s.digests[k].Encoded()), int64(len(s.content(k))))); err != nil {
 				return err
 			}
 		}
@@ -135,23 +139,27 @@ func (s *Synthetic) Walk(_ context.Context, p string, f driver.WalkFn, _ ...func
 	if p != synthRoot+"/repositories/synthetic" {
 		return driver.PathNotFoundError{Path: p}
 	}
-	for _, r := range s.repos {
-		base := path.Join(synthRoot, "repositories", r.name)
+	for r := 0; r < s.repos; r++ {
+		base := path.Join(synthRoot, "repositories", fmt.Sprintf("synthetic/repo%d", r))
 		if err := f(s.dir(base + "/_manifests")); err != nil {
 			return err
 		}
-		for i, d := range r.manifests {
-			if err := f(s.file(base+"/_manifests/revisions/sha256/"+d.Encoded()+"/link", 71)); err != nil {
+		var layers []int
+		for i := 0; i < s.perRepo; i++ {
+			k := r*s.perRepo + i
+			if err := f(s.file(base+"/_manifests/revisions/sha256/"+s.digests[k].Encoded()+"/link", 71)); err != nil {
 				return err
 			}
-			if i%2 == 0 { // half the manifests tagged
+			if i%2 == 0 {
 				if err := f(s.file(fmt.Sprintf("%s/_manifests/tags/t%d/current/link", base, i), 71)); err != nil {
 					return err
 				}
 			}
+			layers = append(layers, s.refsOf(k)...)
 		}
-		for _, d := range r.layers {
-			if err := f(s.file(base+"/_layers/sha256/"+d.Encoded()+"/link", 71)); err != nil {
+		slices.Sort(layers)
+		for _, b := range slices.Compact(layers) {
+			if err := f(s.file(base+"/_layers/sha256/"+synthBlob(b).Encoded()+"/link", 71)); err != nil {
 				return err
 			}
 		}
@@ -164,19 +172,14 @@ func (s *Synthetic) GetContent(_ context.Context, p string) ([]byte, error) {
 	if rest, ok := strings.CutPrefix(p, synthRoot+"/blobs/sha256/"); ok {
 		parts := strings.Split(rest, "/")
 		if len(parts) == 3 {
-			if b, ok := s.manifests[digest.NewDigestFromEncoded(digest.SHA256, parts[1])]; ok {
-				return b, nil
+			if k, ok := s.byDigest[digest.NewDigestFromEncoded(digest.SHA256, parts[1])]; ok {
+				return s.content(k), nil
 			}
 		}
 	}
-	if strings.HasSuffix(p, "/current/link") {
-		for _, r := range s.repos {
-			if strings.HasPrefix(p, path.Join(synthRoot, "repositories", r.name)+"/") {
-				var i int
-				fmt.Sscanf(path.Base(path.Dir(path.Dir(p))), "t%d", &i)
-				return []byte(r.manifests[i]), nil
-			}
-		}
+	var r, i int
+	if _, err := fmt.Sscanf(p, synthRoot+"/repositories/synthetic/repo%d/_manifests/tags/t%d/current/link", &r, &i); err == nil && r < s.repos && i < s.perRepo {
+		return []byte(s.digests[r*s.perRepo+i]), nil
 	}
 	return nil, driver.PathNotFoundError{Path: p, DriverName: s.Name()}
 }
