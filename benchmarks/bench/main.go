@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"slices"
 	"strings"
@@ -369,6 +370,9 @@ func rssChild(args []string) {
 		drv = benchenv.NewSynthetic(n, 100, max(10, n/100/100))
 	}
 	none := func() int64 { return 0 }
+	if _, set := os.LookupEnv("GOMEMLIMIT"); !set && tool == "regsweep" {
+		debug.SetMemoryLimit(256 << 20) // as the regsweep command does by default
+	}
 	if tool == "marksweep" {
 		markAndSweep(ctx, drv, false, none)
 	} else {

@@ -24,10 +24,10 @@ import (
 // collector's. It only walks, as object stores do: scan it with storage.WithWalk(true).
 type Synthetic struct {
 	n, repos, perRepo, refs int
-	digests  []digest.Digest      // manifest k's digest
-	byDigest map[digest.Digest]int // digest -> k
-	byPrefix [256][]int            // manifest ks by first byte of digest
-	mtime    time.Time
+	digests                 []digest.Digest       // manifest k's digest
+	byDigest                map[digest.Digest]int // digest -> k
+	byPrefix                [256][]int            // manifest ks by first byte of digest
+	mtime                   time.Time
 }
 
 var _ driver.StorageDriver = (*Synthetic)(nil)

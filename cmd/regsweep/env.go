@@ -199,14 +199,19 @@ func writeReport(w io.Writer, rep *gc.Report, format string) error {
 	return nil
 }
 
-// writeFile writes b to name atomically.
+// writeFile writes b to name atomically (a temporary file in the same directory,
+// renamed), readable by other users such as node_exporter.
 func writeFile(name string, b []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(name), ".regsweep-*")
+	tmp, err := os.CreateTemp(filepath.Dir(name), ".regsweep-*.tmp")
 	if err != nil {
 		return err
 	}
 	defer os.Remove(tmp.Name())
 	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(0o644); err != nil {
 		tmp.Close()
 		return err
 	}

@@ -106,6 +106,7 @@ func TestE2E(t *testing.T) {
 	phase("push-and-delete", true, func(t *testing.T) { setup(t, s) })
 	phase("storage-matches-model", true, func(t *testing.T) { checkStorageMatchesModel(t, s) })
 	phase("dry-run-vs-2.8.2", false, func(t *testing.T) { dryRunDifferential(t, s) })
+	phase("report-matches-gc", false, func(t *testing.T) { reportMatchesGC(t, s) })
 	for _, mode := range []struct {
 		name     string
 		untagged bool
