@@ -83,8 +83,9 @@ func Build(ctx context.Context, drv driver.StorageDriver, idx *Index, opts ...Bu
 	if err := idx.db.DropPrefix(graphPrefixes...); err != nil {
 		return fmt.Errorf("clear index: %w", err)
 	}
-	b := &builder{idx: idx, wb: idx.db.NewWriteBatch(), digests: map[uint32]digest.Digest{}, meta: Meta{Driver: drv.Name(), Storage: o.storageID, Started: time.Now()}}
+	b := &builder{idx: idx, wb: idx.db.NewWriteBatch(), digests: map[uint32]digest.Digest{}, runs: map[string]*linkRun{}, meta: Meta{Driver: drv.Name(), Storage: o.storageID, Started: time.Now()}}
 	defer b.wb.Cancel()
+	b.idBuf = appendIDRecord(b.idBuf, "", nil) // id 0 means none: a placeholder keeps chunks aligned
 
 	tick := time.NewTicker(o.every)
 	defer tick.Stop()
@@ -149,6 +150,9 @@ func Build(ctx context.Context, drv driver.StorageDriver, idx *Index, opts ...Bu
 			return err
 		}
 	}
+	if err := b.finish(); err != nil {
+		return err
+	}
 	b.meta.Finished = time.Now()
 	b.meta.MaxID = b.next
 	if err := b.putJSON([]byte{pMeta}, b.meta); err != nil {
@@ -157,6 +161,7 @@ func Build(ctx context.Context, drv driver.StorageDriver, idx *Index, opts ...Bu
 	if err := b.wb.Flush(); err != nil {
 		return fmt.Errorf("write index: %w", err)
 	}
+	idx.forgetDigests()
 	o.log.Info("index built", "blobs", b.meta.Blobs, "manifests", b.meta.Manifests, "took", b.meta.Finished.Sub(b.meta.Started).Round(time.Millisecond))
 	return nil
 }
@@ -186,12 +191,78 @@ type builder struct {
 	missing []uint32 // manifests named but without blob data
 	warnSeq uint64
 	meta    Meta
+
+	idBuf    []byte // records of the id chunk being filled
+	idChunkN uint32 // its number
+	runs     map[string]*linkRun
+}
+
+// linkRun collects one repository's layer links into one index key.
+type linkRun struct {
+	seq uint32
+	n   int
+	buf []byte
+}
+
+const linksPerRun = 512
+
+// putID appends the record of id, the next id, to the current chunk, writing the
+// chunk out when the next one starts.
+func (b *builder) putID(id uint32, d digest.Digest, blob *Blob) error {
+	if id/idChunk != b.idChunkN {
+		if err := b.flushIDs(); err != nil {
+			return err
+		}
+		b.idChunkN, b.idBuf = id/idChunk, b.idBuf[:0]
+	}
+	b.idBuf = appendIDRecord(b.idBuf, d, blob)
+	return nil
+}
+
+// flushIDs writes the current chunk as far as it goes; it is rewritten when it grows.
+func (b *builder) flushIDs() error {
+	if len(b.idBuf) == 0 {
+		return nil
+	}
+	return b.wb.Set(idKey(pID, b.idChunkN), append([]byte(nil), b.idBuf...))
+}
+
+func (b *builder) putLayer(repo string, id, target uint32, mt time.Time, bad string) error {
+	r := b.runs[repo]
+	if r == nil {
+		r = &linkRun{}
+		b.runs[repo] = r
+	}
+	r.buf = appendLinkRecord(r.buf, id, target, mt, bad)
+	if r.n++; r.n >= linksPerRun {
+		return b.flushRun(repo, r)
+	}
+	return nil
+}
+
+func (b *builder) flushRun(repo string, r *linkRun) error {
+	if r.n == 0 {
+		return nil
+	}
+	err := b.wb.Set(nameIDKey(pLayer, r.seq, repo), r.buf)
+	r.seq, r.n, r.buf = r.seq+1, 0, nil
+	return err
+}
+
+// finish writes what is still buffered.
+func (b *builder) finish() error {
+	for repo, r := range b.runs {
+		if err := b.flushRun(repo, r); err != nil {
+			return err
+		}
+	}
+	return b.flushIDs()
 }
 
 // newID assigns the next id to d, which is not a blob present in the store.
 func (b *builder) newID(d digest.Digest) (uint32, error) {
 	b.next++
-	return b.next, b.wb.Set(idKey(pID, b.next), idValue(d, nil))
+	return b.next, b.putID(b.next, d, nil)
 }
 
 // id returns the dense id of d, assigning the next one on first sight. Blob digests
@@ -216,11 +287,16 @@ func (b *builder) id(d digest.Digest) (uint32, error) {
 // seal ends the blob phase: the id table is sorted, after the batch is flushed so
 // that colliding prefixes can be resolved from the index.
 func (b *builder) seal() error {
+	if err := b.flushIDs(); err != nil {
+		return err
+	}
 	if err := b.wb.Flush(); err != nil {
 		return fmt.Errorf("write index: %w", err)
 	}
 	b.wb = b.idx.db.NewWriteBatch()
-	return b.ids.seal(b.idx.Digest)
+	err := b.ids.seal(b.idx.Digest)
+	b.idx.forgetDigests() // the chunk read may grow
+	return err
 }
 
 func (b *builder) enqueue(id uint32, d digest.Digest) {
@@ -269,7 +345,7 @@ func (b *builder) add(e storage.Entry) error {
 		b.ids.addBlob(e.Digest, id)
 		b.present.set(id)
 		b.meta.Blobs++
-		return b.wb.Set(idKey(pID, id), idValue(e.Digest, &Blob{Size: e.Size, ModTime: e.ModTime}))
+		return b.putID(id, e.Digest, &Blob{Size: e.Size, ModTime: e.ModTime})
 	case storage.RevisionLink, storage.LayerLink:
 		id, err := b.id(e.Digest)
 		if err != nil {
@@ -287,6 +363,9 @@ func (b *builder) add(e storage.Entry) error {
 			if err := b.warn(Warning{Kind: "corrupt_link", Repository: e.Repo, Digest: e.Digest.String(), Path: e.Path, Detail: e.Warning + "; kept"}); err != nil {
 				return err
 			}
+		}
+		if prefix == pLayer {
+			return b.putLayer(e.Repo, id, target, e.ModTime, e.Warning)
 		}
 		return b.wb.Set(nameIDKey(prefix, id, e.Repo), linkValue(target, e.ModTime, e.Warning))
 	case storage.TagCurrentLink:
@@ -401,19 +480,14 @@ func (b *builder) addManifest(r parseResult) error {
 				return err
 			}
 		}
+		edges := make([]byte, 0, 5*len(r.parsed.Refs))
 		for _, ref := range r.parsed.Refs {
 			to, err := b.id(ref.Digest)
 			if err != nil {
 				return err
 			}
-			k := make([]byte, 10)
-			k[0] = pEdge
-			binary.BigEndian.PutUint32(k[1:], r.id)
-			k[5] = byte(ref.Kind)
-			binary.BigEndian.PutUint32(k[6:], to)
-			if err := b.wb.Set(k, nil); err != nil {
-				return err
-			}
+			edges = append(edges, byte(ref.Kind))
+			edges = binary.BigEndian.AppendUint32(edges, to)
 			switch ref.Kind {
 			case EdgeChild:
 				b.enqueue(to, ref.Digest)
@@ -426,6 +500,11 @@ func (b *builder) addManifest(r parseResult) error {
 				if err := b.wb.Set(sk, nil); err != nil {
 					return err
 				}
+			}
+		}
+		if len(edges) > 0 {
+			if err := b.wb.Set(idKey(pEdge, r.id), edges); err != nil {
+				return err
 			}
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -17,16 +18,16 @@ import (
 // sets are bitsets; repository and tag names are separated by 0x00, which neither
 // may contain.
 //
-//	I<id>                      -> flags u8, size u64, modtime i64, digest
-//	                              (flags&1: blob data present; size and modtime are its)
+//	I<chunk>                   -> id records, packed (chunks.go): digest, and size and
+//	                              modtime when blob data is present
 //	P<repo>                    -> repoVal (json)                 repository directory
 //	R<repo>\0<id>              -> linkVal (json)                 manifest revision link
 //	T<repo>\0<tag>             -> tagVal (json)                  tag current link
 //	X<repo>\0<tag>\0<id>       -> ""                             tag index entry
-//	L<repo>\0<id>              -> linkVal (json)                 layer link
+//	L<repo>\0<run>             -> layer links, packed (chunks.go)
 //	U<repo>\0<upload id>       -> uploadVal (json)               upload in progress
 //	M<id>                      -> Manifest (json)                manifest read and parsed
-//	E<from id><kind><to id>    -> ""                             manifest reference
+//	E<from id>                 -> its references, packed (chunks.go)
 //	S<subject id><referrer id> -> ""                             reverse subject edge
 //	W<seq u64>                 -> Warning (json)
 //	Z                          -> Meta (json)
@@ -171,6 +172,10 @@ type Reader interface {
 // Index is a badger-backed graph index.
 type Index struct {
 	db *badger.DB
+
+	mu          sync.Mutex
+	cached      []digest.Digest // digests of chunk cachedChunk
+	cachedChunk uint32
 }
 
 var _ Reader = (*Index)(nil)
@@ -302,34 +307,48 @@ func decodeLinkValue(v []byte) (uint32, time.Time, string) {
 	return binary.BigEndian.Uint32(v), mt, string(v[12:])
 }
 
-func idValue(d digest.Digest, b *Blob) []byte {
-	v := make([]byte, 17, 17+len(d))
-	if b != nil {
-		v[0] = 1
-		binary.BigEndian.PutUint64(v[1:], uint64(b.Size))
-		binary.BigEndian.PutUint64(v[9:], uint64(b.ModTime.UnixNano()))
-	}
-	return append(v, d...)
+func (x *Index) forgetDigests() {
+	x.mu.Lock()
+	x.cached = nil
+	x.mu.Unlock()
 }
 
-// Digest implements Reader.
+// Digest implements Reader. The last chunk read is kept: lookups come in runs.
 func (x *Index) Digest(id uint32) (digest.Digest, error) {
-	var d digest.Digest
-	ok, err := x.get(idKey(pID, id), func(v []byte) error { d = digest.Digest(v[17:]); return nil })
-	if err == nil && !ok {
-		err = fmt.Errorf("index has no digest for id %d", id)
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.cached == nil || x.cachedChunk != id/idChunk {
+		var v []byte
+		ok, err := x.get(chunkKey(id), func(b []byte) error { v = append([]byte(nil), b...); return nil })
+		if err != nil {
+			return "", err
+		}
+		if !ok {
+			return "", fmt.Errorf("index has no digest for id %d", id)
+		}
+		var ds []digest.Digest
+		if err := decodeIDChunk(id/idChunk*idChunk, v, func(_ uint32, d digest.Digest, _ *Blob) error { ds = append(ds, d); return nil }); err != nil {
+			return "", err
+		}
+		x.cached, x.cachedChunk = ds, id/idChunk
 	}
-	return d, err
+	i := int(id % idChunk)
+	if i >= len(x.cached) {
+		return "", fmt.Errorf("index has no digest for id %d", id)
+	}
+	return x.cached[i], nil
 }
 
 // Blobs implements Reader.
 func (x *Index) Blobs(fn func(Blob) error) error {
 	return x.scan([]byte{pID}, false, func(k, v []byte) error {
-		if v[0]&1 == 0 {
-			return nil
-		}
-		return fn(Blob{ID: binary.BigEndian.Uint32(k[1:]), Digest: digest.Digest(v[17:]),
-			Size: int64(binary.BigEndian.Uint64(v[1:])), ModTime: time.Unix(0, int64(binary.BigEndian.Uint64(v[9:])))})
+		first := binary.BigEndian.Uint32(k[1:]) * idChunk
+		return decodeIDChunk(first, v, func(_ uint32, _ digest.Digest, b *Blob) error {
+			if b == nil {
+				return nil
+			}
+			return fn(*b)
+		})
 	})
 }
 
@@ -357,7 +376,12 @@ func (x *Index) links(prefix byte, fn func(Link) error) error {
 func (x *Index) Revisions(fn func(Link) error) error { return x.links(pRevision, fn) }
 
 // Layers implements Reader.
-func (x *Index) Layers(fn func(Link) error) error { return x.links(pLayer, fn) }
+func (x *Index) Layers(fn func(Link) error) error {
+	return x.scan([]byte{pLayer}, false, func(k, v []byte) error {
+		names, _ := splitNameID(k)
+		return decodeLinkRun(names[0], v, fn)
+	})
+}
 
 // Tags implements Reader.
 func (x *Index) Tags(fn func(Tag) error) error {
@@ -403,9 +427,20 @@ func (x *Index) Manifests(fn func(Manifest) error) error {
 
 // Edges implements Reader.
 func (x *Index) Edges(id uint32, fn func(Edge) error) error {
-	return x.scan(idKey(pEdge, id), true, func(k, _ []byte) error {
-		return fn(Edge{Kind: EdgeKind(k[5]), To: binary.BigEndian.Uint32(k[6:])})
-	})
+	var v []byte
+	if _, err := x.get(idKey(pEdge, id), func(b []byte) error { v = append([]byte(nil), b...); return nil }); err != nil {
+		return err
+	}
+	return decodeEdges(v, fn)
+}
+
+func decodeEdges(v []byte, fn func(Edge) error) error {
+	for ; len(v) >= 5; v = v[5:] {
+		if err := fn(Edge{Kind: EdgeKind(v[0]), To: binary.BigEndian.Uint32(v[1:])}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Referrers implements Reader.
@@ -417,8 +452,9 @@ func (x *Index) Referrers(id uint32, fn func(uint32) error) error {
 
 // AllEdges implements Reader.
 func (x *Index) AllEdges(fn func(uint32, Edge) error) error {
-	return x.scan([]byte{pEdge}, true, func(k, _ []byte) error {
-		return fn(binary.BigEndian.Uint32(k[1:]), Edge{Kind: EdgeKind(k[5]), To: binary.BigEndian.Uint32(k[6:])})
+	return x.scan([]byte{pEdge}, false, func(k, v []byte) error {
+		from := binary.BigEndian.Uint32(k[1:])
+		return decodeEdges(v, func(e Edge) error { return fn(from, e) })
 	})
 }
 

@@ -1,0 +1,98 @@
+package graph
+
+import (
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+)
+
+// Records that exist once per blob or per link are packed many to a key: a registry
+// of ten million blobs then costs the index thousands of keys, not tens of millions,
+// which is what makes its writes, compactions and memory scale.
+//
+//	I<chunk u32>          -> the records of ids chunk*idChunk ... in id order:
+//	                         flags u8, [size u64, modtime i64 if flags&1], len u8, digest
+//	L<repo>\0<run u32>    -> layer links of repo: id u32, target u32, modtime i64,
+//	                         len u16, problem text
+//	E<from u32>           -> the references of one manifest: kind u8, to u32
+const idChunk = 1024
+
+func chunkKey(id uint32) []byte { return idKey(pID, id/idChunk) }
+
+func appendIDRecord(buf []byte, d digest.Digest, b *Blob) []byte {
+	if b != nil {
+		buf = append(buf, 1)
+		buf = binary.BigEndian.AppendUint64(buf, uint64(b.Size))
+		buf = binary.BigEndian.AppendUint64(buf, uint64(b.ModTime.UnixNano()))
+	} else {
+		buf = append(buf, 0)
+	}
+	buf = append(buf, byte(len(d)))
+	return append(buf, d...)
+}
+
+// decodeIDChunk calls fn for each record of a chunk value, in id order.
+func decodeIDChunk(first uint32, v []byte, fn func(id uint32, d digest.Digest, b *Blob) error) error {
+	id := first
+	for len(v) > 0 {
+		flags := v[0]
+		v = v[1:]
+		var blob *Blob
+		if flags&1 != 0 {
+			if len(v) < 16 {
+				return fmt.Errorf("index id chunk %d: truncated record", first/idChunk)
+			}
+			blob = &Blob{ID: id, Size: int64(binary.BigEndian.Uint64(v)), ModTime: time.Unix(0, int64(binary.BigEndian.Uint64(v[8:])))}
+			v = v[16:]
+		}
+		if len(v) < 1 || len(v) < 1+int(v[0]) {
+			return fmt.Errorf("index id chunk %d: truncated digest", first/idChunk)
+		}
+		d := digest.Digest(v[1 : 1+v[0]])
+		v = v[1+v[0]:]
+		if blob != nil {
+			blob.Digest = d
+		}
+		if err := fn(id, d, blob); err != nil {
+			return err
+		}
+		id++
+	}
+	return nil
+}
+
+func appendLinkRecord(buf []byte, id, target uint32, mt time.Time, bad string) []byte {
+	buf = binary.BigEndian.AppendUint32(buf, id)
+	buf = binary.BigEndian.AppendUint32(buf, target)
+	var n int64
+	if !mt.IsZero() {
+		n = mt.UnixNano()
+	}
+	buf = binary.BigEndian.AppendUint64(buf, uint64(n))
+	if len(bad) > 1<<16-1 {
+		bad = bad[:1<<16-1]
+	}
+	buf = binary.BigEndian.AppendUint16(buf, uint16(len(bad)))
+	return append(buf, bad...)
+}
+
+func decodeLinkRun(repo string, v []byte, fn func(Link) error) error {
+	for len(v) > 0 {
+		if len(v) < 18 || len(v) < 18+int(binary.BigEndian.Uint16(v[16:])) {
+			return fmt.Errorf("index layer links of %s: truncated record", repo)
+		}
+		l := Link{Repo: repo, ID: binary.BigEndian.Uint32(v), Target: binary.BigEndian.Uint32(v[4:])}
+		if n := int64(binary.BigEndian.Uint64(v[8:])); n != 0 {
+			l.ModTime = time.Unix(0, n)
+		}
+		bl := int(binary.BigEndian.Uint16(v[16:]))
+		l.Bad = string(v[18 : 18+bl])
+		v = v[18+bl:]
+		if err := fn(l); err != nil {
+			return err
+		}
+	}
+	return nil
+}
