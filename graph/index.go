@@ -65,20 +65,20 @@ type Repo struct {
 // Link is a revision or layer link. ID is the digest in its path; Target the one in
 // its content (0 when unreadable, Bad then says why).
 type Link struct {
-	Repo    string    `json:"-"`
-	ID      uint32    `json:"-"`
-	Target  uint32    `json:"t,omitempty"`
-	ModTime time.Time `json:"mt"`
-	Bad     string    `json:"b,omitempty"`
+	Repo    string
+	ID      uint32
+	Target  uint32
+	ModTime time.Time
+	Bad     string
 }
 
 // Tag is a tag's current link. ID is 0 when its content is not a digest.
 type Tag struct {
-	Repo    string    `json:"-"`
-	Name    string    `json:"-"`
-	ID      uint32    `json:"id,omitempty"`
-	ModTime time.Time `json:"mt"`
-	Bad     string    `json:"b,omitempty"`
+	Repo    string
+	Name    string
+	ID      uint32
+	ModTime time.Time
+	Bad     string
 }
 
 // TagIndexEntry is one entry of a tag's history.
