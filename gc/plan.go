@@ -259,9 +259,13 @@ func NewPlan(ctx context.Context, idx graph.Reader, opts ...Option) (*Plan, erro
 	}
 
 	// 2. Revision links of manifests that are not live (delete-untagged only).
-	history := map[string][]graph.TagIndexEntry{}
+	type repoID struct {
+		repo string
+		id   uint32
+	}
+	history := map[repoID][]graph.TagIndexEntry{}
 	for _, e := range s.tagIndex {
-		k := e.Repo + "\x00" + fmt.Sprint(e.ID)
+		k := repoID{e.Repo, e.ID}
 		history[k] = append(history[k], e)
 	}
 	if o.deleteUntagged {
@@ -271,7 +275,10 @@ func NewPlan(ctx context.Context, idx graph.Reader, opts ...Option) (*Plan, erro
 			if m.liveManifest.has(l.ID) && !young || l.Bad != "" || m.pinnedRepo[l.Repo] != "" {
 				continue
 			}
-			d := dg(l.ID)
+			d := s.manifests[l.ID].Digest
+			if d == "" {
+				d = dg(l.ID)
+			}
 			if young || l.ModTime.After(cutoff) {
 				p.Kept = append(p.Kept, KeptItem{Kind: "manifest", Repository: l.Repo, Digest: d, Reason: reasonGrace})
 				p.Summary.KeptByGrace++
@@ -283,7 +290,7 @@ func NewPlan(ctx context.Context, idx graph.Reader, opts ...Option) (*Plan, erro
 				continue
 			}
 			item := ManifestItem{Repository: l.Repo, Digest: d, Path: path}
-			for _, e := range history[l.Repo+"\x00"+fmt.Sprint(l.ID)] {
+			for _, e := range history[repoID{l.Repo, l.ID}] {
 				tp, _ := storage.Path(storage.Spec{Kind: storage.TagIndexDir, Repo: l.Repo, Tag: e.Tag, Digest: d})
 				if o.only == nil || o.only[tp] {
 					item.TagIndex = append(item.TagIndex, tp)

@@ -458,8 +458,8 @@ func readManifest(ctx context.Context, drv driver.StorageDriver, id uint32, d di
 }
 
 func (b *builder) addManifest(r parseResult) error {
-	m := Manifest{Missing: r.missing}
 	d := b.digests[r.id]
+	m := Manifest{Digest: d, Missing: r.missing}
 	blobPath, _ := storage.Path(storage.Spec{Kind: storage.BlobData, Digest: d})
 	switch {
 	case r.missing:

@@ -98,12 +98,13 @@ type Upload struct {
 // Manifest is what reading a manifest blob gave. Unreadable is set, with the reason,
 // when it could not be read or parsed; Missing when its blob data is absent.
 type Manifest struct {
-	ID           uint32 `json:"-"`
-	MediaType    string `json:"mt,omitempty"`
-	ArtifactType string `json:"at,omitempty"`
-	Subject      uint32 `json:"s,omitempty"`
-	Missing      bool   `json:"x,omitempty"`
-	Unreadable   string `json:"u,omitempty"`
+	ID           uint32        `json:"-"`
+	Digest       digest.Digest `json:"d"`
+	MediaType    string        `json:"mt,omitempty"`
+	ArtifactType string        `json:"at,omitempty"`
+	Subject      uint32        `json:"s,omitempty"`
+	Missing      bool          `json:"x,omitempty"`
+	Unreadable   string        `json:"u,omitempty"`
 	// Mentions holds the ids of every digest string found in an unreadable
 	// manifest's bytes: what it might reference.
 	Mentions []uint32 `json:"mn,omitempty"`
