@@ -70,6 +70,10 @@ func load(idx graph.Reader) (*state, error) {
 		},
 		func() error { return idx.Repos(func(r graph.Repo) error { s.repos = append(s.repos, r); return nil }) },
 		func() error {
+			if meta.Edges > maxHeldEdges {
+				s.edges = nil // read per manifest from the index instead
+				return nil
+			}
 			return idx.AllEdges(func(from uint32, e graph.Edge) error { s.edges[from] = append(s.edges[from], e); return nil })
 		},
 		func() error {
@@ -146,6 +150,21 @@ func (z *sizes) of(id uint32) int64 {
 		return int64(n)
 	}
 	return z.big[id]
+}
+
+// maxHeldEdges is how many manifest references are held in memory at most (8 bytes
+// each, plus the map); beyond it, each manifest's references are read from the index
+// (one key per manifest) when the walk reaches it.
+var maxHeldEdges = 4 << 20
+
+// edgesOf returns the references out of manifest id.
+func (s *state) edgesOf(id uint32) ([]graph.Edge, error) {
+	if s.edges != nil {
+		return s.edges[id], nil
+	}
+	var out []graph.Edge
+	err := s.idx.Edges(id, func(e graph.Edge) error { out = append(out, e); return nil })
+	return out, err
 }
 
 // eachLayer streams the layer links from the index: there is one per blob per
@@ -277,7 +296,11 @@ func (s *state) walk(o options, m *marks, stack []uint32) error {
 			}
 			continue
 		}
-		for _, e := range s.edges[id] {
+		edges, err := s.edgesOf(id)
+		if err != nil {
+			return fmt.Errorf("read references of manifest %d: %w", id, err)
+		}
+		for _, e := range edges {
 			switch e.Kind {
 			case graph.EdgeChild:
 				stack = append(stack, e.To)

@@ -93,7 +93,11 @@ func (p *Plan) stats(s *state, m *marks, deleted bitset) error {
 				}
 				continue
 			}
-			for _, e := range s.edges[id] {
+			edges, err := s.edgesOf(id)
+			if err != nil {
+				return fmt.Errorf("read references of manifest %d: %w", id, err)
+			}
+			for _, e := range edges {
 				switch e.Kind {
 				case graph.EdgeSubject:
 				case graph.EdgeChild:

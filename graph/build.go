@@ -481,6 +481,7 @@ func (b *builder) addManifest(r parseResult) error {
 			}
 		}
 		edges := make([]byte, 0, 5*len(r.parsed.Refs))
+		b.meta.Edges += len(r.parsed.Refs)
 		for _, ref := range r.parsed.Refs {
 			to, err := b.id(ref.Digest)
 			if err != nil {

@@ -134,6 +134,7 @@ type Meta struct {
 	MaxID     uint32    `json:"max_id"`
 	Blobs     int       `json:"blobs"`
 	Manifests int       `json:"manifests"`
+	Edges     int       `json:"edges"` // references out of all manifests
 }
 
 // Reader is what the collector needs from an index.

@@ -1,0 +1,63 @@
+package gc
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/regsweep/regsweep/benchmarks/synth"
+	"github.com/regsweep/regsweep/graph"
+)
+
+// TestEdgesFromIndex: planning with references read per manifest from the index (as
+// for large registries) gives the same plan as with all of them held.
+func TestEdgesFromIndex(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	if err := os.CopyFS(root, os.DirFS("../testdata/sample/registry")); err != nil {
+		t.Fatal(err)
+	}
+	roots := map[string]string{"sample": root}
+	for _, seed := range []int64{1, 2} {
+		r := t.TempDir()
+		_, ns, err := synth.NewFilesystem(ctx, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := synth.Populate(ctx, ns, seed, synth.Small()); err != nil {
+			t.Fatal(err)
+		}
+		roots["synth"+string(rune('0'+seed))] = r
+	}
+	defer func(n int) { maxHeldEdges = n }(maxHeldEdges)
+	now := time.Now().Add(time.Hour)
+	for name, r := range roots {
+		idx, err := graph.Open(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := graph.Build(ctx, filesystem.New(filesystem.DriverParameters{RootDirectory: r, MaxThreads: 10}), idx); err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range []bool{false, true} {
+			plan := func(held int) string {
+				maxHeldEdges = held
+				p, err := NewPlan(ctx, idx, WithDeleteUntagged(m), WithGracePeriod(0), WithNow(now))
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, _ := json.Marshal(p)
+				return string(b)
+			}
+			if d := cmp.Diff(plan(1<<30), plan(0)); d != "" {
+				t.Errorf("%s -m=%v: plans differ (-held +from index):\n%s", name, m, d)
+			}
+		}
+		idx.Close()
+	}
+}
