@@ -49,8 +49,10 @@ func NewSynthetic(n, repos, perRepo int) *Synthetic {
 	s := &Synthetic{n: n, repos: repos, perRepo: perRepo, refs: max(2, n*98/100/max(1, m)),
 		byDigest: map[digest.Digest]int{}, mtime: time.Now().Add(-48 * time.Hour)}
 	for k := 0; k < m; k++ {
-		d := digest.FromBytes(s.content(k))
+		b := s.content(k)
+		d := digest.FromBytes(b)
 		s.digests = append(s.digests, d)
+		s.sizes = append(s.sizes, len(b))
 		s.byDigest[d] = k
 		var p byte
 		fmt.Sscanf(d.Encoded()[:2], "%02x", &p)
@@ -130,7 +132,7 @@ func (s *Synthetic) Walk(_ context.Context, p string, f driver.WalkFn, _ ...func
 			}
 		}
 		for _, k := range s.byPrefix[b] {
-			if err := f(s.file(fmt.Sprintf("%s/%s/data", p, s.digests[k].Encoded()), int64(len(s.content(k))))); err != nil {
+			if err := f(s.file(fmt.Sprintf("%s/%s/data", p, s.digests[k].Encoded()), int64(s.sizes[k]))); err != nil {
 				return err
 			}
 		}
