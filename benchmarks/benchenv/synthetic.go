@@ -25,6 +25,7 @@ import (
 type Synthetic struct {
 	n, repos, perRepo, refs int
 	digests                 []digest.Digest       // manifest k's digest
+	sizes                   []int                 // manifest k's size in bytes
 	byDigest                map[digest.Digest]int // digest -> k
 	byPrefix                [256][]int            // manifest ks by first byte of digest
 	mtime                   time.Time
