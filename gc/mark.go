@@ -182,12 +182,14 @@ func (s *state) eachLayer(fn func(graph.Link) error) error {
 type marks struct {
 	liveManifest bitset // manifests live by digest, globally
 	youngOnly    bitset // live manifests that only grace keeps: reached from young roots alone
-	live         bitset // blobs (manifests included) that must stay
-	keptWhy      map[uint32]string
-	pinnedRepo   map[string]string // repository -> why nothing in it is deleted
-	blocked      []uint32          // unreadable manifests a root reaches
-	missing      map[uint32]uint32 // missing blob -> a live manifest referencing it
-	danglingTags []graph.Tag
+	// referrersKept counts manifests live only through the referrer rule.
+	referrersKept int
+	live          bitset // blobs (manifests included) that must stay
+	keptWhy       map[uint32]string
+	pinnedRepo    map[string]string // repository -> why nothing in it is deleted
+	blocked       []uint32          // unreadable manifests a root reaches
+	missing       map[uint32]uint32 // missing blob -> a live manifest referencing it
+	danglingTags  []graph.Tag
 }
 
 // mark computes what is live, following DESIGN.md "What is live".
@@ -245,8 +247,23 @@ func (s *state) mark(o options) (*marks, error) {
 			}
 		}
 	}
+	var without *marks
+	if o.deleteUntagged && o.keepReferrers {
+		// Count what only the referrer rule keeps: what distribution's GC would delete.
+		plain := o
+		plain.keepReferrers = false
+		without = &marks{liveManifest: newBitset(s.maxID), live: newBitset(s.maxID), keptWhy: map[uint32]string{}, missing: map[uint32]uint32{}}
+		if err := s.walk(plain, without, slices.Clone(roots)); err != nil {
+			return nil, err
+		}
+	}
 	if err := s.walk(o, m, roots); err != nil {
 		return nil, err
+	}
+	if without != nil {
+		for i := range m.liveManifest {
+			m.referrersKept += bits.OnesCount64(m.liveManifest[i] &^ without.liveManifest[i])
+		}
 	}
 	if len(youngRoots) > 0 {
 		// What only young manifests reach is kept by grace, not live on its own.

@@ -132,6 +132,9 @@ type Summary struct {
 	DeleteUploads       int   `json:"delete_uploads"`
 	KeptByGrace         int   `json:"kept_by_grace"`
 	UnreadableManifests int   `json:"unreadable_manifests"`
+	// KeptReferrers counts untagged referrers (signatures, SBOMs, attestations) that
+	// only the referrer rule keeps under delete-untagged: distribution's GC deletes them.
+	KeptReferrers int `json:"kept_referrers"`
 }
 
 // RepoStats is one repository's line of the report.
@@ -342,6 +345,7 @@ func NewPlan(ctx context.Context, idx graph.Reader, opts ...Option) (*Plan, erro
 	if err := p.warnings(s, m, dg); err != nil {
 		return nil, fmt.Errorf("read layer links: %w", err)
 	}
+	p.Summary.KeptReferrers = m.referrersKept
 	if err := p.stats(s, m, deleted); err != nil {
 		return nil, err
 	}

@@ -316,3 +316,19 @@ func TestYoungUntaggedManifestReportedKept(t *testing.T) {
 	}
 	assertKept(t, p, m.Digest)
 }
+
+func TestKeptReferrersCounted(t *testing.T) {
+	root := sample(t)
+	keep := plan(t, root, gc.WithDeleteUntagged(true))
+	drop := plan(t, root, gc.WithDeleteUntagged(true), gc.WithKeepReferrers(false))
+	// The sample's one signature (of team/app/api:v1) is kept, and only by the rule.
+	if keep.Summary.KeptReferrers != 1 || drop.Summary.KeptReferrers != 0 {
+		t.Errorf("kept_referrers = %d (keep), %d (drop); want 1 and 0", keep.Summary.KeptReferrers, drop.Summary.KeptReferrers)
+	}
+	if drop.Summary.DeleteManifests != keep.Summary.DeleteManifests+1 {
+		t.Errorf("dropping referrers deletes %d manifests, keeping %d: want one more", drop.Summary.DeleteManifests, keep.Summary.DeleteManifests)
+	}
+	if def := plan(t, root); def.Summary.KeptReferrers != 0 {
+		t.Errorf("default mode counts %d kept referrers; every revision is a root there", def.Summary.KeptReferrers)
+	}
+}

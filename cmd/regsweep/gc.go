@@ -162,6 +162,9 @@ func writeText(w io.Writer, r *gc.Report) {
 	if s.KeptByGrace > 0 || len(r.Kept) > 0 {
 		fmt.Fprintf(w, "Kept:     %d items not live but kept (%d younger than grace)\n", len(r.Kept), s.KeptByGrace)
 	}
+	if s.KeptReferrers > 0 {
+		fmt.Fprintf(w, "Referrers: %d untagged signatures/SBOMs of live images kept (registry garbage-collect -m deletes them)\n", s.KeptReferrers)
+	}
 	if s.UnreadableManifests > 0 {
 		fmt.Fprintf(w, "Unreadable manifests: %d\n", s.UnreadableManifests)
 	}
