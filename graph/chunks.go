@@ -2,7 +2,9 @@ package graph
 
 import (
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -13,7 +15,8 @@ import (
 // which is what makes its writes, compactions and memory scale.
 //
 //	I<chunk u32>          -> the records of ids chunk*idChunk ... in id order:
-//	                         flags u8, [size u64, modtime i64 if flags&1], len u8, digest
+//	                         flags u8, [size u64, modtime i64 if flags&1], then the
+//	                         digest: 32 raw bytes if flags&2 (sha256), else len u8, text
 //	L<repo>\0<run u32>    -> layer links of repo: id u32, target u32, modtime i64,
 //	                         len u16, problem text
 //	E<from u32>           -> the references of one manifest: kind u8, to u32
@@ -22,12 +25,20 @@ const idChunk = 1024
 func chunkKey(id uint32) []byte { return idKey(pID, id/idChunk) }
 
 func appendIDRecord(buf []byte, d digest.Digest, b *Blob) []byte {
+	flagsAt := len(buf)
 	if b != nil {
 		buf = append(buf, 1)
 		buf = binary.BigEndian.AppendUint64(buf, uint64(b.Size))
 		buf = binary.BigEndian.AppendUint64(buf, uint64(b.ModTime.UnixNano()))
 	} else {
 		buf = append(buf, 0)
+	}
+	if enc, ok := strings.CutPrefix(string(d), "sha256:"); ok && len(enc) == 64 {
+		var raw [32]byte
+		if _, err := hex.Decode(raw[:], []byte(enc)); err == nil && hex.EncodeToString(raw[:]) == enc {
+			buf[flagsAt] |= 2
+			return append(buf, raw[:]...)
+		}
 	}
 	buf = append(buf, byte(len(d)))
 	return append(buf, d...)
@@ -47,11 +58,20 @@ func decodeIDChunk(first uint32, v []byte, fn func(id uint32, d digest.Digest, b
 			blob = &Blob{ID: id, Size: int64(binary.BigEndian.Uint64(v)), ModTime: time.Unix(0, int64(binary.BigEndian.Uint64(v[8:])))}
 			v = v[16:]
 		}
-		if len(v) < 1 || len(v) < 1+int(v[0]) {
-			return fmt.Errorf("index id chunk %d: truncated digest", first/idChunk)
+		var d digest.Digest
+		if flags&2 != 0 {
+			if len(v) < 32 {
+				return fmt.Errorf("index id chunk %d: truncated digest", first/idChunk)
+			}
+			d = digest.Digest("sha256:" + hex.EncodeToString(v[:32]))
+			v = v[32:]
+		} else {
+			if len(v) < 1 || len(v) < 1+int(v[0]) {
+				return fmt.Errorf("index id chunk %d: truncated digest", first/idChunk)
+			}
+			d = digest.Digest(v[1 : 1+v[0]])
+			v = v[1+v[0]:]
 		}
-		d := digest.Digest(v[1 : 1+v[0]])
-		v = v[1+v[0]:]
 		if blob != nil {
 			blob.Digest = d
 		}
