@@ -168,7 +168,7 @@ func NewCapacity(ctx context.Context, idx graph.Reader, p *Plan, opts ...Capacit
 	for i, a := range ageBounds {
 		c.Age[i] = AgeBucket{Label: a.label, MaxAgeSeconds: int64(a.max / time.Second)}
 	}
-	err = idx.Blobs(func(b graph.Blob) error {
+	err = idx.BlobSizes(func(b graph.Blob) error {
 		if b.ID > meta.MaxID {
 			return fmt.Errorf("blob id %d beyond the index's max id %d", b.ID, meta.MaxID)
 		}

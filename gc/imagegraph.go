@@ -115,7 +115,7 @@ func newGraphBuilder(idx graph.Reader, p *Plan) (*graphBuilder, error) {
 		edges: map[uint32][]graph.Edge{},
 	}
 	steps := []func() error{
-		func() error { return idx.Blobs(func(x graph.Blob) error { b.present[x.ID] = x.Size; return nil }) },
+		func() error { return idx.BlobSizes(func(x graph.Blob) error { b.present[x.ID] = x.Size; return nil }) },
 		func() error { return idx.Manifests(func(m graph.Manifest) error { b.manifests[m.ID] = m; return nil }) },
 		func() error {
 			return idx.Revisions(func(l graph.Link) error { b.revisions[l.Repo] = append(b.revisions[l.Repo], l.ID); return nil })

@@ -59,7 +59,7 @@ func load(idx graph.Reader) (*state, error) {
 	}
 	steps := []func() error{
 		func() error {
-			return idx.Blobs(func(b graph.Blob) error {
+			return idx.BlobSizes(func(b graph.Blob) error {
 				s.present.set(b.ID)
 				s.sizes.set(b.ID, b.Size)
 				return nil

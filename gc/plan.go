@@ -224,8 +224,15 @@ func NewPlan(ctx context.Context, idx graph.Reader, opts ...Option) (*Plan, erro
 	// them in id order with their digests.
 	deleted := newBitset(s.maxID)
 	cutoff := o.now.Add(-o.grace)
-	err = idx.Blobs(func(b graph.Blob) error {
+	err = idx.BlobSizes(func(b graph.Blob) error {
 		id := b.ID
+		if !m.live.has(id) || m.keptWhy[id] != "" {
+			d, err := idx.Digest(id) // only those kept or deleted need one
+			if err != nil {
+				return err
+			}
+			b.Digest = d
+		}
 		why := m.keptWhy[id]
 		if why == "" && !m.live.has(id) && b.ModTime.After(cutoff) {
 			why = reasonGrace

@@ -46,6 +46,12 @@ func appendIDRecord(buf []byte, d digest.Digest, b *Blob) []byte {
 
 // decodeIDChunk calls fn for each record of a chunk value, in id order.
 func decodeIDChunk(first uint32, v []byte, fn func(id uint32, d digest.Digest, b *Blob) error) error {
+	return walkIDChunk(first, v, true, fn)
+}
+
+// walkIDChunk is decodeIDChunk that builds digest strings only when withDigest:
+// most readers want sizes, and a string per blob is most of the garbage of a plan.
+func walkIDChunk(first uint32, v []byte, withDigest bool, fn func(id uint32, d digest.Digest, b *Blob) error) error {
 	id := first
 	for len(v) > 0 {
 		flags := v[0]
@@ -58,20 +64,15 @@ func decodeIDChunk(first uint32, v []byte, fn func(id uint32, d digest.Digest, b
 			blob = &Blob{ID: id, Size: int64(binary.BigEndian.Uint64(v)), ModTime: time.Unix(0, int64(binary.BigEndian.Uint64(v[8:])))}
 			v = v[16:]
 		}
-		var d digest.Digest
-		if flags&2 != 0 {
-			if len(v) < 32 {
-				return fmt.Errorf("index id chunk %d: truncated digest", first/idChunk)
-			}
-			d = digest.Digest("sha256:" + hex.EncodeToString(v[:32]))
-			v = v[32:]
-		} else {
-			if len(v) < 1 || len(v) < 1+int(v[0]) {
-				return fmt.Errorf("index id chunk %d: truncated digest", first/idChunk)
-			}
-			d = digest.Digest(v[1 : 1+v[0]])
-			v = v[1+v[0]:]
+		n, err := digestLen(flags, v)
+		if err != nil {
+			return fmt.Errorf("index id chunk %d: %w", first/idChunk, err)
 		}
+		var d digest.Digest
+		if withDigest {
+			d = decodeDigest(flags, v[:n])
+		}
+		v = v[n:]
 		if blob != nil {
 			blob.Digest = d
 		}
@@ -81,6 +82,51 @@ func decodeIDChunk(first uint32, v []byte, fn func(id uint32, d digest.Digest, b
 		id++
 	}
 	return nil
+}
+
+// digestLen is the length of the encoded digest at the start of v.
+func digestLen(flags byte, v []byte) (int, error) {
+	n := 32
+	if flags&2 == 0 {
+		if len(v) < 1 {
+			return 0, fmt.Errorf("truncated digest")
+		}
+		n = 1 + int(v[0])
+	}
+	if len(v) < n {
+		return 0, fmt.Errorf("truncated digest")
+	}
+	return n, nil
+}
+
+func decodeDigest(flags byte, v []byte) digest.Digest {
+	if flags&2 != 0 {
+		return digest.Digest("sha256:" + hex.EncodeToString(v))
+	}
+	return digest.Digest(v[1:])
+}
+
+// digestAt decodes the digest of the i-th record of a chunk value.
+func digestAt(v []byte, i int) (digest.Digest, bool) {
+	for ; len(v) > 0; i-- {
+		flags := v[0]
+		v = v[1:]
+		if flags&1 != 0 {
+			if len(v) < 16 {
+				return "", false
+			}
+			v = v[16:]
+		}
+		n, err := digestLen(flags, v)
+		if err != nil {
+			return "", false
+		}
+		if i == 0 {
+			return decodeDigest(flags, v[:n]), true
+		}
+		v = v[n:]
+	}
+	return "", false
 }
 
 func appendLinkRecord(buf []byte, id, target uint32, mt time.Time, bad string) []byte {

@@ -145,6 +145,9 @@ type Reader interface {
 	Digest(id uint32) (digest.Digest, error)
 	// Blobs calls fn for every blob present in the blob store.
 	Blobs(fn func(Blob) error) error
+	// BlobSizes is Blobs without digests (Digest is empty): cheaper when only sizes
+	// and times matter.
+	BlobSizes(fn func(Blob) error) error
 	// Repos calls fn for every repository directory.
 	Repos(fn func(Repo) error) error
 	// Revisions calls fn for every manifest revision link.
@@ -176,7 +179,7 @@ type Index struct {
 	db *badger.DB
 
 	mu          sync.Mutex
-	cached      []digest.Digest // digests of chunk cachedChunk
+	cached      []byte // the value of id chunk cachedChunk
 	cachedChunk uint32
 }
 
@@ -315,7 +318,8 @@ func (x *Index) forgetDigests() {
 	x.mu.Unlock()
 }
 
-// Digest implements Reader. The last chunk read is kept: lookups come in runs.
+// Digest implements Reader. The last chunk read is kept raw: lookups come in runs,
+// and only the digest asked for is decoded.
 func (x *Index) Digest(id uint32) (digest.Digest, error) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
@@ -328,24 +332,25 @@ func (x *Index) Digest(id uint32) (digest.Digest, error) {
 		if !ok {
 			return "", fmt.Errorf("index has no digest for id %d", id)
 		}
-		var ds []digest.Digest
-		if err := decodeIDChunk(id/idChunk*idChunk, v, func(_ uint32, d digest.Digest, _ *Blob) error { ds = append(ds, d); return nil }); err != nil {
-			return "", err
-		}
-		x.cached, x.cachedChunk = ds, id/idChunk
+		x.cached, x.cachedChunk = v, id/idChunk
 	}
-	i := int(id % idChunk)
-	if i >= len(x.cached) {
+	d, ok := digestAt(x.cached, int(id%idChunk))
+	if !ok {
 		return "", fmt.Errorf("index has no digest for id %d", id)
 	}
-	return x.cached[i], nil
+	return d, nil
 }
 
 // Blobs implements Reader.
-func (x *Index) Blobs(fn func(Blob) error) error {
+func (x *Index) Blobs(fn func(Blob) error) error { return x.blobs(true, fn) }
+
+// BlobSizes implements Reader.
+func (x *Index) BlobSizes(fn func(Blob) error) error { return x.blobs(false, fn) }
+
+func (x *Index) blobs(withDigest bool, fn func(Blob) error) error {
 	return x.scan([]byte{pID}, false, func(k, v []byte) error {
 		first := binary.BigEndian.Uint32(k[1:]) * idChunk
-		return decodeIDChunk(first, v, func(_ uint32, _ digest.Digest, b *Blob) error {
+		return walkIDChunk(first, v, withDigest, func(_ uint32, _ digest.Digest, b *Blob) error {
 			if b == nil {
 				return nil
 			}
