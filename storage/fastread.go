@@ -6,13 +6,13 @@ import (
 	"github.com/distribution/distribution/v3/registry/storage/driver/inmemory"
 )
 
-// readDriver returns the driver the scanner reads through. For the filesystem and
+// ReadDriver returns the driver the scanner reads through. For the filesystem and
 // inmemory drivers that is the driver under distribution's base wrapper: the
 // wrapper checks every path against a regular expression and opens a trace span,
 // which costs more CPU than the stat it wraps, and the scanner only builds paths from
 // this package's grammar. Concurrency stays bounded by the driver's own regulator.
 // Deletes always go through the full driver.
-func readDriver(d driver.StorageDriver) driver.StorageDriver {
+func ReadDriver(d driver.StorageDriver) driver.StorageDriver {
 	switch d := d.(type) {
 	case *filesystem.Driver:
 		return d.Base.StorageDriver
@@ -21,6 +21,3 @@ func readDriver(d driver.StorageDriver) driver.StorageDriver {
 	}
 	return d
 }
-
-// ReadDriver is readDriver for other packages that read many small files (manifests).
-func ReadDriver(d driver.StorageDriver) driver.StorageDriver { return readDriver(d) }

@@ -171,13 +171,19 @@ func (l *repoLister) link(ctx context.Context, kind Kind, repo string, d digest.
 }
 
 func (l *repoLister) read(ctx context.Context, p string) ([]byte, error) {
+	return readBounded(ctx, l.drv, l.sem, p)
+}
+
+// readBounded reads p while holding one of sem's slots, which bound reads across
+// all repositories.
+func readBounded(ctx context.Context, drv driver.StorageDriver, sem chan struct{}, p string) ([]byte, error) {
 	select {
-	case l.sem <- struct{}{}:
+	case sem <- struct{}{}:
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	defer func() { <-l.sem }()
-	return l.drv.GetContent(ctx, p)
+	defer func() { <-sem }()
+	return drv.GetContent(ctx, p)
 }
 
 // checkLink sets e.Target (and e.Warning) from a link's content.
@@ -196,6 +202,20 @@ func checkLink(e *Entry, b []byte, err error) {
 	default:
 		e.Target = d
 	}
+}
+
+// checkStartedAt sets e.StartedAt (or e.Warning) from an upload's startedat file.
+func checkStartedAt(e *Entry, b []byte, err error) {
+	if err != nil {
+		e.Warning = fmt.Sprintf("read startedat: %v", err)
+		return
+	}
+	t, perr := time.Parse(time.RFC3339, strings.TrimSpace(string(b)))
+	if perr != nil {
+		e.Warning = fmt.Sprintf("startedat %.40q is not an RFC 3339 time", b)
+		return
+	}
+	e.StartedAt = t
 }
 
 func (l *repoLister) scanManifests(ctx context.Context, repo, dir string) error {
@@ -279,18 +299,10 @@ func (l *repoLister) scanUploads(ctx context.Context, repo, dir string) error {
 			}
 		}
 		b, err := l.read(ctx, u+"/startedat")
-		switch {
-		case isNotFound(err):
+		if isNotFound(err) {
 			e.Warning = "upload has no startedat file; using its newest file time"
-		case err != nil:
-			e.Warning = fmt.Sprintf("read startedat: %v", err)
-		default:
-			t, perr := time.Parse(time.RFC3339, strings.TrimSpace(string(b)))
-			if perr != nil {
-				e.Warning = fmt.Sprintf("startedat %.40q is not an RFC 3339 time", b)
-			} else {
-				e.StartedAt = t
-			}
+		} else {
+			checkStartedAt(&e, b, err)
 		}
 		if err := l.emit(e); err != nil {
 			return err

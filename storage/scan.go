@@ -94,13 +94,13 @@ func Scan(ctx context.Context, drv driver.StorageDriver, fn func(Entry) error, o
 			return err
 		}
 	}
-	drv = readDriver(drv)
+	drv = ReadDriver(drv)
 	walk := nativeWalkers[drv.Name()]
 	if o.walk != nil {
 		walk = *o.walk
 	}
-	blobRoots, blobErr := listDirs(ctx, drv, blobsDir)
-	repoRoots, repoErr := listDirs(ctx, drv, reposDir)
+	blobRoots, blobErr := drv.List(ctx, blobsDir)
+	repoRoots, repoErr := drv.List(ctx, reposDir)
 	var nf driver.PathNotFoundError
 	if errors.As(blobErr, &nf) && errors.As(repoErr, &nf) {
 		return fmt.Errorf("scan %s storage: %w", drv.Name(), ErrNoRegistry)
@@ -132,7 +132,7 @@ func Scan(ctx context.Context, drv driver.StorageDriver, fn func(Entry) error, o
 	g.SetLimit(o.workers)
 	// blobs/<alg>/<xx>: expand one level so each prefix is its own task.
 	for _, algDir := range blobRoots {
-		prefixes, err := listDirs(gctx, drv, algDir)
+		prefixes, err := drv.List(gctx, algDir)
 		if err != nil {
 			return fmt.Errorf("list %s: %w", algDir, err)
 		}
@@ -159,14 +159,6 @@ func Scan(ctx context.Context, drv driver.StorageDriver, fn func(Entry) error, o
 		}
 	}
 	return g.Wait()
-}
-
-func listDirs(ctx context.Context, drv driver.StorageDriver, p string) ([]string, error) {
-	l, err := drv.List(ctx, p)
-	if err != nil {
-		return nil, err
-	}
-	return l, nil
 }
 
 func scanBlobs(ctx context.Context, drv driver.StorageDriver, prefix string, emit func(Entry) error) error {
@@ -259,56 +251,24 @@ func scanRepos(ctx context.Context, drv driver.StorageDriver, top string, emit f
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
-	read := func(p string) ([]byte, error) {
-		select {
-		case sem <- struct{}{}:
-		case <-gctx.Done():
-			return nil, gctx.Err()
-		}
-		defer func() { <-sem }()
-		return drv.GetContent(gctx, p)
-	}
 	for _, e := range toRead {
 		g.Go(func() error {
-			b, err := read(e.Path)
+			b, err := readBounded(gctx, drv, sem, e.Path)
 			if gctx.Err() != nil {
 				return gctx.Err()
 			}
-			e.Target = ""
-			switch {
-			case err != nil:
-				e.Warning = fmt.Sprintf("read link: %v", err)
-			default:
-				d, perr := digest.Parse(strings.TrimSpace(string(b)))
-				switch {
-				case perr != nil:
-					e.Warning = fmt.Sprintf("link content %.80q is not a digest: %v", b, perr)
-				case e.Digest != "" && d != e.Digest:
-					e.Target, e.Warning = d, fmt.Sprintf("link content %s disagrees with its path", d)
-				default:
-					e.Target = d
-				}
-			}
+			checkLink(e, b, err)
 			return nil
 		})
 	}
 	for _, st := range started {
 		u := uploads[st.Upload]
 		g.Go(func() error {
-			b, err := read(st.Path)
+			b, err := readBounded(gctx, drv, sem, st.Path)
 			if gctx.Err() != nil {
 				return gctx.Err()
 			}
-			if err != nil {
-				u.Warning = fmt.Sprintf("read startedat: %v", err)
-				return nil
-			}
-			t, err := time.Parse(time.RFC3339, strings.TrimSpace(string(b)))
-			if err != nil {
-				u.Warning = fmt.Sprintf("startedat %.40q is not an RFC 3339 time", b)
-				return nil
-			}
-			u.StartedAt = t
+			checkStartedAt(u, b, err)
 			return nil
 		})
 	}

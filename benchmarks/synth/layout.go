@@ -91,6 +91,18 @@ func Generate(ctx context.Context, drv driver.StorageDriver, seed uint64, l Layo
 	link := func(kind storage.Kind, repo string, d digest.Digest) error {
 		return put(storage.Spec{Kind: kind, Repo: repo, Digest: d}, []byte(d))
 	}
+	// putManifest stores a manifest or index blob and links it into repo.
+	putManifest := func(repo, mediaType string, v any) (v1.Descriptor, error) {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return v1.Descriptor{}, err
+		}
+		d, err := blob(b)
+		if err != nil {
+			return v1.Descriptor{}, err
+		}
+		return v1.Descriptor{MediaType: mediaType, Digest: d, Size: int64(len(b))}, link(storage.RevisionLink, repo, d)
+	}
 	for r := 0; r < l.Repos; r++ {
 		repo := fmt.Sprintf("team%d/app%d", r%10, r)
 		st.Repos++
@@ -121,38 +133,24 @@ func Generate(ctx context.Context, drv driver.StorageDriver, seed uint64, l Layo
 				}
 				man.Layers = append(man.Layers, v1.Descriptor{MediaType: v1.MediaTypeImageLayerGzip, Digest: d, Size: int64(len(b))})
 			}
-			b, err := json.Marshal(man)
+			desc, err := putManifest(repo, v1.MediaTypeImageManifest, man)
 			if err != nil {
-				return nil, err
-			}
-			d, err := blob(b)
-			if err != nil {
-				return nil, err
-			}
-			if err := link(storage.RevisionLink, repo, d); err != nil {
 				return nil, err
 			}
 			st.Manifests++
-			mans = append(mans, v1.Descriptor{MediaType: v1.MediaTypeImageManifest, Digest: d, Size: int64(len(b))})
+			mans = append(mans, desc)
 		}
 		for t := 0; t < l.TagsPerRepo && t < len(mans); t++ {
 			target := mans[t]
 			if rng.Float64() < l.IndexFraction && t+1 < len(mans) {
 				idx := v1.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: v1.MediaTypeImageIndex,
 					Manifests: []v1.Descriptor{mans[t], mans[len(mans)-1-t%max(1, len(mans)-l.TagsPerRepo)]}}
-				b, err := json.Marshal(idx)
+				desc, err := putManifest(repo, v1.MediaTypeImageIndex, idx)
 				if err != nil {
-					return nil, err
-				}
-				d, err := blob(b)
-				if err != nil {
-					return nil, err
-				}
-				if err := link(storage.RevisionLink, repo, d); err != nil {
 					return nil, err
 				}
 				st.Indexes++
-				target = v1.Descriptor{Digest: d}
+				target = desc
 			}
 			tag := fmt.Sprintf("v%d", t)
 			if err := put(storage.Spec{Kind: storage.TagCurrentLink, Repo: repo, Tag: tag}, []byte(target.Digest)); err != nil {
