@@ -67,69 +67,35 @@ func (p *Plan) stats(s *state, m *marks, deleted bitset) error {
 		}
 	}
 
-	// owner[id]: 0 nobody, i+1 repository i alone, -1 several.
-	owner := make([]int32, s.maxID+1)
-	reach := make([][]uint32, len(names))
-	seen := newBitset(s.maxID) // reused: cleared through the ids each pass visited
+	// Two walks per repository instead of holding what each reaches: the first marks
+	// what one repository reaches (once) and what several do (many), the second sums
+	// bytes. Two bitsets cost 2 bits a blob; reach lists cost 4 bytes per blob per
+	// repository.
+	once, many := newBitset(s.maxID), newBitset(s.maxID)
+	seen := newBitset(s.maxID) // reused: cleared through the ids each walk visited
+	var ids []uint32
 	for i := range names {
-		var ids []uint32
-		stack := roots[i]
-		for len(stack) > 0 {
-			id := stack[len(stack)-1]
-			stack = stack[:len(stack)-1]
-			if seen.set(id) {
-				continue
-			}
-			ids = append(ids, id)
-			man, ok := s.manifests[id]
-			if !ok || man.Missing {
-				continue
-			}
-			if man.Unreadable != "" {
-				for _, d := range man.Mentions {
-					if !seen.set(d) {
-						ids = append(ids, d)
-					}
-				}
-				continue
-			}
-			edges, err := s.edgesOf(id)
-			if err != nil {
-				return fmt.Errorf("read references of manifest %d: %w", id, err)
-			}
-			for _, e := range edges {
-				switch e.Kind {
-				case graph.EdgeSubject:
-				case graph.EdgeChild:
-					stack = append(stack, e.To)
-				default:
-					if !seen.set(e.To) {
-						ids = append(ids, e.To)
-					}
-				}
-			}
-		}
-		reach[i] = slices.Clip(ids)
-		for _, id := range ids {
-			seen[id/64] = 0
+		var err error
+		if ids, err = s.reach(roots[i], seen, ids[:0]); err != nil {
+			return err
 		}
 		for _, id := range ids {
-			switch owner[id] {
-			case 0:
-				owner[id] = int32(i + 1)
-			case int32(i + 1):
-			default:
-				owner[id] = -1
+			if once.set(id) {
+				many.set(id)
 			}
 		}
 	}
 	for i := range names {
-		for _, id := range reach[i] {
+		var err error
+		if ids, err = s.reach(roots[i], seen, ids[:0]); err != nil {
+			return err
+		}
+		for _, id := range ids {
 			if !s.present.has(id) {
 				continue
 			}
 			rs[i].Bytes += s.sizes.of(id)
-			if owner[id] == int32(i+1) {
+			if !many.has(id) {
 				rs[i].UniqueBytes += s.sizes.of(id)
 			}
 		}
@@ -154,4 +120,52 @@ func (p *Plan) stats(s *state, m *marks, deleted bitset) error {
 	slices.SortFunc(rs, func(a, b RepoStats) int { return cmp.Compare(a.Name, b.Name) })
 	p.Repositories = rs
 	return nil
+}
+
+// reach appends to ids the distinct ids a walk from roots visits: manifests, through
+// index children, and the blobs they reference (what an unreadable one mentions).
+// seen is clear on return.
+func (s *state) reach(roots []uint32, seen bitset, ids []uint32) ([]uint32, error) {
+	defer func() {
+		for _, id := range ids {
+			seen[id/64] = 0
+		}
+	}()
+	stack := slices.Clone(roots)
+	for len(stack) > 0 {
+		id := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if seen.set(id) {
+			continue
+		}
+		ids = append(ids, id)
+		man, ok := s.manifests[id]
+		if !ok || man.Missing {
+			continue
+		}
+		if man.Unreadable != "" {
+			for _, d := range man.Mentions {
+				if !seen.set(d) {
+					ids = append(ids, d)
+				}
+			}
+			continue
+		}
+		edges, err := s.edgesOf(id)
+		if err != nil {
+			return ids, fmt.Errorf("read references of manifest %d: %w", id, err)
+		}
+		for _, e := range edges {
+			switch e.Kind {
+			case graph.EdgeSubject:
+			case graph.EdgeChild:
+				stack = append(stack, e.To)
+			default:
+				if !seen.set(e.To) {
+					ids = append(ids, e.To)
+				}
+			}
+		}
+	}
+	return ids, nil
 }

@@ -83,7 +83,10 @@ func Build(ctx context.Context, drv driver.StorageDriver, idx *Index, opts ...Bu
 	if err := idx.db.DropPrefix(graphPrefixes...); err != nil {
 		return fmt.Errorf("clear index: %w", err)
 	}
-	b := &builder{idx: idx, wb: idx.db.NewWriteBatch(), digests: map[uint32]digest.Digest{}, runs: map[string]*linkRun{}, meta: Meta{Driver: drv.Name(), Storage: o.storageID, Started: time.Now()}}
+	if err := idx.packs.reset(); err != nil {
+		return err
+	}
+	b := &builder{idx: idx, wb: idx.db.NewWriteBatch(), digests: map[uint32]digest.Digest{}, runs: map[string]*linkRun{}, meta: Meta{Format: indexFormat, Driver: drv.Name(), Storage: o.storageID, Started: time.Now()}}
 	defer b.wb.Cancel()
 	b.idBuf = appendIDRecord(b.idBuf, "", nil) // id 0 means none: a placeholder keeps chunks aligned
 
@@ -151,6 +154,9 @@ func Build(ctx context.Context, drv driver.StorageDriver, idx *Index, opts ...Bu
 		}
 	}
 	if err := b.finish(); err != nil {
+		return err
+	}
+	if err := idx.packs.sync(); err != nil {
 		return err
 	}
 	b.meta.Finished = time.Now()
@@ -224,7 +230,7 @@ func (b *builder) flushIDs() error {
 	if len(b.idBuf) == 0 {
 		return nil
 	}
-	return b.wb.Set(idKey(pID, b.idChunkN), append([]byte(nil), b.idBuf...))
+	return b.setPacked(idKey(pID, b.idChunkN), b.idBuf)
 }
 
 func (b *builder) putLayer(repo string, id, target uint32, mt time.Time, bad string) error {
@@ -244,7 +250,7 @@ func (b *builder) flushRun(repo string, r *linkRun) error {
 	if r.n == 0 {
 		return nil
 	}
-	err := b.wb.Set(nameIDKey(pLayer, r.seq, repo), r.buf)
+	err := b.setPacked(nameIDKey(pLayer, r.seq, repo), r.buf)
 	r.seq, r.n, r.buf = r.seq+1, 0, nil
 	return err
 }
@@ -309,6 +315,15 @@ func (b *builder) enqueue(id uint32, d digest.Digest) {
 		}
 		b.pool.add(id, d)
 	}
+}
+
+// setPacked writes a bulk value to the pack file and its pointer to the index.
+func (b *builder) setPacked(k, v []byte) error {
+	ref, err := b.idx.packs.put(v)
+	if err != nil {
+		return err
+	}
+	return b.wb.Set(k, ref)
 }
 
 func (b *builder) putJSON(k []byte, v any) error {
@@ -504,7 +519,7 @@ func (b *builder) addManifest(r parseResult) error {
 			}
 		}
 		if len(edges) > 0 {
-			if err := b.wb.Set(idKey(pEdge, r.id), edges); err != nil {
+			if err := b.setPacked(idKey(pEdge, r.id), edges); err != nil {
 				return err
 			}
 		}

@@ -127,6 +127,7 @@ type Warning struct {
 
 // Meta describes the scan that filled the index.
 type Meta struct {
+	Format    int       `json:"format"` // indexFormat of the writer
 	Driver    string    `json:"driver"`
 	Storage   string    `json:"storage,omitempty"` // where the data lives (storage.ID), when the caller said
 	Started   time.Time `json:"started"`
@@ -136,6 +137,10 @@ type Meta struct {
 	Manifests int       `json:"manifests"`
 	Edges     int       `json:"edges"` // references out of all manifests
 }
+
+// indexFormat changes whenever the key schema or a value encoding does: an index
+// written in another format is rebuilt, never misread.
+const indexFormat = 2
 
 // Reader is what the collector needs from an index.
 type Reader interface {
@@ -176,7 +181,8 @@ type Reader interface {
 
 // Index is a badger-backed graph index.
 type Index struct {
-	db *badger.DB
+	db    *badger.DB
+	packs *packFile
 
 	mu          sync.Mutex
 	cached      []byte // the value of id chunk cachedChunk
@@ -203,11 +209,22 @@ func Open(dir string) (*Index, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open index %s: %w", dir, err)
 	}
-	return &Index{db: db}, nil
+	packs, err := openPacks(dir)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return &Index{db: db, packs: packs}, nil
 }
 
 // Close closes the index.
-func (x *Index) Close() error { return x.db.Close() }
+func (x *Index) Close() error {
+	err := x.packs.close()
+	if cerr := x.db.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
 
 func idKey(prefix byte, id uint32) []byte {
 	k := make([]byte, 5)
@@ -284,12 +301,28 @@ func (x *Index) scan(prefix []byte, keysOnly bool, fn func(k, v []byte) error) e
 	})
 }
 
+// scanPacked is scan for keys whose values are in the pack file. v is reused.
+func (x *Index) scanPacked(prefix []byte, fn func(k, v []byte) error) error {
+	var buf []byte
+	return x.scan(prefix, false, func(k, ref []byte) error {
+		v, err := x.packs.get(ref, buf)
+		if err != nil {
+			return fmt.Errorf("index key %q: %w", k, err)
+		}
+		buf = v
+		return fn(k, v)
+	})
+}
+
 // Meta implements Reader.
 func (x *Index) Meta() (Meta, error) {
 	var m Meta
 	ok, err := x.get([]byte{pMeta}, func(v []byte) error { return json.Unmarshal(v, &m) })
 	if err == nil && !ok {
 		err = errors.New("index is empty: run a scan first")
+	}
+	if err == nil && m.Format != indexFormat {
+		err = fmt.Errorf("index was written in format %d by another regsweep version, this one reads format %d: run a scan first", m.Format, indexFormat)
 	}
 	return m, err
 }
@@ -325,7 +358,7 @@ func (x *Index) Digest(id uint32) (digest.Digest, error) {
 	defer x.mu.Unlock()
 	if x.cached == nil || x.cachedChunk != id/idChunk {
 		var v []byte
-		ok, err := x.get(chunkKey(id), func(b []byte) error { v = append([]byte(nil), b...); return nil })
+		ok, err := x.get(chunkKey(id), func(ref []byte) (err error) { v, err = x.packs.get(ref, nil); return err })
 		if err != nil {
 			return "", err
 		}
@@ -348,7 +381,7 @@ func (x *Index) Blobs(fn func(Blob) error) error { return x.blobs(true, fn) }
 func (x *Index) BlobSizes(fn func(Blob) error) error { return x.blobs(false, fn) }
 
 func (x *Index) blobs(withDigest bool, fn func(Blob) error) error {
-	return x.scan([]byte{pID}, false, func(k, v []byte) error {
+	return x.scanPacked([]byte{pID}, func(k, v []byte) error {
 		first := binary.BigEndian.Uint32(k[1:]) * idChunk
 		return walkIDChunk(first, v, withDigest, func(_ uint32, _ digest.Digest, b *Blob) error {
 			if b == nil {
@@ -384,7 +417,7 @@ func (x *Index) Revisions(fn func(Link) error) error { return x.links(pRevision,
 
 // Layers implements Reader.
 func (x *Index) Layers(fn func(Link) error) error {
-	return x.scan([]byte{pLayer}, false, func(k, v []byte) error {
+	return x.scanPacked([]byte{pLayer}, func(k, v []byte) error {
 		names, _ := splitNameID(k)
 		return decodeLinkRun(names[0], v, fn)
 	})
@@ -435,7 +468,7 @@ func (x *Index) Manifests(fn func(Manifest) error) error {
 // Edges implements Reader.
 func (x *Index) Edges(id uint32, fn func(Edge) error) error {
 	var v []byte
-	if _, err := x.get(idKey(pEdge, id), func(b []byte) error { v = append([]byte(nil), b...); return nil }); err != nil {
+	if _, err := x.get(idKey(pEdge, id), func(ref []byte) (err error) { v, err = x.packs.get(ref, nil); return err }); err != nil {
 		return err
 	}
 	return decodeEdges(v, fn)
@@ -459,7 +492,7 @@ func (x *Index) Referrers(id uint32, fn func(uint32) error) error {
 
 // AllEdges implements Reader.
 func (x *Index) AllEdges(fn func(uint32, Edge) error) error {
-	return x.scan([]byte{pEdge}, false, func(k, v []byte) error {
+	return x.scanPacked([]byte{pEdge}, func(k, v []byte) error {
 		from := binary.BigEndian.Uint32(k[1:])
 		return decodeEdges(v, func(e Edge) error { return fn(from, e) })
 	})
