@@ -118,7 +118,7 @@ func putManifest(t *testing.T, root, repo, tag string, content []byte) digest.Di
 func deletedBlobs(p *gc.Plan) []digest.Digest {
 	var out []digest.Digest
 	for _, b := range p.Blobs {
-		out = append(out, b.Digest)
+		out = append(out, b.Digest())
 	}
 	return out
 }

@@ -409,10 +409,10 @@ func NewWhatIf(base, after *Plan, untag, repos []string) WhatIf {
 	}
 	now := map[digest.Digest]bool{}
 	for _, b := range base.Blobs {
-		now[b.Digest] = true
+		now[b.Digest()] = true
 	}
 	for _, b := range after.Blobs {
-		if !now[b.Digest] {
+		if !now[b.Digest()] {
 			w.AdditionalBlobs++
 			w.AdditionalBytes += b.Size
 		}

@@ -141,7 +141,7 @@ func newGraphBuilder(idx graph.Reader, p *Plan) (*graphBuilder, error) {
 		}
 	}
 	for _, x := range p.Blobs {
-		b.deleted[x.Digest] = true
+		b.deleted[x.Digest()] = true
 	}
 	for _, m := range p.Manifests {
 		b.unlinked[m.Repository+"\x00"+m.Digest.String()] = true

@@ -36,7 +36,7 @@ func TestImageGraph(t *testing.T) {
 				}
 				deleted := map[digest.Digest]bool{}
 				for _, b := range p.Blobs {
-					deleted[b.Digest] = true
+					deleted[b.Digest()] = true
 				}
 				unlinked := map[string]bool{}
 				for _, x := range p.Manifests {

@@ -57,6 +57,7 @@ func load(idx graph.Reader) (*state, error) {
 		edges:     map[uint32][]graph.Edge{},
 		referrers: map[uint32][]uint32{},
 	}
+	intern := interned{}.of
 	steps := []func() error{
 		func() error {
 			return idx.BlobSizes(func(b graph.Blob) error {
@@ -66,7 +67,14 @@ func load(idx graph.Reader) (*state, error) {
 			})
 		},
 		func() error {
-			return idx.Manifests(func(m graph.Manifest) error { s.manifests[m.ID] = m; return nil })
+			// Held for every manifest: drop the digest (the index has it) and share
+			// the few media types.
+			return idx.Manifests(func(m graph.Manifest) error {
+				m.Digest = ""
+				m.MediaType, m.ArtifactType = intern(m.MediaType), intern(m.ArtifactType)
+				s.manifests[m.ID] = m
+				return nil
+			})
 		},
 		func() error { return idx.Repos(func(r graph.Repo) error { s.repos = append(s.repos, r); return nil }) },
 		func() error {
@@ -81,6 +89,7 @@ func load(idx graph.Reader) (*state, error) {
 		},
 		func() error {
 			return idx.Revisions(func(l graph.Link) error {
+				l.Repo = intern(l.Repo)
 				s.revisions = append(s.revisions, l)
 				s.linkedBy[l.ID] = append(s.linkedBy[l.ID], l.Repo)
 				s.revsOf[l.Repo] = append(s.revsOf[l.Repo], l.ID)
@@ -104,6 +113,17 @@ func load(idx graph.Reader) (*state, error) {
 		}
 	}
 	return s, nil
+}
+
+// interned makes repeated names one string each while the state loads.
+type interned map[string]string
+
+func (in interned) of(v string) string {
+	if w, ok := in[v]; ok {
+		return w
+	}
+	in[v] = v
+	return v
 }
 
 // without drops what a what-if deletes: tags, and whole repositories.

@@ -1,11 +1,15 @@
 package gc
 
 import (
+	"bytes"
 	"cmp"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"math/bits"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -43,16 +47,45 @@ type Mode struct {
 	Now              time.Time `json:"now"`
 }
 
-// BlobItem is a blob directory to delete. Its path follows from the digest; it is
-// computed, not held, because plans of large registries hold millions of these.
+// BlobItem is a blob directory to delete. Plans of large registries hold millions of
+// these, so a sha256 digest is held as its 32 bytes and the path is computed, not held:
+// 64 bytes an item instead of about 110.
 type BlobItem struct {
-	Digest digest.Digest
-	Size   int64
-	id     uint32
+	raw  [32]byte
+	text *digest.Digest // the digest when it is not canonical sha256
+	Size int64
+}
+
+func newBlobItem(d digest.Digest, size int64) BlobItem {
+	b := BlobItem{Size: size}
+	enc, ok := strings.CutPrefix(string(d), "sha256:")
+	if ok && len(enc) == 64 {
+		if _, err := hex.Decode(b.raw[:], []byte(enc)); err == nil && hex.EncodeToString(b.raw[:]) == enc {
+			return b
+		}
+	}
+	b.text = &d
+	return b
+}
+
+// Digest returns the blob's digest.
+func (b BlobItem) Digest() digest.Digest {
+	if b.text != nil {
+		return *b.text
+	}
+	return digest.NewDigestFromBytes(digest.SHA256, b.raw[:])
+}
+
+// compareBlobs orders by digest text; for two sha256 digests that is their bytes.
+func compareBlobs(a, b BlobItem) int {
+	if a.text == nil && b.text == nil {
+		return bytes.Compare(a.raw[:], b.raw[:])
+	}
+	return cmp.Compare(a.Digest(), b.Digest())
 }
 
 // Path returns the driver path of the blob directory.
-func (b BlobItem) Path() string { return blobPath(b.Digest) }
+func (b BlobItem) Path() string { return blobPath(b.Digest()) }
 
 type blobItemJSON struct {
 	Digest digest.Digest `json:"digest"`
@@ -62,7 +95,8 @@ type blobItemJSON struct {
 
 // MarshalJSON implements json.Marshaler.
 func (b BlobItem) MarshalJSON() ([]byte, error) {
-	return json.Marshal(blobItemJSON{b.Digest, b.Size, b.Path()})
+	d := b.Digest()
+	return json.Marshal(blobItemJSON{d, b.Size, blobPath(d)})
 }
 
 // UnmarshalJSON implements json.Unmarshaler; the path is recomputed from the digest.
@@ -74,7 +108,7 @@ func (b *BlobItem) UnmarshalJSON(data []byte) error {
 	if err := j.Digest.Validate(); err != nil {
 		return fmt.Errorf("plan blob %q: %w", j.Digest, err)
 	}
-	b.Digest, b.Size = j.Digest, j.Size
+	*b = newBlobItem(j.Digest, j.Size)
 	return nil
 }
 
@@ -223,6 +257,12 @@ func NewPlan(ctx context.Context, idx graph.Reader, opts ...Option) (*Plan, erro
 	// 1. Blobs: present, not live, not kept. Streamed from the index, which yields
 	// them in id order with their digests.
 	deleted := newBitset(s.maxID)
+	candidates := 0 // present and not live: sized once, a plan may hold millions
+	for i := range s.present {
+		candidates += bits.OnesCount64(s.present[i] &^ m.live[i])
+	}
+	p.Blobs = make([]BlobItem, 0, candidates)
+	deletedIDs := make([]uint32, 0, candidates) // of p.Blobs, until they are sorted
 	cutoff := o.now.Add(-o.grace)
 	err = idx.BlobSizes(func(b graph.Blob) error {
 		id := b.ID
@@ -254,7 +294,8 @@ func NewPlan(ctx context.Context, idx graph.Reader, opts ...Option) (*Plan, erro
 			return nil
 		}
 		deleted.set(id)
-		p.Blobs = append(p.Blobs, BlobItem{Digest: b.Digest, Size: b.Size, id: id})
+		p.Blobs = append(p.Blobs, newBlobItem(b.Digest, b.Size))
+		deletedIDs = append(deletedIDs, id)
 		return nil
 	})
 	if err != nil {
@@ -262,8 +303,8 @@ func NewPlan(ctx context.Context, idx graph.Reader, opts ...Option) (*Plan, erro
 	}
 	// Digests of deleted blobs by id, while p.Blobs is still in id order.
 	deletedDigest := func(id uint32) digest.Digest {
-		if i, ok := slices.BinarySearchFunc(p.Blobs, id, func(b BlobItem, id uint32) int { return cmp.Compare(b.id, id) }); ok {
-			return p.Blobs[i].Digest
+		if i, ok := slices.BinarySearch(deletedIDs, id); ok {
+			return p.Blobs[i].Digest()
 		}
 		return dg(id)
 	}
@@ -431,7 +472,7 @@ func (p *Plan) warnings(s *state, m *marks, dg func(uint32) digest.Digest) error
 }
 
 func (p *Plan) sort() {
-	slices.SortFunc(p.Blobs, func(a, b BlobItem) int { return cmp.Compare(a.Digest, b.Digest) })
+	slices.SortFunc(p.Blobs, compareBlobs)
 	slices.SortFunc(p.Manifests, func(a, b ManifestItem) int { return cmp.Compare(a.Path, b.Path) })
 	slices.SortFunc(p.LayerLinks, func(a, b LinkItem) int { return cmp.Compare(a.Path, b.Path) })
 	slices.SortFunc(p.Uploads, func(a, b UploadItem) int { return cmp.Compare(a.Path, b.Path) })

@@ -265,7 +265,7 @@ func TestGraceProtectsRacingPush(t *testing.T) {
 	}
 	// A client mounts an old garbage blob into a repository (a fresh layer link) and
 	// uploads a new blob: both must be kept.
-	victim := base.Blobs[0].Digest
+	victim := base.Blobs[0].Digest()
 	write(t, root, storage.Spec{Kind: storage.LayerLink, Repo: "team/app/api", Digest: victim}, []byte(victim))
 	fresh := putBlob(t, root, "team/app/api", []byte("a layer pushed during the run"))
 	if err := graph.Build(ctx, drv, idx); err != nil {

@@ -1,0 +1,50 @@
+package gc
+
+import (
+	"cmp"
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/opencontainers/go-digest"
+)
+
+func TestBlobItemDigests(t *testing.T) {
+	ds := []digest.Digest{
+		digest.FromString("a"),
+		digest.FromString("b"),
+		digest.Digest("sha256:" + strings.Repeat("ff", 32)),
+		digest.Digest("sha256:" + strings.Repeat("00", 32)),
+		digest.Digest("sha512:" + strings.Repeat("ab", 64)),
+		digest.Digest("sha256:" + strings.Repeat("AB", 32)), // not canonical: kept as text
+		digest.Digest("sha256:abc"),
+	}
+	var items []BlobItem
+	for i, d := range ds {
+		b := newBlobItem(d, int64(i))
+		if b.Digest() != d {
+			t.Errorf("digest %s came back as %s", d, b.Digest())
+		}
+		j, err := json.Marshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back BlobItem
+		err = json.Unmarshal(j, &back)
+		if d.Validate() != nil {
+			if err == nil {
+				t.Errorf("invalid digest %s decoded from a plan without error", d)
+			}
+			continue
+		}
+		if err != nil || back.Digest() != d || back.Size != int64(i) || back.Path() != b.Path() {
+			t.Errorf("round trip of %s: %+v, %v (json %s)", d, back, err, j)
+		}
+		items = append(items, b)
+	}
+	slices.SortFunc(items, compareBlobs)
+	if !slices.IsSortedFunc(items, func(a, b BlobItem) int { return cmp.Compare(a.Digest(), b.Digest()) }) {
+		t.Errorf("compareBlobs does not order by digest text: %v", items)
+	}
+}
