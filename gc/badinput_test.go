@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
+	"github.com/google/go-cmp/cmp"
 	"github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -29,7 +30,26 @@ func sample(t *testing.T) string {
 	return root
 }
 
+// plan indexes root reading every link (which a corrupt link needs), and checks
+// that the default build, which reads no link and stats only what the plan may
+// need, plans the same.
 func plan(t *testing.T, root string, opts ...gc.Option) *gc.Plan {
+	t.Helper()
+	p := planWith(t, root, []graph.BuildOption{graph.WithVerifyLinks(true)}, opts...)
+	if !strings.Contains(t.Name(), "Corrupt") {
+		d := planWith(t, root, nil, opts...)
+		x, y := *p, *d
+		x.Mode.Now, y.Mode.Now = time.Time{}, time.Time{} // each plan's own
+		a, _ := json.MarshalIndent(x, "", " ")
+		b, _ := json.MarshalIndent(y, "", " ")
+		if diff := cmp.Diff(string(a), string(b)); diff != "" {
+			t.Errorf("default build plans differently (-verified +default):\n%s", diff)
+		}
+	}
+	return p
+}
+
+func planWith(t *testing.T, root string, build []graph.BuildOption, opts ...gc.Option) *gc.Plan {
 	t.Helper()
 	ctx := context.Background()
 	drv := filesystem.New(filesystem.DriverParameters{RootDirectory: root, MaxThreads: 100})
@@ -38,7 +58,7 @@ func plan(t *testing.T, root string, opts ...gc.Option) *gc.Plan {
 		t.Fatal(err)
 	}
 	defer idx.Close()
-	if err := graph.Build(ctx, drv, idx, graph.WithWorkers(4), graph.WithVerifyLinks(true)); err != nil {
+	if err := graph.Build(ctx, drv, idx, append([]graph.BuildOption{graph.WithWorkers(4)}, build...)...); err != nil {
 		t.Fatal(err)
 	}
 	opts = append([]gc.Option{gc.WithGracePeriod(0), gc.WithNow(time.Now().Add(time.Hour))}, opts...)

@@ -78,8 +78,10 @@ type SizeBucket struct {
 }
 
 // AgeBucket holds the blobs last modified less than MaxAgeSeconds before the plan's
-// time (and no less than the previous bucket's); the last bucket has MaxAgeSeconds 0
-// and holds everything older. Blobs dated after the plan's time count as age 0.
+// time (and no less than the previous bucket's); the bucket "older" has MaxAgeSeconds
+// 0 and holds everything older. Blobs dated after the plan's time count as age 0.
+// When the index was built with deferred stats (regsweep gc), blobs that tags reach
+// have no time: a last bucket "unknown" (MaxAgeSeconds -1) holds them.
 type AgeBucket struct {
 	Label         string `json:"label"`
 	MaxAgeSeconds int64  `json:"max_age_seconds"`
@@ -168,6 +170,7 @@ func NewCapacity(ctx context.Context, idx graph.Reader, p *Plan, opts ...Capacit
 	for i, a := range ageBounds {
 		c.Age[i] = AgeBucket{Label: a.label, MaxAgeSeconds: int64(a.max / time.Second)}
 	}
+	unknown := AgeBucket{Label: "unknown", MaxAgeSeconds: -1}
 	err = idx.BlobSizes(func(b graph.Blob) error {
 		if b.ID > meta.MaxID {
 			return fmt.Errorf("blob id %d beyond the index's max id %d", b.ID, meta.MaxID)
@@ -176,6 +179,11 @@ func NewCapacity(ctx context.Context, idx graph.Reader, p *Plan, opts ...Capacit
 		h := &hist[sizeBucket(b.Size)]
 		h.Blobs++
 		h.Bytes += b.Size
+		if b.ModTime.IsZero() {
+			unknown.Blobs++
+			unknown.Bytes += b.Size
+			return nil
+		}
 		age := p.Mode.Now.Sub(b.ModTime)
 		for i, a := range ageBounds {
 			if a.max == 0 || age < a.max {
@@ -188,6 +196,9 @@ func NewCapacity(ctx context.Context, idx graph.Reader, p *Plan, opts ...Capacit
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read blobs: %w", err)
+	}
+	if unknown.Blobs > 0 {
+		c.Age = append(c.Age, unknown)
 	}
 	lo, hi := -1, -1
 	for i, h := range hist {

@@ -58,7 +58,7 @@ func capIndex(t *testing.T, root string) *graph.Index {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := graph.Build(context.Background(), drv, idx, graph.WithWorkers(4)); err != nil {
+	if err := graph.Build(context.Background(), drv, idx, graph.WithWorkers(4), graph.WithDeferredStats(false)); err != nil {
 		t.Fatal(err)
 	}
 	return idx

@@ -326,6 +326,9 @@ func (s *state) walk(o options, m *marks, stack []uint32) error {
 			m.blocked = append(m.blocked, id)
 			for _, d := range man.Mentions {
 				m.live.set(d)
+				if _, ok := s.manifests[d]; ok {
+					stack = append(stack, d) // it might be its child: keep what that references
+				}
 			}
 			// It might be an index of any manifest its repositories link.
 			for _, r := range s.linkedBy[id] {

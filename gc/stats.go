@@ -144,11 +144,9 @@ func (s *state) reach(roots []uint32, seen bitset, ids []uint32) ([]uint32, erro
 			continue
 		}
 		if man.Unreadable != "" {
-			for _, d := range man.Mentions {
-				if !seen.set(d) {
-					ids = append(ids, d)
-				}
-			}
+			// What it mentions is walked like a child: a mentioned manifest's own
+			// references count too, whichever the walk meets first.
+			stack = append(stack, man.Mentions...)
 			continue
 		}
 		edges, err := s.edgesOf(id)

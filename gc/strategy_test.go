@@ -34,12 +34,13 @@ func TestScanStrategiesAgree(t *testing.T) {
 		var first []byte
 		for _, walk := range []bool{true, false} {
 			for _, workers := range []int{1, 64} {
-				for _, verify := range []bool{false, true} {
+				for _, mode := range []struct{ verify, deferStats bool }{{false, false}, {false, true}, {true, false}} {
+					verify := mode.verify
 					idx, err := graph.Open(t.TempDir())
 					if err != nil {
 						t.Fatal(err)
 					}
-					err = graph.Build(ctx, drv, idx, graph.WithWorkers(workers), graph.WithVerifyLinks(verify), graph.WithScanOptions(storage.WithWalk(walk)))
+					err = graph.Build(ctx, drv, idx, graph.WithWorkers(workers), graph.WithVerifyLinks(verify), graph.WithDeferredStats(mode.deferStats), graph.WithScanOptions(storage.WithWalk(walk)))
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -57,7 +58,7 @@ func TestScanStrategiesAgree(t *testing.T) {
 						continue
 					}
 					if d := cmp.Diff(string(first), string(b)); d != "" {
-						t.Fatalf("seed %d walk=%v workers=%d verify=%v: plan differs (-first +this):\n%s", seed, walk, workers, verify, d)
+						t.Fatalf("seed %d walk=%v workers=%d %+v: plan differs (-first +this):\n%s", seed, walk, workers, mode, d)
 					}
 				}
 			}

@@ -20,13 +20,14 @@ import (
 )
 
 type buildOptions struct {
-	storageID string
-	progress  storage.Progress
-	scan      []storage.ScanOption
-	verify    bool
-	workers   int
-	log       *slog.Logger
-	every     time.Duration
+	deferStats bool
+	storageID  string
+	progress   storage.Progress
+	scan       []storage.ScanOption
+	verify     bool
+	workers    int
+	log        *slog.Logger
+	every      time.Duration
 }
 
 // BuildOption tunes Build.
@@ -47,6 +48,14 @@ func WithWorkers(n int) BuildOption {
 // disagrees with its path (see storage.WithVerifyLinks).
 func WithVerifyLinks(v bool) BuildOption {
 	return func(o *buildOptions) error { o.verify = v; return nil }
+}
+
+// WithDeferredStats stats blobs and layer links only where a plan needs their size
+// or time (see deferred.go): on the filesystem driver that saves a call per blob and
+// per link that tags reach. Their times are then unknown (zero), which capacity
+// reports show as such; turn it off for an index meant for reports. On by default.
+func WithDeferredStats(v bool) BuildOption {
+	return func(o *buildOptions) error { o.deferStats = v; return nil }
 }
 
 // WithStorageID records which storage the index describes (see storage.ID).
@@ -73,7 +82,7 @@ func WithLogger(l *slog.Logger, every time.Duration) BuildOption {
 // lists the layout, then reads every manifest once, however many repositories link
 // it, following index children until none are new.
 func Build(ctx context.Context, drv driver.StorageDriver, idx *Index, opts ...BuildOption) error {
-	o := buildOptions{workers: 16, log: slog.New(slog.DiscardHandler), every: 10 * time.Second, progress: storage.NoProgress{}}
+	o := buildOptions{deferStats: true, workers: 16, log: slog.New(slog.DiscardHandler), every: 10 * time.Second, progress: storage.NoProgress{}}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
 			return err
@@ -119,7 +128,7 @@ func Build(ctx context.Context, drv driver.StorageDriver, idx *Index, opts ...Bu
 		default:
 		}
 		return b.add(e)
-	}, append([]storage.ScanOption{storage.WithWorkers(o.workers), storage.WithVerifyLinks(o.verify)}, o.scan...)...)
+	}, append([]storage.ScanOption{storage.WithWorkers(o.workers), storage.WithVerifyLinks(o.verify), storage.WithDeferredStats(o.deferStats)}, o.scan...)...)
 	if err != nil {
 		return err
 	}
@@ -153,6 +162,9 @@ func Build(ctx context.Context, drv driver.StorageDriver, idx *Index, opts ...Bu
 			return err
 		}
 	}
+	if err := b.resolveDeferred(ctx, drv, o.workers); err != nil {
+		return err
+	}
 	if err := b.finish(); err != nil {
 		return err
 	}
@@ -183,6 +195,12 @@ func (s *bitset) set(i uint32) {
 	(*s)[i/64] |= 1 << (i % 64)
 }
 
+func (s bitset) clear(i uint32) {
+	if int(i/64) < len(s) {
+		s[i/64] &^= 1 << (i % 64)
+	}
+}
+
 func (s bitset) has(i uint32) bool { return int(i/64) < len(s) && s[i/64]&(1<<(i%64)) != 0 }
 
 type builder struct {
@@ -192,6 +210,7 @@ type builder struct {
 	digests map[uint32]digest.Digest // of manifests to read
 	next    uint32
 	present bitset
+	def     deferred
 	queued  bitset
 	pool    *readPool
 	missing []uint32 // manifests named but without blob data
@@ -293,6 +312,16 @@ func (b *builder) id(d digest.Digest) (uint32, error) {
 // seal ends the blob phase: the id table is sorted, after the batch is flushed so
 // that colliding prefixes can be resolved from the index.
 func (b *builder) seal() error {
+	if err := b.flush(); err != nil {
+		return err
+	}
+	err := b.ids.seal(b.idx.Digest)
+	b.idx.forgetDigests() // the chunk read may grow
+	return err
+}
+
+// flush makes everything put so far readable from the index.
+func (b *builder) flush() error {
 	if err := b.flushIDs(); err != nil {
 		return err
 	}
@@ -300,9 +329,8 @@ func (b *builder) seal() error {
 		return fmt.Errorf("write index: %w", err)
 	}
 	b.wb = b.idx.db.NewWriteBatch()
-	err := b.ids.seal(b.idx.Digest)
-	b.idx.forgetDigests() // the chunk read may grow
-	return err
+	b.idx.forgetDigests()
+	return nil
 }
 
 func (b *builder) enqueue(id uint32, d digest.Digest) {
@@ -360,6 +388,10 @@ func (b *builder) add(e storage.Entry) error {
 		b.ids.addBlob(e.Digest, id)
 		b.present.set(id)
 		b.meta.Blobs++
+		if e.Deferred {
+			b.def.blobs.set(id)
+			return b.putID(id, e.Digest, &Blob{}) // filled in by resolveDeferred
+		}
 		return b.putID(id, e.Digest, &Blob{Size: e.Size, ModTime: e.ModTime})
 	case storage.RevisionLink, storage.LayerLink:
 		id, err := b.id(e.Digest)
@@ -379,13 +411,23 @@ func (b *builder) add(e storage.Entry) error {
 				return err
 			}
 		}
+		if prefix == pLayer && e.Deferred {
+			b.def.layers = append(b.def.layers, deferredLink{repo: e.Repo, id: id, path: e.Path})
+			return nil
+		}
 		if prefix == pLayer {
 			return b.putLayer(e.Repo, id, target, e.ModTime, e.Warning)
+		}
+		if b.def.on() {
+			b.def.revs = append(b.def.revs, deferredLink{repo: e.Repo, id: id})
 		}
 		return b.wb.Set(nameIDKey(prefix, id, e.Repo), linkValue(target, e.ModTime, e.Warning))
 	case storage.TagCurrentLink:
 		if target != 0 {
 			b.enqueue(target, e.Target)
+			if b.def.on() {
+				b.def.tags = append(b.def.tags, target)
+			}
 		}
 		if e.Warning != "" {
 			if err := b.warn(Warning{Kind: "corrupt_link", Repository: e.Repo, Path: e.Path, Detail: e.Warning + "; every manifest of the repository is kept"}); err != nil {
@@ -429,6 +471,7 @@ func (b *builder) add(e storage.Entry) error {
 
 type parseResult struct {
 	id       uint32
+	size     int64 // bytes read
 	missing  bool
 	parsed   Parsed
 	err      error
@@ -452,6 +495,10 @@ func readManifest(ctx context.Context, drv driver.StorageDriver, id uint32, d di
 	}
 	defer rc.Close()
 	b, err := io.ReadAll(io.LimitReader(rc, MaxManifestSize+1))
+	r.size = -1
+	if err == nil && len(b) <= MaxManifestSize {
+		r.size = int64(len(b)) // the blob's size, parsed or not
+	}
 	switch {
 	case err != nil:
 		r.err = fmt.Errorf("read %s: %w", p, err)
@@ -476,6 +523,9 @@ func (b *builder) addManifest(r parseResult) error {
 	d := b.digests[r.id]
 	m := Manifest{Digest: d, Missing: r.missing}
 	blobPath, _ := storage.Path(storage.Spec{Kind: storage.BlobData, Digest: d})
+	if !r.missing {
+		b.def.noteSize(r.id, r.size, true)
+	}
 	switch {
 	case r.missing:
 	case r.err != nil:
@@ -504,6 +554,7 @@ func (b *builder) addManifest(r parseResult) error {
 			}
 			edges = append(edges, byte(ref.Kind))
 			edges = binary.BigEndian.AppendUint32(edges, to)
+			b.def.noteSize(to, ref.Size, false)
 			switch ref.Kind {
 			case EdgeChild:
 				b.enqueue(to, ref.Digest)

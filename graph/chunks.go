@@ -29,7 +29,11 @@ func appendIDRecord(buf []byte, d digest.Digest, b *Blob) []byte {
 	if b != nil {
 		buf = append(buf, 1)
 		buf = binary.BigEndian.AppendUint64(buf, uint64(b.Size))
-		buf = binary.BigEndian.AppendUint64(buf, uint64(b.ModTime.UnixNano()))
+		var mt int64 // 0: unknown (a deferred stat that was not needed)
+		if !b.ModTime.IsZero() {
+			mt = b.ModTime.UnixNano()
+		}
+		buf = binary.BigEndian.AppendUint64(buf, uint64(mt))
 	} else {
 		buf = append(buf, 0)
 	}
@@ -61,7 +65,10 @@ func walkIDChunk(first uint32, v []byte, withDigest bool, fn func(id uint32, d d
 			if len(v) < 16 {
 				return fmt.Errorf("index id chunk %d: truncated record", first/idChunk)
 			}
-			blob = &Blob{ID: id, Size: int64(binary.BigEndian.Uint64(v)), ModTime: time.Unix(0, int64(binary.BigEndian.Uint64(v[8:])))}
+			blob = &Blob{ID: id, Size: int64(binary.BigEndian.Uint64(v))}
+			if mt := int64(binary.BigEndian.Uint64(v[8:])); mt != 0 {
+				blob.ModTime = time.Unix(0, mt)
+			}
 			v = v[16:]
 		}
 		n, err := digestLen(flags, v)

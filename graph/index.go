@@ -46,7 +46,8 @@ const (
 	pMeta     = 'Z'
 )
 
-// Blob is blob data present in the blob store.
+// Blob is blob data present in the blob store. ModTime is zero when a build with
+// deferred stats did not need it (a blob that tags reach).
 type Blob struct {
 	ID      uint32
 	Digest  digest.Digest

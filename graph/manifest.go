@@ -56,6 +56,7 @@ func (k EdgeKind) String() string {
 type Ref struct {
 	Kind   EdgeKind
 	Digest digest.Digest
+	Size   int64 // as the descriptor says; -1 when the format has none (schema1)
 }
 
 // Parsed is what a manifest says about the graph.
@@ -158,9 +159,9 @@ func ParseManifest(b []byte) (Parsed, error) {
 
 func blobRefs(config v1.Descriptor, layers []v1.Descriptor) []Ref {
 	refs := make([]Ref, 0, 1+len(layers))
-	refs = append(refs, Ref{EdgeConfig, config.Digest})
+	refs = append(refs, Ref{EdgeConfig, config.Digest, config.Size})
 	for _, l := range layers {
-		refs = append(refs, Ref{EdgeLayer, l.Digest})
+		refs = append(refs, Ref{EdgeLayer, l.Digest, l.Size})
 	}
 	return refs
 }
@@ -180,7 +181,7 @@ func (manifestListParser) Parse(b []byte) (Parsed, error) {
 	}
 	var p Parsed
 	for _, c := range m.Manifests {
-		p.Refs = append(p.Refs, Ref{EdgeChild, c.Digest})
+		p.Refs = append(p.Refs, Ref{EdgeChild, c.Digest, c.Size})
 	}
 	return p, nil
 }
@@ -200,7 +201,7 @@ func (ociManifestParser) Parse(b []byte) (Parsed, error) {
 	}
 	p := Parsed{ArtifactType: m.ArtifactType, Refs: blobRefs(m.Config, m.Layers)}
 	if m.Subject != nil {
-		p.Refs = append(p.Refs, Ref{EdgeSubject, m.Subject.Digest})
+		p.Refs = append(p.Refs, Ref{EdgeSubject, m.Subject.Digest, m.Subject.Size})
 	}
 	return p, nil
 }
@@ -212,10 +213,10 @@ func (ociIndexParser) Parse(b []byte) (Parsed, error) {
 	}
 	p := Parsed{ArtifactType: m.ArtifactType}
 	for _, c := range m.Manifests {
-		p.Refs = append(p.Refs, Ref{EdgeChild, c.Digest})
+		p.Refs = append(p.Refs, Ref{EdgeChild, c.Digest, c.Size})
 	}
 	if m.Subject != nil {
-		p.Refs = append(p.Refs, Ref{EdgeSubject, m.Subject.Digest})
+		p.Refs = append(p.Refs, Ref{EdgeSubject, m.Subject.Digest, m.Subject.Size})
 	}
 	return p, nil
 }
@@ -235,7 +236,7 @@ func (schema1Parser) Parse(b []byte) (Parsed, error) {
 	}
 	var p Parsed
 	for _, l := range m.FSLayers {
-		p.Refs = append(p.Refs, Ref{EdgeFSLayer, l.BlobSum})
+		p.Refs = append(p.Refs, Ref{EdgeFSLayer, l.BlobSum, -1})
 	}
 	return p, nil
 }

@@ -327,11 +327,11 @@ func TestParseManifest(t *testing.T) {
 		t.Fatalf("signature lacks subject or artifactType:\n%s", signature)
 	}
 
-	cfg := func(d v1.Descriptor) graph.Ref { return graph.Ref{Kind: graph.EdgeConfig, Digest: d.Digest} }
-	layer := func(d v1.Descriptor) graph.Ref { return graph.Ref{Kind: graph.EdgeLayer, Digest: d.Digest} }
-	child := func(d v1.Descriptor) graph.Ref { return graph.Ref{Kind: graph.EdgeChild, Digest: d.Digest} }
-	subject := func(d v1.Descriptor) graph.Ref { return graph.Ref{Kind: graph.EdgeSubject, Digest: d.Digest} }
-	fsLayer := func(d digest.Digest) graph.Ref { return graph.Ref{Kind: graph.EdgeFSLayer, Digest: d} }
+	cfg := func(d v1.Descriptor) graph.Ref { return graph.Ref{Kind: graph.EdgeConfig, Digest: d.Digest, Size: d.Size} }
+	layer := func(d v1.Descriptor) graph.Ref { return graph.Ref{Kind: graph.EdgeLayer, Digest: d.Digest, Size: d.Size} }
+	child := func(d v1.Descriptor) graph.Ref { return graph.Ref{Kind: graph.EdgeChild, Digest: d.Digest, Size: d.Size} }
+	subject := func(d v1.Descriptor) graph.Ref { return graph.Ref{Kind: graph.EdgeSubject, Digest: d.Digest, Size: d.Size} }
+	fsLayer := func(d digest.Digest) graph.Ref { return graph.Ref{Kind: graph.EdgeFSLayer, Digest: d, Size: -1} }
 
 	var dl manifestlist.ManifestList
 	if err := json.Unmarshal(dockerList, &dl); err != nil {
@@ -350,7 +350,7 @@ func TestParseManifest(t *testing.T) {
 			name:  "docker schema2 compact JSON",
 			input: []byte(`{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{"mediaType":"application/vnd.docker.container.image.v1+json","size":7023,"digest":"` + string(dockerCfg.Digest) + `"},"layers":[{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip","size":32654,"digest":"` + string(dockerL2.Digest) + `"}]}`),
 			want: graph.Parsed{MediaType: schema2.MediaTypeManifest,
-				Refs: []graph.Ref{cfg(dockerCfg), layer(dockerL2)}},
+				Refs: []graph.Ref{{Kind: graph.EdgeConfig, Digest: dockerCfg.Digest, Size: 7023}, {Kind: graph.EdgeLayer, Digest: dockerL2.Digest, Size: 32654}}},
 		},
 		{
 			name:  "docker manifest list",
@@ -412,7 +412,7 @@ func TestParseManifest(t *testing.T) {
 			input: signature,
 			want: graph.Parsed{MediaType: v1.MediaTypeImageManifest,
 				ArtifactType: "application/vnd.dev.cosign.artifact.sig.v1+json",
-				Refs:         []graph.Ref{{Kind: graph.EdgeConfig, Digest: emptyJSONDigest}, layer(cosignSig), subject(subjectImage)}},
+				Refs:         []graph.Ref{{Kind: graph.EdgeConfig, Digest: emptyJSONDigest, Size: 2}, layer(cosignSig), subject(subjectImage)}},
 		},
 		{
 			name:  "oci manifest with subject and no artifactType",

@@ -111,6 +111,7 @@ func dump(t *testing.T, x *Index) string {
 	must(x.Blobs(func(bl Blob) error { add("blob %s %s %d", dg(bl.ID), bl.Digest, bl.Size); return nil }))
 	must(x.Layers(func(l Link) error { add("layer %s %s %s %q", l.Repo, dg(l.ID), dg(l.Target), l.Bad); return nil }))
 	must(x.AllEdges(func(from uint32, e Edge) error { add("edge %s %d %s", dg(from), e.Kind, dg(e.To)); return nil }))
+	must(x.TagIndex(func(e TagIndexEntry) error { add("history %s %s %s", e.Repo, e.Tag, dg(e.ID)); return nil }))
 	must(x.Manifests(func(m Manifest) error {
 		var edges []string
 		must(x.Edges(m.ID, func(e Edge) error { edges = append(edges, dg(e.To)); return nil }))

@@ -65,8 +65,9 @@ func listDigests(ctx context.Context, drv driver.StorageDriver, dir string, emit
 	return nil
 }
 
-// statBlobs lists one blob prefix directory and states each <hex>/data.
-func statBlobs(ctx context.Context, drv driver.StorageDriver, prefix string, emit func(Entry) error) error {
+// statBlobs lists one blob prefix directory and states each <hex>/data, unless
+// stats are deferred.
+func statBlobs(ctx context.Context, drv driver.StorageDriver, prefix string, deferStats bool, emit func(Entry) error) error {
 	hexes, err := listOrEmpty(ctx, drv, prefix)
 	if err != nil {
 		return err
@@ -76,6 +77,12 @@ func statBlobs(ctx context.Context, drv driver.StorageDriver, prefix string, emi
 		s, err := Parse(p)
 		if err != nil || s.Kind != BlobData {
 			if err := emit(Entry{Kind: KindWarning, Path: h, Warning: "unexpected entry in blob store"}); err != nil {
+				return err
+			}
+			continue
+		}
+		if deferStats {
+			if err := emit(Entry{Kind: BlobData, Digest: s.Digest, Path: p, Deferred: true}); err != nil {
 				return err
 			}
 			continue
@@ -96,11 +103,12 @@ func statBlobs(ctx context.Context, drv driver.StorageDriver, prefix string, emi
 
 // repoLister scans repositories by listing the layout's directories.
 type repoLister struct {
-	drv    driver.StorageDriver
-	emit   func(Entry) error
-	sem    chan struct{}
-	verify bool
-	g      *errgroup.Group
+	drv        driver.StorageDriver
+	emit       func(Entry) error
+	sem        chan struct{}
+	verify     bool
+	deferStats bool
+	g          *errgroup.Group
 }
 
 // scanDir scans one directory under repositories/: a repository if it holds
@@ -155,6 +163,9 @@ func (l *repoLister) scanDir(ctx context.Context, dir string) error {
 // link states (or, verifying, reads) <dir>/link and emits it.
 func (l *repoLister) link(ctx context.Context, kind Kind, repo string, d digest.Digest, dir string) error {
 	p := dir + "/link"
+	if l.deferStats && kind == LayerLink {
+		return l.emit(Entry{Kind: kind, Repo: repo, Digest: d, Target: d, Path: p, Deferred: true})
+	}
 	fi, err := l.drv.Stat(ctx, p)
 	if isNotFound(err) {
 		return nil // a directory without its link: what an API delete leaves
@@ -237,11 +248,10 @@ func (l *repoLister) scanManifests(ctx context.Context, repo, dir string) error 
 	)
 	for _, t := range tags {
 		tag := path.Base(t)
-		err := listDigests(ctx, l.drv, t+"/index", l.emit, func(d digest.Digest, _ string) error {
-			return l.emit(Entry{Kind: TagIndexLink, Repo: repo, Tag: tag, Digest: d, Path: t + "/index/" + string(d.Algorithm()) + "/" + d.Encoded() + "/link"})
-		})
-		if err != nil {
-			return err
+		if !l.deferStats {
+			if err := listTagIndex(ctx, l.drv, repo, t, l.emit); err != nil {
+				return err
+			}
 		}
 		wg.Add(1)
 		go func() {
@@ -268,6 +278,51 @@ func (l *repoLister) scanManifests(ctx context.Context, repo, dir string) error 
 		}
 	}
 	return nil
+}
+
+// listTagIndex emits the history entries of the tag directory t.
+func listTagIndex(ctx context.Context, drv driver.StorageDriver, repo, t string, emit func(Entry) error) error {
+	tag := path.Base(t)
+	return listDigests(ctx, drv, t+"/index", emit, func(d digest.Digest, _ string) error {
+		return emit(Entry{Kind: TagIndexLink, Repo: repo, Tag: tag, Digest: d, Path: t + "/index/" + string(d.Algorithm()) + "/" + d.Encoded() + "/link"})
+	})
+}
+
+// ListTagIndex emits the history entries of every tag of repo, for a scan that
+// deferred them. fn is called from one goroutine.
+func ListTagIndex(ctx context.Context, drv driver.StorageDriver, repo string, fn func(Entry) error) error {
+	// repo is a directory a scan listed, valid name or not (an invalid one is kept
+	// whole, but its history is still the registry's).
+	if repo == "" || path.Clean(repo) != repo || strings.HasPrefix(repo, "../") || repo == ".." {
+		return fmt.Errorf("list tag history: %q is not a repository directory", repo)
+	}
+	dir := path.Join(reposDir, repo, "_manifests", "tags") // as scanManifests lists it
+	drv = ReadDriver(drv)
+	tags, err := listOrEmpty(ctx, drv, dir)
+	if err != nil {
+		return err
+	}
+	for _, t := range tags {
+		if err := listTagIndex(ctx, drv, repo, t, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// StatDeferred states the file of a deferred entry and fills in its size and time.
+// It returns false when the file is not there: a blob directory without data, or a
+// layer link directory whose link an API delete removed.
+func StatDeferred(ctx context.Context, drv driver.StorageDriver, e Entry) (Entry, bool, error) {
+	fi, err := ReadDriver(drv).Stat(ctx, e.Path)
+	if isNotFound(err) {
+		return e, false, nil
+	}
+	if err != nil {
+		return e, false, fmt.Errorf("stat %s: %w", e.Path, err)
+	}
+	e.Size, e.ModTime, e.Deferred = fi.Size(), fi.ModTime(), false
+	return e, true, nil
 }
 
 func (l *repoLister) scanLayers(ctx context.Context, repo, dir string) error {

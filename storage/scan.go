@@ -42,6 +42,10 @@ type Entry struct {
 	HasManifests bool
 	Path         string
 	Warning      string
+	// Deferred is set on blobs and layer links a listing found without stating them
+	// (WithDeferredStats): Size and ModTime are unknown, and whether the file is
+	// there is not checked. StatDeferred fills them in.
+	Deferred bool
 }
 
 // Scan-only kinds: a repository found, and a problem with a path.
@@ -54,6 +58,7 @@ type scanOptions struct {
 	workers     int
 	verifyLinks bool
 	walk        *bool
+	deferStats  bool
 }
 
 // ScanOption tunes Scan.
@@ -83,6 +88,16 @@ func WithWalk(v bool) ScanOption {
 	return func(o *scanOptions) error { o.walk = &v; return nil }
 }
 
+// WithDeferredStats lets the directory-listing strategy (filesystem, inmemory) emit
+// blobs and layer links as listed, without a stat each (Entry.Deferred), and skip tag
+// history, for the caller to stat (StatDeferred) and list (ListTagIndex) only what
+// it needs: on those drivers a stat is the price of a size and a time, which object
+// stores' listings carry for free. Revision links are still stated: an API delete
+// removes the link file and leaves its directory. Ignored when verifying links.
+func WithDeferredStats(v bool) ScanOption {
+	return func(o *scanOptions) error { o.deferStats = v; return nil }
+}
+
 // Scan lists the whole v2 layout of drv, in parallel: first the blob store, one task
 // per prefix (blobs/<alg>/<xx>), then the repositories, one task per top-level name,
 // with link reads spread over the same number of workers. Every BlobData entry comes
@@ -99,6 +114,7 @@ func Scan(ctx context.Context, drv driver.StorageDriver, fn func(Entry) error, o
 	if o.walk != nil {
 		walk = *o.walk
 	}
+	defer_ := o.deferStats && !walk && !o.verifyLinks
 	blobRoots, blobErr := drv.List(ctx, blobsDir)
 	repoRoots, repoErr := drv.List(ctx, reposDir)
 	var nf driver.PathNotFoundError
@@ -140,7 +156,7 @@ func Scan(ctx context.Context, drv driver.StorageDriver, fn func(Entry) error, o
 			if walk {
 				g.Go(func() error { return scanBlobs(gctx, drv, p, emit) })
 			} else {
-				g.Go(func() error { return statBlobs(gctx, drv, p, emit) })
+				g.Go(func() error { return statBlobs(gctx, drv, p, defer_, emit) })
 			}
 		}
 	}
@@ -150,7 +166,7 @@ func Scan(ctx context.Context, drv driver.StorageDriver, fn func(Entry) error, o
 	g, gctx = errgroup.WithContext(ctx)
 	g.SetLimit(o.workers)
 	reads := make(chan struct{}, o.workers) // bounds link reads across repositories
-	lister := &repoLister{drv: drv, emit: emit, sem: reads, verify: o.verifyLinks, g: g}
+	lister := &repoLister{drv: drv, emit: emit, sem: reads, verify: o.verifyLinks, deferStats: defer_, g: g}
 	for _, r := range repoRoots {
 		if walk {
 			g.Go(func() error { return scanRepos(gctx, drv, r, emit, reads, o.verifyLinks) })

@@ -160,7 +160,7 @@ func regsweep(ctx context.Context, drv driver.StorageDriver, m bool, count func(
 	must(err)
 	defer idx.Close()
 	before := count()
-	opts := []graph.BuildOption{graph.WithWorkers(*workers)}
+	opts := []graph.BuildOption{graph.WithWorkers(*workers), graph.WithDeferredStats(true)} // as regsweep gc builds
 	if _, ok := drv.(*benchenv.Synthetic); ok {
 		opts = append(opts, graph.WithScanOptions(rstorage.WithWalk(true)))
 	}

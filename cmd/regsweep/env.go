@@ -100,8 +100,10 @@ func (s *session) doneProgress() {
 	}
 }
 
-func (s *session) scan(cmd *cobra.Command, c commonOptions) error {
-	if err := graph.Build(cmd.Context(), s.drv, s.idx, graph.WithWorkers(c.workers), graph.WithVerifyLinks(c.verifyLinks), graph.WithLogger(s.log, time.Minute), graph.WithProgress(s.prog), graph.WithStorageID(s.id)); err != nil {
+// scan builds the index. forPlan defers stats a plan does not need (the times of
+// blobs that tags reach, which only capacity reports show).
+func (s *session) scan(cmd *cobra.Command, c commonOptions, forPlan bool) error {
+	if err := graph.Build(cmd.Context(), s.drv, s.idx, graph.WithWorkers(c.workers), graph.WithVerifyLinks(c.verifyLinks), graph.WithDeferredStats(forPlan), graph.WithLogger(s.log, time.Minute), graph.WithProgress(s.prog), graph.WithStorageID(s.id)); err != nil {
 		return fmt.Errorf("scan %s: %w", s.id, err)
 	}
 	s.doneProgress()
@@ -117,7 +119,7 @@ func (s *session) scanUnlessFresh(cmd *cobra.Command, c commonOptions, dryRun bo
 			return nil
 		}
 	}
-	return s.scan(cmd, c)
+	return s.scan(cmd, c, true)
 }
 
 // fsRoot is the root directory of a filesystem driver, "" for other drivers.

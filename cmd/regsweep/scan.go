@@ -31,7 +31,7 @@ Exit codes: 0 success, 1 error, 2 usage.`,
 				return err
 			}
 			defer s.close()
-			if err := s.scan(cmd, o); err != nil {
+			if err := s.scan(cmd, o, false); err != nil {
 				return err
 			}
 			meta, err := s.idx.Meta()

@@ -1,0 +1,254 @@
+package graph
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/distribution/distribution/v3/registry/storage/driver"
+	"github.com/opencontainers/go-digest"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/regsweep/regsweep/storage"
+)
+
+// On the filesystem and inmemory drivers a blob's size and time cost a stat each,
+// where object stores list them for free. A scan with deferred stats
+// (storage.WithDeferredStats) lists blobs and layer links without them, and the
+// build then stats only what a plan may need: blobs and layer links that no tag
+// reaches (they may be deleted, so grace needs their time and the report their
+// size), and blobs whose size no manifest gives. What tags reach is live whatever
+// the mode, so its size comes from the manifests that reference it and its time
+// stays unknown (zero, never younger than grace). Tag history is listed only in
+// repositories where some linked manifest is not reached from a tag, the only
+// place a sweep may delete revisions.
+type deferred struct {
+	blobs    bitset   // ids listed without a stat
+	sizes    []uint32 // size+1 as the manifests say it; 0 unknown, max: in big
+	big      map[uint32]int64
+	exact    bitset // sizes taken from the bytes themselves (a manifest read)
+	conflict bitset // manifests disagree on the size
+	layers   []deferredLink
+	revs     []deferredLink // revision links: repository, manifest id
+	tags     []uint32       // tag targets
+}
+
+type deferredLink struct {
+	repo string
+	id   uint32
+	path string
+}
+
+func (d *deferred) on() bool { return len(d.blobs) > 0 || len(d.layers) > 0 }
+
+// noteSize records that a manifest gives id's size as n (exact when it is the
+// length of the bytes read).
+func (d *deferred) noteSize(id uint32, n int64, exact bool) {
+	if n < 0 || !d.blobs.has(id) || d.exact.has(id) {
+		return
+	}
+	if int(id) >= len(d.sizes) {
+		d.sizes = append(d.sizes, make([]uint32, int(id)+1-len(d.sizes))...)
+	}
+	if exact {
+		d.exact.set(id)
+		d.conflict.clear(id)
+	} else if old, ok := d.size(id); ok && old != n {
+		d.conflict.set(id)
+		return
+	}
+	if n < 1<<32-2 {
+		d.sizes[id] = uint32(n + 1)
+		return
+	}
+	if d.big == nil {
+		d.big = map[uint32]int64{}
+	}
+	d.sizes[id], d.big[id] = 1<<32-1, n
+}
+
+func (d *deferred) size(id uint32) (int64, bool) {
+	if int(id) >= len(d.sizes) || d.sizes[id] == 0 {
+		return 0, false
+	}
+	if d.sizes[id] == 1<<32-1 {
+		return d.big[id], true
+	}
+	return int64(d.sizes[id]) - 1, true
+}
+
+// resolveDeferred stats what the scan left open, rewrites the id records of deferred
+// blobs, writes the layer links and lists the tag history that is needed.
+func (b *builder) resolveDeferred(ctx context.Context, drv driver.StorageDriver, workers int) error {
+	d := &b.def
+	if !d.on() {
+		return nil
+	}
+	if err := b.flush(); err != nil { // references are read back below
+		return err
+	}
+	reached, err := b.reachedFromTags()
+	if err != nil {
+		return err
+	}
+	// Blobs, a chunk of ids at a time so that memory stays flat.
+	for chunk := uint32(0); chunk <= b.next/idChunk; chunk++ {
+		if err := b.resolveChunk(ctx, drv, workers, chunk, reached); err != nil {
+			return err
+		}
+	}
+	// Layer links: those of blobs tags reach need nothing more.
+	var stat []deferredLink
+	for _, l := range d.layers {
+		if reached.has(l.id) && b.present.has(l.id) {
+			if err := b.putLayer(l.repo, l.id, l.id, time.Time{}, ""); err != nil {
+				return err
+			}
+			continue
+		}
+		stat = append(stat, l)
+	}
+	found := make([]time.Time, len(stat))
+	ok := make([]bool, len(stat))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(workers)
+	for i, l := range stat {
+		g.Go(func() error {
+			e, there, err := storage.StatDeferred(gctx, drv, storage.Entry{Path: l.path})
+			found[i], ok[i] = e.ModTime, there
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	for i, l := range stat {
+		if ok[i] {
+			if err := b.putLayer(l.repo, l.id, l.id, found[i], ""); err != nil {
+				return err
+			}
+		}
+	}
+	// Tag history, where a sweep may delete a revision.
+	need := map[string]bool{}
+	for _, r := range d.revs {
+		if !reached.has(r.id) {
+			need[r.repo] = true
+		}
+	}
+	for repo := range need {
+		if err := storage.ListTagIndex(ctx, drv, repo, b.add); err != nil {
+			return err
+		}
+	}
+	b.def = deferred{}
+	return nil
+}
+
+// reachedFromTags marks what tags reach through index children and references.
+func (b *builder) reachedFromTags() (bitset, error) {
+	reached := bitset(make([]uint64, b.next/64+1))
+	stack := append([]uint32(nil), b.def.tags...)
+	for len(stack) > 0 {
+		id := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if reached.has(id) {
+			continue
+		}
+		reached.set(id)
+		err := b.idx.Edges(id, func(e Edge) error {
+			switch e.Kind {
+			case EdgeChild:
+				stack = append(stack, e.To)
+			case EdgeSubject:
+			default:
+				reached.set(e.To)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("read references of manifest %d: %w", id, err)
+		}
+	}
+	return reached, nil
+}
+
+// resolveChunk rewrites one id chunk with the sizes and times of its deferred blobs,
+// stating those it must.
+func (b *builder) resolveChunk(ctx context.Context, drv driver.StorageDriver, workers int, chunk uint32, reached bitset) error {
+	d := &b.def
+	first := chunk * idChunk
+	deferredHere := false
+	for id := max(first, 1); id < first+idChunk && id <= b.next; id++ {
+		if d.blobs.has(id) {
+			deferredHere = true
+			break
+		}
+	}
+	if !deferredHere {
+		return nil
+	}
+	type rec struct {
+		d     digest.Digest
+		blob  *Blob
+		stat  bool
+		found bool
+	}
+	var recs []rec
+	var v []byte
+	if _, err := b.idx.get(idKey(pID, chunk), func(ref []byte) (err error) { v, err = b.idx.packs.get(ref, nil); return err }); err != nil {
+		return err
+	}
+	err := decodeIDChunk(first, v, func(id uint32, dg digest.Digest, blob *Blob) error {
+		r := rec{d: dg, blob: blob}
+		if d.blobs.has(id) {
+			size, known := d.size(id)
+			if known && reached.has(id) && !d.conflict.has(id) {
+				r.blob = &Blob{ID: id, Digest: dg, Size: size} // time unknown
+			} else {
+				r.stat = true
+			}
+		}
+		recs = append(recs, r)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(workers)
+	for i := range recs {
+		if !recs[i].stat {
+			continue
+		}
+		g.Go(func() error {
+			p, err := storage.Path(storage.Spec{Kind: storage.BlobData, Digest: recs[i].d})
+			if err != nil {
+				return err
+			}
+			e, there, err := storage.StatDeferred(gctx, drv, storage.Entry{Path: p})
+			recs[i].found = there
+			if there {
+				recs[i].blob = &Blob{Size: e.Size, ModTime: e.ModTime}
+			}
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	var out []byte
+	for i, r := range recs {
+		id := first + uint32(i)
+		if r.stat && !r.found {
+			r.blob = nil // an emptied blob directory
+			b.present.clear(id)
+			b.meta.Blobs--
+		}
+		out = appendIDRecord(out, r.d, r.blob)
+	}
+	if chunk == b.idChunkN {
+		b.idBuf = append(b.idBuf[:0], out...) // the chunk still being filled
+	}
+	return b.setPacked(idKey(pID, chunk), out)
+}
