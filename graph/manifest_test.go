@@ -327,10 +327,18 @@ func TestParseManifest(t *testing.T) {
 		t.Fatalf("signature lacks subject or artifactType:\n%s", signature)
 	}
 
-	cfg := func(d v1.Descriptor) graph.Ref { return graph.Ref{Kind: graph.EdgeConfig, Digest: d.Digest, Size: d.Size} }
-	layer := func(d v1.Descriptor) graph.Ref { return graph.Ref{Kind: graph.EdgeLayer, Digest: d.Digest, Size: d.Size} }
-	child := func(d v1.Descriptor) graph.Ref { return graph.Ref{Kind: graph.EdgeChild, Digest: d.Digest, Size: d.Size} }
-	subject := func(d v1.Descriptor) graph.Ref { return graph.Ref{Kind: graph.EdgeSubject, Digest: d.Digest, Size: d.Size} }
+	cfg := func(d v1.Descriptor) graph.Ref {
+		return graph.Ref{Kind: graph.EdgeConfig, Digest: d.Digest, Size: d.Size}
+	}
+	layer := func(d v1.Descriptor) graph.Ref {
+		return graph.Ref{Kind: graph.EdgeLayer, Digest: d.Digest, Size: d.Size}
+	}
+	child := func(d v1.Descriptor) graph.Ref {
+		return graph.Ref{Kind: graph.EdgeChild, Digest: d.Digest, Size: d.Size}
+	}
+	subject := func(d v1.Descriptor) graph.Ref {
+		return graph.Ref{Kind: graph.EdgeSubject, Digest: d.Digest, Size: d.Size}
+	}
 	fsLayer := func(d digest.Digest) graph.Ref { return graph.Ref{Kind: graph.EdgeFSLayer, Digest: d, Size: -1} }
 
 	var dl manifestlist.ManifestList
