@@ -16,7 +16,8 @@ import (
 
 // Key schema. Every digest has a dense id (uint32, big endian, from 1) so that mark
 // sets are bitsets; repository and tag names are separated by 0x00, which neither
-// may contain.
+// may contain. The bulk values (I, L, E) live in the pack file beside badger, which
+// holds a pointer to each (packs.go).
 //
 //	I<chunk>                   -> id records, packed (chunks.go): digest, and size and
 //	                              modtime when blob data is present
