@@ -162,7 +162,7 @@ func Build(ctx context.Context, drv driver.StorageDriver, idx *Index, opts ...Bu
 			return err
 		}
 	}
-	if err := b.resolveDeferred(ctx, drv, o.workers); err != nil {
+	if err := b.resolveDeferred(ctx, drv, o.workers, o.progress); err != nil {
 		return err
 	}
 	if err := b.finish(); err != nil {
@@ -426,7 +426,7 @@ func (b *builder) add(e storage.Entry) error {
 		if target != 0 {
 			b.enqueue(target, e.Target)
 			if b.def.on() {
-				b.def.tags = append(b.def.tags, target)
+				b.def.tags = append(b.def.tags, deferredLink{repo: e.Repo, id: target})
 			}
 		}
 		if e.Warning != "" {

@@ -30,7 +30,7 @@ type deferred struct {
 	conflict bitset // manifests disagree on the size
 	layers   []deferredLink
 	revs     []deferredLink // revision links: repository, manifest id
-	tags     []uint32       // tag targets
+	tags     []deferredLink // tag targets: repository, manifest id
 }
 
 type deferredLink struct {
@@ -67,6 +67,8 @@ func (d *deferred) noteSize(id uint32, n int64, exact bool) {
 	d.sizes[id], d.big[id] = 1<<32-1, n
 }
 
+func (d *deferred) known(id uint32) bool { _, ok := d.size(id); return ok }
+
 func (d *deferred) size(id uint32) (int64, bool) {
 	if int(id) >= len(d.sizes) || d.sizes[id] == 0 {
 		return 0, false
@@ -79,7 +81,7 @@ func (d *deferred) size(id uint32) (int64, bool) {
 
 // resolveDeferred stats what the scan left open, rewrites the id records of deferred
 // blobs, writes the layer links and lists the tag history that is needed.
-func (b *builder) resolveDeferred(ctx context.Context, drv driver.StorageDriver, workers int) error {
+func (b *builder) resolveDeferred(ctx context.Context, drv driver.StorageDriver, workers int, progress storage.Progress) error {
 	d := &b.def
 	if !d.on() {
 		return nil
@@ -91,9 +93,17 @@ func (b *builder) resolveDeferred(ctx context.Context, drv driver.StorageDriver,
 	if err != nil {
 		return err
 	}
-	// Blobs, a chunk of ids at a time so that memory stays flat.
-	for chunk := uint32(0); chunk <= b.next/idChunk; chunk++ {
-		if err := b.resolveChunk(ctx, drv, workers, chunk, reached); err != nil {
+	// Blobs, a batch of id chunks at a time so that memory stays flat.
+	stats := 0
+	for id := uint32(1); id <= b.next; id++ {
+		if d.blobs.has(id) && !(reached.has(id) && !d.conflict.has(id) && d.known(id)) {
+			stats++
+		}
+	}
+	progress.Phase("checking blobs no tag reaches", int64(stats))
+	last := b.next / idChunk
+	for first := uint32(0); first <= last; first += chunksPerBatch {
+		if err := b.resolveChunks(ctx, drv, workers, first, min(chunksPerBatch, last+1-first), reached, progress); err != nil {
 			return err
 		}
 	}
@@ -108,6 +118,7 @@ func (b *builder) resolveDeferred(ctx context.Context, drv driver.StorageDriver,
 		}
 		stat = append(stat, l)
 	}
+	progress.Phase("checking layer links no tag reaches", int64(len(stat)))
 	found := make([]time.Time, len(stat))
 	ok := make([]bool, len(stat))
 	g, gctx := errgroup.WithContext(ctx)
@@ -116,6 +127,7 @@ func (b *builder) resolveDeferred(ctx context.Context, drv driver.StorageDriver,
 		g.Go(func() error {
 			e, there, err := storage.StatDeferred(gctx, drv, storage.Entry{Path: l.path})
 			found[i], ok[i] = e.ModTime, there
+			progress.Add(1)
 			return err
 		})
 	}
@@ -147,8 +159,22 @@ func (b *builder) resolveDeferred(ctx context.Context, drv driver.StorageDriver,
 
 // reachedFromTags marks what tags reach through index children and references.
 func (b *builder) reachedFromTags() (bitset, error) {
+	// Only tags whose repository links their manifest are roots under -m.
+	type link struct {
+		repo string
+		id   uint32
+	}
+	linked := make(map[link]bool, len(b.def.revs))
+	for _, r := range b.def.revs {
+		linked[link{r.repo, r.id}] = true
+	}
+	var stack []uint32
+	for _, t := range b.def.tags {
+		if linked[link{t.repo, t.id}] {
+			stack = append(stack, t.id)
+		}
+	}
 	reached := bitset(make([]uint64, b.next/64+1))
-	stack := append([]uint32(nil), b.def.tags...)
 	for len(stack) > 0 {
 		id := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
@@ -173,82 +199,88 @@ func (b *builder) reachedFromTags() (bitset, error) {
 	return reached, nil
 }
 
-// resolveChunk rewrites one id chunk with the sizes and times of its deferred blobs,
-// stating those it must.
-func (b *builder) resolveChunk(ctx context.Context, drv driver.StorageDriver, workers int, chunk uint32, reached bitset) error {
+// chunksPerBatch id chunks are resolved at once: their stats run together, so that
+// workers stay busy, while memory holds a few thousand records.
+const chunksPerBatch = 16
+
+// resolveChunks rewrites id chunks first..first+n-1 with the sizes and times of their
+// deferred blobs, stating those it must.
+func (b *builder) resolveChunks(ctx context.Context, drv driver.StorageDriver, workers int, first, n uint32, reached bitset, progress storage.Progress) error {
 	d := &b.def
-	first := chunk * idChunk
-	deferredHere := false
-	for id := max(first, 1); id < first+idChunk && id <= b.next; id++ {
-		if d.blobs.has(id) {
-			deferredHere = true
-			break
-		}
-	}
-	if !deferredHere {
-		return nil
-	}
 	type rec struct {
 		d     digest.Digest
 		blob  *Blob
 		stat  bool
 		found bool
 	}
-	var recs []rec
-	var v []byte
-	if _, err := b.idx.get(idKey(pID, chunk), func(ref []byte) (err error) { v, err = b.idx.packs.get(ref, nil); return err }); err != nil {
-		return err
-	}
-	err := decodeIDChunk(first, v, func(id uint32, dg digest.Digest, blob *Blob) error {
-		r := rec{d: dg, blob: blob}
-		if d.blobs.has(id) {
-			size, known := d.size(id)
-			if known && reached.has(id) && !d.conflict.has(id) {
-				r.blob = &Blob{ID: id, Digest: dg, Size: size} // time unknown
-			} else {
-				r.stat = true
-			}
+	recs := make([][]rec, n)
+	for c := range n {
+		chunk := first + c
+		var v []byte
+		if _, err := b.idx.get(idKey(pID, chunk), func(ref []byte) (err error) { v, err = b.idx.packs.get(ref, nil); return err }); err != nil {
+			return err
 		}
-		recs = append(recs, r)
-		return nil
-	})
-	if err != nil {
-		return err
+		err := decodeIDChunk(chunk*idChunk, v, func(id uint32, dg digest.Digest, blob *Blob) error {
+			r := rec{d: dg, blob: blob}
+			if d.blobs.has(id) {
+				size, known := d.size(id)
+				if known && reached.has(id) && !d.conflict.has(id) {
+					r.blob = &Blob{Size: size} // time unknown
+				} else {
+					r.stat = true
+				}
+			}
+			recs[c] = append(recs[c], r)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(workers)
-	for i := range recs {
-		if !recs[i].stat {
-			continue
-		}
-		g.Go(func() error {
-			p, err := storage.Path(storage.Spec{Kind: storage.BlobData, Digest: recs[i].d})
-			if err != nil {
+	for c := range recs {
+		for i := range recs[c] {
+			r := &recs[c][i]
+			if !r.stat {
+				continue
+			}
+			g.Go(func() error {
+				p, err := storage.Path(storage.Spec{Kind: storage.BlobData, Digest: r.d})
+				if err != nil {
+					return err
+				}
+				e, there, err := storage.StatDeferred(gctx, drv, storage.Entry{Path: p})
+				r.found = there
+				if there {
+					r.blob = &Blob{Size: e.Size, ModTime: e.ModTime}
+				}
+				progress.Add(1)
 				return err
-			}
-			e, there, err := storage.StatDeferred(gctx, drv, storage.Entry{Path: p})
-			recs[i].found = there
-			if there {
-				recs[i].blob = &Blob{Size: e.Size, ModTime: e.ModTime}
-			}
-			return err
-		})
+			})
+		}
 	}
 	if err := g.Wait(); err != nil {
 		return err
 	}
-	var out []byte
-	for i, r := range recs {
-		id := first + uint32(i)
-		if r.stat && !r.found {
-			r.blob = nil // an emptied blob directory
-			b.present.clear(id)
-			b.meta.Blobs--
+	for c := range recs {
+		chunk := first + uint32(c)
+		var out []byte
+		for i, r := range recs[c] {
+			id := chunk*idChunk + uint32(i)
+			if r.stat && !r.found {
+				r.blob = nil // an emptied blob directory
+				b.present.clear(id)
+				b.meta.Blobs--
+			}
+			out = appendIDRecord(out, r.d, r.blob)
 		}
-		out = appendIDRecord(out, r.d, r.blob)
+		if chunk == b.idChunkN {
+			b.idBuf = append(b.idBuf[:0], out...) // the chunk still being filled
+		}
+		if err := b.setPacked(idKey(pID, chunk), out); err != nil {
+			return err
+		}
 	}
-	if chunk == b.idChunkN {
-		b.idBuf = append(b.idBuf[:0], out...) // the chunk still being filled
-	}
-	return b.setPacked(idKey(pID, chunk), out)
+	return nil
 }

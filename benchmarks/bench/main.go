@@ -20,7 +20,6 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/distribution/distribution/v3/registry/storage"
@@ -346,12 +345,34 @@ func benchRSS(ctx context.Context, sc scale) {
 
 func mib(kib int64) string { return fmt.Sprintf("%.0f MiB peak RSS", float64(kib)/1024) }
 
+// child runs one tool in a process of its own and returns its time and peak RSS in
+// KiB. The peak is the child's own VmHWM: the rusage of a child started with
+// CLONE_VM (as Go starts them) counts the parent's peak too, so it would report the
+// harness's memory whenever that is larger.
 func child(tool, source string) (time.Duration, int64) {
 	c := exec.Command(os.Args[0], "rss", tool, source, fmt.Sprint(*workers))
 	c.Stderr = os.Stderr
 	start := time.Now()
-	must(c.Run())
-	return time.Since(start), c.ProcessState.SysUsage().(*syscall.Rusage).Maxrss
+	out, err := c.Output()
+	must(err)
+	took := time.Since(start)
+	var kib int64
+	at := max(0, strings.LastIndex(string(out), "VmHWM:"))
+	if _, err := fmt.Sscanf(string(out[at:]), "VmHWM: %d kB", &kib); err != nil {
+		must(fmt.Errorf("rss child printed %q, not its VmHWM: %w", out, err))
+	}
+	return took, kib
+}
+
+// printPeak prints this process's peak RSS as /proc/self/status has it.
+func printPeak() {
+	b, err := os.ReadFile("/proc/self/status")
+	must(err)
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "VmHWM:") {
+			fmt.Println(strings.Join(strings.Fields(l), " "))
+		}
+	}
 }
 
 func rssChild(args []string) {
@@ -378,4 +399,5 @@ func rssChild(args []string) {
 	} else {
 		regsweep(ctx, drv, false, none)
 	}
+	printPeak()
 }
