@@ -67,7 +67,12 @@ func (d *deferred) noteSize(id uint32, n int64, exact bool) {
 	d.sizes[id], d.big[id] = 1<<32-1, n
 }
 
-func (d *deferred) known(id uint32) bool { _, ok := d.size(id); return ok }
+// needsStat reports whether deferred blob id needs a stat: tags do not reach it, or
+// the manifests do not agree on one size for it.
+func (d *deferred) needsStat(id uint32, reached bitset) bool {
+	_, known := d.size(id)
+	return !reached.has(id) || !known || d.conflict.has(id)
+}
 
 func (d *deferred) size(id uint32) (int64, bool) {
 	if int(id) >= len(d.sizes) || d.sizes[id] == 0 {
@@ -96,7 +101,7 @@ func (b *builder) resolveDeferred(ctx context.Context, drv driver.StorageDriver,
 	// Blobs, a batch of id chunks at a time so that memory stays flat.
 	stats := 0
 	for id := uint32(1); id <= b.next; id++ {
-		if d.blobs.has(id) && !(reached.has(id) && !d.conflict.has(id) && d.known(id)) {
+		if d.blobs.has(id) && d.needsStat(id, reached) {
 			stats++
 		}
 	}
@@ -223,11 +228,11 @@ func (b *builder) resolveChunks(ctx context.Context, drv driver.StorageDriver, w
 		err := decodeIDChunk(chunk*idChunk, v, func(id uint32, dg digest.Digest, blob *Blob) error {
 			r := rec{d: dg, blob: blob}
 			if d.blobs.has(id) {
-				size, known := d.size(id)
-				if known && reached.has(id) && !d.conflict.has(id) {
-					r.blob = &Blob{Size: size} // time unknown
-				} else {
+				if d.needsStat(id, reached) {
 					r.stat = true
+				} else {
+					size, _ := d.size(id)
+					r.blob = &Blob{Size: size} // time unknown
 				}
 			}
 			recs[c] = append(recs[c], r)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
 	"github.com/google/go-cmp/cmp"
+	"github.com/opencontainers/go-digest"
 
 	"github.com/regsweep/regsweep/benchmarks/synth"
 	"github.com/regsweep/regsweep/storage"
@@ -31,18 +32,42 @@ func TestDeferredStats(t *testing.T) {
 	if err := os.MkdirAll(empty, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	var unlinked string
+	var links []string
 	err = filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
-		if err == nil && unlinked == "" && strings.Contains(p, "/_layers/") && d.Name() == "link" {
-			unlinked = p
+		if err == nil && strings.Contains(p, "/_layers/") && d.Name() == "link" {
+			links = append(links, p)
 		}
 		return err
 	})
-	if err != nil || unlinked == "" {
-		t.Fatalf("no layer link found: %v", err)
+	if err != nil || len(links) < 2 {
+		t.Fatalf("layer links: %v, %v", links, err)
 	}
-	if err := os.Remove(unlinked); err != nil {
+	if err := os.Remove(links[0]); err != nil {
 		t.Fatal(err)
+	}
+	// A tagged manifest that gets a layer's size wrong: the manifests disagree, so
+	// the size comes from a stat.
+	layer, err := os.ReadFile(links[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	man := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"` + string(layer) + `","size":12345},"layers":[]}`)
+	md := digest.FromBytes(man)
+	for _, f := range []struct {
+		spec storage.Spec
+		b    []byte
+	}{
+		{storage.Spec{Kind: storage.BlobData, Digest: md}, man},
+		{storage.Spec{Kind: storage.RevisionLink, Repo: "conflict/app", Digest: md}, []byte(md)},
+		{storage.Spec{Kind: storage.TagCurrentLink, Repo: "conflict/app", Tag: "wrong-size"}, []byte(md)},
+	} {
+		p, err := storage.Path(f.spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := drv.PutContent(ctx, p, f.b); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	build := func(deferStats bool) (string, int64) {
