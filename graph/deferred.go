@@ -3,6 +3,7 @@ package graph
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/distribution/distribution/v3/registry/storage/driver"
@@ -126,17 +127,13 @@ func (b *builder) resolveDeferred(ctx context.Context, drv driver.StorageDriver,
 	progress.Phase("checking layer links no tag reaches", int64(len(stat)))
 	found := make([]time.Time, len(stat))
 	ok := make([]bool, len(stat))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(workers)
-	for i, l := range stat {
-		g.Go(func() error {
-			e, there, err := storage.StatDeferred(gctx, drv, storage.Entry{Path: l.path})
-			found[i], ok[i] = e.ModTime, there
-			progress.Add(1)
-			return err
-		})
-	}
-	if err := g.Wait(); err != nil {
+	err = parallel(ctx, workers, len(stat), func(ctx context.Context, i int) error {
+		e, there, err := storage.StatDeferred(ctx, drv, storage.Entry{Path: stat[i].path})
+		found[i], ok[i] = e.ModTime, there
+		progress.Add(1)
+		return err
+	})
+	if err != nil {
 		return err
 	}
 	for i, l := range stat {
@@ -242,30 +239,29 @@ func (b *builder) resolveChunks(ctx context.Context, drv driver.StorageDriver, w
 			return err
 		}
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(workers)
+	var todo []*rec
 	for c := range recs {
 		for i := range recs[c] {
-			r := &recs[c][i]
-			if !r.stat {
-				continue
+			if recs[c][i].stat {
+				todo = append(todo, &recs[c][i])
 			}
-			g.Go(func() error {
-				p, err := storage.Path(storage.Spec{Kind: storage.BlobData, Digest: r.d})
-				if err != nil {
-					return err
-				}
-				e, there, err := storage.StatDeferred(gctx, drv, storage.Entry{Path: p})
-				r.found = there
-				if there {
-					r.blob = &Blob{Size: e.Size, ModTime: e.ModTime}
-				}
-				progress.Add(1)
-				return err
-			})
 		}
 	}
-	if err := g.Wait(); err != nil {
+	err := parallel(ctx, workers, len(todo), func(ctx context.Context, i int) error {
+		r := todo[i]
+		p, err := storage.Path(storage.Spec{Kind: storage.BlobData, Digest: r.d})
+		if err != nil {
+			return err
+		}
+		e, there, err := storage.StatDeferred(ctx, drv, storage.Entry{Path: p})
+		r.found = there
+		if there {
+			r.blob = &Blob{Size: e.Size, ModTime: e.ModTime}
+		}
+		progress.Add(1)
+		return err
+	})
+	if err != nil {
 		return err
 	}
 	for c := range recs {
@@ -288,4 +284,25 @@ func (b *builder) resolveChunks(ctx context.Context, drv driver.StorageDriver, w
 		}
 	}
 	return nil
+}
+
+// parallel calls fn for 0..n-1 from at most workers goroutines, which take the next
+// index as they finish: a stat each is too little work for a goroutine each.
+func parallel(ctx context.Context, workers, n int, fn func(context.Context, int) error) error {
+	var next atomic.Int64
+	g, ctx := errgroup.WithContext(ctx)
+	for range min(workers, n) {
+		g.Go(func() error {
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				if err := fn(ctx, i); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	return g.Wait()
 }
