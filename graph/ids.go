@@ -18,11 +18,18 @@ import (
 // Blobs sharing a 64-bit prefix (chance about n²/2^65) are resolved exactly. A
 // missing digest that shares a prefix with a listed blob (about m·n/2^64) maps to that
 // blob: it can only make a blob look referenced, never free one.
+//
+// The table is split into 256 buckets by the first byte, each grown on its own: one
+// array of ten million entries would, while growing, briefly hold itself twice.
 type idTable struct {
-	keys   []uint64
-	ids    []uint32
-	sealed bool
-	exact  map[digest.Digest]uint32
+	buckets [256]idBucket
+	sealed  bool
+	exact   map[digest.Digest]uint32
+}
+
+type idBucket struct {
+	keys []uint64
+	ids  []uint32
 }
 
 // prefix64 returns the first 64 bits of d's hex, or false when d is not hex.
@@ -44,8 +51,9 @@ func (t *idTable) addBlob(d digest.Digest, id uint32) {
 		t.addExact(d, id)
 		return
 	}
-	t.keys = append(t.keys, k)
-	t.ids = append(t.ids, id)
+	b := &t.buckets[k>>56]
+	b.keys = append(b.keys, k)
+	b.ids = append(b.ids, id)
 }
 
 func (t *idTable) addExact(d digest.Digest, id uint32) {
@@ -55,37 +63,39 @@ func (t *idTable) addExact(d digest.Digest, id uint32) {
 	t.exact[d] = id
 }
 
-type byKey idTable
-
-func (t *byKey) Len() int           { return len(t.keys) }
-func (t *byKey) Less(i, j int) bool { return t.keys[i] < t.keys[j] }
-func (t *byKey) Swap(i, j int) {
-	t.keys[i], t.keys[j] = t.keys[j], t.keys[i]
-	t.ids[i], t.ids[j] = t.ids[j], t.ids[i]
+func (b *idBucket) Len() int           { return len(b.keys) }
+func (b *idBucket) Less(i, j int) bool { return b.keys[i] < b.keys[j] }
+func (b *idBucket) Swap(i, j int) {
+	b.keys[i], b.keys[j] = b.keys[j], b.keys[i]
+	b.ids[i], b.ids[j] = b.ids[j], b.ids[i]
 }
 
 // seal sorts the table. Colliding prefixes are moved to the exact map, resolved
 // with digestOf, and their slots are zeroed so lookups go there.
 func (t *idTable) seal(digestOf func(id uint32) (digest.Digest, error)) error {
-	sort.Sort((*byKey)(t))
 	t.sealed = true
-	for i := 1; i < len(t.keys); i++ {
-		if t.keys[i] != t.keys[i-1] {
-			continue
-		}
-		for _, j := range []int{i - 1, i} {
-			if t.ids[j] == 0 {
+	for n := range t.buckets {
+		b := &t.buckets[n]
+		sort.Sort(b)
+		for i := 1; i < len(b.keys); i++ {
+			if b.keys[i] != b.keys[i-1] {
 				continue
 			}
-			d, err := digestOf(t.ids[j])
-			if err != nil {
-				return err
+			for _, j := range []int{i - 1, i} {
+				if b.ids[j] == 0 {
+					continue
+				}
+				d, err := digestOf(b.ids[j])
+				if err != nil {
+					return err
+				}
+				t.addExact(d, b.ids[j])
+				b.ids[j] = 0
 			}
-			t.addExact(d, t.ids[j])
-			t.ids[j] = 0
 		}
+		// Copied to their length: append's spare capacity is up to a quarter more.
+		b.keys, b.ids = slices.Clone(b.keys), slices.Clone(b.ids)
 	}
-	t.keys, t.ids = slices.Clip(t.keys), slices.Clip(t.ids)
 	return nil
 }
 
@@ -98,9 +108,10 @@ func (t *idTable) lookup(d digest.Digest) uint32 {
 	if !ok || d.Algorithm() != digest.SHA256 {
 		return 0
 	}
-	i, found := slices.BinarySearch(t.keys, k)
+	b := &t.buckets[k>>56]
+	i, found := slices.BinarySearch(b.keys, k)
 	if !found {
 		return 0
 	}
-	return t.ids[i] // 0 when the prefix collided and d is not among the exact ones
+	return b.ids[i] // 0 when the prefix collided and d is not among the exact ones
 }

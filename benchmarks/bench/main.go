@@ -16,7 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"runtime/debug"
+
 	"runtime/pprof"
 	"slices"
 	"strings"
@@ -29,6 +29,8 @@ import (
 
 	"github.com/regsweep/regsweep/benchmarks/benchenv"
 	"github.com/regsweep/regsweep/benchmarks/synth"
+
+	"github.com/regsweep/regsweep/cmd/regsweep/memlimit"
 	"github.com/regsweep/regsweep/gc"
 	"github.com/regsweep/regsweep/graph"
 	rstorage "github.com/regsweep/regsweep/storage"
@@ -392,7 +394,7 @@ func rssChild(args []string) {
 	}
 	none := func() int64 { return 0 }
 	if _, set := os.LookupEnv("GOMEMLIMIT"); !set && tool == "regsweep" {
-		debug.SetMemoryLimit(256 << 20) // as the regsweep command does by default
+		memlimit.Start(ctx, 256<<20, time.Second) // as the regsweep command does by default
 	}
 	if tool == "marksweep" {
 		markAndSweep(ctx, drv, false, none)

@@ -7,8 +7,8 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
+	"time"
 
 	// Storage drivers register themselves with distribution's factory.
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/azure"
@@ -17,6 +17,8 @@ import (
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/inmemory"
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/s3-aws"
 	"github.com/spf13/cobra"
+
+	"github.com/regsweep/regsweep/cmd/regsweep/memlimit"
 )
 
 // Exit codes.
@@ -36,10 +38,11 @@ type codeError struct {
 func (e *codeError) Error() string { return e.err.Error() }
 func (e *codeError) Unwrap() error { return e.err }
 
-// DefaultMemoryLimit is the soft limit the Go runtime collects garbage against
-// unless GOMEMLIMIT or --memory-limit says otherwise: a run's live data (bitsets and
-// arrays over ids) is far smaller than what a busy scan allocates and drops, and
-// without a limit the heap may grow to twice the live size between collections.
+// DefaultMemoryLimit is the resident memory a run aims to stay under unless
+// GOMEMLIMIT or --memory-limit says otherwise: a run's live data (bitsets and arrays
+// over ids) is far smaller than what a busy scan allocates and drops, and without a
+// limit the heap may grow to twice the live size between collections. The Go runtime
+// gets what the mapped index leaves of it (memlimit).
 const DefaultMemoryLimit = 256 << 20
 
 func newRootCommand() *cobra.Command {
@@ -49,14 +52,14 @@ func newRootCommand() *cobra.Command {
 		Short:         "Storage analyzer and garbage collector for CNCF Distribution (registry v2) storage",
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		PersistentPreRun: func(*cobra.Command, []string) {
+		PersistentPreRun: func(cmd *cobra.Command, _ []string) {
 			if _, set := os.LookupEnv("GOMEMLIMIT"); !set && memLimit > 0 {
-				debug.SetMemoryLimit(memLimit)
+				memlimit.Start(cmd.Context(), memLimit, time.Second)
 			}
 		},
 	}
 	root.PersistentFlags().Int64Var(&memLimit, "memory-limit", DefaultMemoryLimit,
-		"soft memory limit in bytes for the Go runtime (GOMEMLIMIT overrides; 0: none). Not a cap: a larger live set still runs, with more garbage collection")
+		"soft limit in bytes on resident memory, the mapped index included (GOMEMLIMIT overrides, for the Go runtime alone; 0: none). Not a cap: a larger live set still runs, with more garbage collection")
 	root.AddCommand(newGCCommand(), newApplyCommand(), newScanCommand(), newReportCommand(), newGraphCommand())
 	return root
 }
