@@ -412,21 +412,21 @@ func (b *builder) add(e storage.Entry) error {
 			}
 		}
 		if prefix == pLayer && e.Deferred {
-			b.def.layers = append(b.def.layers, deferredLink{repo: e.Repo, id: id, path: e.Path})
+			b.def.layers = append(b.def.layers, b.def.link(e.Repo, id))
 			return nil
 		}
 		if prefix == pLayer {
 			return b.putLayer(e.Repo, id, target, e.ModTime, e.Warning)
 		}
 		if b.def.on() {
-			b.def.revs = append(b.def.revs, deferredLink{repo: e.Repo, id: id})
+			b.def.revs = append(b.def.revs, b.def.link(e.Repo, id))
 		}
 		return b.wb.Set(nameIDKey(prefix, id, e.Repo), linkValue(target, e.ModTime, e.Warning))
 	case storage.TagCurrentLink:
 		if target != 0 {
 			b.enqueue(target, e.Target)
 			if b.def.on() {
-				b.def.tags = append(b.def.tags, deferredLink{repo: e.Repo, id: target})
+				b.def.tags = append(b.def.tags, b.def.link(e.Repo, target))
 			}
 		}
 		if e.Warning != "" {

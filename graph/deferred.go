@@ -1,8 +1,10 @@
 package graph
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -27,17 +29,28 @@ type deferred struct {
 	blobs    bitset   // ids listed without a stat
 	sizes    []uint32 // size+1 as the manifests say it; 0 unknown, max: in big
 	big      map[uint32]int64
-	exact    bitset // sizes taken from the bytes themselves (a manifest read)
-	conflict bitset // manifests disagree on the size
-	layers   []deferredLink
+	exact    bitset         // sizes taken from the bytes themselves (a manifest read)
+	conflict bitset         // manifests disagree on the size
+	layers   []deferredLink // one per layer link: held in 8 bytes
 	revs     []deferredLink // revision links: repository, manifest id
 	tags     []deferredLink // tag targets: repository, manifest id
+	repos    []string       // deferredLink.repo indexes these
+	repoNum  map[string]uint32
 }
 
-type deferredLink struct {
-	repo string
-	id   uint32
-	path string
+type deferredLink struct{ repo, id uint32 }
+
+func (d *deferred) link(repo string, id uint32) deferredLink {
+	n, ok := d.repoNum[repo]
+	if !ok {
+		if d.repoNum == nil {
+			d.repoNum = map[string]uint32{}
+		}
+		n = uint32(len(d.repos))
+		d.repos = append(d.repos, repo)
+		d.repoNum[repo] = n
+	}
+	return deferredLink{n, id}
 }
 
 func (d *deferred) on() bool { return len(d.blobs) > 0 || len(d.layers) > 0 }
@@ -117,37 +130,22 @@ func (b *builder) resolveDeferred(ctx context.Context, drv driver.StorageDriver,
 	var stat []deferredLink
 	for _, l := range d.layers {
 		if reached.has(l.id) && b.present.has(l.id) {
-			if err := b.putLayer(l.repo, l.id, l.id, time.Time{}, ""); err != nil {
+			if err := b.putLayer(d.repos[l.repo], l.id, l.id, time.Time{}, ""); err != nil {
 				return err
 			}
 			continue
 		}
 		stat = append(stat, l)
 	}
-	progress.Phase("checking layer links no tag reaches", int64(len(stat)))
-	found := make([]time.Time, len(stat))
-	ok := make([]bool, len(stat))
-	err = parallel(ctx, workers, len(stat), func(ctx context.Context, i int) error {
-		e, there, err := storage.StatDeferred(ctx, drv, storage.Entry{Path: stat[i].path})
-		found[i], ok[i] = e.ModTime, there
-		progress.Add(1)
+	d.layers = nil
+	if err := b.statLayers(ctx, drv, workers, stat, progress); err != nil {
 		return err
-	})
-	if err != nil {
-		return err
-	}
-	for i, l := range stat {
-		if ok[i] {
-			if err := b.putLayer(l.repo, l.id, l.id, found[i], ""); err != nil {
-				return err
-			}
-		}
 	}
 	// Tag history, where a sweep may delete a revision.
 	need := map[string]bool{}
 	for _, r := range d.revs {
 		if !reached.has(r.id) {
-			need[r.repo] = true
+			need[d.repos[r.repo]] = true
 		}
 	}
 	for repo := range need {
@@ -162,17 +160,13 @@ func (b *builder) resolveDeferred(ctx context.Context, drv driver.StorageDriver,
 // reachedFromTags marks what tags reach through index children and references.
 func (b *builder) reachedFromTags() (bitset, error) {
 	// Only tags whose repository links their manifest are roots under -m.
-	type link struct {
-		repo string
-		id   uint32
-	}
-	linked := make(map[link]bool, len(b.def.revs))
+	linked := make(map[deferredLink]bool, len(b.def.revs))
 	for _, r := range b.def.revs {
-		linked[link{r.repo, r.id}] = true
+		linked[r] = true
 	}
 	var stack []uint32
 	for _, t := range b.def.tags {
-		if linked[link{t.repo, t.id}] {
+		if linked[t] {
 			stack = append(stack, t.id)
 		}
 	}
@@ -199,6 +193,46 @@ func (b *builder) reachedFromTags() (bitset, error) {
 		}
 	}
 	return reached, nil
+}
+
+// statLayers stats layer links in id order, a batch at a time (their digests come
+// from the id chunks, read in order), and writes those that are there.
+func (b *builder) statLayers(ctx context.Context, drv driver.StorageDriver, workers int, stat []deferredLink, progress storage.Progress) error {
+	const batch = 4096
+	slices.SortFunc(stat, func(x, y deferredLink) int { return cmp.Compare(x.id, y.id) })
+	progress.Phase("checking layer links no tag reaches", int64(len(stat)))
+	paths := make([]string, batch)
+	found := make([]time.Time, batch)
+	ok := make([]bool, batch)
+	for start := 0; start < len(stat); start += batch {
+		links := stat[start:min(start+batch, len(stat))]
+		for i, l := range links {
+			dg, err := b.idx.Digest(l.id)
+			if err != nil {
+				return err
+			}
+			if paths[i], err = storage.Path(storage.Spec{Kind: storage.LayerLink, Repo: b.def.repos[l.repo], Digest: dg}); err != nil {
+				return fmt.Errorf("layer link of %s in %q: %w", dg, b.def.repos[l.repo], err)
+			}
+		}
+		err := parallel(ctx, workers, len(links), func(ctx context.Context, i int) error {
+			e, there, err := storage.StatDeferred(ctx, drv, storage.Entry{Path: paths[i]})
+			found[i], ok[i] = e.ModTime, there
+			progress.Add(1)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		for i, l := range links {
+			if ok[i] {
+				if err := b.putLayer(b.def.repos[l.repo], l.id, l.id, found[i], ""); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // chunksPerBatch id chunks are resolved at once: their stats run together, so that
