@@ -149,7 +149,7 @@ func (b *builder) resolveDeferred(ctx context.Context, drv driver.StorageDriver,
 		}
 	}
 	for repo := range need {
-		if err := storage.ListTagIndex(ctx, drv, repo, b.add); err != nil {
+		if err := storage.ListTagIndex(ctx, drv, repo, workers, b.add); err != nil {
 			return err
 		}
 	}

@@ -289,8 +289,8 @@ func listTagIndex(ctx context.Context, drv driver.StorageDriver, repo, t string,
 }
 
 // ListTagIndex emits the history entries of every tag of repo, for a scan that
-// deferred them. fn is called from one goroutine.
-func ListTagIndex(ctx context.Context, drv driver.StorageDriver, repo string, fn func(Entry) error) error {
+// deferred them, listing up to workers tags at once. fn is called from one goroutine.
+func ListTagIndex(ctx context.Context, drv driver.StorageDriver, repo string, workers int, fn func(Entry) error) error {
 	// repo is a directory a scan listed, valid name or not (an invalid one is kept
 	// whole, but its history is still the registry's).
 	if repo == "" || path.Clean(repo) != repo || strings.HasPrefix(repo, "../") || repo == ".." {
@@ -302,9 +302,22 @@ func ListTagIndex(ctx context.Context, drv driver.StorageDriver, repo string, fn
 	if err != nil {
 		return err
 	}
-	for _, t := range tags {
-		if err := listTagIndex(ctx, drv, repo, t, fn); err != nil {
-			return err
+	found := make([][]Entry, len(tags))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(1, workers))
+	for i, t := range tags {
+		g.Go(func() error {
+			return listTagIndex(gctx, drv, repo, t, func(e Entry) error { found[i] = append(found[i], e); return nil })
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	for _, es := range found {
+		for _, e := range es {
+			if err := fn(e); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
