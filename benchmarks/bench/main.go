@@ -339,8 +339,11 @@ func benchRSS(ctx context.Context, sc scale) {
 	masT, masRSS := child("marksweep", "fs:"+root)
 	fmt.Printf("| %s | MarkAndSweep | %s | %s | |\n", scen, masT.Round(time.Millisecond), mib(masRSS))
 	t, rss := child("regsweep", "fs:"+root)
-	fmt.Printf("| %s | regsweep | %s | %s | %.1f× faster, %.1f× less memory |\n", scen, t.Round(time.Millisecond), mib(rss),
-		float64(masT)/float64(t), float64(masRSS)/float64(rss))
+	mem := fmt.Sprintf("%.1f× less memory", float64(masRSS)/float64(rss))
+	if rss > masRSS {
+		mem = fmt.Sprintf("%.1f× the memory", float64(rss)/float64(masRSS))
+	}
+	fmt.Printf("| %s | regsweep | %s | %s | %.1f× faster, %s |\n", scen, t.Round(time.Millisecond), mib(rss), float64(masT)/float64(t), mem)
 	t, rss = child("regsweep", fmt.Sprintf("synthetic:%d", sc.rssSynth))
 	fmt.Printf("| peak RSS, synthetic driver, %d blobs | regsweep | %s | %s | |\n", sc.rssSynth, t.Round(time.Millisecond), mib(rss))
 }
