@@ -419,3 +419,41 @@ func TestWhatIf(t *testing.T) {
 		t.Error("bad what-if tag accepted")
 	}
 }
+
+// An unreadable manifest that mentions a manifest of another repository might be an
+// index of it: under -m that manifest, untagged there, is kept with what it
+// references, wherever the walk meets it first.
+func TestUnreadableManifestKeepsWhatItMentions(t *testing.T) {
+	root := sample(t)
+	base := plan(t, root, gc.WithDeleteUntagged(true))
+	if len(base.Manifests) == 0 {
+		t.Fatal("sample has no untagged manifest to mention")
+	}
+	victim := base.Manifests[0]
+	var man v1.Manifest
+	readJSON(t, root, victim.Digest, &man)
+	refs := []digest.Digest{victim.Digest, man.Config.Digest}
+	for _, l := range man.Layers {
+		refs = append(refs, l.Digest)
+	}
+	// Half an index naming the victim, linked and tagged in another repository.
+	bad := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"` + victim.Digest.String() + `","si`)
+	d := digest.FromBytes(bad)
+	repo := "team/app/web"
+	if victim.Repository == repo {
+		repo = "library/debian"
+	}
+	write(t, root, storage.Spec{Kind: storage.BlobData, Digest: d}, bad)
+	write(t, root, storage.Spec{Kind: storage.RevisionLink, Repo: repo, Digest: d}, []byte(d))
+	write(t, root, storage.Spec{Kind: storage.TagCurrentLink, Repo: repo, Tag: "half"}, []byte(d))
+	p := plan(t, root, gc.WithDeleteUntagged(true))
+	if len(p.Blocked) == 0 {
+		t.Fatal("a tagged unreadable manifest does not block the sweep")
+	}
+	for _, m := range p.Manifests {
+		if m.Digest == victim.Digest {
+			t.Errorf("mentioned manifest %s: revision in %s planned for deletion", victim.Digest, m.Repository)
+		}
+	}
+	assertKept(t, p, refs...)
+}
