@@ -96,7 +96,7 @@ func Build(ctx context.Context, drv driver.StorageDriver, idx *Index, opts ...Bu
 		return err
 	}
 	b := &builder{idx: idx, wb: idx.db.NewWriteBatch(), digests: map[uint32]digest.Digest{}, runs: map[string]*linkRun{}, meta: Meta{Format: indexFormat, Driver: drv.Name(), Storage: o.storageID, Started: time.Now()}}
-	defer func() { b.wb.Cancel() }() // the batch of the moment: flush replaces it
+	defer func() { b.wb.Cancel() }()           // the batch of the moment: flush replaces it
 	b.idBuf = appendIDRecord(b.idBuf, "", nil) // id 0 means none: a placeholder keeps chunks aligned
 
 	tick := time.NewTicker(o.every)
