@@ -4,12 +4,10 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math/bits"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -58,13 +56,10 @@ type BlobItem struct {
 
 func newBlobItem(d digest.Digest, size int64) BlobItem {
 	b := BlobItem{Size: size}
-	enc, ok := strings.CutPrefix(string(d), "sha256:")
-	if ok && len(enc) == 64 {
-		if _, err := hex.Decode(b.raw[:], []byte(enc)); err == nil && hex.EncodeToString(b.raw[:]) == enc {
-			return b
-		}
+	var ok bool
+	if b.raw, ok = storage.SHA256Bytes(d); !ok {
+		b.text = &d
 	}
-	b.text = &d
 	return b
 }
 

@@ -4,10 +4,11 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/regsweep/regsweep/storage"
 )
 
 // Records that exist once per blob or per link are packed many to a key: a registry
@@ -37,12 +38,9 @@ func appendIDRecord(buf []byte, d digest.Digest, b *Blob) []byte {
 	} else {
 		buf = append(buf, 0)
 	}
-	if enc, ok := strings.CutPrefix(string(d), "sha256:"); ok && len(enc) == 64 {
-		var raw [32]byte
-		if _, err := hex.Decode(raw[:], []byte(enc)); err == nil && hex.EncodeToString(raw[:]) == enc {
-			buf[flagsAt] |= 2
-			return append(buf, raw[:]...)
-		}
+	if raw, ok := storage.SHA256Bytes(d); ok {
+		buf[flagsAt] |= 2
+		return append(buf, raw[:]...)
 	}
 	buf = append(buf, byte(len(d)))
 	return append(buf, d...)

@@ -4,12 +4,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/distribution/distribution/v3/manifest/manifestlist"
 	"github.com/distribution/distribution/v3/manifest/schema2"
 	"github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/regsweep/regsweep/storage"
 )
 
 // MaxManifestSize is the largest manifest read, as in distribution.
@@ -150,7 +151,7 @@ func ParseManifest(b []byte) (Parsed, error) {
 	}
 	out.MediaType = mt
 	for _, r := range out.Refs {
-		if err := validDigest(r.Digest); err != nil {
+		if err := storage.ValidDigest(r.Digest); err != nil {
 			return Parsed{}, fmt.Errorf("%s reference %q: %w", r.Kind, r.Digest, err)
 		}
 	}
@@ -239,13 +240,4 @@ func (schema1Parser) Parse(b []byte) (Parsed, error) {
 		p.Refs = append(p.Refs, Ref{EdgeFSLayer, l.BlobSum, -1})
 	}
 	return p, nil
-}
-
-// validDigest is digest.Validate with a fast path for lowercase sha256, which is
-// nearly every reference (go-digest validates with regular expressions).
-func validDigest(d digest.Digest) error {
-	if enc, ok := strings.CutPrefix(string(d), "sha256:"); ok && len(enc) == 64 && strings.Trim(enc, "0123456789abcdef") == "" {
-		return nil
-	}
-	return d.Validate()
 }

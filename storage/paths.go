@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"path"
@@ -82,12 +83,7 @@ type Spec struct {
 
 // Path returns the driver path of s.
 func Path(s Spec) (string, error) {
-	// Lowercase sha256, nearly every digest, is checked without go-digest's regexp.
-	enc, isSHA256 := strings.CutPrefix(string(s.Digest), "sha256:")
-	digestErr := error(nil)
-	if !isSHA256 || !isLowerHex(enc, 64) {
-		digestErr = s.Digest.Validate()
-	}
+	digestErr := ValidDigest(s.Digest)
 	needDigest := func() error {
 		if digestErr != nil {
 			return fmt.Errorf("%v path: digest %q: %w", s.Kind, s.Digest, ErrBadPath)
@@ -298,13 +294,31 @@ var hashStateRE = regexp.MustCompile(`^[a-z0-9]+/[0-9]+$`)
 
 func joinDigest(alg, hex string) (digest.Digest, error) {
 	d := digest.NewDigestFromEncoded(digest.Algorithm(alg), hex)
-	if alg == "sha256" && isLowerHex(hex, 64) {
-		return d, nil // the common case, without go-digest's regexp
-	}
-	if err := d.Validate(); err != nil {
+	if err := ValidDigest(d); err != nil {
 		return "", err
 	}
 	return d, nil
+}
+
+// ValidDigest is digest.Validate with a fast path for lowercase sha256, nearly every
+// digest (go-digest validates with regular expressions).
+func ValidDigest(d digest.Digest) error {
+	if enc, ok := strings.CutPrefix(string(d), "sha256:"); ok && isLowerHex(enc, 64) {
+		return nil
+	}
+	return d.Validate()
+}
+
+// SHA256Bytes returns the 32 bytes of a lowercase sha256 digest, the form every
+// digest the layout names has; false for any other.
+func SHA256Bytes(d digest.Digest) ([32]byte, bool) {
+	var raw [32]byte
+	enc, ok := strings.CutPrefix(string(d), "sha256:")
+	if !ok || !isLowerHex(enc, 64) {
+		return raw, false
+	}
+	_, err := hex.Decode(raw[:], []byte(enc))
+	return raw, err == nil
 }
 
 func isLowerHex(s string, n int) bool {

@@ -605,3 +605,24 @@ func TestParseErrorNamesPath(t *testing.T) {
 		t.Errorf("Path error = %v, want it to name the kind", err)
 	}
 }
+
+func TestValidDigestAndSHA256Bytes(t *testing.T) {
+	for _, d := range []digest.Digest{
+		digest.FromString("x"),
+		"sha256:" + digest.Digest(strings.Repeat("AB", 32)),
+		"sha256:abc",
+		"sha512:" + digest.Digest(strings.Repeat("ab", 64)),
+		"sha256:" + digest.Digest(strings.Repeat("g", 64)),
+		"",
+	} {
+		if got, want := storage.ValidDigest(d) == nil, d.Validate() == nil; got != want {
+			t.Errorf("ValidDigest(%q) valid=%v, go-digest says %v", d, got, want)
+		}
+		raw, ok := storage.SHA256Bytes(d)
+		enc, isSHA256 := strings.CutPrefix(string(d), "sha256:")
+		canonical := isSHA256 && d.Validate() == nil && strings.ToLower(enc) == enc
+		if ok != canonical || ok && digest.NewDigestFromBytes(digest.SHA256, raw[:]) != d {
+			t.Errorf("SHA256Bytes(%q) = %x, %v", d, raw, ok)
+		}
+	}
+}
