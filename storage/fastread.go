@@ -11,9 +11,11 @@ import (
 // wrapper checks every path against a regular expression and opens a trace span,
 // which costs more CPU than the stat it wraps, and the scanner only builds paths from
 // this package's grammar. Concurrency stays bounded by the driver's own regulator.
-// Deletes always go through the full driver.
+// Deletes always go through the full driver. FS reads the OS directly already.
 func ReadDriver(d driver.StorageDriver) driver.StorageDriver {
 	switch d := d.(type) {
+	case *FS:
+		return d
 	case *filesystem.Driver:
 		return d.Base.StorageDriver
 	case *inmemory.Driver:
