@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -220,6 +221,7 @@ type builder struct {
 	idBuf    []byte // records of the id chunk being filled
 	idChunkN uint32 // its number
 	runs     map[string]*linkRun
+	pinned   map[string]Repo // repositories a warning pinned: a later entry keeps the pin
 }
 
 // linkRun collects one repository's layer links into one index key.
@@ -407,7 +409,7 @@ func (b *builder) add(e storage.Entry) error {
 			}
 		}
 		if e.Warning != "" {
-			if err := b.warn(Warning{Kind: "corrupt_link", Repository: e.Repo, Digest: e.Digest.String(), Path: e.Path, Detail: e.Warning + "; kept"}); err != nil {
+			if err := b.warn(Warning{Kind: cmp.Or(e.WarnKind, "corrupt_link"), Repository: e.Repo, Digest: e.Digest.String(), Path: e.Path, Detail: e.Warning + "; kept"}); err != nil {
 				return err
 			}
 		}
@@ -430,7 +432,7 @@ func (b *builder) add(e storage.Entry) error {
 			}
 		}
 		if e.Warning != "" {
-			if err := b.warn(Warning{Kind: "corrupt_link", Repository: e.Repo, Path: e.Path, Detail: e.Warning + "; every manifest of the repository is kept"}); err != nil {
+			if err := b.warn(Warning{Kind: cmp.Or(e.WarnKind, "corrupt_link"), Repository: e.Repo, Path: e.Path, Detail: e.Warning + "; every manifest of the repository is kept"}); err != nil {
 				return err
 			}
 		}
@@ -453,18 +455,32 @@ func (b *builder) add(e storage.Entry) error {
 		}
 		return b.putJSON(nameKey(pUpload, e.Repo, e.Upload), Upload{StartedAt: started, Bad: e.Warning})
 	case storage.KindRepo:
-		if e.Warning != "" {
-			if err := b.warn(Warning{Kind: "invalid_repository", Repository: e.Repo, Path: e.Path, Detail: e.Warning}); err != nil {
+		r := Repo{HasManifests: e.HasManifests, Bad: e.Warning}
+		if pin, ok := b.pinned[e.Repo]; ok {
+			// Found again after a warning pinned it (a symbolic link inside it).
+			r.HasManifests, r.Bad = r.HasManifests || pin.HasManifests, cmp.Or(r.Bad, pin.Bad)
+		}
+		switch {
+		case e.Warning != "":
+			if b.pinned == nil {
+				b.pinned = map[string]Repo{}
+			}
+			b.pinned[e.Repo] = r
+			if err := b.warn(Warning{Kind: cmp.Or(e.WarnKind, "invalid_repository"), Repository: e.Repo, Path: e.Path, Detail: e.Warning, Blocks: e.Blocks}); err != nil {
 				return err
 			}
-		} else if !e.HasManifests {
+		case !r.HasManifests:
 			if err := b.warn(Warning{Kind: "orphan_repository", Repository: e.Repo, Path: e.Path, Detail: "directory has _layers or _uploads but no _manifests"}); err != nil {
 				return err
 			}
 		}
-		return b.putJSON(nameKey(pRepo, e.Repo), Repo{HasManifests: e.HasManifests, Bad: e.Warning})
+		return b.putJSON(nameKey(pRepo, e.Repo), r)
 	case storage.KindWarning:
-		return b.warn(Warning{Kind: "unexpected_path", Path: e.Path, Detail: e.Warning})
+		w := Warning{Kind: cmp.Or(e.WarnKind, "unexpected_path"), Repository: e.Repo, Path: e.Path, Detail: e.Warning, Keep: e.Keep, Blocks: e.Blocks}
+		if e.Keep {
+			w.Digest = e.Digest.String()
+		}
+		return b.warn(w)
 	}
 	return fmt.Errorf("scan entry of kind %v at %s: not handled", e.Kind, e.Path)
 }
@@ -476,13 +492,22 @@ type parseResult struct {
 	parsed   Parsed
 	err      error
 	mentions []digest.Digest
+	partial  bool // mentions could not be collected from every byte
 }
 
 var digestRE = regexp.MustCompile(`sha(256:[a-f0-9]{64}|384:[a-f0-9]{96}|512:[a-f0-9]{128})`)
 
+// maxMentionLen is the longest digest digestRE matches: a chunk boundary can cut
+// one, so that many bytes minus one are carried into the next chunk.
+const maxMentionLen = len("sha512:") + 128
+
 func readManifest(ctx context.Context, drv driver.StorageDriver, id uint32, d digest.Digest) parseResult {
 	r := parseResult{id: id}
-	p, _ := storage.Path(storage.Spec{Kind: storage.BlobData, Digest: d})
+	p, err := storage.Path(storage.Spec{Kind: storage.BlobData, Digest: d})
+	if err != nil {
+		r.err, r.partial = err, true
+		return r
+	}
 	rc, err := drv.Reader(ctx, p, 0)
 	var nf driver.PathNotFoundError
 	if errors.As(err, &nf) {
@@ -490,7 +515,7 @@ func readManifest(ctx context.Context, drv driver.StorageDriver, id uint32, d di
 		return r
 	}
 	if err != nil {
-		r.err = fmt.Errorf("read %s: %w", p, err)
+		r.err, r.partial = fmt.Errorf("read %s: %w", p, err), true
 		return r
 	}
 	defer rc.Close()
@@ -501,7 +526,7 @@ func readManifest(ctx context.Context, drv driver.StorageDriver, id uint32, d di
 	}
 	switch {
 	case err != nil:
-		r.err = fmt.Errorf("read %s: %w", p, err)
+		r.err, r.partial = fmt.Errorf("read %s: %w", p, err), true
 	case len(b) > MaxManifestSize:
 		r.err = fmt.Errorf("%s is larger than %d bytes", p, MaxManifestSize)
 	default:
@@ -511,12 +536,46 @@ func readManifest(ctx context.Context, drv driver.StorageDriver, id uint32, d di
 			r.parsed, r.err = ParseManifest(b)
 		}
 	}
-	if r.err != nil {
-		for _, m := range digestRE.FindAll(b, -1) {
-			r.mentions = append(r.mentions, digest.Digest(m))
+	if r.err == nil {
+		return r
+	}
+	// It might reference any digest written in it, past the read window too.
+	seen := map[digest.Digest]bool{}
+	collect := func(chunk []byte) {
+		for _, m := range digestRE.FindAll(chunk, -1) {
+			if md := digest.Digest(m); !seen[md] {
+				seen[md] = true
+				r.mentions = append(r.mentions, md)
+			}
+		}
+	}
+	collect(b)
+	if len(b) > MaxManifestSize && !r.partial {
+		if err := streamMentions(rc, b[len(b)-(maxMentionLen-1):], collect); err != nil {
+			r.err, r.partial = fmt.Errorf("%w; reading the rest for the digests it names: %v", r.err, err), true
 		}
 	}
 	return r
+}
+
+// streamMentions reads rc to its end in chunks and passes each, with the tail of the
+// one before, to collect, so that a digest cut by a chunk boundary is found whole.
+func streamMentions(rc io.Reader, carry []byte, collect func([]byte)) error {
+	buf := make([]byte, 0, 1<<20+maxMentionLen)
+	buf = append(buf, carry...)
+	for {
+		n, err := io.ReadFull(rc, buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		collect(buf)
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		keep := min(len(buf), maxMentionLen-1)
+		buf = append(buf[:0], buf[len(buf)-keep:]...)
+	}
 }
 
 func (b *builder) addManifest(r parseResult) error {
@@ -529,7 +588,7 @@ func (b *builder) addManifest(r parseResult) error {
 	switch {
 	case r.missing:
 	case r.err != nil:
-		m.Unreadable = r.err.Error()
+		m.Unreadable, m.Partial = r.err.Error(), r.partial
 		for _, md := range r.mentions {
 			id, err := b.id(md)
 			if err != nil {

@@ -3,8 +3,11 @@ package graph
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
+	"path"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -215,13 +218,17 @@ func (b *builder) statLayers(ctx context.Context, drv driver.StorageDriver, work
 				return fmt.Errorf("layer link of %s in %q: %w", dg, b.def.repos[l.repo], err)
 			}
 		}
+		var odd oddities
 		err := parallel(ctx, workers, len(links), func(ctx context.Context, i int) error {
-			e, there, err := storage.StatDeferred(ctx, drv, storage.Entry{Path: paths[i]})
+			e, there, err := storage.StatDeferred(ctx, drv, storage.Entry{Path: paths[i], Repo: b.def.repos[links[i].repo]})
 			found[i], ok[i] = e.ModTime, there
 			progress.Add(1)
-			return err
+			return odd.note(e, err)
 		})
 		if err != nil {
+			return err
+		}
+		if err := odd.add(b, false); err != nil {
 			return err
 		}
 		for i, l := range links {
@@ -281,6 +288,7 @@ func (b *builder) resolveChunks(ctx context.Context, drv driver.StorageDriver, w
 			}
 		}
 	}
+	var odd oddities
 	err := parallel(ctx, workers, len(todo), func(ctx context.Context, i int) error {
 		r := todo[i]
 		p, err := storage.Path(storage.Spec{Kind: storage.BlobData, Digest: r.d})
@@ -292,10 +300,17 @@ func (b *builder) resolveChunks(ctx context.Context, drv driver.StorageDriver, w
 		if there {
 			r.blob = &Blob{Size: e.Size, ModTime: e.ModTime}
 		}
+		if errors.Is(err, storage.ErrSymlink) {
+			// Present, of unknown size, and kept (storage.SymlinkEntries).
+			r.found, r.blob = true, &Blob{}
+		}
 		progress.Add(1)
-		return err
+		return odd.note(e, err)
 	})
 	if err != nil {
+		return err
+	}
+	if err := odd.add(b, true); err != nil {
 		return err
 	}
 	for c := range recs {
@@ -314,6 +329,51 @@ func (b *builder) resolveChunks(ctx context.Context, drv driver.StorageDriver, w
 			b.idBuf = append(b.idBuf[:0], out...) // the chunk still being filled
 		}
 		if err := b.setPacked(idKey(pID, chunk), out); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// oddities collects, from several goroutines, what deferred stats met that a listing
+// would have reported: symbolic links and files where directories should be.
+type oddities struct {
+	mu      sync.Mutex
+	entries []storage.Entry
+}
+
+// note keeps what e and err say, and passes on any other error.
+func (f *oddities) note(e storage.Entry, err error) error {
+	var add []storage.Entry
+	switch {
+	case errors.Is(err, storage.ErrSymlink):
+		var se *storage.SymlinkError
+		if !errors.As(err, &se) {
+			return err
+		}
+		for _, l := range se.Links {
+			add = append(add, storage.SymlinkEntries(l)...)
+		}
+	case err != nil:
+		return err
+	case e.Warning != "":
+		add = []storage.Entry{{Kind: storage.KindWarning, Path: path.Dir(e.Path), Warning: e.Warning}}
+	}
+	f.mu.Lock()
+	f.entries = append(f.entries, add...)
+	f.mu.Unlock()
+	return nil
+}
+
+// add reports the entries to the builder in path order; blob data, which the
+// caller has already recorded as present, is left out.
+func (f *oddities) add(b *builder, blobsDone bool) error {
+	slices.SortStableFunc(f.entries, func(x, y storage.Entry) int { return cmp.Compare(x.Path, y.Path) })
+	for _, e := range f.entries {
+		if blobsDone && e.Kind == storage.BlobData {
+			continue
+		}
+		if err := b.add(e); err != nil {
 			return err
 		}
 	}

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
 	"github.com/google/go-cmp/cmp"
 	"github.com/opencontainers/go-digest"
 
@@ -21,7 +20,7 @@ import (
 func TestDeferredStats(t *testing.T) {
 	ctx := context.Background()
 	root := t.TempDir()
-	drv := filesystem.New(filesystem.DriverParameters{RootDirectory: root, MaxThreads: 50})
+	drv := storage.NewFilesystem(root)
 	st, err := synth.Generate(ctx, drv, 3, synth.Layout{Repos: 3, ManifestsPerRepo: 12, TagsPerRepo: 6, LayersPerManifest: 3, ShareRatio: 0.3, IndexFraction: 0.3, OrphanBlobs: 30, BlobSize: 100})
 	if err != nil {
 		t.Fatal(err)

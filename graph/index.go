@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -110,6 +111,9 @@ type Manifest struct {
 	// Mentions holds the ids of every digest string found in an unreadable
 	// manifest's bytes: what it might reference.
 	Mentions []uint32 `json:"mn,omitempty"`
+	// Partial is set when not every byte of an unreadable manifest could be read:
+	// Mentions is incomplete, and it might reference any blob.
+	Partial bool `json:"p,omitempty"`
 }
 
 // Edge is one reference out of a manifest.
@@ -125,6 +129,11 @@ type Warning struct {
 	Digest     string `json:"digest,omitempty"`
 	Path       string `json:"path,omitempty"`
 	Detail     string `json:"detail"`
+	// Keep: the blob named by Digest, and the links naming it, must stay.
+	Keep bool `json:"keep,omitempty"`
+	// Blocks: what is at Path is unknown and may reference any blob; a sweep
+	// refuses, and with the refusal overridden still frees no blob.
+	Blocks bool `json:"blocks,omitempty"`
 }
 
 // Meta describes the scan that filled the index.
@@ -181,6 +190,9 @@ type Reader interface {
 	Warnings(fn func(Warning) error) error
 }
 
+// ErrIndexInUse is wrapped by Open when another process has the index open.
+var ErrIndexInUse = errors.New("another process has the index open")
+
 // Index is a badger-backed graph index.
 type Index struct {
 	db    *badger.DB
@@ -209,6 +221,10 @@ func Open(dir string) (*Index, error) {
 		WithCompression(options.None)
 	db, err := badger.Open(opts)
 	if err != nil {
+		// badger formats its lock error without wrapping it.
+		if strings.Contains(err.Error(), "acquire directory lock") {
+			return nil, fmt.Errorf("open index %s: %w", dir, ErrIndexInUse)
+		}
 		return nil, fmt.Errorf("open index %s: %w", dir, err)
 	}
 	packs, err := openPacks(dir)

@@ -7,6 +7,7 @@ import (
 	"path"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/distribution/distribution/v3/registry/storage/driver"
@@ -26,26 +27,92 @@ func isNotFound(err error) bool {
 	return errors.As(err, &nf)
 }
 
-// listOrEmpty lists p, treating a missing directory as empty.
-func listOrEmpty(ctx context.Context, drv driver.StorageDriver, p string) ([]string, error) {
-	l, err := drv.List(ctx, p)
-	if isNotFound(err) {
-		return nil, nil
+// isNotDir reports a file where the layout has a directory (FS says ErrNotDir;
+// distribution's driver passes the errno on).
+func isNotDir(err error) bool {
+	return errors.Is(err, ErrNotDir) || errors.Is(err, syscall.ENOTDIR)
+}
+
+// list lists p, treating a missing directory as empty. Children that are symbolic
+// links (FS leaves them out) and a file where a directory should be are reported
+// through emit and left alone; links says how many children were links.
+func list(ctx context.Context, drv driver.StorageDriver, p string, emit func(Entry) error) (l []string, links int, err error) {
+	l, err = drv.List(ctx, p)
+	var se *SymlinkError
+	switch {
+	case isNotFound(err):
+		return nil, 0, nil
+	case errors.As(err, &se):
+		return l, len(se.Links), emitSymlinks(err, emit)
+	case isNotDir(err):
+		return nil, 0, emit(Entry{Kind: KindWarning, Path: p, Warning: "a file where the layout has a directory: left alone"})
+	case err != nil:
+		return nil, 0, fmt.Errorf("list %s: %w", p, err)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", p, err)
+	return l, 0, nil
+}
+
+// emitSymlinks reports the symbolic links err names.
+func emitSymlinks(err error, emit func(Entry) error) error {
+	var se *SymlinkError
+	if !errors.As(err, &se) {
+		return err
 	}
-	return l, nil
+	for _, p := range se.Links {
+		for _, e := range SymlinkEntries(p) {
+			if err := emit(e); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// SymlinkEntries is what a scan reports for a symbolic link at p, which it does not
+// follow and no sweep deletes. What the link means depends on where it sits: what
+// it hides is kept, and where that could be anything, the sweep is blocked.
+func SymlinkEntries(p string) []Entry {
+	const not = "symbolic link: regsweep does not follow it and leaves it alone"
+	place, s := Locate(p)
+	w := Entry{Kind: KindWarning, WarnKind: "symlink", Path: p, Repo: s.Repo, Warning: not}
+	switch place {
+	case PlaceStore, PlaceRepoTree:
+		w.Blocks = true
+		w.Warning += "; what lies behind it may reference any blob, so nothing in the blob store is freed and a sweep refuses (replace the link with the data, or point rootdirectory at the real location)"
+	case PlaceManifests:
+		w.Kind, w.HasManifests, w.Blocks = KindRepo, true, true
+		w.Warning += "; the repository's manifests behind it are unknown: everything in " + s.Repo + " is kept, nothing in the blob store is freed and a sweep refuses"
+	case PlaceLayers:
+		w.Kind, w.HasManifests = KindRepo, true
+		w.Warning += "; the repository's layer links behind it are unknown: everything in " + s.Repo + " is kept"
+	case PlaceOne:
+		switch s.Kind {
+		case BlobDir:
+			// The registry would serve what it points at: present, of unknown size, kept.
+			w.Digest, w.Keep = s.Digest, true
+			w.Warning += "; blob " + s.Digest.String() + " and the links naming it are kept"
+			return []Entry{{Kind: BlobData, Digest: s.Digest, Path: p}, w}
+		case LayerDir:
+			// A layer link that cannot be read, like a corrupt one: kept, with its blob.
+			return []Entry{{Kind: LayerLink, WarnKind: "symlink", Repo: s.Repo, Digest: s.Digest, Target: s.Digest, Path: p, Warning: not}}
+		case RevisionDir:
+			// A revision whose link cannot be read, like a corrupt one: kept, and a root.
+			return []Entry{{Kind: RevisionLink, WarnKind: "symlink", Repo: s.Repo, Digest: s.Digest, Path: p, Warning: not}}
+		case TagCurrentLink:
+			return []Entry{{Kind: TagCurrentLink, WarnKind: "symlink", Repo: s.Repo, Tag: s.Tag, Path: p, Warning: not}}
+		}
+	}
+	return []Entry{w}
 }
 
 // listDigests lists <dir>/<alg>/<hex> and returns each digest with its directory.
 func listDigests(ctx context.Context, drv driver.StorageDriver, dir string, emit func(Entry) error, fn func(d digest.Digest, p string) error) error {
-	algs, err := listOrEmpty(ctx, drv, dir)
+	algs, _, err := list(ctx, drv, dir, emit)
 	if err != nil {
 		return err
 	}
 	for _, a := range algs {
-		hexes, err := listOrEmpty(ctx, drv, a)
+		hexes, _, err := list(ctx, drv, a, emit)
 		if err != nil {
 			return err
 		}
@@ -68,7 +135,7 @@ func listDigests(ctx context.Context, drv driver.StorageDriver, dir string, emit
 // statBlobs lists one blob prefix directory and states each <hex>/data, unless
 // stats are deferred.
 func statBlobs(ctx context.Context, drv driver.StorageDriver, prefix string, deferStats bool, emit func(Entry) error) error {
-	hexes, err := listOrEmpty(ctx, drv, prefix)
+	hexes, _, err := list(ctx, drv, prefix, emit)
 	if err != nil {
 		return err
 	}
@@ -88,10 +155,20 @@ func statBlobs(ctx context.Context, drv driver.StorageDriver, prefix string, def
 			continue
 		}
 		fi, err := drv.Stat(ctx, p)
-		if isNotFound(err) {
+		switch {
+		case isNotFound(err):
 			continue // an emptied blob directory
-		}
-		if err != nil {
+		case errors.Is(err, ErrSymlink):
+			if err := emitSymlinks(err, emit); err != nil {
+				return err
+			}
+			continue
+		case isNotDir(err):
+			if err := emit(Entry{Kind: KindWarning, Path: h, Warning: "a file where the blob store has a directory: left alone"}); err != nil {
+				return err
+			}
+			continue
+		case err != nil:
 			return fmt.Errorf("stat %s: %w", p, err)
 		}
 		if err := emit(Entry{Kind: BlobData, Digest: s.Digest, Size: fi.Size(), ModTime: fi.ModTime(), Path: p}); err != nil {
@@ -114,7 +191,7 @@ type repoLister struct {
 // scanDir scans one directory under repositories/: a repository if it holds
 // _manifests, _layers or _uploads, and a namespace of nested ones otherwise.
 func (l *repoLister) scanDir(ctx context.Context, dir string) error {
-	entries, err := listOrEmpty(ctx, l.drv, dir)
+	entries, _, err := list(ctx, l.drv, dir, l.emit)
 	if err != nil {
 		return err
 	}
@@ -167,10 +244,14 @@ func (l *repoLister) link(ctx context.Context, kind Kind, repo string, d digest.
 		return l.emit(Entry{Kind: kind, Repo: repo, Digest: d, Target: d, Path: p, Deferred: true})
 	}
 	fi, err := l.drv.Stat(ctx, p)
-	if isNotFound(err) {
+	switch {
+	case isNotFound(err):
 		return nil // a directory without its link: what an API delete leaves
-	}
-	if err != nil {
+	case errors.Is(err, ErrSymlink):
+		return emitSymlinks(err, l.emit)
+	case isNotDir(err):
+		return l.emit(Entry{Kind: KindWarning, Path: dir, Warning: "a file where the layout has a directory: left alone"})
+	case err != nil:
 		return fmt.Errorf("stat %s: %w", p, err)
 	}
 	e := Entry{Kind: kind, Repo: repo, Digest: d, Target: d, ModTime: fi.ModTime(), Path: p}
@@ -236,7 +317,7 @@ func (l *repoLister) scanManifests(ctx context.Context, repo, dir string) error 
 	if err != nil {
 		return err
 	}
-	tags, err := listOrEmpty(ctx, l.drv, dir+"/tags")
+	tags, _, err := list(ctx, l.drv, dir+"/tags", l.emit)
 	if err != nil {
 		return err
 	}
@@ -298,7 +379,9 @@ func ListTagIndex(ctx context.Context, drv driver.StorageDriver, repo string, wo
 	}
 	dir := path.Join(reposDir, repo, "_manifests", "tags") // as scanManifests lists it
 	drv = ReadDriver(drv)
-	tags, err := listOrEmpty(ctx, drv, dir)
+	var mu sync.Mutex
+	emit := func(e Entry) error { mu.Lock(); defer mu.Unlock(); return fn(e) }
+	tags, _, err := list(ctx, drv, dir, emit)
 	if err != nil {
 		return err
 	}
@@ -307,7 +390,13 @@ func ListTagIndex(ctx context.Context, drv driver.StorageDriver, repo string, wo
 	g.SetLimit(max(1, workers))
 	for i, t := range tags {
 		g.Go(func() error {
-			return listTagIndex(gctx, drv, repo, t, func(e Entry) error { found[i] = append(found[i], e); return nil })
+			return listTagIndex(gctx, drv, repo, t, func(e Entry) error {
+				if e.Kind != TagIndexLink {
+					return emit(e) // a warning
+				}
+				found[i] = append(found[i], e)
+				return nil
+			})
 		})
 	}
 	if err := g.Wait(); err != nil {
@@ -315,7 +404,7 @@ func ListTagIndex(ctx context.Context, drv driver.StorageDriver, repo string, wo
 	}
 	for _, es := range found {
 		for _, e := range es {
-			if err := fn(e); err != nil {
+			if err := emit(e); err != nil {
 				return err
 			}
 		}
@@ -325,13 +414,21 @@ func ListTagIndex(ctx context.Context, drv driver.StorageDriver, repo string, wo
 
 // StatDeferred states the file of a deferred entry and fills in its size and time.
 // It returns false when the file is not there: a blob directory without data, or a
-// layer link directory whose link an API delete removed.
+// layer link directory whose link an API delete removed, or a file where the layout
+// has that directory (Warning then says so). When the file or its directory is a
+// symbolic link, the error wraps ErrSymlink: the caller reports SymlinkEntries of
+// the directory instead.
 func StatDeferred(ctx context.Context, drv driver.StorageDriver, e Entry) (Entry, bool, error) {
 	fi, err := ReadDriver(drv).Stat(ctx, e.Path)
-	if isNotFound(err) {
+	switch {
+	case isNotFound(err):
 		return e, false, nil
-	}
-	if err != nil {
+	case errors.Is(err, ErrSymlink):
+		return e, false, err
+	case isNotDir(err):
+		e.Warning = "a file where the layout has a directory: left alone"
+		return e, false, nil
+	case err != nil:
 		return e, false, fmt.Errorf("stat %s: %w", e.Path, err)
 	}
 	e.Size, e.ModTime, e.Deferred = fi.Size(), fi.ModTime(), false
@@ -345,7 +442,7 @@ func (l *repoLister) scanLayers(ctx context.Context, repo, dir string) error {
 }
 
 func (l *repoLister) scanUploads(ctx context.Context, repo, dir string) error {
-	ids, err := listOrEmpty(ctx, l.drv, dir)
+	ids, _, err := list(ctx, l.drv, dir, l.emit)
 	if err != nil {
 		return err
 	}
@@ -357,9 +454,12 @@ func (l *repoLister) scanUploads(ctx context.Context, repo, dir string) error {
 			}
 			continue
 		}
-		files, err := listOrEmpty(ctx, l.drv, u)
+		files, links, err := list(ctx, l.drv, u, l.emit)
 		if err != nil {
 			return err
+		}
+		if links > 0 {
+			continue // an upload holding a link is left alone, link and all
 		}
 		for _, f := range files {
 			if fi, err := l.drv.Stat(ctx, f); err == nil && fi.ModTime().After(e.ModTime) {

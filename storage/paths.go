@@ -338,3 +338,80 @@ func ValidRepoName(name string) error {
 	_, err := reference.WithName(name)
 	return err
 }
+
+// Place says what lies at a path of the layout that is not one of its files: where
+// a scan meets a symbolic link it will not follow, the place decides what the link
+// may hide.
+type Place int
+
+// Places, from the widest.
+const (
+	// PlaceStore: the layout's top, the blob store or a part of it holding many blobs.
+	PlaceStore Place = iota
+	// PlaceRepoTree: a repository or namespace directory, Spec.Repo its name.
+	PlaceRepoTree
+	// PlaceManifests: a repository's _manifests, revisions or tags directory.
+	PlaceManifests
+	// PlaceLayers: a repository's _layers directory or one of its algorithms.
+	PlaceLayers
+	// PlaceOne: one blob, revision, layer link or tag; Spec says which
+	// (BlobDir, RevisionDir, LayerDir or TagCurrentLink).
+	PlaceOne
+	// PlaceAside: what no plan depends on: tag history, uploads, unknown names.
+	PlaceAside
+)
+
+// Locate returns the place of p, a path below Root.
+func Locate(p string) (Place, Spec) {
+	p = path.Clean(p)
+	if rest, ok := strings.CutPrefix(p, blobsDir+"/"); ok {
+		if parts := strings.Split(rest, "/"); len(parts) == 3 || len(parts) == 4 {
+			if s, err := Parse(path.Join(blobsDir, parts[0], parts[1], parts[2])); err == nil {
+				return PlaceOne, s
+			}
+		}
+		return PlaceStore, Spec{}
+	}
+	rest, ok := strings.CutPrefix(p, reposDir+"/")
+	if !ok {
+		return PlaceStore, Spec{}
+	}
+	parts := strings.Split(rest, "/")
+	i := 0
+	for i < len(parts) && !strings.HasPrefix(parts[i], "_") {
+		i++
+	}
+	s := Spec{Repo: strings.Join(parts[:i], "/")}
+	if i == len(parts) {
+		return PlaceRepoTree, s
+	}
+	if i == 0 {
+		return PlaceAside, Spec{}
+	}
+	tail := parts[i:]
+	// one parses the first n components of tail: a directory naming one thing.
+	one := func(n int, file ...string) (Place, Spec) {
+		t, err := Parse(path.Join(append([]string{reposDir, s.Repo}, append(tail[:n:n], file...)...)...))
+		if err != nil {
+			return PlaceAside, s
+		}
+		return PlaceOne, t
+	}
+	switch tail[0] {
+	case "_manifests":
+		switch {
+		case len(tail) == 1, tail[1] == "revisions" && len(tail) <= 3, tail[1] == "tags" && len(tail) == 2:
+			return PlaceManifests, s
+		case tail[1] == "revisions":
+			return one(4)
+		case tail[1] == "tags" && (len(tail) == 3 || tail[3] == "current"):
+			return one(3, "current", "link")
+		}
+	case "_layers":
+		if len(tail) <= 2 {
+			return PlaceLayers, s
+		}
+		return one(3)
+	}
+	return PlaceAside, s
+}

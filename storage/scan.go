@@ -46,6 +46,15 @@ type Entry struct {
 	// (WithDeferredStats): Size and ModTime are unknown, and whether the file is
 	// there is not checked. StatDeferred fills them in.
 	Deferred bool
+	// WarnKind names the kind of problem a Warning is ("symlink"; empty: the
+	// default of its entry kind).
+	WarnKind string
+	// Keep, on a KindWarning with a Digest: whatever else is found, that blob and
+	// the links naming it must stay.
+	Keep bool
+	// Blocks: what the path hides is unknown and may be referenced from anywhere;
+	// a sweep must refuse, and nothing in the blob store may be freed.
+	Blocks bool
 }
 
 // Scan-only kinds: a repository found, and a problem with a path.
@@ -137,31 +146,57 @@ func Scan(ctx context.Context, drv driver.StorageDriver, fn func(Entry) error, o
 		if err := warn(blobsDir, "no blobs directory: no blob data to keep or delete"); err != nil {
 			return err
 		}
+	case errors.Is(blobErr, ErrSymlink):
+		if err := emitSymlinks(blobErr, emit); err != nil {
+			return err
+		}
 	case blobErr != nil:
 		return fmt.Errorf("list %s: %w", blobsDir, blobErr)
 	}
-	if repoErr != nil && !errors.As(repoErr, &nf) {
+	switch {
+	case errors.Is(repoErr, ErrSymlink):
+		if err := emitSymlinks(repoErr, emit); err != nil {
+			return err
+		}
+	case repoErr != nil && !errors.As(repoErr, &nf):
 		return fmt.Errorf("list %s: %w", reposDir, repoErr)
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(o.workers)
+	// Warnings that name a digest are held until the blob store is listed: every
+	// BlobData entry comes first.
+	var held []Entry
+	holdEmit := func(e Entry) error {
+		if e.Kind == BlobData {
+			return emit(e)
+		}
+		mu.Lock()
+		held = append(held, e)
+		mu.Unlock()
+		return nil
+	}
 	// blobs/<alg>/<xx>: expand one level so each prefix is its own task.
 	for _, algDir := range blobRoots {
-		prefixes, err := drv.List(gctx, algDir)
+		prefixes, _, err := list(gctx, drv, algDir, holdEmit)
 		if err != nil {
-			return fmt.Errorf("list %s: %w", algDir, err)
+			return err
 		}
 		for _, p := range prefixes {
 			if walk {
 				g.Go(func() error { return scanBlobs(gctx, drv, p, emit) })
 			} else {
-				g.Go(func() error { return statBlobs(gctx, drv, p, defer_, emit) })
+				g.Go(func() error { return statBlobs(gctx, drv, p, defer_, holdEmit) })
 			}
 		}
 	}
 	if err := g.Wait(); err != nil {
 		return err
+	}
+	for _, e := range held {
+		if err := emit(e); err != nil {
+			return err
+		}
 	}
 	g, gctx = errgroup.WithContext(ctx)
 	g.SetLimit(o.workers)
