@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
 	"github.com/google/go-cmp/cmp"
 	"github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
@@ -52,7 +51,7 @@ func plan(t *testing.T, root string, opts ...gc.Option) *gc.Plan {
 func planWith(t *testing.T, root string, build []graph.BuildOption, opts ...gc.Option) *gc.Plan {
 	t.Helper()
 	ctx := context.Background()
-	drv := filesystem.New(filesystem.DriverParameters{RootDirectory: root, MaxThreads: 100})
+	drv := storage.NewFilesystem(root)
 	idx, err := graph.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -331,17 +330,6 @@ func TestLinkToMissingBlob(t *testing.T) {
 	}
 }
 
-func TestManifestBlobMissing(t *testing.T) {
-	root := sample(t)
-	base := plan(t, sample(t))
-	missing := digest.FromString(`{"schemaVersion":2}`)
-	rev := storage.Spec{Kind: storage.RevisionLink, Repo: "team/app/web", Digest: missing}
-	write(t, root, rev, []byte(missing))
-	p := plan(t, root)
-	findWarning(t, p, "missing_manifest", missing.Encoded())
-	assertNoMoreThan(t, p, base)
-}
-
 func TestInvalidRepositoryName(t *testing.T) {
 	root := sample(t)
 	// A copy of library/debian under a name the registry would refuse.
@@ -374,7 +362,7 @@ func TestInvalidRepositoryName(t *testing.T) {
 }
 
 func TestNoRegistry(t *testing.T) {
-	drv := filesystem.New(filesystem.DriverParameters{RootDirectory: t.TempDir(), MaxThreads: 10})
+	drv := storage.NewFilesystem(t.TempDir())
 	idx, err := graph.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)

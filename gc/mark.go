@@ -207,9 +207,12 @@ type marks struct {
 	live          bitset // blobs (manifests included) that must stay
 	keptWhy       map[uint32]string
 	pinnedRepo    map[string]string // repository -> why nothing in it is deleted
-	blocked       []uint32          // unreadable manifests a root reaches
+	blocked       []uint32          // unreadable or missing manifests a root reaches
 	missing       map[uint32]uint32 // missing blob -> a live manifest referencing it
 	danglingTags  []graph.Tag
+	// keepAll, when set, says why no blob and no layer link may be deleted: something
+	// reached (or a symbolic link) may reference any blob, and which is unknown.
+	keepAll string
 }
 
 // mark computes what is live, following DESIGN.md "What is live".
@@ -320,10 +323,15 @@ func (s *state) walk(o options, m *marks, stack []uint32) error {
 		m.live.set(id)
 		man, ok := s.manifests[id]
 		switch {
-		case !ok || man.Missing:
+		case !ok:
 			continue
-		case man.Unreadable != "":
+		case man.Missing || man.Unreadable != "":
+			// A broken root, or a manifest that cannot be read: what it references is
+			// unknown. The sweep refuses; what it might reference is kept.
 			m.blocked = append(m.blocked, id)
+			if man.Partial && m.keepAll == "" {
+				m.keepAll = "an unreadable manifest that a root reaches could not be read to its end: it might reference any blob"
+			}
 			for _, d := range man.Mentions {
 				m.live.set(d)
 				if _, ok := s.manifests[d]; ok {
@@ -362,6 +370,11 @@ func (s *state) walk(o options, m *marks, stack []uint32) error {
 
 func (s *state) failClosed(o options, m *marks) error {
 	cutoff := o.now.Add(-o.grace)
+	for _, w := range s.warnings {
+		if w.Blocks && m.keepAll == "" {
+			m.keepAll = w.Path + ": " + w.Kind + " hides what may be referenced"
+		}
+	}
 	// Fail closed: an unreadable manifest might reference any blob linked into a
 	// repository that links it.
 	unreadableRepos := map[string]bool{}
@@ -373,6 +386,8 @@ func (s *state) failClosed(o options, m *marks) error {
 	return s.eachLayer(func(l graph.Link) error {
 		keep := ""
 		switch {
+		case m.keepAll != "":
+			keep = m.keepAll
 		case m.pinnedRepo[l.Repo] != "":
 			keep = "in repository " + l.Repo + ": " + m.pinnedRepo[l.Repo]
 		case unreadableRepos[l.Repo]:

@@ -7,14 +7,15 @@ import (
 )
 
 type options struct {
-	deleteUntagged bool
-	keepReferrers  bool
-	grace          time.Duration
-	uploadAge      time.Duration
-	now            time.Time
-	only           map[string]bool
-	withoutTags    map[string]bool // "repo:tag"
-	withoutRepos   map[string]bool
+	deleteUntagged  bool
+	keepReferrers   bool
+	grace           time.Duration
+	uploadAge       time.Duration
+	now             time.Time
+	only            map[string]bool
+	withoutTags     map[string]bool // "repo:tag"
+	withoutRepos    map[string]bool
+	allowMassDelete bool
 }
 
 // Option tunes NewPlan.
@@ -57,6 +58,11 @@ func WithUploadAge(d time.Duration) Option {
 // WithNow sets the time the run counts from (default: time.Now()).
 func WithNow(t time.Time) Option {
 	return func(o *options) error { o.now = t; return nil }
+}
+
+// WithAllowMassDelete plans even storage that looks incomplete (ErrIncompleteStorage).
+func WithAllowMassDelete(v bool) Option {
+	return func(o *options) error { o.allowMassDelete = v; return nil }
 }
 
 // WithOnly restricts the plan to what an earlier plan named: applying a plan re-marks

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/bits"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -230,6 +231,11 @@ func NewPlan(ctx context.Context, idx graph.Reader, opts ...Option) (*Plan, erro
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if !o.allowMassDelete {
+		if err := s.checkComplete(); err != nil {
+			return nil, err
+		}
+	}
 	m, err := s.mark(o)
 	if err != nil {
 		return nil, err
@@ -241,12 +247,22 @@ func NewPlan(ctx context.Context, idx graph.Reader, opts ...Option) (*Plan, erro
 		DeleteUntagged: o.deleteUntagged, KeepReferrers: o.keepReferrers,
 		GraceSeconds: int64(o.grace / time.Second), UploadAgeSeconds: int64(o.uploadAge / time.Second), Now: o.now,
 	}}
+	// The index holds a digest for every id it hands out; one that is lost means a
+	// damaged index, which is an error, not a reason to guess.
+	var lost error
 	dg := func(id uint32) digest.Digest {
 		d, err := idx.Digest(id)
-		if err != nil {
-			panic(fmt.Sprintf("index lost digest of id %d: %v", id, err)) // written by the same Build
+		if err != nil && lost == nil {
+			lost = fmt.Errorf("%w: no digest for id %d: %v", ErrDamagedIndex, id, err)
 		}
 		return d
+	}
+	// Blobs a symbolic link names stay, with every link naming them.
+	protect := map[digest.Digest]string{}
+	for _, w := range s.warnings {
+		if w.Keep && w.Digest != "" {
+			protect[digest.Digest(w.Digest)] = w.Path + ": " + w.Kind
+		}
 	}
 
 	// 1. Blobs: present, not live, not kept. Streamed from the index, which yields
@@ -269,8 +285,15 @@ func NewPlan(ctx context.Context, idx graph.Reader, opts ...Option) (*Plan, erro
 			b.Digest = d
 		}
 		why := m.keptWhy[id]
-		if why == "" && !m.live.has(id) && b.ModTime.After(cutoff) {
-			why = reasonGrace
+		if why == "" && !m.live.has(id) {
+			switch {
+			case protect[b.Digest] != "":
+				why = protect[b.Digest]
+			case m.keepAll != "":
+				why = m.keepAll
+			case b.ModTime.After(cutoff):
+				why = reasonGrace
+			}
 		}
 		if why != "" {
 			p.Kept = append(p.Kept, KeptItem{Kind: "blob", Digest: b.Digest, Size: b.Size, Reason: why})
@@ -325,19 +348,29 @@ func NewPlan(ctx context.Context, idx graph.Reader, opts ...Option) (*Plan, erro
 			if d == "" {
 				d = dg(l.ID)
 			}
+			if why := protect[d]; why != "" {
+				p.Kept = append(p.Kept, KeptItem{Kind: "manifest", Repository: l.Repo, Digest: d, Reason: why})
+				continue
+			}
 			if young || l.ModTime.After(cutoff) {
 				p.Kept = append(p.Kept, KeptItem{Kind: "manifest", Repository: l.Repo, Digest: d, Reason: reasonGrace})
 				p.Summary.KeptByGrace++
 				continue
 			}
-			path, _ := storage.Path(storage.Spec{Kind: storage.RevisionDir, Repo: l.Repo, Digest: d})
+			path, err := storage.Path(storage.Spec{Kind: storage.RevisionDir, Repo: l.Repo, Digest: d})
+			if err != nil {
+				return nil, fmt.Errorf("revision of %s in %q: %w", d, l.Repo, err)
+			}
 			if o.only != nil && !o.only[path] {
 				p.Kept = append(p.Kept, KeptItem{Kind: "manifest", Repository: l.Repo, Digest: d, Reason: reasonNotPlanned})
 				continue
 			}
 			item := ManifestItem{Repository: l.Repo, Digest: d, Path: path}
 			for _, e := range history[repoID{l.Repo, l.ID}] {
-				tp, _ := storage.Path(storage.Spec{Kind: storage.TagIndexDir, Repo: l.Repo, Tag: e.Tag, Digest: d})
+				tp, err := storage.Path(storage.Spec{Kind: storage.TagIndexDir, Repo: l.Repo, Tag: e.Tag, Digest: d})
+				if err != nil {
+					return nil, fmt.Errorf("history of tag %s in %q: %w", e.Tag, l.Repo, err)
+				}
 				if o.only == nil || o.only[tp] {
 					item.TagIndex = append(item.TagIndex, tp)
 				}
@@ -349,7 +382,7 @@ func NewPlan(ctx context.Context, idx graph.Reader, opts ...Option) (*Plan, erro
 
 	// 3. Layer links of deleted blobs, and dangling ones.
 	err = s.eachLayer(func(l graph.Link) error {
-		if l.Bad != "" || m.pinnedRepo[l.Repo] != "" {
+		if l.Bad != "" || m.pinnedRepo[l.Repo] != "" || m.keepAll != "" {
 			return nil
 		}
 		reason := ""
@@ -362,7 +395,13 @@ func NewPlan(ctx context.Context, idx graph.Reader, opts ...Option) (*Plan, erro
 			return nil
 		}
 		d := deletedDigest(l.ID)
-		path, _ := storage.Path(storage.Spec{Kind: storage.LayerLink, Repo: l.Repo, Digest: d})
+		if protect[d] != "" {
+			return nil
+		}
+		path, err := storage.Path(storage.Spec{Kind: storage.LayerLink, Repo: l.Repo, Digest: d})
+		if err != nil {
+			return fmt.Errorf("layer link of %s in %q: %w", d, l.Repo, err)
+		}
 		if o.only != nil && !o.only[path] {
 			return nil
 		}
@@ -387,6 +426,9 @@ func NewPlan(ctx context.Context, idx graph.Reader, opts ...Option) (*Plan, erro
 
 	if err := p.warnings(s, m, dg); err != nil {
 		return nil, fmt.Errorf("read layer links: %w", err)
+	}
+	if lost != nil {
+		return nil, lost
 	}
 	p.Summary.KeptReferrers = m.referrersKept
 	if err := p.stats(s, m, deleted); err != nil {
@@ -427,18 +469,48 @@ func (p *Plan) warnings(s *state, m *marks, dg func(uint32) digest.Digest) error
 			p.Warnings = append(p.Warnings, w)
 		}
 	}
+	// Missing manifests that a root reaches: broken roots (a tag or revision link
+	// naming a manifest whose blob is gone) and missing children of live indexes.
+	tagsOf := map[uint32][]graph.Tag{}
+	for _, t := range s.tags {
+		if t.ID != 0 && blocked.has(t.ID) {
+			tagsOf[t.ID] = append(tagsOf[t.ID], t)
+		}
+	}
 	for _, id := range ids {
 		man := s.manifests[id]
-		if !man.Missing || !m.liveManifest.has(id) {
+		if !man.Missing || !blocked.has(id) {
 			continue
 		}
 		d := dg(id)
 		blobPath, _ := storage.Path(storage.Spec{Kind: storage.BlobData, Digest: d})
 		for _, r := range s.linkedBy[id] {
-			p.Warnings = append(p.Warnings, graph.Warning{Kind: "missing_manifest", Repository: r, Digest: d.String(), Path: blobPath, Detail: "revision link names a manifest whose blob data is missing"})
+			var tags []string
+			for _, t := range tagsOf[id] {
+				if t.Repo == r {
+					tags = append(tags, t.Name)
+				}
+			}
+			rev, _ := storage.Path(storage.Spec{Kind: storage.RevisionLink, Repo: r, Digest: d})
+			what := "revision link " + rev
+			if len(tags) > 0 {
+				what = "tag " + strings.Join(tags, ", ") + " and " + what
+			}
+			w := graph.Warning{Kind: "broken_root", Repository: r, Digest: d.String(), Path: blobPath,
+				Detail: what + " name a manifest whose blob data is missing: the sweep refuses and everything " + r + " links is kept. If the blob store is mounted and complete, delete the manifest through the registry API and run again"}
+			p.Blocked = append(p.Blocked, w)
+			p.Warnings = append(p.Warnings, w)
 		}
 		if len(s.linkedBy[id]) == 0 {
-			p.Warnings = append(p.Warnings, graph.Warning{Kind: "missing_manifest", Digest: d.String(), Path: blobPath, Detail: "a live index references a manifest whose blob data is missing"})
+			w := graph.Warning{Kind: "missing_manifest", Digest: d.String(), Path: blobPath,
+				Detail: "a live index references a manifest whose blob data is missing: what it references is unknown, so the sweep refuses"}
+			p.Blocked = append(p.Blocked, w)
+			p.Warnings = append(p.Warnings, w)
+		}
+	}
+	for _, w := range s.warnings {
+		if w.Blocks {
+			p.Blocked = append(p.Blocked, w)
 		}
 	}
 	missing := make([]uint32, 0, len(m.missing))

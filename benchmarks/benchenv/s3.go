@@ -6,8 +6,10 @@ package benchenv
 import (
 	"context"
 	"fmt"
+	"html"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -23,7 +25,52 @@ type S3 struct {
 	srv      *httptest.Server
 	latency  atomic.Int64 // nanoseconds added to every request
 	requests atomic.Int64
+	fault    atomic.Pointer[Fault]
 	Bucket   string
+}
+
+// Fault answers a request in place of the server when it returns true: tests use it
+// to make the store misbehave (an empty listing, an error status).
+type Fault func(w http.ResponseWriter, r *http.Request) bool
+
+// SetFault installs f for the requests from now on (nil: none).
+func (s *S3) SetFault(f Fault) {
+	if f == nil {
+		s.fault.Store(nil)
+		return
+	}
+	s.fault.Store(&f)
+}
+
+// EmptyListing is a Fault that answers every listing whose prefix contains part
+// with no keys, as a bucket prefix the credentials cannot see answers.
+func EmptyListing(part string) Fault {
+	return func(w http.ResponseWriter, r *http.Request) bool {
+		q := r.URL.Query()
+		if r.Method != http.MethodGet || q.Get("list-type") != "2" || !strings.Contains(q.Get("prefix"), part) {
+			return false
+		}
+		w.Header().Set("Content-Type", "application/xml")
+		fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?>
+<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>%s</Name><Prefix>%s</Prefix><KeyCount>0</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>false</IsTruncated></ListBucketResult>`,
+			html.EscapeString(strings.TrimPrefix(r.URL.Path, "/")), html.EscapeString(q.Get("prefix")))
+		return true
+	}
+}
+
+// FailListing is a Fault that answers every listing whose prefix contains part with
+// status (500, 503, 403 ...).
+func FailListing(part string, status int) Fault {
+	return func(w http.ResponseWriter, r *http.Request) bool {
+		q := r.URL.Query()
+		if r.Method != http.MethodGet || q.Get("list-type") != "2" || !strings.Contains(q.Get("prefix"), part) {
+			return false
+		}
+		w.Header().Set("Content-Type", "application/xml")
+		w.WriteHeader(status)
+		fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code><Message>injected fault</Message></Error>`)
+		return true
+	}
 }
 
 // NewS3 starts a fake S3 server on 127.0.0.1 with one bucket.
@@ -39,6 +86,9 @@ func NewS3(bucket string) (*S3, error) {
 		s.requests.Add(1)
 		if d := time.Duration(s.latency.Load()); d > 0 {
 			time.Sleep(d)
+		}
+		if f := s.fault.Load(); f != nil && (*f)(w, r) {
+			return
 		}
 		h.ServeHTTP(w, r)
 	}))

@@ -1,0 +1,93 @@
+package gc_test
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/distribution/distribution/v3/registry/storage/driver"
+
+	"github.com/regsweep/regsweep/benchmarks/benchenv"
+	"github.com/regsweep/regsweep/gc"
+	"github.com/regsweep/regsweep/graph"
+)
+
+// sampleS3 uploads the sample registry to a fake S3 bucket and returns the server
+// and distribution's real s3 driver for it.
+func sampleS3(t *testing.T) (*benchenv.S3, driver.StorageDriver) {
+	t.Helper()
+	ctx := context.Background()
+	s3, err := benchenv.NewS3("registry")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s3.Close)
+	drv, err := s3.Driver(ctx, "/prefix")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := "../testdata/sample/registry"
+	err = filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		return drv.PutContent(ctx, "/"+filepath.ToSlash(rel), b)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s3, drv
+}
+
+func planS3(t *testing.T, drv driver.StorageDriver, opts ...gc.Option) (*gc.Plan, error) {
+	t.Helper()
+	ctx := context.Background()
+	idx, err := graph.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idx.Close()
+	if err := graph.Build(ctx, drv, idx, graph.WithWorkers(8)); err != nil {
+		return nil, err
+	}
+	return gc.NewPlan(ctx, idx, append([]gc.Option{gc.WithGracePeriod(0), gc.WithNow(time.Now().Add(time.Hour))}, opts...)...)
+}
+
+// The blob-store cases on object storage: a prefix the credentials cannot list
+// looks empty, and is refused; a listing that fails fails the run, naming the path.
+func TestS3BlobStoreFaults(t *testing.T) {
+	s3, drv := sampleS3(t)
+	p, err := planS3(t, drv, gc.WithDeleteUntagged(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Blocked) > 0 || p.Summary.Blobs == 0 {
+		t.Fatalf("healthy bucket: blocked %d, %d blobs", len(p.Blocked), p.Summary.Blobs)
+	}
+
+	s3.SetFault(benchenv.EmptyListing("/docker/registry/v2/blobs"))
+	for _, m := range []bool{false, true} {
+		if _, err := planS3(t, drv, gc.WithDeleteUntagged(m)); !errors.Is(err, gc.ErrIncompleteStorage) {
+			t.Errorf("-m=%v, blob listing empty: err = %v, want ErrIncompleteStorage", m, err)
+		}
+	}
+
+	for _, part := range []string{"/docker/registry/v2/blobs", "/docker/registry/v2/repositories/team"} {
+		s3.SetFault(benchenv.FailListing(part, http.StatusForbidden))
+		_, err := planS3(t, drv)
+		if err == nil || errors.Is(err, gc.ErrIncompleteStorage) || !strings.Contains(err.Error(), part) {
+			t.Errorf("listing %s fails: err = %v, want a scan error naming the path", part, err)
+		}
+	}
+}
