@@ -7,11 +7,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/regsweep/regsweep/benchmarks/synth"
 	"github.com/regsweep/regsweep/graph"
+	"github.com/regsweep/regsweep/storage"
 )
 
 // TestEdgesFromIndex: planning with references read per manifest from the index (as
@@ -41,7 +41,7 @@ func TestEdgesFromIndex(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := graph.Build(ctx, filesystem.New(filesystem.DriverParameters{RootDirectory: r, MaxThreads: 10}), idx); err != nil {
+		if err := graph.Build(ctx, storage.NewFilesystem(r), idx); err != nil {
 			t.Fatal(err)
 		}
 		for _, m := range []bool{false, true} {

@@ -111,6 +111,9 @@ type Result struct {
 	AlreadyDone int `json:"already_done"`
 	// Missing counts items that were gone when the sweep came to them.
 	Missing int `json:"missing"`
+	// LeftAlone counts items not deleted because they are, or lie below, a
+	// symbolic link (storage.FS refuses those deletes).
+	LeftAlone int `json:"left_alone,omitempty"`
 }
 
 // Sweep deletes what p names, in the order that lets a rerun finish a crashed one:
@@ -128,6 +131,7 @@ func Sweep(ctx context.Context, drv driver.StorageDriver, p *Plan, opts ...Sweep
 		return nil, fmt.Errorf("refusing to sweep: %w: %d, first %s in %q (%s); fix or remove them, or pass --ignore-unreadable (their blobs stay kept)",
 			ErrBlocked, len(p.Blocked), w.Digest, w.Repository, w.Detail)
 	}
+	fsys, _ := drv.(*storage.FS)
 	limit := rate.NewLimiter(rate.Inf, 1)
 	if o.maxOps > 0 {
 		limit = rate.NewLimiter(rate.Limit(o.maxOps), 1)
@@ -170,6 +174,13 @@ func Sweep(ctx context.Context, drv driver.StorageDriver, p *Plan, opts ...Sweep
 			mu.Lock()
 			res.Missing++
 			mu.Unlock()
+		case errors.Is(err, storage.ErrSymlink):
+			o.log.Warn("not deleted: it is, or lies below, a symbolic link", "path", p)
+			mu.Lock()
+			res.LeftAlone++
+			mu.Unlock()
+			o.progress.Add(1)
+			return nil // not journaled: a rerun looks again
 		case err != nil:
 			return fmt.Errorf("delete %s: %w", p, err)
 		default:
@@ -182,7 +193,7 @@ func Sweep(ctx context.Context, drv driver.StorageDriver, p *Plan, opts ...Sweep
 				return fmt.Errorf("journal deletion of %s: %w", p, err)
 			}
 		}
-		if o.fsRoot != "" {
+		if fsys != nil || o.fsRoot != "" {
 			pruneMu.Lock()
 			prune = append(prune, path.Dir(p))
 			pruneMu.Unlock()
@@ -256,10 +267,22 @@ func Sweep(ctx context.Context, drv driver.StorageDriver, p *Plan, opts ...Sweep
 	if err := phase("uploads", ups); err != nil {
 		return &res, err
 	}
-	if o.fsRoot != "" {
-		pruneEmpty(o.fsRoot, prune)
+	switch {
+	case fsys != nil:
+		pruneEmpty(fsys.RemoveEmptyDir, prune)
+	case o.fsRoot != "":
+		pruneEmpty(func(d string) bool { return removeEmptyDir(o.fsRoot, d) }, prune)
 	}
 	return &res, nil
+}
+
+// removeEmptyDir removes root/d if it is an empty directory and not a link.
+func removeEmptyDir(root, d string) bool {
+	p := filepath.Join(root, filepath.FromSlash(d))
+	if fi, err := os.Lstat(p); err != nil || !fi.IsDir() {
+		return false
+	}
+	return os.Remove(p) == nil
 }
 
 func countItems(p *Plan) int {
@@ -272,15 +295,15 @@ func countItems(p *Plan) int {
 
 // pruneEmpty removes directories left empty by the sweep, stopping below the
 // layout's fixed directories: the registry recreates what it needs on the next push.
-func pruneEmpty(root string, dirs []string) {
+func pruneEmpty(remove func(dir string) bool, dirs []string) {
 	stop := map[string]bool{"": true, "/": true, "blobs": true, "repositories": true, "_layers": true, "_manifests": true,
 		"_uploads": true, "revisions": true, "tags": true, "index": true, "sha256": true, "sha384": true, "sha512": true}
 	seen := map[string]bool{}
 	for _, d := range dirs {
 		for !stop[path.Base(d)] && !seen[d] {
 			seen[d] = true
-			if os.Remove(filepath.Join(root, filepath.FromSlash(d))) != nil {
-				break // not empty, or gone
+			if !remove(d) {
+				break // not empty, gone, or a link
 			}
 			d = path.Dir(d)
 		}

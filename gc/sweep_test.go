@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
 	"github.com/google/go-cmp/cmp"
 	"github.com/opencontainers/go-digest"
 
@@ -59,7 +58,7 @@ func newRun(t *testing.T, root, indexDir string) *run {
 func (r *run) gcOnce(t *testing.T, workers int, m bool, before func(string) error) (*gc.Plan, *gc.Result, error) {
 	t.Helper()
 	ctx := context.Background()
-	drv := filesystem.New(filesystem.DriverParameters{RootDirectory: r.root, MaxThreads: 100})
+	drv := storage.NewFilesystem(r.root)
 	if err := graph.Build(ctx, drv, r.idx, graph.WithWorkers(workers)); err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +181,7 @@ func TestCrashAndResume(t *testing.T) {
 func TestApplyRechecks(t *testing.T) {
 	root := sample(t)
 	ctx := context.Background()
-	drv := filesystem.New(filesystem.DriverParameters{RootDirectory: root, MaxThreads: 100})
+	drv := storage.NewFilesystem(root)
 	r := newRun(t, root, t.TempDir())
 	defer r.idx.Close()
 	if err := graph.Build(ctx, drv, r.idx); err != nil {
@@ -245,7 +244,7 @@ func TestApplyRechecks(t *testing.T) {
 func TestGraceProtectsRacingPush(t *testing.T) {
 	root := sample(t)
 	ctx := context.Background()
-	drv := filesystem.New(filesystem.DriverParameters{RootDirectory: root, MaxThreads: 100})
+	drv := storage.NewFilesystem(root)
 	old := time.Now().Add(-48 * time.Hour)
 	filepath.WalkDir(root, func(p string, _ fs.DirEntry, _ error) error { return os.Chtimes(p, old, old) })
 	idx, err := graph.Open(t.TempDir())

@@ -49,7 +49,7 @@ func runApply(cmd *cobra.Command, config, planFile string, o applyOptions) error
 	if err := json.Unmarshal(b, &old); err != nil {
 		return fmt.Errorf("plan %s is not a regsweep plan: %w", planFile, err)
 	}
-	s, err := openSession(cmd, config, o.commonOptions)
+	s, err := openSession(cmd, config, o.commonOptions, true)
 	if err != nil {
 		return err
 	}
@@ -65,9 +65,9 @@ func runApply(cmd *cobra.Command, config, planFile string, o applyOptions) error
 		gc.WithDeleteUntagged(m.DeleteUntagged), gc.WithKeepReferrers(m.KeepReferrers),
 		gc.WithGracePeriod(time.Duration(m.GraceSeconds)*time.Second),
 		gc.WithUploadAge(time.Duration(m.UploadAgeSeconds)*time.Second),
-		gc.WithNow(s.start), gc.WithOnly(&old))
+		gc.WithNow(s.start), gc.WithOnly(&old), gc.WithAllowMassDelete(o.allowMassDelete))
 	if err != nil {
-		return fmt.Errorf("re-check plan: %w", err)
+		return planError(err)
 	}
 	plan.Storage = s.id
 	dropped := old.Dropped(plan)

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"cmp"
 	"crypto/sha256"
+	"errors"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/regsweep/regsweep/gc"
 	"github.com/regsweep/regsweep/graph"
+	"github.com/regsweep/regsweep/internal/runlock"
 	"github.com/regsweep/regsweep/storage"
 )
 
@@ -58,10 +61,13 @@ type session struct {
 	cfg   *configuration.Configuration
 	id    string
 	idx   *graph.Index
+	lock  *runlock.Lock // held by runs that delete
 	start time.Time
 }
 
-func openSession(cmd *cobra.Command, config string, c commonOptions) (*session, error) {
+// openSession opens the storage config names and its index. A run that may delete
+// (deletes) first takes the storage's run lock.
+func openSession(cmd *cobra.Command, config string, c commonOptions, deletes bool) (*session, error) {
 	level := slog.LevelInfo
 	if c.quiet {
 		level = slog.LevelWarn
@@ -73,6 +79,11 @@ func openSession(cmd *cobra.Command, config string, c commonOptions) (*session, 
 		return nil, err
 	}
 	s.id = storage.ID(s.cfg)
+	if deletes {
+		if s.lock, err = runlock.Acquire(s.id); err != nil {
+			return nil, fmt.Errorf("%s: %w", s.id, err)
+		}
+	}
 	dir := c.indexDir
 	if dir == "" {
 		cache, err := os.UserCacheDir()
@@ -83,16 +94,26 @@ func openSession(cmd *cobra.Command, config string, c commonOptions) (*session, 
 		dir = filepath.Join(cache, "regsweep", hex.EncodeToString(sum[:8]))
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
+		s.close()
 		return nil, fmt.Errorf("create index directory: %w", err)
 	}
 	if s.idx, err = graph.Open(dir); err != nil {
-		return nil, fmt.Errorf("%w (is another regsweep running on this storage?)", err)
+		s.close()
+		if errors.Is(err, graph.ErrIndexInUse) {
+			return nil, fmt.Errorf("%w: another regsweep is using this index (pass --index to use another)", err)
+		}
+		return nil, err
 	}
 	s.log.Info("opened", "storage", s.id, "index", dir)
 	return s, nil
 }
 
-func (s *session) close() { s.idx.Close() }
+func (s *session) close() {
+	if s.idx != nil {
+		s.idx.Close()
+	}
+	s.lock.Release()
+}
 
 func (s *session) doneProgress() {
 	if p, ok := s.prog.(*progress); ok {
@@ -122,26 +143,37 @@ func (s *session) scanUnlessFresh(cmd *cobra.Command, c commonOptions, dryRun bo
 	return s.scan(cmd, c, true)
 }
 
-// fsRoot is the root directory of a filesystem driver, "" for other drivers.
-func (s *session) fsRoot() string {
-	if s.drv.Name() != "filesystem" {
-		return ""
-	}
-	if v, ok := s.cfg.Storage.Parameters()["rootdirectory"]; ok && fmt.Sprint(v) != "" {
-		return fmt.Sprint(v)
-	}
-	return "/var/lib/registry" // the driver's default
-}
-
 // sweepOptions of the commands that delete.
 type sweepFlags struct {
 	maxOps           float64
 	ignoreUnreadable bool
+	allowMassDelete  bool
 }
 
 func (f *sweepFlags) bind(cmd *cobra.Command) {
 	cmd.Flags().Float64Var(&f.maxOps, "max-ops", 0, "at most this many deletes per second (0: no limit)")
-	cmd.Flags().BoolVar(&f.ignoreUnreadable, "ignore-unreadable", false, "sweep even when unreadable manifests are reachable (every blob they might reference is still kept)")
+	cmd.Flags().BoolVar(&f.ignoreUnreadable, "ignore-unreadable", false, "sweep even when unreadable manifests or broken roots are reachable (every blob they might reference is still kept)")
+	cmd.Flags().BoolVar(&f.allowMassDelete, "allow-mass-delete", false, fmt.Sprintf("plan even storage that looks incomplete: tags but no blob, or more than %.0f%% of tag and revision links naming a missing manifest (an unmounted volume, a wrong root or prefix)", gc.MaxBrokenRoots*100))
+}
+
+// blockedError says why a plan cannot be swept: unreadable manifests or broken
+// roots that live roots reach, or symbolic links hiding what may be referenced.
+func blockedError(p *gc.Plan, verb string) error {
+	w := p.Blocked[0]
+	where := w.Path
+	if w.Repository != "" {
+		where = fmt.Sprintf("%s in %s", cmp.Or(w.Digest, w.Path), w.Repository)
+	}
+	return &codeError{exitBlocked, fmt.Errorf("%s: %d unreadable manifest(s), broken root(s) or symbolic link(s) are in the way (first: %s %s: %s); what they might reference is kept. Fix them, or pass --ignore-unreadable to sweep the rest",
+		verb, len(p.Blocked), w.Kind, where, w.Detail)}
+}
+
+// planError gives a planning error its exit code.
+func planError(err error) error {
+	if errors.Is(err, gc.ErrIncompleteStorage) {
+		return &codeError{exitBlocked, fmt.Errorf("refusing: %w", err)}
+	}
+	return fmt.Errorf("plan: %w", err)
 }
 
 // sweep executes plan with the index as journal and returns the report.
@@ -154,8 +186,7 @@ func (s *session) sweep(cmd *cobra.Command, plan *gc.Plan, c commonOptions, f sw
 	}
 	if len(plan.Blocked) > 0 && !f.ignoreUnreadable {
 		rep := gc.NewReport(plan, false)
-		return rep, &codeError{exitBlocked, fmt.Errorf("refusing to sweep: %d unreadable manifest(s) are reachable (first %s in %q: %s); fix them, or pass --ignore-unreadable (their blobs stay kept)",
-			len(plan.Blocked), plan.Blocked[0].Digest, plan.Blocked[0].Repository, plan.Blocked[0].Detail)}
+		return rep, blockedError(plan, "refusing to sweep")
 	}
 	j, err := json.Marshal(plan)
 	if err != nil {
@@ -166,7 +197,7 @@ func (s *session) sweep(cmd *cobra.Command, plan *gc.Plan, c commonOptions, f sw
 	}
 	res, err := gc.Sweep(cmd.Context(), s.drv, plan,
 		gc.WithSweepWorkers(c.workers), gc.WithMaxOps(f.maxOps), gc.WithJournal(s.idx),
-		gc.WithIgnoreUnreadable(f.ignoreUnreadable), gc.WithFilesystemRoot(s.fsRoot()), gc.WithSweepLogger(s.log), gc.WithSweepProgress(s.prog))
+		gc.WithIgnoreUnreadable(f.ignoreUnreadable), gc.WithSweepLogger(s.log), gc.WithSweepProgress(s.prog))
 	s.doneProgress()
 	if err != nil {
 		return nil, fmt.Errorf("%w; rerun the same command to finish", err)

@@ -82,7 +82,7 @@ func (o gcOptions) verify() error {
 }
 
 func runGC(cmd *cobra.Command, config string, o gcOptions) error {
-	s, err := openSession(cmd, config, o.commonOptions)
+	s, err := openSession(cmd, config, o.commonOptions, !o.dryRun)
 	if err != nil {
 		return err
 	}
@@ -92,9 +92,10 @@ func runGC(cmd *cobra.Command, config string, o gcOptions) error {
 	}
 	plan, err := gc.NewPlan(cmd.Context(), s.idx,
 		gc.WithDeleteUntagged(o.deleteUntagged), gc.WithKeepReferrers(!o.dropReferrers),
-		gc.WithGracePeriod(o.grace), gc.WithUploadAge(o.uploadAge), gc.WithNow(s.start))
+		gc.WithGracePeriod(o.grace), gc.WithUploadAge(o.uploadAge), gc.WithNow(s.start),
+		gc.WithAllowMassDelete(o.allowMassDelete))
 	if err != nil {
-		return fmt.Errorf("plan: %w", err)
+		return planError(err)
 	}
 	plan.Storage = s.id
 	if o.planOut != "" {
@@ -115,8 +116,7 @@ func runGC(cmd *cobra.Command, config string, o gcOptions) error {
 		}
 		s.logWarnings(plan)
 		if len(plan.Blocked) > 0 {
-			return &codeError{exitBlocked, fmt.Errorf("%d unreadable manifest(s) are reachable from live roots (first: %s in %q: %s); their blobs are kept and a sweep would refuse",
-				len(plan.Blocked), plan.Blocked[0].Digest, plan.Blocked[0].Repository, plan.Blocked[0].Detail)}
+			return blockedError(plan, "a sweep would refuse")
 		}
 		return s.writeMetrics(o.commonOptions, rep)
 	}

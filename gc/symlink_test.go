@@ -1,0 +1,272 @@
+package gc_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/opencontainers/go-digest"
+
+	"github.com/regsweep/regsweep/gc"
+	"github.com/regsweep/regsweep/graph"
+	"github.com/regsweep/regsweep/storage"
+)
+
+// sweepRoot scans, plans and sweeps root as `regsweep gc` does.
+func sweepRoot(t *testing.T, root string, planOpts []gc.Option, sweepOpts ...gc.SweepOption) (*gc.Plan, *gc.Result, error) {
+	t.Helper()
+	ctx := context.Background()
+	drv := storage.NewFilesystem(root)
+	idx, err := graph.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idx.Close()
+	if err := graph.Build(ctx, drv, idx, graph.WithWorkers(4)); err != nil {
+		t.Fatal(err)
+	}
+	p, err := gc.NewPlan(ctx, idx, append([]gc.Option{gc.WithGracePeriod(0), gc.WithNow(time.Now().Add(time.Hour))}, planOpts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := gc.Sweep(ctx, drv, p, append([]gc.SweepOption{gc.WithJournal(idx)}, sweepOpts...)...)
+	return p, res, err
+}
+
+// outsideTree makes a directory outside every storage root with files in
+// subdirectories, and returns it with a function that fails the test if any of
+// its files is gone.
+func outsideTree(t *testing.T, subdirs ...string) (string, func()) {
+	t.Helper()
+	dir := t.TempDir()
+	var all []string
+	for _, s := range subdirs {
+		for _, f := range []string{"startedat", "data", "link"} {
+			p := filepath.Join(dir, s, f)
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			content := "sentinel"
+			if f == "startedat" {
+				content = time.Now().Add(-30 * 24 * time.Hour).UTC().Format(time.RFC3339)
+			}
+			if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			all = append(all, p)
+		}
+	}
+	return dir, func() {
+		t.Helper()
+		for _, p := range all {
+			if _, err := os.Stat(p); err != nil {
+				t.Errorf("outside the storage root, %s was deleted", p)
+			}
+		}
+	}
+}
+
+func symlink(t *testing.T, target, link string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func hasSymlinkWarning(p *gc.Plan, path string) bool {
+	return slices.ContainsFunc(p.Warnings, func(w graph.Warning) bool { return w.Kind == "symlink" && w.Path == path })
+}
+
+// The issue's case: an _uploads directory linked to a directory outside the root;
+// with a short upload age, the directories behind it were deleted.
+func TestSymlinkedUploadsLeftAlone(t *testing.T) {
+	root := sample(t)
+	outside, check := outsideTree(t, "11111111-1111-1111-1111-111111111111", "22222222-2222-2222-2222-222222222222")
+	uploads := storage.Root + "/repositories/evil/up/_uploads"
+	symlink(t, outside, fsPath(root, uploads))
+	// An upload holding a link, and an upload that is a link, in a real repository.
+	other, checkOther := outsideTree(t, "33333333-3333-3333-3333-333333333333")
+	inRepo := storage.Root + "/repositories/library/debian/_uploads"
+	symlink(t, filepath.Join(other, "33333333-3333-3333-3333-333333333333"), fsPath(root, inRepo+"/33333333-3333-3333-3333-333333333333"))
+	if err := os.MkdirAll(fsPath(root, inRepo+"/44444444-4444-4444-4444-444444444444"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	symlink(t, filepath.Join(other, "33333333-3333-3333-3333-333333333333", "startedat"), fsPath(root, inRepo+"/44444444-4444-4444-4444-444444444444/startedat"))
+
+	p, res, err := sweepRoot(t, root, []gc.Option{gc.WithUploadAge(time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check()
+	checkOther()
+	for _, w := range []string{uploads, inRepo + "/33333333-3333-3333-3333-333333333333", inRepo + "/44444444-4444-4444-4444-444444444444/startedat"} {
+		if !hasSymlinkWarning(p, w) {
+			t.Errorf("no symlink warning naming %s: %+v", w, p.Warnings)
+		}
+	}
+	for _, u := range p.Uploads {
+		if strings.Contains(u.Path, "evil") || strings.Contains(u.Path, "33333333") || strings.Contains(u.Path, "44444444") {
+			t.Errorf("upload behind or holding a link planned: %s", u.Path)
+		}
+	}
+	if len(p.Blocked) > 0 || res.DeletedUploads == 0 {
+		t.Errorf("links in uploads should not block, and the sample's own stale upload should go: blocked %v, deleted %d uploads", p.Blocked, res.DeletedUploads)
+	}
+	if _, err := os.Lstat(fsPath(root, uploads)); err != nil {
+		t.Errorf("the link itself: %v; want it left alone", err)
+	}
+}
+
+// The issue's case: a repository directory linked to another registry's
+// repositories. Under -m, 117 layer links and 24 revision links of the other
+// registry were deleted. Now nothing behind the link is touched, the sweep refuses,
+// and with the refusal overridden no blob or layer link is freed anywhere.
+func TestSymlinkedRepositoryBlocks(t *testing.T) {
+	root := sample(t)
+	other := sample(t)
+	before := files(t, other)
+	link := storage.Root + "/repositories/mirror"
+	symlink(t, fsPath(other, storage.Root+"/repositories"), fsPath(root, link))
+	for _, ignore := range []bool{false, true} {
+		p, res, err := sweepRoot(t, root, []gc.Option{gc.WithDeleteUntagged(true)}, gc.WithIgnoreUnreadable(ignore))
+		if !slices.ContainsFunc(p.Blocked, func(w graph.Warning) bool { return w.Path == link && w.Blocks }) {
+			t.Fatalf("a linked repository does not block: %+v", p.Blocked)
+		}
+		if !ignore {
+			if err == nil {
+				t.Error("the sweep did not refuse")
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(p.Blobs) > 0 || len(p.LayerLinks) > 0 || res.DeletedBlobs > 0 {
+			t.Errorf("with a repository hidden behind a link, %d blobs and %d layer links were planned", len(p.Blobs), len(p.LayerLinks))
+		}
+	}
+	if d := cmp.Diff(before, files(t, other)); d != "" {
+		t.Errorf("the other registry changed (-before +after):\n%s", d)
+	}
+}
+
+// garbageBlob returns a blob the sample's -m plan deletes and that a layer link names.
+func garbageBlob(t *testing.T, root string) gc.LinkItem {
+	t.Helper()
+	base := plan(t, root, gc.WithDeleteUntagged(true))
+	for _, l := range base.LayerLinks {
+		if slices.Contains(deletedBlobs(base), l.Digest) {
+			return l
+		}
+	}
+	t.Fatal("the sample's plan deletes no linked blob")
+	return gc.LinkItem{}
+}
+
+// A blob directory, or its data file, that is a link is kept with its links: the
+// registry would serve what the link points at.
+func TestSymlinkedBlobKept(t *testing.T) {
+	for _, what := range []string{"dir", "data"} {
+		root := sample(t)
+		victim := garbageBlob(t, root)
+		dir := fsPath(root, spath(t, storage.Spec{Kind: storage.BlobDir, Digest: victim.Digest}))
+		moved := filepath.Join(t.TempDir(), "blob")
+		if err := os.Rename(dir, moved); err != nil {
+			t.Fatal(err)
+		}
+		link := spath(t, storage.Spec{Kind: storage.BlobDir, Digest: victim.Digest})
+		if what == "dir" {
+			symlink(t, moved, dir)
+		} else {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			symlink(t, filepath.Join(moved, "data"), filepath.Join(dir, "data"))
+			link += "/data"
+		}
+		p := plan(t, root, gc.WithDeleteUntagged(true))
+		if !hasSymlinkWarning(p, link) {
+			t.Errorf("%s: no symlink warning naming %s", what, link)
+		}
+		assertKept(t, p, victim.Digest)
+		if slices.ContainsFunc(p.LayerLinks, func(l gc.LinkItem) bool { return l.Digest == victim.Digest }) {
+			t.Errorf("%s: a layer link naming the linked blob is planned", what)
+		}
+		if len(p.Blocked) > 0 {
+			t.Errorf("%s: one linked blob blocks the sweep: %+v", what, p.Blocked)
+		}
+		if _, _, err := sweepRoot(t, root, []gc.Option{gc.WithDeleteUntagged(true)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(filepath.Join(moved, "data")); err != nil {
+			t.Errorf("%s: the data behind the link is gone", what)
+		}
+		if _, err := os.Lstat(fsPath(root, link)); err != nil {
+			t.Errorf("%s: the link is gone", what)
+		}
+	}
+}
+
+// A layer link directory that is a link keeps the blob it names.
+func TestSymlinkedLayerLinkKept(t *testing.T) {
+	root := sample(t)
+	victim := garbageBlob(t, root)
+	dir := filepath.Dir(fsPath(root, victim.Path))
+	moved := filepath.Join(t.TempDir(), "layer")
+	if err := os.Rename(dir, moved); err != nil {
+		t.Fatal(err)
+	}
+	symlink(t, moved, dir)
+	p := plan(t, root, gc.WithDeleteUntagged(true))
+	if !hasSymlinkWarning(p, filepath.ToSlash(filepath.Dir(victim.Path))) {
+		t.Errorf("no symlink warning naming %s: %+v", filepath.Dir(victim.Path), p.Warnings)
+	}
+	assertKept(t, p, victim.Digest)
+}
+
+// A repository whose _manifests is a link: its manifests are unknown, so the sweep
+// refuses and nothing in it or in the blob store is freed.
+func TestSymlinkedManifestsPinsRepository(t *testing.T) {
+	root := sample(t)
+	repo := "team/app/web"
+	dir := fsPath(root, storage.Root+"/repositories/"+repo+"/_manifests")
+	moved := filepath.Join(t.TempDir(), "_manifests")
+	if err := os.Rename(dir, moved); err != nil {
+		t.Fatal(err)
+	}
+	symlink(t, moved, dir)
+	p := plan(t, root, gc.WithDeleteUntagged(true), gc.WithAllowMassDelete(true))
+	if !slices.ContainsFunc(p.Blocked, func(w graph.Warning) bool { return w.Repository == repo && w.Blocks }) {
+		t.Errorf("not blocked: %+v", p.Blocked)
+	}
+	if items := repoItems(p, repo); len(items) > 0 || len(p.Blobs) > 0 {
+		t.Errorf("deletes %v in %s and %d blobs", items, repo, len(p.Blobs))
+	}
+}
+
+// A plan naming a path below a link (made elsewhere, or before the link appeared)
+// is refused at the delete: storage.FS checks every path.
+func TestSweepLeavesLinkedPathAlone(t *testing.T) {
+	root := sample(t)
+	outside, check := outsideTree(t, "sub")
+	symlink(t, outside, fsPath(root, storage.Root+"/repositories/evil"))
+	d := digest.FromString("x")
+	p := &gc.Plan{Uploads: []gc.UploadItem{{Repository: "evil", ID: "sub", Path: storage.Root + "/repositories/evil/sub"}},
+		LayerLinks: []gc.LinkItem{{Repository: "evil", Digest: d, Path: storage.Root + "/repositories/evil/sub/link"}}}
+	res, err := gc.Sweep(context.Background(), storage.NewFilesystem(root), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check()
+	if res.LeftAlone != 2 || res.DeletedUploads+res.DeletedLayerLinks != 0 {
+		t.Errorf("result %+v, want both items left alone", res)
+	}
+}
