@@ -34,7 +34,7 @@ func tree(t *testing.T) (root, outside string) {
 			t.Fatal(err)
 		}
 	}
-	link(outside, "a/out")                 // a directory outside the root
+	link(outside, "a/out")                     // a directory outside the root
 	link(filepath.Join(root, "a/dir"), "a/in") // a directory inside it
 	link(filepath.Join(outside, "sentinel"), "a/filelink")
 	link(outside, "a/real/out")
