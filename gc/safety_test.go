@@ -3,13 +3,18 @@ package gc_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 
+	"github.com/distribution/distribution/v3/registry/storage/driver"
+	"github.com/google/go-cmp/cmp"
 	"github.com/opencontainers/go-digest"
 
 	"github.com/regsweep/regsweep/benchmarks/synth"
@@ -170,5 +175,125 @@ func TestBrokenRootShare(t *testing.T) {
 	}
 	if _, err := planErr(t, root); !errors.Is(err, gc.ErrIncompleteStorage) || !strings.Contains(err.Error(), "name a manifest whose blob is missing") {
 		t.Errorf("every tagged manifest missing: err = %v, want ErrIncompleteStorage", err)
+	}
+}
+
+// bigManifest stores a tagged "manifest" larger than the read window whose only
+// references lie at both sides of the window's end, across a later chunk boundary,
+// and at its very end; the blobs they name are linked nowhere, so only the bytes of
+// the manifest say they might be needed.
+func bigManifest(t *testing.T, root string) (digest.Digest, []digest.Digest) {
+	t.Helper()
+	var refs []digest.Digest
+	for i := range 3 {
+		refs = append(refs, putBlob(t, root, "", []byte(fmt.Sprintf("blob %d that only a large manifest names", i))))
+	}
+	b := make([]byte, graph.MaxManifestSize+3<<20)
+	for i := range b {
+		b[i] = 'x'
+	}
+	copy(b, `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","annotations":{"pad":"`)
+	at := []int{graph.MaxManifestSize - 20, graph.MaxManifestSize + 1<<20 - 10, len(b) - len(refs[2]) - 2}
+	for i, off := range at {
+		copy(b[off:], refs[i])
+	}
+	m := putManifest(t, root, "team/app/web", "huge", b)
+	return m, refs
+}
+
+// --ignore-unreadable promises to keep every blob an unreadable manifest might
+// reference, however large it is.
+func TestUnreadableManifestLargerThanWindow(t *testing.T) {
+	root := sample(t)
+	m, refs := bigManifest(t, root)
+	for _, mode := range []bool{false, true} {
+		p := plan(t, root, gc.WithDeleteUntagged(mode))
+		w := findWarning(t, p, "unreadable_manifest", m.Encoded())
+		if !strings.Contains(w.Detail, "larger than") {
+			t.Errorf("detail = %q", w.Detail)
+		}
+		if len(p.Blocked) == 0 {
+			t.Errorf("-m=%v: not blocked", mode)
+		}
+		assertKept(t, p, append(refs, m)...)
+	}
+}
+
+// failAfter makes reads of one path fail after n bytes.
+type failAfter struct {
+	driver.StorageDriver
+	path string
+	n    int64
+}
+
+func (f failAfter) Reader(ctx context.Context, p string, off int64) (io.ReadCloser, error) {
+	rc, err := f.StorageDriver.Reader(ctx, p, off)
+	if err != nil || p != f.path {
+		return rc, err
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(io.LimitReader(rc, f.n), iotest.ErrReader(errors.New("injected read error"))), rc}, nil
+}
+
+// An unreadable manifest that cannot even be read to its end might reference any
+// blob: nothing is freed, and the sweep refuses.
+func TestUnreadableManifestReadFailsKeepsEverything(t *testing.T) {
+	root := sample(t)
+	m, _ := bigManifest(t, root)
+	ctx := context.Background()
+	drv := failAfter{storage.NewFilesystem(root), spath(t, storage.Spec{Kind: storage.BlobData, Digest: m}), graph.MaxManifestSize + 100}
+	idx, err := graph.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idx.Close()
+	if err := graph.Build(ctx, drv, idx); err != nil {
+		t.Fatal(err)
+	}
+	p, err := gc.NewPlan(ctx, idx, gc.WithDeleteUntagged(true), gc.WithGracePeriod(0), gc.WithNow(time.Now().Add(time.Hour)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Blocked) == 0 || len(p.Blobs) > 0 || len(p.LayerLinks) > 0 {
+		t.Errorf("blocked %d, deletes %d blobs and %d layer links; want blocked and nothing freed", len(p.Blocked), len(p.Blobs), len(p.LayerLinks))
+	}
+	if !slices.ContainsFunc(p.Warnings, func(w graph.Warning) bool {
+		return w.Kind == "unreadable_manifest" && strings.Contains(w.Detail, "injected read error")
+	}) {
+		t.Errorf("no warning names the read error: %+v", p.Warnings)
+	}
+}
+
+// A stray regular file where the layout has directories is a warning naming it,
+// never an error that stops all collection, and changes nothing else.
+func TestStrayFiles(t *testing.T) {
+	root := sample(t)
+	base := plan(t, sample(t), gc.WithDeleteUntagged(true))
+	hex := strings.Repeat("ab", 32)
+	stray := []string{
+		"blobs/.DS_Store", "blobs/sha256/.DS_Store", "blobs/sha256/ab/.DS_Store", "blobs/sha256/ab/" + hex,
+		"repositories/.DS_Store", "repositories/library/.DS_Store", "repositories/library/debian/.DS_Store",
+		"repositories/library/debian/_layers/sha256/.DS_Store", "repositories/library/debian/_manifests/tags/.DS_Store",
+		"repositories/library/debian/_manifests/revisions/sha256/" + hex,
+	}
+	for _, f := range stray {
+		p := fsPath(root, storage.Root+"/"+f)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("stray"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := plan(t, root, gc.WithDeleteUntagged(true))
+	for _, f := range stray {
+		if !slices.ContainsFunc(p.Warnings, func(w graph.Warning) bool { return w.Path == storage.Root+"/"+f }) {
+			t.Errorf("no warning names %s", f)
+		}
+	}
+	if d := cmp.Diff(base.Paths(), p.Paths()); d != "" {
+		t.Errorf("stray files change the plan (-without +with):\n%s", d)
 	}
 }

@@ -6,8 +6,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
+	"github.com/distribution/distribution/v3/configuration"
 	"github.com/distribution/distribution/v3/registry/storage/driver"
 
 	"github.com/regsweep/regsweep/storage"
@@ -134,5 +136,35 @@ func TestFSRootThroughSymlink(t *testing.T) {
 	}
 	if b, err := storage.NewFilesystem(alias).GetContent(context.Background(), "/a/file"); err != nil || string(b) != "x" {
 		t.Errorf("read through a linked root: %q, %v", b, err)
+	}
+}
+
+// One storage is one identity however its root is spelled, so that the run lock
+// and plans keyed by it hold.
+func TestIDSameStorageSpelledDifferently(t *testing.T) {
+	base := t.TempDir()
+	root := filepath.Join(base, "srv", "registry")
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(base, "srv"), filepath.Join(base, "alias")); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(base)
+	id := func(dir string) string {
+		cfg, err := configuration.Parse(strings.NewReader("version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: " + dir + "\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return storage.ID(cfg)
+	}
+	want := id(root)
+	for _, spelling := range []string{root + "/", filepath.Join(base, "srv", ".", "registry") + "/.", filepath.Join(base, "alias", "registry"), "srv/registry", "./alias/../srv/registry"} {
+		if got := id(spelling); got != want {
+			t.Errorf("ID of %q = %q, want %q", spelling, got, want)
+		}
+	}
+	if id(filepath.Join(base, "srv", "other")) == want {
+		t.Error("another root has the same ID")
 	}
 }

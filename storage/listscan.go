@@ -27,6 +27,9 @@ func isNotFound(err error) bool {
 	return errors.As(err, &nf)
 }
 
+// strayFile is the warning for a regular file where the layout has a directory.
+const strayFile = "a file where the layout has a directory: left alone"
+
 // isNotDir reports a file where the layout has a directory (FS says ErrNotDir;
 // distribution's driver passes the errno on).
 func isNotDir(err error) bool {
@@ -45,7 +48,7 @@ func list(ctx context.Context, drv driver.StorageDriver, p string, emit func(Ent
 	case errors.As(err, &se):
 		return l, len(se.Links), emitSymlinks(err, emit)
 	case isNotDir(err):
-		return nil, 0, emit(Entry{Kind: KindWarning, Path: p, Warning: "a file where the layout has a directory: left alone"})
+		return nil, 0, emit(Entry{Kind: KindWarning, Path: p, Warning: strayFile})
 	case err != nil:
 		return nil, 0, fmt.Errorf("list %s: %w", p, err)
 	}
@@ -164,7 +167,7 @@ func statBlobs(ctx context.Context, drv driver.StorageDriver, prefix string, def
 			}
 			continue
 		case isNotDir(err):
-			if err := emit(Entry{Kind: KindWarning, Path: h, Warning: "a file where the blob store has a directory: left alone"}); err != nil {
+			if err := emit(Entry{Kind: KindWarning, Path: h, Warning: strayFile}); err != nil {
 				return err
 			}
 			continue
@@ -250,7 +253,7 @@ func (l *repoLister) link(ctx context.Context, kind Kind, repo string, d digest.
 	case errors.Is(err, ErrSymlink):
 		return emitSymlinks(err, l.emit)
 	case isNotDir(err):
-		return l.emit(Entry{Kind: KindWarning, Path: dir, Warning: "a file where the layout has a directory: left alone"})
+		return l.emit(Entry{Kind: KindWarning, Path: dir, Warning: strayFile})
 	case err != nil:
 		return fmt.Errorf("stat %s: %w", p, err)
 	}
@@ -343,7 +346,11 @@ func (l *repoLister) scanManifests(ctx context.Context, repo, dir string) error 
 				return // a tag directory with history only
 			}
 			e := Entry{Kind: TagCurrentLink, Repo: repo, Tag: tag, Path: p}
-			checkLink(&e, b, err)
+			if isNotDir(err) {
+				e = Entry{Kind: KindWarning, Path: t, Warning: strayFile}
+			} else {
+				checkLink(&e, b, err)
+			}
 			mu.Lock()
 			read = append(read, e)
 			mu.Unlock()
@@ -426,8 +433,8 @@ func StatDeferred(ctx context.Context, drv driver.StorageDriver, e Entry) (Entry
 	case errors.Is(err, ErrSymlink):
 		return e, false, err
 	case isNotDir(err):
-		e.Warning = "a file where the layout has a directory: left alone"
-		return e, false, nil
+		e.Warning = strayFile
+		return e, false, nil // the caller names the directory
 	case err != nil:
 		return e, false, fmt.Errorf("stat %s: %w", e.Path, err)
 	}

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/distribution/distribution/v3/configuration"
+
+	"github.com/regsweep/regsweep/internal/runlock"
+	"github.com/regsweep/regsweep/storage"
+)
+
+// writeConfig writes a filesystem config for root, spelled as given.
+func writeConfig(t *testing.T, root string) string {
+	t.Helper()
+	cfg := filepath.Join(t.TempDir(), "config.yml")
+	if err := os.WriteFile(cfg, []byte("version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: "+root+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// Two real sweeps of one storage cannot run at once, however the root is spelled
+// and whichever index each uses; the refusal names the process that holds it.
+func TestOneSweepPerStorage(t *testing.T) {
+	cfg := sampleConfig(t)
+	root := filepath.Join(filepath.Dir(cfg), "registry")
+	alias := filepath.Join(t.TempDir(), "alias")
+	if err := os.Symlink(filepath.Dir(cfg), alias); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parsed, err := configuration.Parse(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	held, err := runlock.Acquire(storage.ID(parsed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Release()
+	for _, spelling := range []string{root, root + "/./", filepath.Join(alias, "registry")} {
+		for _, cmd := range [][]string{{"gc", writeConfig(t, spelling), "-q", "--index", t.TempDir()}, {"gc", writeConfig(t, spelling), "-m", "-q", "--index", t.TempDir()}} {
+			_, err := run(t, cmd...)
+			if !errors.Is(err, runlock.ErrHeld) || !strings.Contains(err.Error(), "pid ") {
+				t.Errorf("%s: err = %v, want the storage lock held, naming its holder", spelling, err)
+			}
+		}
+	}
+	// A dry run deletes nothing and needs no lock.
+	if _, err := run(t, "gc", writeConfig(t, root+"/"), "-d", "-q", "--index", t.TempDir()); err != nil {
+		t.Errorf("dry run while a sweep runs: %v", err)
+	}
+	held.Release()
+	if _, err := run(t, "gc", writeConfig(t, filepath.Join(alias, "registry")), "-q", "--index", t.TempDir()); err != nil {
+		t.Errorf("after the lock is released: %v", err)
+	}
+}
