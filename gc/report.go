@@ -18,6 +18,16 @@ type Report struct {
 	Result *Result `json:"result,omitempty"`
 	// Dropped lists paths an applied plan named that are no longer garbage.
 	Dropped []string `json:"dropped,omitempty"`
+	// Registry says what the registry serving this storage answered when asked,
+	// before a real sweep, whether it accepts writes.
+	Registry []RegistryCheck `json:"registry,omitempty"`
+}
+
+// RegistryCheck is one probed registry address.
+type RegistryCheck struct {
+	URL    string `json:"url"`
+	State  string `json:"state"` // writable, read-only, not listening, not a registry, unknown, skipped
+	Detail string `json:"detail,omitempty"`
 }
 
 // ReportMode is the mode object of the report.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -484,4 +485,38 @@ func (l *repoLister) scanUploads(ctx context.Context, repo, dir string) error {
 		}
 	}
 	return nil
+}
+
+// AnyRepository returns the name of a repository of the storage (one holding
+// _manifests), or "" when it has none: something to name in a request about it.
+func AnyRepository(ctx context.Context, drv driver.StorageDriver) (string, error) {
+	drv = ReadDriver(drv)
+	var find func(dir string, depth int) (string, error)
+	find = func(dir string, depth int) (string, error) {
+		l, err := drv.List(ctx, dir)
+		if isNotFound(err) || isNotDir(err) {
+			return "", nil
+		}
+		if err != nil && !errors.Is(err, ErrSymlink) {
+			return "", fmt.Errorf("list %s: %w", dir, err)
+		}
+		slices.Sort(l)
+		for _, e := range l {
+			if path.Base(e) == "_manifests" && dir != reposDir {
+				name := strings.TrimPrefix(dir, reposDir+"/")
+				if ValidRepoName(name) == nil {
+					return name, nil
+				}
+			}
+		}
+		for _, e := range l {
+			if depth < 8 && !strings.HasPrefix(path.Base(e), "_") {
+				if name, err := find(e, depth+1); name != "" || err != nil {
+					return name, err
+				}
+			}
+		}
+		return "", nil
+	}
+	return find(reposDir, 0)
 }

@@ -57,6 +57,9 @@ func runApply(cmd *cobra.Command, config, planFile string, o applyOptions) error
 	if old.Storage != s.id {
 		return &codeError{exitUsage, fmt.Errorf("plan %s was made for storage %q, but %s points at %q: refusing", planFile, old.Storage, config, s.id)}
 	}
+	if _, err := s.checkRegistry(cmd.Context(), o.sweepFlags); err != nil {
+		return err
+	}
 	if err := s.scan(cmd, o.commonOptions, true); err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"cmp"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/regsweep/regsweep/gc"
 	"github.com/regsweep/regsweep/graph"
+	"github.com/regsweep/regsweep/internal/probe"
 	"github.com/regsweep/regsweep/internal/runlock"
 	"github.com/regsweep/regsweep/storage"
 )
@@ -148,11 +150,15 @@ type sweepFlags struct {
 	maxOps           float64
 	ignoreUnreadable bool
 	allowMassDelete  bool
+	registryURL      string
+	registryUser     string
 }
 
 func (f *sweepFlags) bind(cmd *cobra.Command) {
 	cmd.Flags().Float64Var(&f.maxOps, "max-ops", 0, "at most this many deletes per second (0: no limit)")
 	cmd.Flags().BoolVar(&f.ignoreUnreadable, "ignore-unreadable", false, "sweep even when unreadable manifests or broken roots are reachable (every blob they might reference is still kept)")
+	cmd.Flags().StringVar(&f.registryURL, "registry-url", "", "the registry serving this storage, probed before deleting: a sweep refuses (exit 4) if it accepts pushes (default: http.addr and http.host of the config; none: do not probe)")
+	cmd.Flags().StringVar(&f.registryUser, "registry-user", os.Getenv("REGSWEEP_REGISTRY_USERNAME"), "user for the probe of a registry with authentication (env REGSWEEP_REGISTRY_USERNAME; the password only from REGSWEEP_REGISTRY_PASSWORD)")
 	cmd.Flags().BoolVar(&f.allowMassDelete, "allow-mass-delete", false, fmt.Sprintf("plan even storage that looks incomplete: tags but no blob, or more than %.0f%% of tag and revision links naming a missing manifest (an unmounted volume, a wrong root or prefix)", gc.MaxBrokenRoots*100))
 }
 
@@ -168,6 +174,68 @@ func blockedError(p *gc.Plan, verb string) error {
 		verb, len(p.Blocked), w.Kind, where, w.Detail)}
 }
 
+// probeTimeout bounds each request of the registry probe.
+const probeTimeout = 10 * time.Second
+
+// checkRegistry asks the registry serving this storage whether it accepts writes,
+// and refuses (exit 4) unless it is read-only, stopped, or the operator opted out.
+// The upload it starts, and cancels, goes to an existing repository.
+func (s *session) checkRegistry(ctx context.Context, f sweepFlags) ([]gc.RegistryCheck, error) {
+	if f.registryURL == "none" {
+		return []gc.RegistryCheck{{URL: "none", State: string(probe.Skipped), Detail: "--registry-url none: the registry was not asked whether it accepts writes"}}, nil
+	}
+	var targets []probe.Target
+	if f.registryURL != "" {
+		t, err := probe.URLTarget(f.registryURL, probeTimeout)
+		if err != nil {
+			return nil, &codeError{exitUsage, err}
+		}
+		targets = append(targets, t)
+	} else {
+		var err error
+		if targets, err = probe.Targets(s.cfg, probeTimeout); err != nil {
+			return nil, err
+		}
+	}
+	if len(targets) == 0 {
+		return []gc.RegistryCheck{{State: string(probe.Skipped), Detail: "the config names no http.addr or http.host: pass --registry-url to have the registry probed"}}, nil
+	}
+	repo, err := storage.AnyRepository(ctx, s.drv)
+	if err != nil {
+		return nil, err
+	}
+	if repo == "" {
+		repo = "regsweep-probe"
+	}
+	creds := probe.Credentials{Username: f.registryUser, Password: os.Getenv("REGSWEEP_REGISTRY_PASSWORD")}
+	var out []gc.RegistryCheck
+	var bad *gc.RegistryCheck
+	for _, t := range targets {
+		r := probe.Probe(ctx, t, repo, creds)
+		if r.Upload != "" {
+			// What the cancelled upload left in the storage (its hash state).
+			if p, err := storage.Path(storage.Spec{Kind: storage.UploadDir, Repo: repo, Upload: r.Upload}); err == nil {
+				if err := s.drv.Delete(ctx, p); err != nil && !errors.As(err, new(driver.PathNotFoundError)) {
+					s.log.Warn("could not remove the probe's cancelled upload", "path", p, "error", err)
+				}
+			}
+		}
+		out = append(out, gc.RegistryCheck{URL: r.URL, State: string(r.State), Detail: r.Detail})
+		s.log.Info("registry probed", "url", r.URL, "state", r.State, "detail", r.Detail)
+		if r.State.Blocks() && bad == nil {
+			bad = &out[len(out)-1]
+		}
+	}
+	if bad != nil {
+		what := "accepts pushes"
+		if bad.State == string(probe.Unknown) {
+			what = "may accept pushes (the probe could not tell)"
+		}
+		return out, &codeError{exitWritable, fmt.Errorf("refusing to sweep: the registry at %s %s: %s. A push during a sweep can lose data. Set maintenance.readonly.enabled: true in its config and restart it, or stop it; then run again. (--registry-url none skips this check when the registry is elsewhere and known to be read-only)", bad.URL, what, bad.Detail)}
+	}
+	return out, nil
+}
+
 // planError gives a planning error its exit code.
 func planError(err error) error {
 	if errors.Is(err, gc.ErrIncompleteStorage) {
@@ -178,6 +246,12 @@ func planError(err error) error {
 
 // sweep executes plan with the index as journal and returns the report.
 func (s *session) sweep(cmd *cobra.Command, plan *gc.Plan, c commonOptions, f sweepFlags) (*gc.Report, error) {
+	checks, err := s.checkRegistry(cmd.Context(), f)
+	if err != nil {
+		rep := gc.NewReport(plan, false)
+		rep.Registry = checks
+		return rep, err
+	}
 	if prev, err := s.idx.UnfinishedPlan(); err != nil {
 		return nil, err
 	} else if prev != nil {
@@ -186,6 +260,7 @@ func (s *session) sweep(cmd *cobra.Command, plan *gc.Plan, c commonOptions, f sw
 	}
 	if len(plan.Blocked) > 0 && !f.ignoreUnreadable {
 		rep := gc.NewReport(plan, false)
+		rep.Registry = checks
 		return rep, blockedError(plan, "refusing to sweep")
 	}
 	j, err := json.Marshal(plan)
@@ -207,6 +282,7 @@ func (s *session) sweep(cmd *cobra.Command, plan *gc.Plan, c commonOptions, f sw
 	}
 	rep := gc.NewReport(plan, false)
 	rep.Result = res
+	rep.Registry = checks
 	return rep, nil
 }
 

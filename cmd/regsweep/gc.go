@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -87,6 +88,12 @@ func runGC(cmd *cobra.Command, config string, o gcOptions) error {
 		return err
 	}
 	defer s.close()
+	if !o.dryRun {
+		// Fail before the scan, not hours after it; sweep asks again before deleting.
+		if _, err := s.checkRegistry(cmd.Context(), o.sweepFlags); err != nil {
+			return err
+		}
+	}
 	if err := s.scanUnlessFresh(cmd, o.commonOptions, o.dryRun, o.maxIndexAge); err != nil {
 		return err
 	}
@@ -202,6 +209,13 @@ func writeText(w io.Writer, r *gc.Report) {
 			}
 			fmt.Fprintf(w, "  [%s] %s: %s\n", x.Kind, where, x.Detail)
 		}
+	}
+	for _, c := range r.Registry {
+		fmt.Fprintf(w, "\nRegistry: %s %s", cmp.Or(c.URL, "(none configured)"), c.State)
+		if c.Detail != "" {
+			fmt.Fprintf(w, " (%s)", c.Detail)
+		}
+		fmt.Fprintln(w)
 	}
 	if res := r.Result; res != nil {
 		fmt.Fprintf(w, "\nSwept: deleted %d blobs (%s freed), %d manifest revisions, %d tag history entries, %d layer links, %d uploads",

@@ -23,10 +23,11 @@ import (
 
 // Exit codes.
 const (
-	exitOK      = 0
-	exitError   = 1
-	exitUsage   = 2
-	exitBlocked = 3 // unreadable manifests are reachable: a sweep would refuse
+	exitOK       = 0
+	exitError    = 1
+	exitUsage    = 2
+	exitBlocked  = 3 // unreadable manifests, broken roots or incomplete storage: a sweep refuses
+	exitWritable = 4 // the registry serving the storage accepts writes: a sweep refuses
 )
 
 // exitError carries an exit code through cobra.
