@@ -91,3 +91,53 @@ func TestS3BlobStoreFaults(t *testing.T) {
 		}
 	}
 }
+
+// On object storage the re-check lists with the native walk: a tag moved after the
+// scan to an untagged manifest keeps that manifest and what it references.
+func TestS3RootCheckSeesNewTag(t *testing.T) {
+	ctx := context.Background()
+	_, drv := sampleS3(t)
+	idx, err := graph.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idx.Close()
+	if err := graph.Build(ctx, drv, idx, graph.WithWorkers(8)); err != nil {
+		t.Fatal(err)
+	}
+	p, err := gc.NewPlan(ctx, idx, gc.WithDeleteUntagged(true), gc.WithGracePeriod(0), gc.WithNow(time.Now().Add(time.Hour)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Manifests) == 0 {
+		t.Fatal("the sample's -m plan deletes no revision")
+	}
+	victim := p.Manifests[0]
+	// S3 times have a resolution of a second: a second after the sample's upload,
+	// and as if the scan had started then (the check allows for clock skew).
+	time.Sleep(1100 * time.Millisecond)
+	check := gc.NewRootCheck(drv, idx, time.Now().Add(gc.RecheckSlack), 4, true)
+	if protect, roots, err := check.Check(ctx); err != nil || roots != 0 || len(protect) != 0 {
+		t.Fatalf("nothing pushed: protect %v, %d roots, %v", protect, roots, err)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	tag := "/docker/registry/v2/repositories/" + victim.Repository + "/_manifests/tags/moved/current/link"
+	if err := drv.PutContent(ctx, tag, []byte(victim.Digest)); err != nil {
+		t.Fatal(err)
+	}
+	protect, roots, err := check.Check(ctx)
+	if err != nil || roots != 1 || protect[victim.Digest] == "" {
+		t.Fatalf("after a tag push: protect %v, %d roots, %v", protect, roots, err)
+	}
+	for _, b := range p.Blobs {
+		if b.Digest() != victim.Digest && protect[b.Digest()] == "" {
+			continue
+		}
+		if !strings.Contains(protect[b.Digest()], "moved") {
+			t.Errorf("blob %s kept for %q", b.Digest(), protect[b.Digest()])
+		}
+	}
+	if len(protect) < 2 {
+		t.Errorf("only %d digests kept: the manifest's references are missing", len(protect))
+	}
+}

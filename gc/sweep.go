@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/distribution/distribution/v3/registry/storage/driver"
+	"github.com/opencontainers/go-digest"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/time/rate"
 
@@ -36,6 +37,9 @@ type sweepOptions struct {
 	journal          Journal
 	ignoreUnreadable bool
 	before           func(path string) error
+	beforePhase      func(phase string) error
+	recheck          Recheck
+	recheckEvery     time.Duration
 	fsRoot           string
 	log              *slog.Logger
 	progress         storage.Progress
@@ -83,6 +87,23 @@ func WithBeforeDelete(fn func(path string) error) SweepOption {
 	return func(o *sweepOptions) error { o.before = fn; return nil }
 }
 
+// Recheck returns the digests that roots written since the plan was made reach,
+// with why, and how many such roots were found (RootCheck.Check).
+type Recheck func(ctx context.Context) (map[digest.Digest]string, int, error)
+
+// WithRecheck calls fn before each phase that deletes what a root may reference
+// (revisions, blobs, layer links), and again every interval while one runs;
+// nothing fn returns is deleted.
+func WithRecheck(fn Recheck, every time.Duration) SweepOption {
+	return func(o *sweepOptions) error { o.recheck, o.recheckEvery = fn, every; return nil }
+}
+
+// WithBeforePhase calls fn before each phase, before its re-check. Tests use it to
+// push at phase boundaries.
+func WithBeforePhase(fn func(phase string) error) SweepOption {
+	return func(o *sweepOptions) error { o.beforePhase = fn; return nil }
+}
+
 // WithFilesystemRoot names the root directory of a filesystem driver, so that empty
 // parent directories left by the deletes are removed.
 func WithFilesystemRoot(dir string) SweepOption {
@@ -114,6 +135,12 @@ type Result struct {
 	// LeftAlone counts items not deleted because they are, or lie below, a
 	// symbolic link (storage.FS refuses those deletes).
 	LeftAlone int `json:"left_alone,omitempty"`
+	// Rechecks counts the times the roots were listed again before deleting;
+	// RecheckRoots the roots written during the run that they found, and
+	// KeptByRecheck the planned items those roots reach, which were not deleted.
+	Rechecks      int `json:"rechecks"`
+	RecheckRoots  int `json:"recheck_roots"`
+	KeptByRecheck int `json:"kept_by_recheck"`
 }
 
 // Sweep deletes what p names, in the order that lets a rerun finish a crashed one:
@@ -205,26 +232,89 @@ func Sweep(ctx context.Context, drv driver.StorageDriver, p *Plan, opts ...Sweep
 		return nil
 	}
 	type job struct {
-		path  string
-		count func()
+		path   string
+		digest digest.Digest // what the item names, for the re-check
+		count  func()
 	}
-	phase := func(name string, jobs []job) error {
-		if len(jobs) == 0 {
+	var (
+		protect   map[digest.Digest]string
+		lastCheck time.Time
+	)
+	recheck := func(ctx context.Context) error {
+		if o.recheck == nil {
 			return nil
 		}
-		o.log.Info("sweep phase", "phase", name, "items", len(jobs))
-		g, gctx := errgroup.WithContext(ctx)
-		g.SetLimit(o.workers)
-		for _, j := range jobs {
-			if gctx.Err() != nil {
-				break
-			}
-			g.Go(func() error { return del(gctx, j.path, j.count) })
+		p, roots, err := o.recheck(ctx)
+		if err != nil {
+			return err
 		}
-		if err := g.Wait(); err != nil {
-			return fmt.Errorf("sweep %s: %w", name, err)
+		protect, lastCheck = p, time.Now()
+		res.Rechecks++
+		if roots > res.RecheckRoots {
+			o.log.Warn("roots were written during the sweep: the registry takes pushes; what they reference is kept", "roots", roots)
+		}
+		res.RecheckRoots = roots
+		return nil
+	}
+	// run deletes jobs in batches; between batches of a long phase, the roots are
+	// checked again when the last check is older than recheckEvery.
+	run := func(jobs []job) error {
+		const batch = 1000
+		for start := 0; start < len(jobs); start += batch {
+			if start > 0 && o.recheck != nil && o.recheckEvery > 0 && time.Since(lastCheck) > o.recheckEvery {
+				if err := recheck(ctx); err != nil {
+					return err
+				}
+			}
+			g, gctx := errgroup.WithContext(ctx)
+			g.SetLimit(o.workers)
+			for _, j := range jobs[start:min(start+batch, len(jobs))] {
+				if gctx.Err() != nil {
+					break
+				}
+				if why, ok := protect[j.digest]; ok && j.digest != "" {
+					o.log.Info("kept: a root written during the run reaches it", "path", j.path, "why", why)
+					mu.Lock()
+					res.KeptByRecheck++
+					mu.Unlock()
+					o.progress.Add(1)
+					continue
+				}
+				g.Go(func() error { return del(gctx, j.path, j.count) })
+			}
+			if err := g.Wait(); err != nil {
+				return err
+			}
 		}
 		return ctx.Err()
+	}
+	// phase runs one phase, after its hook and, when it deletes what roots
+	// reference, a re-check.
+	phase := func(name string, check bool, jobs ...[]job) error {
+		if o.beforePhase != nil {
+			if err := o.beforePhase(name); err != nil {
+				return err
+			}
+		}
+		n := 0
+		for _, js := range jobs {
+			n += len(js)
+		}
+		if n == 0 {
+			return nil
+		}
+		if check {
+			if err := recheck(ctx); err != nil {
+				return fmt.Errorf("sweep %s: %w", name, err)
+			}
+		}
+		o.log.Info("sweep phase", "phase", name, "items", n)
+		for _, js := range jobs {
+			if err := run(js); err != nil {
+				return fmt.Errorf("sweep %s: %w", name, err)
+			}
+		}
+		return nil
 	}
 
 	o.progress.Phase("sweeping", int64(total))
@@ -232,39 +322,36 @@ func Sweep(ctx context.Context, drv driver.StorageDriver, p *Plan, opts ...Sweep
 	var refs, revs []job
 	for _, m := range p.Manifests {
 		for _, t := range m.TagIndex {
-			refs = append(refs, job{t, func() { res.DeletedTagIndex++ }})
+			refs = append(refs, job{t, m.Digest, func() { res.DeletedTagIndex++ }})
 		}
-		revs = append(revs, job{m.Path, func() { res.DeletedManifests++ }})
+		revs = append(revs, job{m.Path, m.Digest, func() { res.DeletedManifests++ }})
 	}
-	if err := phase("tag history", refs); err != nil {
-		return &res, err
-	}
-	if err := phase("manifest revisions", revs); err != nil {
+	if err := phase("tag history and manifest revisions", true, refs, revs); err != nil {
 		return &res, err
 	}
 	// 2. Blobs.
 	var blobs []job
 	for _, b := range p.Blobs {
 		size := b.Size
-		blobs = append(blobs, job{b.Path(), func() { res.DeletedBlobs++; res.FreedBytes += size }})
+		blobs = append(blobs, job{b.Path(), b.Digest(), func() { res.DeletedBlobs++; res.FreedBytes += size }})
 	}
-	if err := phase("blobs", blobs); err != nil {
+	if err := phase("blobs", true, blobs); err != nil {
 		return &res, err
 	}
 	// 3. Layer links: the whole <hex> directory, so no empty one is left.
 	var links []job
 	for _, l := range p.LayerLinks {
-		links = append(links, job{path.Dir(l.Path), func() { res.DeletedLayerLinks++ }})
+		links = append(links, job{path.Dir(l.Path), l.Digest, func() { res.DeletedLayerLinks++ }})
 	}
-	if err := phase("layer links", links); err != nil {
+	if err := phase("layer links", true, links); err != nil {
 		return &res, err
 	}
-	// 4. Uploads.
+	// 4. Uploads: no root references one.
 	var ups []job
 	for _, u := range p.Uploads {
-		ups = append(ups, job{u.Path, func() { res.DeletedUploads++ }})
+		ups = append(ups, job{u.Path, "", func() { res.DeletedUploads++ }})
 	}
-	if err := phase("uploads", ups); err != nil {
+	if err := phase("uploads", false, ups); err != nil {
 		return &res, err
 	}
 	switch {

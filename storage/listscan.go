@@ -189,6 +189,7 @@ type repoLister struct {
 	sem        chan struct{}
 	verify     bool
 	deferStats bool
+	linksOnly  bool // WithLinkTimesOnly
 	g          *errgroup.Group
 }
 
@@ -215,6 +216,9 @@ func (l *repoLister) scanDir(ctx context.Context, dir string) error {
 			}
 		case base == "_uploads":
 			seen = true
+			if l.linksOnly {
+				continue
+			}
 			if err := l.scanUploads(ctx, name, e); err != nil {
 				return err
 			}
@@ -333,6 +337,12 @@ func (l *repoLister) scanManifests(ctx context.Context, repo, dir string) error 
 	)
 	for _, t := range tags {
 		tag := path.Base(t)
+		if l.linksOnly {
+			if err := l.tagTime(ctx, repo, tag, t); err != nil {
+				return err
+			}
+			continue
+		}
 		if !l.deferStats {
 			if err := listTagIndex(ctx, l.drv, repo, t, l.emit); err != nil {
 				return err
@@ -367,6 +377,23 @@ func (l *repoLister) scanManifests(ctx context.Context, repo, dir string) error 
 		}
 	}
 	return nil
+}
+
+// tagTime states a tag's current link and emits it with its time and no target.
+func (l *repoLister) tagTime(ctx context.Context, repo, tag, t string) error {
+	p := t + "/current/link"
+	fi, err := l.drv.Stat(ctx, p)
+	switch {
+	case isNotFound(err):
+		return nil
+	case errors.Is(err, ErrSymlink):
+		return emitSymlinks(err, l.emit)
+	case isNotDir(err):
+		return l.emit(Entry{Kind: KindWarning, Path: t, Warning: strayFile})
+	case err != nil:
+		return fmt.Errorf("stat %s: %w", p, err)
+	}
+	return l.emit(Entry{Kind: TagCurrentLink, Repo: repo, Tag: tag, Path: p, ModTime: fi.ModTime()})
 }
 
 // listTagIndex emits the history entries of the tag directory t.

@@ -68,6 +68,7 @@ type scanOptions struct {
 	verifyLinks bool
 	walk        *bool
 	deferStats  bool
+	linksOnly   bool
 }
 
 // ScanOption tunes Scan.
@@ -107,6 +108,13 @@ func WithDeferredStats(v bool) ScanOption {
 	return func(o *scanOptions) error { o.deferStats = v; return nil }
 }
 
+// WithLinkTimesOnly lists only the repositories' links, each with its time: the
+// blob store, uploads and tag history are skipped, and tag links are stated rather
+// than read (Target is empty). A sweep uses it to find what was pushed since a scan.
+func WithLinkTimesOnly() ScanOption {
+	return func(o *scanOptions) error { o.linksOnly = true; return nil }
+}
+
 // Scan lists the whole v2 layout of drv, in parallel: first the blob store, one task
 // per prefix (blobs/<alg>/<xx>), then the repositories, one task per top-level name,
 // with link reads spread over the same number of workers. Every BlobData entry comes
@@ -123,11 +131,15 @@ func Scan(ctx context.Context, drv driver.StorageDriver, fn func(Entry) error, o
 	if o.walk != nil {
 		walk = *o.walk
 	}
-	defer_ := o.deferStats && !walk && !o.verifyLinks
-	blobRoots, blobErr := drv.List(ctx, blobsDir)
+	defer_ := o.deferStats && !walk && !o.verifyLinks && !o.linksOnly
+	var blobRoots []string
+	var blobErr error
+	if !o.linksOnly {
+		blobRoots, blobErr = drv.List(ctx, blobsDir)
+	}
 	repoRoots, repoErr := drv.List(ctx, reposDir)
 	var nf driver.PathNotFoundError
-	if errors.As(blobErr, &nf) && errors.As(repoErr, &nf) {
+	if (o.linksOnly || errors.As(blobErr, &nf)) && errors.As(repoErr, &nf) {
 		return fmt.Errorf("scan %s storage: %w", drv.Name(), ErrNoRegistry)
 	}
 	var (
@@ -142,6 +154,7 @@ func Scan(ctx context.Context, drv driver.StorageDriver, fn func(Entry) error, o
 		return emit(Entry{Kind: KindWarning, Path: p, Warning: fmt.Sprintf(format, a...)})
 	}
 	switch {
+	case o.linksOnly:
 	case errors.As(blobErr, &nf):
 		if err := warn(blobsDir, "no blobs directory: no blob data to keep or delete"); err != nil {
 			return err
@@ -201,10 +214,10 @@ func Scan(ctx context.Context, drv driver.StorageDriver, fn func(Entry) error, o
 	g, gctx = errgroup.WithContext(ctx)
 	g.SetLimit(o.workers)
 	reads := make(chan struct{}, o.workers) // bounds link reads across repositories
-	lister := &repoLister{drv: drv, emit: emit, sem: reads, verify: o.verifyLinks, deferStats: defer_, g: g}
+	lister := &repoLister{drv: drv, emit: emit, sem: reads, verify: o.verifyLinks, deferStats: defer_, linksOnly: o.linksOnly, g: g}
 	for _, r := range repoRoots {
 		if walk {
-			g.Go(func() error { return scanRepos(gctx, drv, r, emit, reads, o.verifyLinks) })
+			g.Go(func() error { return scanRepos(gctx, drv, r, emit, reads, o.verifyLinks, o.linksOnly) })
 		} else {
 			g.Go(func() error { return lister.scanDir(gctx, r) })
 		}
@@ -236,7 +249,7 @@ func scanBlobs(ctx context.Context, drv driver.StorageDriver, prefix string, emi
 // scanRepos walks everything under one top-level repository directory; names nest,
 // so it may find several repositories. Links to read are collected during the walk
 // and read concurrently after it, bounded by sem.
-func scanRepos(ctx context.Context, drv driver.StorageDriver, top string, emit func(Entry) error, sem chan struct{}, verify bool) error {
+func scanRepos(ctx context.Context, drv driver.StorageDriver, top string, emit func(Entry) error, sem chan struct{}, verify, linksOnly bool) error {
 	repos := map[string]bool{} // name -> has _manifests
 	uploads := map[string]*Entry{}
 	var (
@@ -276,10 +289,20 @@ func scanRepos(ctx context.Context, drv driver.StorageDriver, top string, emit f
 			}
 			return emit(*e)
 		case TagCurrentLink:
-			toRead = append(toRead, &Entry{Kind: TagCurrentLink, Repo: s.Repo, Tag: s.Tag, ModTime: fi.ModTime(), Path: p})
+			e := &Entry{Kind: TagCurrentLink, Repo: s.Repo, Tag: s.Tag, ModTime: fi.ModTime(), Path: p}
+			if linksOnly {
+				return emit(*e)
+			}
+			toRead = append(toRead, e)
 		case TagIndexLink:
+			if linksOnly {
+				return nil
+			}
 			return emit(Entry{Kind: TagIndexLink, Repo: s.Repo, Tag: s.Tag, Digest: s.Digest, Path: p})
 		case UploadStartedAt, UploadData, UploadHashState:
+			if linksOnly {
+				return nil
+			}
 			key := s.Repo + "\x00" + s.Upload
 			u := uploads[key]
 			if u == nil {

@@ -174,6 +174,9 @@ func blockedError(p *gc.Plan, verb string) error {
 		verb, len(p.Blocked), w.Kind, where, w.Detail)}
 }
 
+// recheckEvery is how often a long deletion phase lists the roots again.
+const recheckEvery = time.Minute
+
 // probeTimeout bounds each request of the registry probe.
 const probeTimeout = 10 * time.Second
 
@@ -270,7 +273,12 @@ func (s *session) sweep(cmd *cobra.Command, plan *gc.Plan, c commonOptions, f sw
 	if err := s.idx.JournalPlan(j); err != nil {
 		return nil, fmt.Errorf("journal plan: %w", err)
 	}
-	res, err := gc.Sweep(cmd.Context(), s.drv, plan,
+	meta, err := s.idx.Meta()
+	if err != nil {
+		return nil, err
+	}
+	roots := gc.NewRootCheck(s.drv, s.idx, meta.Started, c.workers, plan.Mode.KeepReferrers)
+	res, err := gc.Sweep(cmd.Context(), s.drv, plan, gc.WithRecheck(roots.Check, recheckEvery),
 		gc.WithSweepWorkers(c.workers), gc.WithMaxOps(f.maxOps), gc.WithJournal(s.idx),
 		gc.WithIgnoreUnreadable(f.ignoreUnreadable), gc.WithSweepLogger(s.log), gc.WithSweepProgress(s.prog))
 	s.doneProgress()

@@ -224,6 +224,12 @@ func writeText(w io.Writer, r *gc.Report) {
 			fmt.Fprintf(w, " (%d done by an interrupted run, %d already gone)", res.AlreadyDone, res.Missing)
 		}
 		fmt.Fprintln(w)
+		if res.RecheckRoots > 0 {
+			fmt.Fprintf(w, "Pushed during the sweep: %d roots found by %d re-checks; %d planned items they reference were kept. The registry takes writes: make it read-only for the next run.\n", res.RecheckRoots, res.Rechecks, res.KeptByRecheck)
+		}
+		if res.LeftAlone > 0 {
+			fmt.Fprintf(w, "Left alone: %d planned items are, or lie below, symbolic links.\n", res.LeftAlone)
+		}
 	}
 	if len(r.Dropped) > 0 {
 		fmt.Fprintf(w, "\nKept since the plan was made (referenced again or younger than grace): %d paths\n", len(r.Dropped))

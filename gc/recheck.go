@@ -1,0 +1,200 @@
+package gc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/distribution/distribution/v3/registry/storage/driver"
+	"github.com/opencontainers/go-digest"
+
+	"github.com/regsweep/regsweep/graph"
+	"github.com/regsweep/regsweep/storage"
+)
+
+// A registry that still takes pushes can write, after the scan, a root the plan
+// never saw: a tag moved to an old manifest, a manifest pushed again, layers linked
+// by a push in progress. Such a push may reuse blobs already stored, so it writes
+// no new blob file that grace could see. RootCheck lists the repositories' links
+// again and walks what was written since the scan, so that a sweep keeps it.
+//
+// It narrows the window; it does not close it: a push between the last check and
+// the delete of a batch is not seen. Only a registry that accepts no writes makes a
+// sweep safe.
+
+// RootCheck finds what links written since a scan reach.
+type RootCheck struct {
+	drv           driver.StorageDriver
+	idx           graph.Reader
+	since         time.Time
+	workers       int
+	keepReferrers bool
+
+	mu        sync.Mutex
+	walked    map[string]time.Time // link path -> time of the version walked
+	protect   map[digest.Digest]string
+	roots     int
+	referrers map[digest.Digest][]digest.Digest // subject -> referrers, from the index
+}
+
+// RecheckSlack is how far before the scan's start a link's time must be for the
+// check to trust that the scan saw it: clocks of the registry's hosts and of an
+// object store differ from ours.
+const RecheckSlack = 5 * time.Minute
+
+// NewRootCheck checks drv for links written after since (the scan's start, less
+// RecheckSlack); idx is the scan's index, for the referrers of manifests it knew.
+// keepReferrers follows the plan's mode.
+func NewRootCheck(drv driver.StorageDriver, idx graph.Reader, since time.Time, workers int, keepReferrers bool) *RootCheck {
+	return &RootCheck{drv: drv, idx: idx, since: since.Add(-RecheckSlack), workers: max(1, workers), keepReferrers: keepReferrers,
+		walked: map[string]time.Time{}, protect: map[digest.Digest]string{}}
+}
+
+// Check lists the links again and returns every digest that links written since
+// the scan reach, with why, and how many such roots it has found in all.
+func (c *RootCheck) Check(ctx context.Context) (map[digest.Digest]string, int, error) {
+	type root struct {
+		d   digest.Digest
+		why string
+	}
+	var (
+		roots []root
+		tags  []storage.Entry
+	)
+	err := storage.Scan(ctx, c.drv, func(e storage.Entry) error {
+		if !e.ModTime.After(c.since) || c.walked[e.Path].Equal(e.ModTime) {
+			return nil
+		}
+		switch e.Kind {
+		case storage.RevisionLink:
+			roots = append(roots, root{e.Digest, "revision link in " + e.Repo + " written during the run"})
+		case storage.TagCurrentLink:
+			tags = append(tags, e)
+		case storage.LayerLink:
+			// A push in progress links its layers before its manifest comes.
+			c.keep(e.Digest, "layer link in "+e.Repo+" written during the run")
+		default:
+			return nil
+		}
+		c.walked[e.Path] = e.ModTime
+		return nil
+	}, storage.WithLinkTimesOnly(), storage.WithWorkers(c.workers))
+	if err != nil {
+		return nil, 0, fmt.Errorf("re-check roots: %w", err)
+	}
+	read := storage.ReadDriver(c.drv)
+	for _, t := range tags {
+		b, err := read.GetContent(ctx, t.Path)
+		if err != nil {
+			if errors.As(err, new(driver.PathNotFoundError)) {
+				continue // untagged since
+			}
+			return nil, 0, fmt.Errorf("re-check roots: read %s: %w", t.Path, err)
+		}
+		d, err := digest.Parse(string(b))
+		if err != nil {
+			return nil, 0, fmt.Errorf("re-check roots: tag %s in %s was written during the run and does not name a digest (%.80q): stopping", t.Tag, t.Repo, b)
+		}
+		roots = append(roots, root{d, "tag " + t.Repo + ":" + t.Tag + " written during the run"})
+	}
+	for _, r := range roots {
+		c.roots++
+		if err := c.walk(ctx, r.d, r.why); err != nil {
+			return nil, 0, err
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[digest.Digest]string, len(c.protect))
+	for d, why := range c.protect {
+		out[d] = why
+	}
+	return out, c.roots, nil
+}
+
+func (c *RootCheck) keep(d digest.Digest, why string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.protect[d]; ok {
+		return false
+	}
+	c.protect[d] = why
+	return true
+}
+
+// walk keeps d and everything it references, reading manifests from storage: a
+// root pushed during the run may be a manifest the index never saw.
+func (c *RootCheck) walk(ctx context.Context, d digest.Digest, why string) error {
+	stack := []digest.Digest{d}
+	for len(stack) > 0 {
+		d := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if !c.keep(d, why) {
+			continue
+		}
+		p, err := storage.Path(storage.Spec{Kind: storage.BlobData, Digest: d})
+		if err != nil {
+			return fmt.Errorf("re-check roots: %s: %w", d, err)
+		}
+		rc, err := storage.ReadDriver(c.drv).Reader(ctx, p, 0)
+		if errors.As(err, new(driver.PathNotFoundError)) {
+			continue // pushed again after this run deleted it: the push brings it back
+		}
+		if err != nil {
+			return fmt.Errorf("re-check roots: read %s: %w", p, err)
+		}
+		b, err := io.ReadAll(io.LimitReader(rc, graph.MaxManifestSize+1))
+		rc.Close()
+		if err != nil {
+			return fmt.Errorf("re-check roots: read %s: %w", p, err)
+		}
+		m, err := graph.ParseManifest(b)
+		if err != nil || len(b) > graph.MaxManifestSize {
+			return fmt.Errorf("re-check roots: %s (%s) was pushed during the run and cannot be parsed (%v): stopping, so that nothing it references is deleted; run again with the registry read-only", d, why, err)
+		}
+		for _, r := range m.Refs {
+			switch r.Kind {
+			case graph.EdgeSubject:
+				// A referrer does not keep its subject.
+			case graph.EdgeChild:
+				stack = append(stack, r.Digest)
+			default:
+				c.keep(r.Digest, why)
+			}
+		}
+		if c.keepReferrers {
+			refs, err := c.referrersOf(d)
+			if err != nil {
+				return err
+			}
+			stack = append(stack, refs...)
+		}
+	}
+	return nil
+}
+
+// referrersOf returns the manifests the index knows whose subject is d.
+func (c *RootCheck) referrersOf(d digest.Digest) ([]digest.Digest, error) {
+	if c.referrers == nil {
+		c.referrers = map[digest.Digest][]digest.Digest{}
+		err := c.idx.AllReferrers(func(subj, ref uint32) error {
+			sd, err := c.idx.Digest(subj)
+			if err != nil {
+				return err
+			}
+			rd, err := c.idx.Digest(ref)
+			if err != nil {
+				return err
+			}
+			c.referrers[sd] = append(c.referrers[sd], rd)
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("re-check roots: read referrers from the index: %w", err)
+		}
+	}
+	return c.referrers[d], nil
+}
