@@ -41,15 +41,17 @@ type RootCheck struct {
 }
 
 // RecheckSlack is how far before the scan's start a link's time must be for the
-// check to trust that the scan saw it: clocks of the registry's hosts and of an
-// object store differ from ours.
+// check to trust that the scan saw it: the clocks of the registry's hosts and of
+// an object store differ from ours. It never exceeds the grace period: what was
+// written within grace before the run is kept by grace already, and --grace 0 says
+// that nothing races the run.
 const RecheckSlack = 5 * time.Minute
 
-// NewRootCheck checks drv for links written after since (the scan's start, less
-// RecheckSlack); idx is the scan's index, for the referrers of manifests it knew.
-// keepReferrers follows the plan's mode.
-func NewRootCheck(drv driver.StorageDriver, idx graph.Reader, since time.Time, workers int, keepReferrers bool) *RootCheck {
-	return &RootCheck{drv: drv, idx: idx, since: since.Add(-RecheckSlack), workers: max(1, workers), keepReferrers: keepReferrers,
+// NewRootCheck checks drv for links written after scanStart, less the smaller of
+// grace and RecheckSlack; idx is the scan's index, for the referrers of manifests
+// it knew. keepReferrers follows the plan's mode.
+func NewRootCheck(drv driver.StorageDriver, idx graph.Reader, scanStart time.Time, grace time.Duration, workers int, keepReferrers bool) *RootCheck {
+	return &RootCheck{drv: drv, idx: idx, since: scanStart.Add(-min(grace, RecheckSlack)), workers: max(1, workers), keepReferrers: keepReferrers,
 		walked: map[string]time.Time{}, protect: map[digest.Digest]string{}}
 }
 

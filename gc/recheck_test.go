@@ -245,7 +245,7 @@ func pushDuringSweep(t *testing.T, m bool, at string) {
 			t.Fatal(err)
 		}
 	}
-	check := gc.NewRootCheck(drv, idx, meta.Started, 4, true)
+	check := gc.NewRootCheck(drv, idx, meta.Started, 0, 4, true)
 	res, err := gc.Sweep(ctx, drv, p, gc.WithSweepWorkers(4), gc.WithRecheck(check.Check, time.Minute),
 		gc.WithBeforePhase(func(phase string) error {
 			if phase == at {

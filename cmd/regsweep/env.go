@@ -277,7 +277,7 @@ func (s *session) sweep(cmd *cobra.Command, plan *gc.Plan, c commonOptions, f sw
 	if err != nil {
 		return nil, err
 	}
-	roots := gc.NewRootCheck(s.drv, s.idx, meta.Started, c.workers, plan.Mode.KeepReferrers)
+	roots := gc.NewRootCheck(s.drv, s.idx, meta.Started, time.Duration(plan.Mode.GraceSeconds)*time.Second, c.workers, plan.Mode.KeepReferrers)
 	res, err := gc.Sweep(cmd.Context(), s.drv, plan, gc.WithRecheck(roots.Check, recheckEvery),
 		gc.WithSweepWorkers(c.workers), gc.WithMaxOps(f.maxOps), gc.WithJournal(s.idx),
 		gc.WithIgnoreUnreadable(f.ignoreUnreadable), gc.WithSweepLogger(s.log), gc.WithSweepProgress(s.prog))

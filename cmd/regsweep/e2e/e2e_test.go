@@ -115,6 +115,77 @@ func TestE2E(t *testing.T) {
 		phase(fmt.Sprintf("sweep-%s-workers-%s", mode.name, mode.workers), false, func(t *testing.T) { sweepAndPull(t, s, mode.untagged, mode.workers) })
 	}
 	phase("2.8.2-delete-untagged-breaks-indexes", false, func(t *testing.T) { distBreaksIndexes(t, s) })
+	phase("sweep-refused-while-writable-then-read-only", false, func(t *testing.T) { sweepWhileServing(t, s) })
+}
+
+// sweepWhileServing runs a real sweep against a running docker-registry on the same
+// storage: refused (exit 4, nothing deleted, no upload left) while it accepts
+// pushes; done, with every tag pulling through it afterwards, once it runs with
+// maintenance.readonly.
+func sweepWhileServing(t *testing.T, s *scenario) {
+	root := filepath.Join(t.TempDir(), "storage")
+	copyTree(t, s.root, root)
+	before := files(t, root)
+	reg := startRegistryMode(t, root, false)
+	code, _, stderr := regsweepExit(t, "gc", reg.cfg, "-m", "--grace", "0")
+	if code != 4 || !strings.Contains(stderr, "maintenance.readonly") {
+		t.Fatalf("sweep against a writable docker-registry: exit %d, want 4 naming maintenance.readonly\n%s", code, stderr)
+	}
+	if after := files(t, root); !sameStrings(before, after) {
+		t.Errorf("the refused sweep changed the storage: %d files before, %d after", len(before), len(after))
+	}
+	reg.stop(t)
+
+	reg = startRegistryMode(t, root, true)
+	code, stdout, stderr := regsweepExit(t, "gc", reg.cfg, "-m", "--grace", "0")
+	if code != 0 {
+		t.Fatalf("sweep against a read-only docker-registry: exit %d\n%s", code, stderr)
+	}
+	var rep report
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Registry) == 0 || rep.Registry[0].State != "read-only" || rep.Result == nil || rep.Result.DeletedBlobs == 0 {
+		t.Fatalf("report: registry %+v, result %+v", rep.Registry, rep.Result)
+	}
+	for repo, tags := range s.w.tags {
+		for tag, m := range tags {
+			flags := []string{"--src-tls-verify=false", "--preserve-digests"}
+			if m.isIndex() {
+				flags = append(flags, "--all")
+			}
+			dst := filepath.Join(t.TempDir(), "pull")
+			dest := "dir:" + dst
+			if m.oci {
+				dest = "oci:" + dst + ":" + tag
+			}
+			if _, err := s.sk.copy(context.Background(), flags, "docker://"+reg.addr+"/"+repo+":"+tag, dest); err != nil {
+				t.Errorf("pull %s:%s through the read-only registry after the sweep: %v", repo, tag, err)
+				continue
+			}
+			if got := pulledDigest(t, dst, m.oci); got != m.digest {
+				t.Errorf("pull %s:%s: got %s, pushed %s", repo, tag, got, m.digest)
+			}
+		}
+	}
+}
+
+// files lists every path under root (directories included), relative to it.
+func files(t *testing.T, root string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.Walk(root, func(p string, _ os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		out = append(out, rel)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 // setup builds the images, pushes them to a fresh registry, deletes some manifests

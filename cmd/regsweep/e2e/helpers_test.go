@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"errors"
 	"bufio"
 	"bytes"
 	"context"
@@ -30,6 +31,11 @@ import (
 // registryCfg writes a registry configuration for storage root dir listening on a
 // free port, readable by docker-registry 2.8.2 and by regsweep (distribution v3).
 func registryCfg(t *testing.T, root string) (cfg, addr string) {
+	return registryCfgMode(t, root, false)
+}
+
+// registryCfgMode is registryCfg, in maintenance.readonly mode when readOnly.
+func registryCfgMode(t *testing.T, root string, readOnly bool) (cfg, addr string) {
 	t.Helper()
 	addr = freeAddr(t)
 	cfg = filepath.Join(t.TempDir(), "config.yml")
@@ -46,9 +52,11 @@ storage:
   maintenance:
     uploadpurging:
       enabled: false
+    readonly:
+      enabled: %v
 http:
   addr: %s
-`, root, addr)
+`, root, readOnly, addr)
 	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -68,6 +76,7 @@ func freeAddr(t *testing.T) string {
 // registry is a running docker-registry serve.
 type registry struct {
 	addr string
+	cfg  string // its config file
 	cmd  *exec.Cmd
 	log  *syncBuffer
 	done chan struct{} // closed when the process has exited
@@ -98,8 +107,14 @@ var httpClient = &http.Client{Timeout: 30 * time.Second}
 // waits until /v2/ answers. t.Cleanup stops it (SIGTERM) if the test does not.
 func startRegistry(t *testing.T, root string) *registry {
 	t.Helper()
+	return startRegistryMode(t, root, false)
+}
+
+// startRegistryMode is startRegistry, read-only when readOnly; r.cfg is its config.
+func startRegistryMode(t *testing.T, root string, readOnly bool) *registry {
+	t.Helper()
 	for attempt := 1; ; attempt++ {
-		r, err := tryStartRegistry(t, root)
+		r, err := tryStartRegistry(t, root, readOnly)
 		if err == nil {
 			return r
 		}
@@ -112,9 +127,9 @@ func startRegistry(t *testing.T, root string) *registry {
 	}
 }
 
-func tryStartRegistry(t *testing.T, root string) (*registry, error) {
-	cfg, addr := registryCfg(t, root)
-	r := &registry{addr: addr, log: &syncBuffer{}, done: make(chan struct{})}
+func tryStartRegistry(t *testing.T, root string, readOnly bool) (*registry, error) {
+	cfg, addr := registryCfgMode(t, root, readOnly)
+	r := &registry{addr: addr, cfg: cfg, log: &syncBuffer{}, done: make(chan struct{})}
 	r.cmd = exec.Command(registryBin, "serve", cfg)
 	r.cmd.Stdout, r.cmd.Stderr = r.log, r.log
 	r.cmd.Env = append(os.Environ(), "OTEL_TRACES_EXPORTER=none")
@@ -373,6 +388,10 @@ type report struct {
 		AlreadyDone       int   `json:"already_done"`
 		Missing           int   `json:"missing"`
 	} `json:"result"`
+	Registry []struct {
+		URL   string `json:"url"`
+		State string `json:"state"`
+	} `json:"registry"`
 }
 
 func (r *report) blobSet() map[digest.Digest]bool {
@@ -418,6 +437,28 @@ func regsweep(t *testing.T, args ...string) (*report, string) {
 		t.Fatalf("regsweep %s: output is not the JSON report: %v\n%s", strings.Join(args, " "), err, stdout.String())
 	}
 	return &rep, stderr.String()
+}
+
+// regsweepExit runs the regsweep binary with a fresh --index and returns its exit
+// code, stdout and stderr.
+func regsweepExit(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	args = append(append([]string{}, args...), "--index", t.TempDir(), "-o", "json")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, regsweepBin, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, stdout.String(), stderr.String()
+	case errors.As(err, &ee):
+		return ee.ExitCode(), stdout.String(), stderr.String()
+	}
+	t.Fatalf("regsweep %s: %v", strings.Join(args, " "), err)
+	return 0, "", ""
 }
 
 // v2 is the root of the registry layout under a filesystem storage root.
