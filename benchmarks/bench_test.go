@@ -14,6 +14,7 @@ import (
 	"github.com/regsweep/regsweep/benchmarks/synth"
 	"github.com/regsweep/regsweep/gc"
 	"github.com/regsweep/regsweep/graph"
+	rstorage "github.com/regsweep/regsweep/storage"
 )
 
 var layout = synth.Layout{Repos: 30, ManifestsPerRepo: 20, TagsPerRepo: 12, LayersPerManifest: 4, ShareRatio: 0.3, IndexFraction: 0.1, OrphanBlobs: 200}
@@ -30,7 +31,7 @@ func tree(b *testing.B) string {
 func BenchmarkRegsweepDryRunFS(b *testing.B) {
 	ctx := context.Background()
 	root := tree(b)
-	drv := filesystem.New(filesystem.DriverParameters{RootDirectory: root, MaxThreads: 100})
+	drv := rstorage.NewFilesystem(root)
 	b.ResetTimer()
 	for range b.N {
 		dir, _ := os.MkdirTemp("", "idx")

@@ -186,19 +186,27 @@ func genFS(ctx context.Context, l synth.Layout) (string, *synth.LayoutStats) {
 	return root, st
 }
 
-// fsDrivers returns the filesystem driver, and the same wrapped to count calls. Times
-// are measured on the plain driver; calls in one extra run on the counting one.
-func fsDrivers(root string) (driver.StorageDriver, *rstorage.Counting) {
+// fsDriver is a filesystem driver, and the same wrapped to count calls. Times are
+// measured on the plain driver; calls in one extra run on the counting one.
+type fsDriver struct {
+	plain   driver.StorageDriver
+	counted *rstorage.Counting
+}
+
+// fsDrivers returns distribution's filesystem driver, for MarkAndSweep, and the one
+// regsweep runs on (storage.FS: distribution's, never following a symbolic link).
+func fsDrivers(root string) (dist, ours fsDriver) {
 	d := filesystem.New(filesystem.DriverParameters{RootDirectory: root, MaxThreads: 100})
-	return d, rstorage.NewCounting(d)
+	fs := rstorage.NewFS(d, root)
+	return fsDriver{d, rstorage.NewCounting(d)}, fsDriver{fs, rstorage.NewCounting(fs)}
 }
 
 type tool func(ctx context.Context, drv driver.StorageDriver, m bool, count func() int64) int64
 
 // measure returns the median time of runs on plain and the calls of one run on counted.
-func measure(ctx context.Context, runs int, t tool, plain driver.StorageDriver, counted *rstorage.Counting, m bool) (time.Duration, int64) {
-	d, _ := median(runs, func() int64 { return t(ctx, plain, m, func() int64 { return 0 }) })
-	return d, t(ctx, counted, m, counted.Total)
+func measure(ctx context.Context, runs int, t tool, drv fsDriver, m bool) (time.Duration, int64) {
+	d, _ := median(runs, func() int64 { return t(ctx, drv.plain, m, func() int64 { return 0 }) })
+	return d, t(ctx, drv.counted, m, drv.counted.Total)
 }
 
 // floor is a plain single-threaded walk of the tree plus one read of every manifest.
@@ -227,19 +235,19 @@ func benchFS(ctx context.Context, sc scale) {
 	root, st := genFS(ctx, sc.fs)
 	defer os.RemoveAll(root)
 	scen := fmt.Sprintf("filesystem, %d repos / %d manifests / %d blobs (%d files)", st.Repos, st.Manifests, st.Blobs, st.Files)
-	drv, counted := fsDrivers(root)
+	dist, ours := fsDrivers(root)
 	floor(root) // warm the page cache for everyone
-	mas, masCalls := measure(ctx, sc.runs, markAndSweep, drv, counted, false)
+	mas, masCalls := measure(ctx, sc.runs, markAndSweep, dist, false)
 	row(scen, "MarkAndSweep", mas, masCalls, 0, 0)
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
 		must(err)
 		must(pprof.StartCPUProfile(f))
 	}
-	d, calls := measure(ctx, sc.runs, regsweep, drv, counted, false)
+	d, calls := measure(ctx, sc.runs, regsweep, ours, false)
 	pprof.StopCPUProfile()
 	row(scen, "regsweep", d, calls, mas, masCalls)
-	d, calls = measure(ctx, sc.runs, regsweep, drv, counted, true)
+	d, calls = measure(ctx, sc.runs, regsweep, ours, true)
 	row(scen, "regsweep -m", d, calls, mas, masCalls)
 	d, _ = median(sc.runs, func() int64 { return floor(root) })
 	row(scen, "floor: 1-thread walk + read manifests", d, 0, mas, 0)
@@ -290,17 +298,17 @@ func benchUntagged(ctx context.Context, sc scale) {
 	root, st := genFS(ctx, synth.Layout{Repos: 1, ManifestsPerRepo: n, TagsPerRepo: n, LayersPerManifest: 1, ShareRatio: 0.5})
 	defer os.RemoveAll(root)
 	scen := fmt.Sprintf("-m, one repository, %d tags × %d manifests", st.Tags, st.Manifests)
-	drv, counted := fsDrivers(root)
+	dist, ours := fsDrivers(root)
 	floor(root)
-	mas, masCalls := measure(ctx, max(1, sc.runs/2), markAndSweep, drv, counted, true)
+	mas, masCalls := measure(ctx, max(1, sc.runs/2), markAndSweep, dist, true)
 	row(scen, "MarkAndSweep -m", mas, masCalls, 0, 0)
-	d, calls := measure(ctx, sc.runs, regsweep, drv, counted, true)
+	d, calls := measure(ctx, sc.runs, regsweep, ours, true)
 	row(scen, "regsweep -m", d, calls, mas, masCalls)
 	// Linear in tags: half the size.
 	root2, st2 := genFS(ctx, synth.Layout{Repos: 1, ManifestsPerRepo: n / 2, TagsPerRepo: n / 2, LayersPerManifest: 1, ShareRatio: 0.5})
 	defer os.RemoveAll(root2)
-	drv2, counted2 := fsDrivers(root2)
-	d2, calls2 := measure(ctx, sc.runs, regsweep, drv2, counted2, true)
+	_, ours2 := fsDrivers(root2)
+	d2, calls2 := measure(ctx, sc.runs, regsweep, ours2, true)
 	row(fmt.Sprintf("-m, one repository, %d tags × %d manifests", st2.Tags, st2.Manifests), "regsweep -m", d2, calls2, 0, 0)
 }
 
@@ -309,15 +317,19 @@ func benchSweep(ctx context.Context, sc scale) {
 	var deleted int
 	for i := 0; i < sc.runs; i++ {
 		root, _ := genFS(ctx, synth.Layout{Repos: 2, ManifestsPerRepo: 5, TagsPerRepo: 5, LayersPerManifest: 2, OrphanBlobs: sc.sweepGarbage})
-		drv := filesystem.New(filesystem.DriverParameters{RootDirectory: root, MaxThreads: 100})
+		drv := rstorage.NewFilesystem(root)
 		dir := tempDir("bench-index-")
 		idx, err := graph.Open(dir)
 		must(err)
 		must(graph.Build(ctx, drv, idx, graph.WithWorkers(*workers)))
+		meta, err := idx.Meta()
+		must(err)
 		p, err := gc.NewPlan(ctx, idx, gc.WithGracePeriod(0), gc.WithNow(time.Now().Add(time.Hour)))
 		must(err)
+		// As regsweep gc sweeps: roots checked again before each phase.
+		check := gc.NewRootCheck(drv, idx, meta.Started, 0, *workers, true)
 		start := time.Now()
-		res, err := gc.Sweep(ctx, drv, p, gc.WithSweepWorkers(*workers), gc.WithJournal(idx), gc.WithFilesystemRoot(root))
+		res, err := gc.Sweep(ctx, drv, p, gc.WithSweepWorkers(*workers), gc.WithJournal(idx), gc.WithRecheck(check.Check, time.Minute))
 		must(err)
 		ds = append(ds, time.Since(start))
 		deleted = res.DeletedBlobs
@@ -389,7 +401,11 @@ func rssChild(args []string) {
 	var drv driver.StorageDriver
 	switch {
 	case strings.HasPrefix(source, "fs:"):
-		drv = filesystem.New(filesystem.DriverParameters{RootDirectory: strings.TrimPrefix(source, "fs:"), MaxThreads: 100})
+		root := strings.TrimPrefix(source, "fs:")
+		drv = filesystem.New(filesystem.DriverParameters{RootDirectory: root, MaxThreads: 100})
+		if tool == "regsweep" {
+			drv = rstorage.NewFS(drv, root)
+		}
 	case strings.HasPrefix(source, "synthetic:"):
 		var n int
 		fmt.Sscan(strings.TrimPrefix(source, "synthetic:"), &n)
