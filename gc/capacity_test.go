@@ -383,7 +383,7 @@ func TestCapacityTopN(t *testing.T) {
 }
 
 // TestCapacityWhatIfDeleteRepo: deleting a repository frees exactly its unique bytes
-// (DESIGN.md's definition), in default mode where every revision link is a root.
+// (docs/design.md's definition), in default mode where every revision link is a root.
 func TestCapacityWhatIfDeleteRepo(t *testing.T) {
 	for _, r := range capRegistries(t) {
 		base := r.plan(t, false)

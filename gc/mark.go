@@ -215,7 +215,7 @@ type marks struct {
 	keepAll string
 }
 
-// mark computes what is live, following DESIGN.md "What is live".
+// mark computes what is live, following docs/design.md, "What is live".
 func (s *state) mark(o options) (*marks, error) {
 	m := &marks{
 		liveManifest: newBitset(s.maxID),

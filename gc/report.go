@@ -2,7 +2,7 @@ package gc
 
 import "github.com/regsweep/regsweep/graph"
 
-// Report is the report contract of DESIGN.md: tools parse it, so fields are only
+// Report is the report contract of docs/design.md: tools parse it, so fields are only
 // ever added, never renamed.
 type Report struct {
 	Mode         ReportMode      `json:"mode"`

@@ -55,7 +55,7 @@ type Config struct {
 	AbandonedLayers int // layers pushed and linked with no manifest ever referencing them
 	Uploads         int // unfinished uploads (_uploads/<id> with data and startedat)
 
-	// Layouts where distribution's GC is known to differ (DESIGN.md); none in Small().
+	// Layouts where distribution's GC is known to differ (docs/design.md); none in Small().
 	UntaggedRepos int // extra repositories only ever pushed to by digest: no _manifests/tags
 	OrphanRepos   int // extra repositories holding only _layers links (a first push abandoned)
 }

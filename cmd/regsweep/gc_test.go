@@ -76,7 +76,7 @@ func hasKeys(t *testing.T, what string, v any, want ...string) {
 	}
 }
 
-// TestReportContract checks every field DESIGN.md's report contract names.
+// TestReportContract checks every field docs/design.md's report contract names.
 func TestReportContract(t *testing.T) {
 	cfg := sampleConfig(t)
 	out, err := run(t, "gc", cfg, "--dry-run", "-m", "--output", "json", "-q")

@@ -5,7 +5,7 @@
 // (benchmarks/synth). MarkAndSweep runs on copies of the tree, once per mode; the files it
 // removed are the files present before and absent after. regsweep indexes and plans on the
 // original tree, which must stay byte-for-byte unchanged; the files it would remove are
-// the files under every path its plan names. Expected relation (DESIGN.md, "Where
+// the files under every path its plan names. Expected relation (docs/design.md, "Where
 // distribution's own GC differs"):
 //
 //   - default mode: equal, except _layers links MarkAndSweep removes while their blob stays
@@ -102,7 +102,7 @@ func TestDifferentialMarkAndSweep(t *testing.T) {
 }
 
 // TestDifferentialKnownDifferences adds the layouts where MarkAndSweep is known to be
-// wrong (DESIGN.md), each with its exact expectation:
+// wrong (docs/design.md), each with its exact expectation:
 //   - a repository only ever pushed to by digest (no _manifests/tags): under -m,
 //     MarkAndSweep neither marks nor queues its manifests, so it deletes their blobs and
 //     leaves their revision links dangling; regsweep deletes those revision links too

@@ -466,7 +466,7 @@ func dryRunDifferential(t *testing.T, s *scenario) {
 				t.Errorf("regsweep %s with the default 1h grace: %d blobs kept by grace (summary kept_by_grace %d), want the %d it deletes with --grace 0",
 					name, keptBlobs, graced.Summary.KeptByGrace, len(ours))
 			}
-			// DESIGN.md: nothing younger than grace is deleted; it is reported as
+			// docs/design.md: nothing younger than grace is deleted; it is reported as
 			// "kept: younger than grace" — so with -m the untagged revision links that
 			// --grace 0 deletes must be reported as kept manifests.
 			if keptManifests != len(reps[0].Delete.Manifests) {

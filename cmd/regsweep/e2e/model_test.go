@@ -112,7 +112,7 @@ func reachable(roots []*manifest) map[digest.Digest]bool {
 	return out
 }
 
-// live is what regsweep must keep (DESIGN.md "What is live"): the closure of the
+// live is what regsweep must keep (docs/design.md, "What is live"): the closure of the
 // roots, and with -m also every manifest with a revision link that refers (subject)
 // to a live manifest, and what those reach, until nothing changes.
 func (w *world) live(deleteUntagged bool) map[digest.Digest]bool {
