@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -61,6 +62,14 @@ func saveImage(t *testing.T, root string, d digest.Digest) *image {
 // then each blob (uploaded; one already stored is linked, not written again), then
 // the manifest, then the tag.
 func push(ctx context.Context, ns distribution.Namespace, repo, tag string, img *image) error {
+	if err := pushBlobs(ctx, ns, repo, img); err != nil {
+		return err
+	}
+	return pushManifest(ctx, ns, repo, tag, img)
+}
+
+// pushBlobs is the first half of a push of an image (no index): its blobs.
+func pushBlobs(ctx context.Context, ns distribution.Namespace, repo string, img *image) error {
 	named, err := reference.WithName(repo)
 	if err != nil {
 		return err
@@ -85,6 +94,20 @@ func push(ctx context.Context, ns distribution.Namespace, repo, tag string, img 
 		if _, err := w.Commit(ctx, v1.Descriptor{Digest: d, Size: int64(len(b))}); err != nil {
 			return fmt.Errorf("push blob %s: %w", d, err)
 		}
+	}
+	return nil
+}
+
+// pushManifest is the second half: the manifest, which the registry accepts only if
+// every blob it references is there, then the tag.
+func pushManifest(ctx context.Context, ns distribution.Namespace, repo, tag string, img *image) error {
+	named, err := reference.WithName(repo)
+	if err != nil {
+		return err
+	}
+	r, err := ns.Repository(ctx, named)
+	if err != nil {
+		return err
 	}
 	m, _, err := distribution.UnmarshalManifest(img.mediaType, img.payload)
 	if err != nil {
@@ -206,7 +229,18 @@ func pushDuringSweep(t *testing.T, m bool, at string) {
 			}
 		}
 	}
-	if len(todo) < 2 {
+	// One more push is in progress at the injection point: its blobs are uploaded (and
+	// linked), its manifest comes after the sweep.
+	var half *pushed
+	for _, ref := range sum.Deleted {
+		if gone[ref.Digest] && !slices.ContainsFunc(todo, func(p pushed) bool { return p.img.digest == ref.Digest }) {
+			if img := saveImage(t, root, ref.Digest); len(img.children) == 0 {
+				half = &pushed{ref.Repo, "half-" + ref.Digest.Encoded()[:8], img}
+				break
+			}
+		}
+	}
+	if len(todo) < 2 || half == nil {
 		t.Fatalf("the seed leaves %d garbage images to push again: the test proves little", len(todo))
 	}
 	pushAll := func() error {
@@ -215,7 +249,7 @@ func pushDuringSweep(t *testing.T, m bool, at string) {
 				return err
 			}
 		}
-		return nil
+		return pushBlobs(ctx, ns, half.repo, half.img)
 	}
 
 	drv := storage.NewFilesystem(root)
@@ -255,6 +289,11 @@ func pushDuringSweep(t *testing.T, m bool, at string) {
 		}))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if err := pushManifest(ctx, ns, half.repo, half.tag, half.img); err != nil {
+		t.Errorf("a push whose blobs were uploaded %s fails after the sweep: %v", at, err)
+	} else {
+		todo = append(todo, *half)
 	}
 	for _, x := range todo {
 		if why := pulls(ctx, ns, x.repo, x.tag, x.img); why != "" {
