@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -28,6 +29,7 @@ const (
 	exitUsage    = 2
 	exitBlocked  = 3 // unreadable manifests, broken roots or incomplete storage: a sweep refuses
 	exitWritable = 4 // the registry serving the storage accepts writes: a sweep refuses
+	exitCrash    = 70 // an internal error (EX_SOFTWARE): a panic or a fatal runtime error
 )
 
 // exitError carries an exit code through cobra.
@@ -62,20 +64,56 @@ func newRootCommand() *cobra.Command {
 	root.PersistentFlags().Int64Var(&memLimit, "memory-limit", DefaultMemoryLimit,
 		"soft limit in bytes on resident memory, the mapped index included (GOMEMLIMIT overrides, for the Go runtime alone; 0: none). Not a cap: a larger live set still runs, with more garbage collection")
 	root.AddCommand(newGCCommand(), newApplyCommand(), newScanCommand(), newReportCommand(), newGraphCommand())
+	// Every usage error is exit 2: bad flags and flag values, and wrong arguments.
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &codeError{exitUsage, err} })
+	for _, c := range root.Commands() {
+		if args := c.Args; args != nil {
+			c.Args = func(cmd *cobra.Command, a []string) error {
+				if err := args(cmd, a); err != nil {
+					return &codeError{exitUsage, err}
+				}
+				return nil
+			}
+		}
+	}
 	return root
 }
 
+// exitCode maps what a command returned to the process's exit code.
+func exitCode(err error) int {
+	var ce *codeError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &ce):
+		return ce.code
+	case strings.HasPrefix(err.Error(), "unknown command "), strings.HasPrefix(err.Error(), "unknown shorthand flag"):
+		return exitUsage // cobra's, before any command runs
+	}
+	return exitError
+}
+
 func main() {
+	if os.Getenv(childEnv) == "" {
+		os.Exit(supervise())
+	}
+	os.Exit(runMain())
+}
+
+// runMain runs the command line in this process and returns its exit code.
+func runMain() int {
+	if os.Getenv("REGSWEEP_CRASH_FOR_TEST") != "" {
+		crashForTest()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := newRootCommand().ExecuteContext(ctx)
 	stop()
-	if err == nil {
-		os.Exit(exitOK)
+	code := exitCode(err)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "regsweep:", err)
 	}
-	fmt.Fprintln(os.Stderr, "regsweep:", err)
-	var ce *codeError
-	if errors.As(err, &ce) {
-		os.Exit(ce.code)
+	if code == exitUsage && os.Getenv(childEnv) != "" {
+		return childUsage // the supervisor makes it 2 again
 	}
-	os.Exit(exitError)
+	return code
 }
