@@ -41,6 +41,9 @@ Exit codes: 0 success, 1 error, 2 usage or wrong storage, 3 unreadable manifests
 }
 
 func runApply(cmd *cobra.Command, config, planFile string, o applyOptions) error {
+	if err := checkOutputs(o.metricsFile); err != nil {
+		return err
+	}
 	b, err := os.ReadFile(planFile)
 	if err != nil {
 		return fmt.Errorf("read plan: %w", err)

@@ -316,6 +316,28 @@ func writeReport(w io.Writer, rep *gc.Report, format string) error {
 	return nil
 }
 
+// checkOutputs makes sure that the files a run writes at its end can be written,
+// before the run deletes anything: a sweep that completes and then fails to write
+// its metrics would read as a failed sweep to cron. It creates and removes a
+// temporary file beside each.
+func checkOutputs(paths ...string) error {
+	for _, name := range paths {
+		if name == "" {
+			continue
+		}
+		if fi, err := os.Stat(name); err == nil && fi.IsDir() {
+			return fmt.Errorf("output %s is a directory: give a file name", name)
+		}
+		tmp, err := os.CreateTemp(filepath.Dir(name), ".regsweep-check-*")
+		if err != nil {
+			return fmt.Errorf("output %s cannot be written (checked before anything is read or deleted): %w", name, err)
+		}
+		tmp.Close()
+		os.Remove(tmp.Name())
+	}
+	return nil
+}
+
 // writeFile writes b to name atomically (a temporary file in the same directory,
 // renamed), readable by other users such as node_exporter.
 func writeFile(name string, b []byte) error {

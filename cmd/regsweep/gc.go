@@ -83,6 +83,9 @@ func (o gcOptions) verify() error {
 }
 
 func runGC(cmd *cobra.Command, config string, o gcOptions) error {
+	if err := checkOutputs(o.metricsFile, o.planOut); err != nil {
+		return err
+	}
 	s, err := openSession(cmd, config, o.commonOptions, !o.dryRun)
 	if err != nil {
 		return err

@@ -236,6 +236,9 @@ func newCapacityReport(ctx context.Context, idx graph.Reader, meta graph.Meta, o
 
 func runReport(cmd *cobra.Command, o reportOptions) error {
 	start := time.Now()
+	if err := checkOutputs(o.metricsFile); err != nil {
+		return err
+	}
 	ctx := cmd.Context()
 	idx, meta, err := openIndex(o.indexDir)
 	if err != nil {

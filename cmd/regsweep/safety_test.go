@@ -63,3 +63,28 @@ func TestOneSweepPerStorage(t *testing.T) {
 		t.Errorf("after the lock is released: %v", err)
 	}
 }
+
+// An output that cannot be written fails the run before anything is deleted.
+func TestBadOutputPathFailsFirst(t *testing.T) {
+	for _, flag := range []string{"--metrics-file", "--plan-out"} {
+		cfg := sampleConfig(t)
+		root := filepath.Join(filepath.Dir(cfg), "registry")
+		before := countFiles(t, root)
+		_, err := run(t, "gc", cfg, "-q", "--index", t.TempDir(), flag, filepath.Join(t.TempDir(), "no", "such", "dir", "out"))
+		if err == nil || !strings.Contains(err.Error(), "cannot be written") {
+			t.Errorf("%s to a missing directory: err = %v", flag, err)
+		}
+		if after := countFiles(t, root); after != before {
+			t.Errorf("%s: the failed run deleted %d files", flag, before-after)
+		}
+	}
+}
+
+func countFiles(t *testing.T, root string) int {
+	t.Helper()
+	n := 0
+	if err := filepath.Walk(root, func(_ string, _ os.FileInfo, err error) error { n++; return err }); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
