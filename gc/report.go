@@ -18,6 +18,9 @@ type Report struct {
 	Result *Result `json:"result,omitempty"`
 	// Dropped lists paths an applied plan named that are no longer garbage.
 	Dropped []string `json:"dropped,omitempty"`
+	// AlreadyDeleted lists paths an applied plan named that an interrupted run of
+	// it had deleted.
+	AlreadyDeleted []string `json:"already_deleted,omitempty"`
 	// Registry says what the registry serving this storage answered when asked,
 	// before a real sweep, whether it accepts writes.
 	Registry []RegistryCheck `json:"registry,omitempty"`

@@ -70,7 +70,8 @@ func WithMaxOps(perSecond float64) SweepOption {
 	}
 }
 
-// WithJournal records every deletion in j and skips what j already holds.
+// WithJournal records every deletion in j. A path j holds is deleted again if it is
+// there (pushed again since the interrupted sweep) and counted as already done if not.
 func WithJournal(j Journal) SweepOption {
 	return func(o *sweepOptions) error { o.journal = j; return nil }
 }
@@ -173,17 +174,15 @@ func Sweep(ctx context.Context, drv driver.StorageDriver, p *Plan, opts ...Sweep
 		prune   []string
 	)
 	del := func(ctx context.Context, p string, count func()) error {
+		// The journal says what an interrupted sweep deleted; it never hides a path
+		// that is there again (pushed again since): the plan, made from a scan after
+		// the interruption, says whether it goes, and the delete says whether it was
+		// still there.
+		journaled := false
 		if o.journal != nil {
-			ok, err := o.journal.Journaled(p)
-			if err != nil {
+			var err error
+			if journaled, err = o.journal.Journaled(p); err != nil {
 				return fmt.Errorf("read sweep journal: %w", err)
-			}
-			if ok {
-				mu.Lock()
-				res.AlreadyDone++
-				mu.Unlock()
-				o.progress.Add(1)
-				return nil
 			}
 		}
 		if err := limit.Wait(ctx); err != nil {
@@ -197,6 +196,12 @@ func Sweep(ctx context.Context, drv driver.StorageDriver, p *Plan, opts ...Sweep
 		err := drv.Delete(ctx, p)
 		var nf driver.PathNotFoundError
 		switch {
+		case errors.As(err, &nf) && journaled:
+			mu.Lock()
+			res.AlreadyDone++
+			mu.Unlock()
+			o.progress.Add(1)
+			return nil
 		case errors.As(err, &nf):
 			mu.Lock()
 			res.Missing++
@@ -211,11 +216,14 @@ func Sweep(ctx context.Context, drv driver.StorageDriver, p *Plan, opts ...Sweep
 		case err != nil:
 			return fmt.Errorf("delete %s: %w", p, err)
 		default:
+			if journaled {
+				o.log.Info("deleted again: it was there again after an interrupted sweep had deleted it", "path", p)
+			}
 			mu.Lock()
 			count()
 			mu.Unlock()
 		}
-		if o.journal != nil {
+		if o.journal != nil && !journaled {
 			if err := o.journal.RecordDeleted(p); err != nil {
 				return fmt.Errorf("journal deletion of %s: %w", p, err)
 			}

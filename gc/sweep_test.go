@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -149,16 +151,20 @@ func TestCrashAndResume(t *testing.T) {
 				root := sample(t)
 				indexDir := t.TempDir()
 				r := newRun(t, root, indexDir)
-				n := 0
+				var n atomic.Int64
 				_, _, err := r.gcOnce(t, workers, m, func(string) error {
-					n++
-					if n > k {
+					if n.Add(1) > int64(k) {
 						return errCrash
 					}
 					return nil
 				})
 				if !errors.Is(err, errCrash) {
 					t.Fatalf("k=%d: sweep did not crash: %v", k, err)
+				}
+				// The delete order: whatever was deleted so far, no tag or revision
+				// names a manifest that is gone, and no live manifest a blob that is.
+				if bad := dangling(t, root); len(bad) > 0 {
+					t.Fatalf("-m=%v workers=%d: crashed after %d deletes, storage has dangling references: %v", m, workers, k, bad)
 				}
 				// Same command again, same index.
 				_, res, err := r.gcOnce(t, workers, m, nil)
@@ -174,6 +180,101 @@ func TestCrashAndResume(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// dangling lists every tag and revision link whose manifest blob is missing, and
+// every blob a revision-linked manifest references that is missing: what a crash
+// must never leave.
+func dangling(t *testing.T, root string) []string {
+	t.Helper()
+	var bad []string
+	present := func(d digest.Digest) bool {
+		_, err := os.Stat(fsPath(root, spath(t, storage.Spec{Kind: storage.BlobData, Digest: d})))
+		return err == nil
+	}
+	err := filepath.WalkDir(fsPath(root, storage.Root+"/repositories"), func(p string, de fs.DirEntry, err error) error {
+		if err != nil || de.IsDir() {
+			return err
+		}
+		rel := "/" + filepath.ToSlash(strings.TrimPrefix(p, root+string(filepath.Separator)))
+		s, err := storage.Parse(rel)
+		if err != nil || s.Kind != storage.RevisionLink && s.Kind != storage.TagCurrentLink {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		d := digest.Digest(b)
+		if !present(d) {
+			bad = append(bad, rel+" -> "+d.String())
+			return nil
+		}
+		m, err := graph.ParseManifest(readBlob(t, root, d))
+		if err != nil {
+			return nil
+		}
+		for _, ref := range m.Refs {
+			if ref.Kind != graph.EdgeSubject && ref.Kind != graph.EdgeChild && !present(ref.Digest) {
+				bad = append(bad, rel+" -> "+d.String()+" -> "+ref.Digest.String())
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bad
+}
+
+func readBlob(t *testing.T, root string, d digest.Digest) []byte {
+	t.Helper()
+	b, err := os.ReadFile(fsPath(root, spath(t, storage.Spec{Kind: storage.BlobData, Digest: d})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// A path an interrupted sweep deleted and a push re-created is not hidden by the
+// journal: the rerun deletes it with what it references, or keeps both.
+func TestJournalDoesNotHideRecreatedPath(t *testing.T) {
+	root := sample(t)
+	r := newRun(t, root, t.TempDir())
+	ctx := context.Background()
+	drv := storage.NewFilesystem(root)
+	if err := graph.Build(ctx, drv, r.idx); err != nil {
+		t.Fatal(err)
+	}
+	p, err := gc.NewPlan(ctx, r.idx, gc.WithDeleteUntagged(true), gc.WithGracePeriod(0), gc.WithNow(time.Now().Add(time.Hour)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Manifests) == 0 {
+		t.Fatal("the plan deletes no revision")
+	}
+	// Crash once the revisions are gone, before the blobs.
+	_, err = gc.Sweep(ctx, drv, p, gc.WithJournal(r.idx), gc.WithBeforePhase(func(phase string) error {
+		if phase == "blobs" {
+			return errCrash
+		}
+		return nil
+	}))
+	if !errors.Is(err, errCrash) {
+		t.Fatalf("sweep did not crash: %v", err)
+	}
+	// The untagged manifests are pushed again: their revision links are back.
+	for _, m := range p.Manifests {
+		write(t, root, storage.Spec{Kind: storage.RevisionLink, Repo: m.Repository, Digest: m.Digest}, []byte(m.Digest))
+	}
+	_, res, err := r.gcOnce(t, 4, true, nil)
+	r.idx.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bad := dangling(t, root); len(bad) > 0 {
+		t.Errorf("the rerun left dangling references: %v (result %+v)", bad, res)
 	}
 }
 

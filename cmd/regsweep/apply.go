@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -76,13 +77,30 @@ func runApply(cmd *cobra.Command, config, planFile string, o applyOptions) error
 		return planError(err)
 	}
 	plan.Storage = s.id
-	dropped := old.Dropped(plan)
-	for _, p := range dropped {
+	// What the plan named and the storage holds no more was deleted by an
+	// interrupted apply (the journal says so); the rest is no longer garbage.
+	var dropped, gone []string
+	for _, p := range old.Dropped(plan) {
+		j, err := s.idx.Journaled(p)
+		if err == nil && !j {
+			j, err = s.idx.Journaled(path.Dir(p)) // layer links are deleted with their directory
+		}
+		if err != nil {
+			return fmt.Errorf("read sweep journal: %w", err)
+		}
+		if j {
+			gone = append(gone, p)
+			continue
+		}
+		dropped = append(dropped, p)
 		s.log.Info("kept: no longer garbage since the plan was made", "path", p)
+	}
+	if len(gone) > 0 {
+		s.log.Info("already deleted by an interrupted run of this plan", "paths", len(gone))
 	}
 	rep, err := s.sweep(cmd, plan, o.commonOptions, o.sweepFlags)
 	if rep != nil {
-		rep.Dropped = dropped
+		rep.Dropped, rep.AlreadyDeleted = dropped, gone
 		if werr := writeReport(cmd.OutOrStdout(), rep, o.output); werr != nil {
 			return werr
 		}

@@ -237,6 +237,9 @@ func writeText(w io.Writer, r *gc.Report) {
 	if len(r.Dropped) > 0 {
 		fmt.Fprintf(w, "\nKept since the plan was made (referenced again or younger than grace): %d paths\n", len(r.Dropped))
 	}
+	if len(r.AlreadyDeleted) > 0 {
+		fmt.Fprintf(w, "\nAlready deleted by an interrupted run of this plan: %d paths\n", len(r.AlreadyDeleted))
+	}
 	if r.Result != nil {
 		fmt.Fprintln(w, "\nNote: a running registry may still answer from its blob-descriptor cache for deleted blobs; restart it (or flush its redis cache).")
 	}
