@@ -1,14 +1,19 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/distribution/distribution/v3/configuration"
 
+	"github.com/regsweep/regsweep/gc"
+	"github.com/regsweep/regsweep/graph"
 	"github.com/regsweep/regsweep/internal/runlock"
 	"github.com/regsweep/regsweep/storage"
 )
@@ -87,4 +92,64 @@ func countFiles(t *testing.T, root string) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// A plan applied, interrupted, and applied again: what the first run deleted is
+// reported as already deleted (the journal says so), not as no longer garbage.
+func TestApplyAfterCrashSaysAlreadyDeleted(t *testing.T) {
+	cfg := sampleConfig(t)
+	root := filepath.Join(filepath.Dir(cfg), "registry")
+	dir := t.TempDir()
+	planFile := filepath.Join(t.TempDir(), "plan.json")
+	if _, err := run(t, "gc", cfg, "-d", "-m", "-q", "--index", dir, "--plan-out", planFile); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(planFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p gc.Plan
+	if err := json.Unmarshal(b, &p); err != nil {
+		t.Fatal(err)
+	}
+	idx, err := graph.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := idx.JournalPlan(b); err != nil {
+		t.Fatal(err)
+	}
+	var deleted []string
+	crash := errors.New("crash")
+	_, err = gc.Sweep(context.Background(), storage.NewFilesystem(root), &p, gc.WithSweepWorkers(1), gc.WithJournal(idx),
+		gc.WithBeforeDelete(func(path string) error {
+			if len(deleted) == 3 {
+				return crash
+			}
+			deleted = append(deleted, path)
+			return nil
+		}))
+	idx.Close()
+	if !errors.Is(err, crash) {
+		t.Fatalf("sweep: %v", err)
+	}
+	out, err := run(t, "apply", cfg, planFile, "-q", "-o", "json", "--index", dir, "--registry-url", "none")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep gc.Report
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range deleted {
+		if !slices.Contains(rep.AlreadyDeleted, d) {
+			t.Errorf("%s, deleted by the interrupted run, is not reported as already deleted: %v", d, rep.AlreadyDeleted)
+		}
+		if slices.Contains(rep.Dropped, d) {
+			t.Errorf("%s is reported as no longer garbage", d)
+		}
+	}
+	if rep.Result == nil || rep.Result.DeletedBlobs == 0 {
+		t.Errorf("the second apply deleted nothing: %+v", rep.Result)
+	}
 }
