@@ -174,6 +174,10 @@ func blockedError(p *gc.Plan, verb string) error {
 		verb, len(p.Blocked), w.Kind, where, w.Detail)}
 }
 
+// testBeforeDelete, when tests set it, is called before every delete: an error
+// stops the sweep as a crash would.
+var testBeforeDelete func(path string) error
+
 // recheckEvery is how often a long deletion phase lists the roots again.
 const recheckEvery = time.Minute
 
@@ -278,7 +282,7 @@ func (s *session) sweep(cmd *cobra.Command, plan *gc.Plan, c commonOptions, f sw
 		return nil, err
 	}
 	roots := gc.NewRootCheck(s.drv, s.idx, meta.Started, time.Duration(plan.Mode.GraceSeconds)*time.Second, c.workers, plan.Mode.KeepReferrers)
-	res, err := gc.Sweep(cmd.Context(), s.drv, plan, gc.WithRecheck(roots.Check, recheckEvery),
+	res, err := gc.Sweep(cmd.Context(), s.drv, plan, gc.WithRecheck(roots.Check, recheckEvery), gc.WithBeforeDelete(testBeforeDelete),
 		gc.WithSweepWorkers(c.workers), gc.WithMaxOps(f.maxOps), gc.WithJournal(s.idx),
 		gc.WithIgnoreUnreadable(f.ignoreUnreadable), gc.WithSweepLogger(s.log), gc.WithSweepProgress(s.prog))
 	s.doneProgress()

@@ -1,19 +1,18 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/distribution/distribution/v3/configuration"
 
 	"github.com/regsweep/regsweep/gc"
-	"github.com/regsweep/regsweep/graph"
 	"github.com/regsweep/regsweep/internal/runlock"
 	"github.com/regsweep/regsweep/storage"
 )
@@ -98,40 +97,27 @@ func countFiles(t *testing.T, root string) int {
 // reported as already deleted (the journal says so), not as no longer garbage.
 func TestApplyAfterCrashSaysAlreadyDeleted(t *testing.T) {
 	cfg := sampleConfig(t)
-	root := filepath.Join(filepath.Dir(cfg), "registry")
 	dir := t.TempDir()
 	planFile := filepath.Join(t.TempDir(), "plan.json")
 	if _, err := run(t, "gc", cfg, "-d", "-m", "-q", "--index", dir, "--plan-out", planFile); err != nil {
 		t.Fatal(err)
 	}
-	b, err := os.ReadFile(planFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var p gc.Plan
-	if err := json.Unmarshal(b, &p); err != nil {
-		t.Fatal(err)
-	}
-	idx, err := graph.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := idx.JournalPlan(b); err != nil {
-		t.Fatal(err)
-	}
 	var deleted []string
+	var mu sync.Mutex
 	crash := errors.New("crash")
-	_, err = gc.Sweep(context.Background(), storage.NewFilesystem(root), &p, gc.WithSweepWorkers(1), gc.WithJournal(idx),
-		gc.WithBeforeDelete(func(path string) error {
-			if len(deleted) == 3 {
-				return crash
-			}
-			deleted = append(deleted, path)
-			return nil
-		}))
-	idx.Close()
+	testBeforeDelete = func(path string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(deleted) == 3 {
+			return crash
+		}
+		deleted = append(deleted, path)
+		return nil
+	}
+	_, err := run(t, "apply", cfg, planFile, "-q", "--index", dir, "--registry-url", "none", "--workers", "1")
+	testBeforeDelete = nil
 	if !errors.Is(err, crash) {
-		t.Fatalf("sweep: %v", err)
+		t.Fatalf("first apply: %v", err)
 	}
 	out, err := run(t, "apply", cfg, planFile, "-q", "-o", "json", "--index", dir, "--registry-url", "none")
 	if err != nil {
