@@ -364,11 +364,25 @@ func Sweep(ctx context.Context, drv driver.StorageDriver, p *Plan, opts ...Sweep
 	}
 	switch {
 	case fsys != nil:
+		// Also every blob prefix directory: one a crashed sweep emptied is found by
+		// no plan, since nothing below it is left.
+		prune = append(prune, blobPrefixes(ctx, fsys)...)
 		pruneEmpty(fsys.RemoveEmptyDir, prune)
 	case o.fsRoot != "":
 		pruneEmpty(func(d string) bool { return removeEmptyDir(o.fsRoot, d) }, prune)
 	}
 	return &res, nil
+}
+
+// blobPrefixes lists the blobs/<alg>/<xx> directories, to be pruned when empty.
+func blobPrefixes(ctx context.Context, fsys *storage.FS) []string {
+	var out []string
+	algs, _ := fsys.List(ctx, storage.Root+"/blobs")
+	for _, a := range algs {
+		xx, _ := fsys.List(ctx, a)
+		out = append(out, xx...)
+	}
+	return out
 }
 
 // removeEmptyDir removes root/d if it is an empty directory and not a link.

@@ -178,9 +178,31 @@ func TestCrashAndResume(t *testing.T) {
 				if res.Missing != 0 {
 					t.Errorf("k=%d: rerun found %d planned items already gone: something was planned twice", k, res.Missing)
 				}
+				if empty := emptyDirs(t, fsPath(root, storage.Root+"/blobs")); len(empty) > 0 {
+					t.Errorf("k=%d: the rerun left empty directories: %v", k, empty)
+				}
 			}
 		}
 	}
+}
+
+// emptyDirs lists the empty directories below dir.
+func emptyDirs(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return err
+		}
+		if ents, err := os.ReadDir(p); err == nil && len(ents) == 0 {
+			out = append(out, p)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 // dangling lists every tag and revision link whose manifest blob is missing, and
