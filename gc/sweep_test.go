@@ -454,3 +454,22 @@ func TestKeptReferrersCounted(t *testing.T) {
 		t.Errorf("default mode counts %d kept referrers; every revision is a root there", def.Summary.KeptReferrers)
 	}
 }
+
+// A blob written a moment ago and linked nowhere yet is a push in progress: the
+// registry writes the blob before any link. Grace alone keeps it.
+func TestGraceKeepsYoungUnlinkedBlob(t *testing.T) {
+	root := sample(t)
+	old := time.Now().Add(-48 * time.Hour)
+	filepath.WalkDir(root, func(p string, _ fs.DirEntry, _ error) error { return os.Chtimes(p, old, old) })
+	young := putBlob(t, root, "", []byte("a blob whose push has not linked it yet"))
+	for _, m := range []bool{false, true} {
+		p := planWith(t, root, nil, gc.WithDeleteUntagged(m), gc.WithGracePeriod(time.Hour), gc.WithNow(time.Now()))
+		assertKept(t, p, young)
+		if !slices.ContainsFunc(p.Kept, func(k gc.KeptItem) bool { return k.Digest == young && k.Reason == "younger than grace" }) {
+			t.Errorf("-m=%v: the young blob is not reported as kept by grace: %+v", m, p.Kept)
+		}
+		if len(p.Blobs) == 0 {
+			t.Errorf("-m=%v: the aged sample's garbage is kept too", m)
+		}
+	}
+}
