@@ -27,8 +27,8 @@ const (
 	exitOK       = 0
 	exitError    = 1
 	exitUsage    = 2
-	exitBlocked  = 3 // unreadable manifests, broken roots or incomplete storage: a sweep refuses
-	exitWritable = 4 // the registry serving the storage accepts writes: a sweep refuses
+	exitBlocked  = 3  // unreadable manifests, broken roots or incomplete storage: a sweep refuses
+	exitWritable = 4  // the registry serving the storage accepts writes: a sweep refuses
 	exitCrash    = 70 // an internal error (EX_SOFTWARE): a panic or a fatal runtime error
 )
 
