@@ -253,7 +253,7 @@ func NewPlan(ctx context.Context, idx graph.Reader, opts ...Option) (*Plan, erro
 	dg := func(id uint32) digest.Digest {
 		d, err := idx.Digest(id)
 		if err != nil && lost == nil {
-			lost = fmt.Errorf("%w: no digest for id %d: %v", ErrDamagedIndex, id, err)
+			lost = fmt.Errorf("%w: no digest for id %d: %v", graph.ErrDamaged, id, err)
 		}
 		return d
 	}

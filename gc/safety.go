@@ -12,9 +12,6 @@ import (
 // every link. WithAllowMassDelete overrides it.
 var ErrIncompleteStorage = errors.New("storage looks incomplete")
 
-// ErrDamagedIndex is returned when the index contradicts itself.
-var ErrDamagedIndex = errors.New("the index is damaged")
-
 // MaxBrokenRoots is the share of roots (tag and revision links) whose manifest blob
 // may be missing before NewPlan refuses the storage as incomplete. A healthy
 // registry has none; a few come from interrupted deletes. More than a tenth is a

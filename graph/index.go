@@ -6,6 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -151,7 +154,7 @@ type Meta struct {
 
 // indexFormat changes whenever the key schema or a value encoding does: an index
 // written in another format is rebuilt, never misread.
-const indexFormat = 2
+const indexFormat = 3
 
 // Reader is what the collector needs from an index.
 type Reader interface {
@@ -193,10 +196,22 @@ type Reader interface {
 // ErrIndexInUse is wrapped by Open when another process has the index open.
 var ErrIndexInUse = errors.New("another process has the index open")
 
+// ErrDamaged is wrapped when the index's files are damaged or contradict each
+// other: a file of another size than the index closed with, a block or value that
+// fails its checksum, an id without a digest. An index is a cache of the storage:
+// rebuild it (Wipe, then a scan).
+var ErrDamaged = errors.New("the index is damaged")
+
+// cleanFile records, when the index closes, the size of each of its files. Open
+// compares them before badger reads any: badger panics, in goroutines no caller
+// can recover, on some damaged tables (a truncated one).
+const cleanFile = "regsweep-closed"
+
 // Index is a badger-backed graph index.
 type Index struct {
 	db    *badger.DB
 	packs *packFile
+	dir   string
 
 	mu          sync.Mutex
 	cached      []byte // the value of id chunk cachedChunk
@@ -207,6 +222,9 @@ var _ Reader = (*Index)(nil)
 
 // Open opens (creating if needed) the index in dir.
 func Open(dir string) (*Index, error) {
+	if err := checkClosedSizes(dir); err != nil {
+		return nil, err
+	}
 	opts := badger.DefaultOptions(dir).
 		WithLogger(nil).
 		WithNumVersionsToKeep(1).
@@ -218,28 +236,122 @@ func Open(dir string) (*Index, error) {
 		WithValueThreshold(1 << 10).
 		// The index is a scratch file of keys and small values: compression buys
 		// little on disk and its table-building buffers cost tens of MiB of memory.
-		WithCompression(options.None)
+		WithCompression(options.None).
+		// A damaged block is an error, not a wrong answer.
+		WithChecksumVerificationMode(options.OnTableAndBlockRead)
 	db, err := badger.Open(opts)
 	if err != nil {
 		// badger formats its lock error without wrapping it.
 		if strings.Contains(err.Error(), "acquire directory lock") {
 			return nil, fmt.Errorf("open index %s: %w", dir, ErrIndexInUse)
 		}
-		return nil, fmt.Errorf("open index %s: %w", dir, err)
+		return nil, fmt.Errorf("open index %s: %w: %v", dir, ErrDamaged, err)
 	}
 	packs, err := openPacks(dir)
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
-	return &Index{db: db, packs: packs}, nil
+	// Open now: a crash from here on leaves no record, and the next Open trusts
+	// badger's own recovery.
+	if err := os.Remove(filepath.Join(dir, cleanFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		db.Close()
+		packs.close()
+		return nil, fmt.Errorf("open index %s: %w", dir, err)
+	}
+	return &Index{db: db, packs: packs, dir: dir}, nil
 }
 
-// Close closes the index.
+// checkClosedSizes compares the index's files with the sizes recorded when it was
+// last closed.
+func checkClosedSizes(dir string) error {
+	b, err := os.ReadFile(filepath.Join(dir, cleanFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // new, or not closed cleanly: badger recovers its own writes
+	}
+	if err != nil {
+		return fmt.Errorf("open index %s: %w", dir, err)
+	}
+	var want map[string]int64
+	if err := json.Unmarshal(b, &want); err != nil {
+		return fmt.Errorf("open index %s: %w: %s is not readable", dir, ErrDamaged, cleanFile)
+	}
+	for name, size := range want {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		switch {
+		case err != nil:
+			return fmt.Errorf("open index %s: %w: %s: %v", dir, ErrDamaged, name, err)
+		case fi.Size() != size:
+			return fmt.Errorf("open index %s: %w: %s has %d bytes, the index closed with %d", dir, ErrDamaged, name, fi.Size(), size)
+		}
+	}
+	return nil
+}
+
+// recordClosedSizes writes cleanFile after a clean close.
+func recordClosedSizes(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	sizes := map[string]int64{}
+	for _, e := range ents {
+		if e.Name() == cleanFile || e.Name() == "LOCK" || !e.Type().IsRegular() {
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil {
+			return err
+		}
+		sizes[e.Name()] = fi.Size()
+	}
+	b, err := json.Marshal(sizes)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, cleanFile), b, 0o600)
+}
+
+// Wipe removes the index in dir, to be rebuilt: only the files an index has, and
+// only when dir holds an index.
+func Wipe(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	ours := func(name string) bool {
+		switch name {
+		case "MANIFEST", "KEYREGISTRY", "DISCARD", "LOCK", "packs", cleanFile:
+			return true
+		}
+		ext := filepath.Ext(name)
+		return ext == ".sst" || ext == ".vlog" || ext == ".mem"
+	}
+	isIndex := false
+	for _, e := range ents {
+		isIndex = isIndex || e.Name() == "MANIFEST" || e.Name() == "packs"
+	}
+	if !isIndex {
+		return fmt.Errorf("%s does not hold a regsweep index: not removing anything", dir)
+	}
+	for _, e := range ents {
+		if ours(e.Name()) {
+			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Close closes the index and records the sizes of its files for the next Open.
 func (x *Index) Close() error {
 	err := x.packs.close()
 	if cerr := x.db.Close(); err == nil {
 		err = cerr
+	}
+	if err == nil {
+		err = recordClosedSizes(x.dir)
 	}
 	return err
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -17,8 +18,10 @@ import (
 // gigabyte. Read with pread, the same bytes sit in the page cache, where the kernel can
 // drop them, and not in the process.
 //
-// A stored value is a tag byte, then either the value (packInline) or its offset u64
-// and length u32 in the file (packFar): small values are not worth a read.
+// A stored value is a tag byte, then either the value (packInline) or its offset u64,
+// length u32 and CRC-32C u32 in the file (packFar): small values are not worth a
+// read. Badger checks its own blocks; the checksum makes a damaged pack value an
+// error (ErrDamaged), never a wrong graph.
 type packFile struct {
 	mu      sync.Mutex
 	f       *os.File
@@ -32,7 +35,10 @@ const (
 	packFar    byte = 1
 
 	packMinFar = 64 // values shorter than this stay in badger
+	packRefLen = 17
 )
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 func openPacks(dir string) (*packFile, error) {
 	name := filepath.Join(dir, "packs")
@@ -70,10 +76,11 @@ func (p *packFile) put(v []byte) ([]byte, error) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	ref := make([]byte, 13)
+	ref := make([]byte, packRefLen)
 	ref[0] = packFar
 	binary.BigEndian.PutUint64(ref[1:], uint64(p.size))
 	binary.BigEndian.PutUint32(ref[9:], uint32(len(v)))
+	binary.BigEndian.PutUint32(ref[13:], crc32.Checksum(v, castagnoli))
 	if _, err := p.w.Write(v); err != nil {
 		return nil, fmt.Errorf("write index %s: %w", p.f.Name(), err)
 	}
@@ -84,13 +91,13 @@ func (p *packFile) put(v []byte) ([]byte, error) {
 // get returns the value stored as ref, reading into buf when it is far.
 func (p *packFile) get(ref, buf []byte) ([]byte, error) {
 	if len(ref) == 0 {
-		return nil, fmt.Errorf("index value is empty")
+		return nil, fmt.Errorf("%w: an index value is empty", ErrDamaged)
 	}
 	if ref[0] == packInline {
 		return append(buf[:0], ref[1:]...), nil
 	}
-	if ref[0] != packFar || len(ref) != 13 {
-		return nil, fmt.Errorf("index value has an unknown encoding (tag %d): rebuild the index", ref[0])
+	if ref[0] != packFar || len(ref) != packRefLen {
+		return nil, fmt.Errorf("%w: an index value has an unknown encoding (tag %d)", ErrDamaged, ref[0])
 	}
 	off, n := int64(binary.BigEndian.Uint64(ref[1:])), int64(binary.BigEndian.Uint32(ref[9:]))
 	if err := p.flushTo(off + n); err != nil {
@@ -101,7 +108,10 @@ func (p *packFile) get(ref, buf []byte) ([]byte, error) {
 	}
 	buf = buf[:n]
 	if _, err := p.f.ReadAt(buf, off); err != nil {
-		return nil, fmt.Errorf("read index %s at %d (+%d): %w: rebuild the index", p.f.Name(), off, n, err)
+		return nil, fmt.Errorf("%w: read %s at %d (+%d): %v", ErrDamaged, p.f.Name(), off, n, err)
+	}
+	if crc32.Checksum(buf, castagnoli) != binary.BigEndian.Uint32(ref[13:]) {
+		return nil, fmt.Errorf("%w: %s at %d (+%d) does not match its checksum", ErrDamaged, p.f.Name(), off, n)
 	}
 	return buf, nil
 }

@@ -53,7 +53,7 @@ func runApply(cmd *cobra.Command, config, planFile string, o applyOptions) error
 	if err := json.Unmarshal(b, &old); err != nil {
 		return fmt.Errorf("plan %s is not a regsweep plan: %w", planFile, err)
 	}
-	s, err := openSession(cmd, config, o.commonOptions, true)
+	s, err := openSession(cmd, config, o.commonOptions, true, true)
 	if err != nil {
 		return err
 	}
@@ -74,7 +74,7 @@ func runApply(cmd *cobra.Command, config, planFile string, o applyOptions) error
 		gc.WithUploadAge(time.Duration(m.UploadAgeSeconds)*time.Second),
 		gc.WithNow(s.start), gc.WithOnly(&old), gc.WithAllowMassDelete(o.allowMassDelete))
 	if err != nil {
-		return planError(err)
+		return s.planError(err)
 	}
 	plan.Storage = s.id
 	// What the plan named and the storage holds no more was deleted by an

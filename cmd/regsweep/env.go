@@ -63,13 +63,15 @@ type session struct {
 	cfg   *configuration.Configuration
 	id    string
 	idx   *graph.Index
+	dir   string        // of the index
 	lock  *runlock.Lock // held by runs that delete
 	start time.Time
 }
 
 // openSession opens the storage config names and its index. A run that may delete
-// (deletes) first takes the storage's run lock.
-func openSession(cmd *cobra.Command, config string, c commonOptions, deletes bool) (*session, error) {
+// (deletes) first takes the storage's run lock. A run that rebuilds the index
+// anyway (rebuilds) replaces a damaged one.
+func openSession(cmd *cobra.Command, config string, c commonOptions, deletes, rebuilds bool) (*session, error) {
 	level := slog.LevelInfo
 	if c.quiet {
 		level = slog.LevelWarn
@@ -99,12 +101,17 @@ func openSession(cmd *cobra.Command, config string, c commonOptions, deletes boo
 		s.close()
 		return nil, fmt.Errorf("create index directory: %w", err)
 	}
-	if s.idx, err = graph.Open(dir); err != nil {
-		s.close()
-		if errors.Is(err, graph.ErrIndexInUse) {
-			return nil, fmt.Errorf("%w: another regsweep is using this index (pass --index to use another)", err)
+	s.dir = dir
+	s.idx, err = graph.Open(dir)
+	if errors.Is(err, graph.ErrDamaged) && rebuilds {
+		s.log.Warn("the index is damaged; rebuilding it (an interrupted sweep's journal is lost with it: the rescan finds what is left)", "index", dir, "error", err)
+		if err = graph.Wipe(dir); err == nil {
+			s.idx, err = graph.Open(dir)
 		}
-		return nil, err
+	}
+	if err != nil {
+		s.close()
+		return nil, indexError(dir, err)
 	}
 	s.log.Info("opened", "storage", s.id, "index", dir)
 	return s, nil
@@ -243,10 +250,13 @@ func (s *session) checkRegistry(ctx context.Context, f sweepFlags) ([]gc.Registr
 	return out, nil
 }
 
-// planError gives a planning error its exit code.
-func planError(err error) error {
-	if errors.Is(err, gc.ErrIncompleteStorage) {
+// planError gives a planning error its exit code and its advice.
+func (s *session) planError(err error) error {
+	switch {
+	case errors.Is(err, gc.ErrIncompleteStorage):
 		return &codeError{exitBlocked, fmt.Errorf("refusing: %w", err)}
+	case errors.Is(err, graph.ErrDamaged):
+		return indexError(s.dir, err)
 	}
 	return fmt.Errorf("plan: %w", err)
 }

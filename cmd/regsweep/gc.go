@@ -86,7 +86,7 @@ func runGC(cmd *cobra.Command, config string, o gcOptions) error {
 	if err := checkOutputs(o.metricsFile, o.planOut); err != nil {
 		return err
 	}
-	s, err := openSession(cmd, config, o.commonOptions, !o.dryRun)
+	s, err := openSession(cmd, config, o.commonOptions, !o.dryRun, !o.dryRun || o.maxIndexAge == 0)
 	if err != nil {
 		return err
 	}
@@ -105,7 +105,7 @@ func runGC(cmd *cobra.Command, config string, o gcOptions) error {
 		gc.WithGracePeriod(o.grace), gc.WithUploadAge(o.uploadAge), gc.WithNow(s.start),
 		gc.WithAllowMassDelete(o.allowMassDelete))
 	if err != nil {
-		return planError(err)
+		return s.planError(err)
 	}
 	plan.Storage = s.id
 	if o.planOut != "" {

@@ -54,7 +54,7 @@ func runGraph(cmd *cobra.Command, repo string, o graphOptions) error {
 	defer idx.Close()
 	plan, err := gc.NewPlan(cmd.Context(), idx, o.options(meta, o.deleteUntagged)...)
 	if err != nil {
-		return fmt.Errorf("plan: %w", err)
+		return indexError(o.indexDir, err)
 	}
 	known := false
 	for _, r := range plan.Repositories {

@@ -78,14 +78,25 @@ func openIndex(dir string) (*graph.Index, graph.Meta, error) {
 	}
 	idx, err := graph.Open(dir)
 	if err != nil {
-		return nil, graph.Meta{}, fmt.Errorf("%w (is another regsweep using this index?)", err)
+		return nil, graph.Meta{}, indexError(dir, err)
 	}
 	meta, err := idx.Meta()
 	if err != nil {
 		idx.Close()
-		return nil, graph.Meta{}, fmt.Errorf("index %s: %w", dir, err)
+		return nil, graph.Meta{}, indexError(dir, err)
 	}
 	return idx, meta, nil
+}
+
+// indexError says what to do about an index that cannot be used.
+func indexError(dir string, err error) error {
+	switch {
+	case errors.Is(err, graph.ErrDamaged):
+		return fmt.Errorf("the index at %s is damaged: rebuild it with `regsweep scan CONFIG --index %s` (%w)", dir, dir, err)
+	case errors.Is(err, graph.ErrIndexInUse):
+		return fmt.Errorf("%w: another regsweep is using the index at %s", err, dir)
+	}
+	return fmt.Errorf("index %s: %w", dir, err)
 }
 
 type reportOptions struct {
@@ -194,11 +205,11 @@ func newCapacityReport(ctx context.Context, idx graph.Reader, meta graph.Meta, o
 		plan.Storage = meta.Storage
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("plan: %w", err)
+		return nil, nil, indexError(o.indexDir, err)
 	}
 	c, err := gc.NewCapacity(ctx, idx, plan, gc.WithTopN(o.top))
 	if err != nil {
-		return nil, nil, fmt.Errorf("capacity: %w", err)
+		return nil, nil, indexError(o.indexDir, err)
 	}
 	r := &capacityReport{
 		Report:   gc.NewReport(plan, true),

@@ -372,7 +372,7 @@ func TestGraphCommand(t *testing.T) {
 	if states[gc.StateGarbage] == 0 || states["shared"] == 0 || states[gc.StateLive] == 0 {
 		t.Errorf("node states %v", states)
 	}
-	if path, err := exec.LookPath("dot"); err == nil {
+	if path := dotPath(t); path != "" {
 		cmd := exec.Command(path, "-Tsvg")
 		cmd.Stdin = strings.NewReader(dot)
 		if out, err := cmd.CombinedOutput(); err != nil {

@@ -26,7 +26,7 @@ Exit codes: 0 success, 1 error, 2 usage.`,
 			if o.workers < 1 {
 				return &codeError{exitUsage, fmt.Errorf("--workers %d: want at least 1", o.workers)}
 			}
-			s, err := openSession(cmd, args[0], o, false)
+			s, err := openSession(cmd, args[0], o, false, true)
 			if err != nil {
 				return err
 			}
