@@ -8,14 +8,17 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/distribution/distribution/v3/registry/storage/driver"
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/regsweep/regsweep/benchmarks/benchenv"
 	"github.com/regsweep/regsweep/gc"
 	"github.com/regsweep/regsweep/graph"
+	"github.com/regsweep/regsweep/storage"
 )
 
 // sampleS3 uploads the sample registry to a fake S3 bucket and returns the server
@@ -139,5 +142,28 @@ func TestS3RootCheckSeesNewTag(t *testing.T) {
 	}
 	if len(protect) < 2 {
 		t.Errorf("only %d digests kept: the manifest's references are missing", len(protect))
+	}
+}
+
+// One request in twenty is never answered: with storage.Patient the run ends, with
+// the plan a healthy store gives.
+func TestS3HungRequests(t *testing.T) {
+	s3, drv := sampleS3(t)
+	want, err := planS3(t, drv, gc.WithDeleteUntagged(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n atomic.Int64
+	s3.SetFault(benchenv.Hang(func(*http.Request) bool { return n.Add(1)%20 == 0 }))
+	patient := storage.NewPatient(drv, storage.PatientOptions{Timeout: 500 * time.Millisecond, Backoff: 10 * time.Millisecond})
+	got, err := planS3(t, patient, gc.WithDeleteUntagged(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if patient.Retries() == 0 {
+		t.Fatal("nothing was retried: the fault did not bite")
+	}
+	if d := cmp.Diff(want.Paths(), got.Paths()); d != "" {
+		t.Errorf("plan under hangs differs (-healthy +hung):\n%s", d)
 	}
 }

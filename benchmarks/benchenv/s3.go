@@ -58,6 +58,18 @@ func EmptyListing(part string) Fault {
 	}
 }
 
+// Hang is a Fault that never answers the requests pick chooses: it holds them until
+// the client gives up, as an overloaded or broken store does.
+func Hang(pick func(r *http.Request) bool) Fault {
+	return func(w http.ResponseWriter, r *http.Request) bool {
+		if !pick(r) {
+			return false
+		}
+		<-r.Context().Done()
+		return true
+	}
+}
+
 // FailListing is a Fault that answers every listing whose prefix contains part with
 // status (500, 503, 403 ...).
 func FailListing(part string, status int) Fault {

@@ -27,12 +27,13 @@ import (
 
 // common flags of the commands that touch storage.
 type commonOptions struct {
-	metricsFile string
-	verifyLinks bool
-	indexDir    string
-	output      string
-	workers     int
-	quiet       bool
+	requestTimeout time.Duration
+	metricsFile    string
+	verifyLinks    bool
+	indexDir       string
+	output         string
+	workers        int
+	quiet          bool
 }
 
 func (c *commonOptions) bind(cmd *cobra.Command) {
@@ -42,6 +43,7 @@ func (c *commonOptions) bind(cmd *cobra.Command) {
 	f.IntVar(&c.workers, "workers", 16, "concurrent storage operations")
 	f.BoolVarP(&c.quiet, "quiet", "q", false, "log only warnings and errors")
 	f.StringVar(&c.metricsFile, "metrics-file", "", "also write Prometheus metrics to this file (node_exporter textfile format, replaced atomically)")
+	f.DurationVar(&c.requestTimeout, "request-timeout", 30*time.Second, "object stores: give up on a request after this long without an answer and try again (5 tries, with backoff)")
 	f.BoolVar(&c.verifyLinks, "verify-links", false, "read every revision and layer link and check it against its path (one more read per link)")
 }
 
@@ -51,6 +53,9 @@ func (c *commonOptions) verify() error {
 	}
 	if c.workers < 1 {
 		return fmt.Errorf("--workers %d: want at least 1", c.workers)
+	}
+	if c.requestTimeout <= 0 {
+		return fmt.Errorf("--request-timeout %v: want more than 0", c.requestTimeout)
 	}
 	return nil
 }
@@ -81,6 +86,12 @@ func openSession(cmd *cobra.Command, config string, c commonOptions, deletes, re
 	var err error
 	if s.drv, s.cfg, err = storage.Open(cmd.Context(), config); err != nil {
 		return nil, err
+	}
+	if s.drv.Name() != "filesystem" {
+		// Object stores: no request may wait forever, and passing faults pass.
+		s.drv = storage.NewPatient(s.drv, storage.PatientOptions{Timeout: c.requestTimeout, OnRetry: func(op, path string, attempt int, err error) {
+			s.log.Warn("storage: trying again", "op", op, "path", path, "attempt", attempt, "error", err)
+		}})
 	}
 	s.id = storage.ID(s.cfg)
 	if deletes {

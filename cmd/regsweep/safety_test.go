@@ -1,17 +1,25 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/distribution/distribution/v3/configuration"
 
+	"github.com/regsweep/regsweep/benchmarks/benchenv"
+	"github.com/regsweep/regsweep/benchmarks/synth"
 	"github.com/regsweep/regsweep/gc"
 	"github.com/regsweep/regsweep/internal/runlock"
 	"github.com/regsweep/regsweep/storage"
@@ -137,5 +145,58 @@ func TestApplyAfterCrashSaysAlreadyDeleted(t *testing.T) {
 	}
 	if rep.Result == nil || rep.Result.DeletedBlobs == 0 {
 		t.Errorf("the second apply deleted nothing: %+v", rep.Result)
+	}
+}
+
+// A store that leaves one request in ten unanswered: gc ends, says it is retrying,
+// and plans what a healthy store gives.
+func TestGCOnHangingObjectStore(t *testing.T) {
+	s3, err := benchenv.NewS3("registry")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s3.Close()
+	ctx := context.Background()
+	drv, err := s3.Driver(ctx, "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := synth.Generate(ctx, drv, 5, synth.Layout{Repos: 3, ManifestsPerRepo: 4, TagsPerRepo: 2, LayersPerManifest: 2, OrphanBlobs: 5}); err != nil {
+		t.Fatal(err)
+	}
+	var params strings.Builder
+	for k, v := range s3.Parameters("/") {
+		fmt.Fprintf(&params, "    %s: %v\n", k, v)
+	}
+	cfg := filepath.Join(t.TempDir(), "config.yml")
+	if err := os.WriteFile(cfg, []byte("version: 0.1\nstorage:\n  s3:\n"+params.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	healthy, err := run(t, "gc", cfg, "-d", "-q", "-o", "json", "--index", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n atomic.Int64
+	s3.SetFault(benchenv.Hang(func(*http.Request) bool { return n.Add(1)%10 == 0 }))
+	cmd := newRootCommand()
+	var out, log bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&log)
+	cmd.SetArgs([]string{"gc", cfg, "-d", "-o", "json", "--index", t.TempDir(), "--request-timeout", "300ms"})
+	if err := cmd.Execute(); err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	var a, b gc.Report
+	if err := json.Unmarshal([]byte(healthy), &a); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(out.Bytes(), &b); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(a.Summary, b.Summary) || len(a.Delete.Blobs) != len(b.Delete.Blobs) {
+		t.Errorf("summary under hangs %+v, healthy %+v", b.Summary, a.Summary)
+	}
+	if !strings.Contains(log.String(), "storage: trying again") {
+		t.Errorf("the log does not say the run waits for the store:\n%s", log.String())
 	}
 }

@@ -46,6 +46,7 @@ Exit codes: 0 success, 1 error, 2 usage.`,
 	f := cmd.Flags()
 	f.StringVar(&o.indexDir, "index", "", "directory of the on-disk index")
 	f.IntVar(&o.workers, "workers", 16, "concurrent storage operations")
+	f.DurationVar(&o.requestTimeout, "request-timeout", 30*time.Second, "object stores: give up on a request after this long without an answer and try again (5 tries, with backoff)")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "log only warnings and errors")
 	f.BoolVar(&o.verifyLinks, "verify-links", false, "read every revision and layer link and check it against its path (one more read per link)")
 	return cmd
