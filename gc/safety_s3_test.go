@@ -154,9 +154,16 @@ func TestS3HungRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 	var n atomic.Int64
-	s3.SetFault(benchenv.Hang(func(*http.Request) bool { return n.Add(1)%20 == 0 }))
+	s3.SetFault(s3.Hang(func(*http.Request) bool { return n.Add(1)%20 == 0 }))
 	patient := storage.NewPatient(drv, storage.PatientOptions{Timeout: 500 * time.Millisecond, Backoff: 10 * time.Millisecond})
-	got, err := planS3(t, patient, gc.WithDeleteUntagged(true))
+	var got *gc.Plan
+	done := make(chan struct{})
+	go func() { defer close(done); got, err = planS3(t, patient, gc.WithDeleteUntagged(true)) }()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Minute):
+		t.Fatal("the run waits forever on a request the store never answers")
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

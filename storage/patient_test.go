@@ -41,12 +41,32 @@ func s3Tree(t *testing.T) (*benchenv.S3, *storage.Patient, []string) {
 	return s3, storage.NewPatient(drv, storage.PatientOptions{Timeout: 300 * time.Millisecond, Tries: 4, Backoff: 10 * time.Millisecond}), files
 }
 
+// within fails the test if fn does not end in d: code that waits forever on a
+// store must fail its test, not hang it.
+func within(t *testing.T, d time.Duration, fn func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { defer close(done); fn() }()
+	select {
+	case <-done:
+	case <-time.After(d):
+		t.Fatalf("still waiting after %v: a call waits forever", d)
+	}
+}
+
 // One request in four is never answered: every call still succeeds, and a walk
 // cut off midway resumes without passing anything on twice.
 func TestPatientRidesOutHangs(t *testing.T) {
 	s3, p, files := s3Tree(t)
 	var n atomic.Int64
-	s3.SetFault(benchenv.Hang(func(*http.Request) bool { return n.Add(1)%4 == 0 }))
+	s3.SetFault(s3.Hang(func(*http.Request) bool { return n.Add(1)%4 == 0 }))
+	within(t, time.Minute, func() { ridesOut(t, p, files) })
+	if p.Retries() == 0 {
+		t.Error("no call was retried: the fault did not bite")
+	}
+}
+
+func ridesOut(t *testing.T, p *storage.Patient, files []string) {
 	ctx := context.Background()
 	for i := 0; i < 3; i++ {
 		var got []string
@@ -81,18 +101,16 @@ func TestPatientRidesOutHangs(t *testing.T) {
 	if err := p.Delete(ctx, "/c"); err != nil {
 		t.Errorf("delete /c: %v", err)
 	}
-	if p.Retries() == 0 {
-		t.Error("no call was retried: the fault did not bite")
-	}
 }
 
 // A store that answers nothing under a prefix: the call fails, in bounded time,
 // naming what it did and where.
 func TestPatientGivesUp(t *testing.T) {
 	s3, p, _ := s3Tree(t)
-	s3.SetFault(benchenv.Hang(func(r *http.Request) bool { return strings.Contains(r.URL.RawQuery+r.URL.Path, "c") }))
+	s3.SetFault(s3.Hang(func(r *http.Request) bool { return strings.Contains(r.URL.RawQuery+r.URL.Path, "c") }))
 	start := time.Now()
-	_, err := p.Stat(context.Background(), "/c/4")
+	var err error
+	within(t, time.Minute, func() { _, err = p.Stat(context.Background(), "/c/4") })
 	if !errors.Is(err, storage.ErrGaveUp) || !strings.Contains(err.Error(), "stat /c/4") || !strings.Contains(err.Error(), "4 attempts") {
 		t.Errorf("err = %v, want ErrGaveUp naming the call and the path", err)
 	}
@@ -117,16 +135,19 @@ func TestPatientResumesWalk(t *testing.T) {
 		}
 	}
 	var hung atomic.Bool
-	s3.SetFault(benchenv.Hang(func(r *http.Request) bool {
+	s3.SetFault(s3.Hang(func(r *http.Request) bool {
 		q := r.URL.Query()
 		return (q.Get("continuation-token") != "" || q.Get("start-after") != "") && hung.CompareAndSwap(false, true)
 	}))
 	var got []string
-	err := p.Walk(ctx, "/many", func(fi driver.FileInfo) error {
-		if !fi.IsDir() {
-			got = append(got, fi.Path())
-		}
-		return nil
+	var err error
+	within(t, time.Minute, func() {
+		err = p.Walk(ctx, "/many", func(fi driver.FileInfo) error {
+			if !fi.IsDir() {
+				got = append(got, fi.Path())
+			}
+			return nil
+		})
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -26,6 +26,7 @@ type S3 struct {
 	latency  atomic.Int64 // nanoseconds added to every request
 	requests atomic.Int64
 	fault    atomic.Pointer[Fault]
+	closing  chan struct{} // closed by Close: releases held requests
 	Bucket   string
 }
 
@@ -59,13 +60,16 @@ func EmptyListing(part string) Fault {
 }
 
 // Hang is a Fault that never answers the requests pick chooses: it holds them until
-// the client gives up, as an overloaded or broken store does.
-func Hang(pick func(r *http.Request) bool) Fault {
+// the client gives up (or the server closes), as an overloaded or broken store does.
+func (s *S3) Hang(pick func(r *http.Request) bool) Fault {
 	return func(w http.ResponseWriter, r *http.Request) bool {
 		if !pick(r) {
 			return false
 		}
-		<-r.Context().Done()
+		select {
+		case <-r.Context().Done():
+		case <-s.closing:
+		}
 		return true
 	}
 }
@@ -91,7 +95,7 @@ func NewS3(bucket string) (*S3, error) {
 	if err := backend.CreateBucket(bucket); err != nil {
 		return nil, err
 	}
-	s := &S3{Bucket: bucket}
+	s := &S3{Bucket: bucket, closing: make(chan struct{})}
 	fake := gofakes3.New(backend, gofakes3.WithAutoBucket(true))
 	h := fake.Server()
 	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -116,8 +120,15 @@ func (s *S3) Requests() int64 { return s.requests.Load() }
 // URL is the server's endpoint.
 func (s *S3) URL() string { return s.srv.URL }
 
-// Close stops the server.
-func (s *S3) Close() { s.srv.Close() }
+// Close stops the server, releasing the requests a fault holds.
+func (s *S3) Close() {
+	select {
+	case <-s.closing:
+	default:
+		close(s.closing)
+	}
+	s.srv.Close()
+}
 
 // Parameters are the s3 driver parameters of a registry config for this server.
 func (s *S3) Parameters(root string) map[string]any {

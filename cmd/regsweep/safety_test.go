@@ -15,6 +15,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/distribution/distribution/v3/configuration"
 
@@ -177,14 +178,21 @@ func TestGCOnHangingObjectStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	var n atomic.Int64
-	s3.SetFault(benchenv.Hang(func(*http.Request) bool { return n.Add(1)%10 == 0 }))
+	s3.SetFault(s3.Hang(func(*http.Request) bool { return n.Add(1)%10 == 0 }))
 	cmd := newRootCommand()
 	var out, log bytes.Buffer
 	cmd.SetOut(&out)
 	cmd.SetErr(&log)
 	cmd.SetArgs([]string{"gc", cfg, "-d", "-o", "json", "--index", t.TempDir(), "--request-timeout", "300ms"})
-	if err := cmd.Execute(); err != nil {
-		t.Fatalf("%v\n%s", err, log.String())
+	done := make(chan error, 1)
+	go func() { done <- cmd.Execute() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("%v\n%s", err, log.String())
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatal("gc waits forever on a request the store never answers")
 	}
 	var a, b gc.Report
 	if err := json.Unmarshal([]byte(healthy), &a); err != nil {
