@@ -269,6 +269,13 @@ func Sweep(ctx context.Context, drv driver.StorageDriver, p *Plan, opts ...Sweep
 	run := func(jobs []job) error {
 		const batch = 1000
 		for start := 0; start < len(jobs); start += batch {
+			// The journal's disk must keep room for its writes: badger writes through
+			// memory maps, where a full disk kills the process.
+			if sc, ok := o.journal.(interface{ CheckSpace(int) error }); ok {
+				if err := sc.CheckSpace(0); err != nil {
+					return err
+				}
+			}
 			if start > 0 && o.recheck != nil && o.recheckEvery > 0 && time.Since(lastCheck) > o.recheckEvery {
 				if err := recheck(ctx); err != nil {
 					return err

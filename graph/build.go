@@ -89,6 +89,11 @@ func Build(ctx context.Context, drv driver.StorageDriver, idx *Index, opts ...Bu
 			return err
 		}
 	}
+	// Room for an index the size of the last one, before anything is written.
+	prev, _ := idx.Meta()
+	if err := idx.CheckSpace(prev.Blobs); err != nil {
+		return err
+	}
 	// Everything but the sweep journal is rebuilt.
 	if err := idx.db.DropPrefix(graphPrefixes...); err != nil {
 		return fmt.Errorf("clear index: %w", err)
@@ -114,6 +119,11 @@ func Build(ctx context.Context, drv driver.StorageDriver, idx *Index, opts ...Bu
 	err := storage.Scan(ctx, drv, func(e storage.Entry) error {
 		entries++
 		o.progress.Add(1)
+		if entries%4096 == 0 {
+			if err := idx.CheckSpace(0); err != nil {
+				return err
+			}
+		}
 		// Fold in parsed manifests as they come, so that their references are not
 		// all held at once on a large registry.
 		if entries%256 == 0 && b.ids.sealed {
@@ -312,8 +322,12 @@ func (b *builder) id(d digest.Digest) (uint32, error) {
 }
 
 // seal ends the blob phase: the id table is sorted, after the batch is flushed so
-// that colliding prefixes can be resolved from the index.
+// that colliding prefixes can be resolved from the index. The blob count is known
+// now: the index's disk must have room for all of them.
 func (b *builder) seal() error {
+	if err := b.idx.CheckSpace(b.meta.Blobs); err != nil {
+		return err
+	}
 	if err := b.flush(); err != nil {
 		return err
 	}
