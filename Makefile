@@ -2,7 +2,7 @@ GO ?= go
 BIN := bin/regsweep
 DEMO_DIR := $(CURDIR)/build/demo-registry
 
-.PHONY: all build test demo lint e2e bench clean sample
+.PHONY: all build test demo lint e2e bench clean sample fuzz
 
 all: build
 
@@ -47,6 +47,19 @@ BENCH_SCALE ?= small
 bench:
 	$(GO) test -run XXX -bench . -benchtime 5x ./benchmarks/
 	BENCH_SCALE=$(BENCH_SCALE) $(GO) run ./benchmarks/bench
+
+# Fuzz each target for FUZZTIME (the manifest parsers, link and path parsing, the
+# streamed digest scan of unreadable manifests). Seeds are in the tests and the
+# sample registry; a finding is written to testdata/fuzz/ and becomes a regression
+# test that every `make test` runs.
+FUZZTIME ?= 1m
+FUZZ_TARGETS := ./storage:FuzzParse ./storage:FuzzCheckLink ./storage:FuzzLocate ./graph:FuzzParseManifest ./graph:FuzzStreamMentions
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "== $$name ($$pkg, $(FUZZTIME))"; \
+		$(GO) test $$pkg -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) || exit 1; \
+	done
 
 # Rewrites testdata/sample/registry from testdata/mksample.
 sample:

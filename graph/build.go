@@ -565,17 +565,18 @@ func readManifest(ctx context.Context, drv driver.StorageDriver, id uint32, d di
 	}
 	collect(b)
 	if len(b) > MaxManifestSize && !r.partial {
-		if err := streamMentions(rc, b[len(b)-(maxMentionLen-1):], collect); err != nil {
+		if err := streamMentions(rc, b[len(b)-(maxMentionLen-1):], 1<<20, collect); err != nil {
 			r.err, r.partial = fmt.Errorf("%w; reading the rest for the digests it names: %v", r.err, err), true
 		}
 	}
 	return r
 }
 
-// streamMentions reads rc to its end in chunks and passes each, with the tail of the
-// one before, to collect, so that a digest cut by a chunk boundary is found whole.
-func streamMentions(rc io.Reader, carry []byte, collect func([]byte)) error {
-	buf := make([]byte, 0, 1<<20+maxMentionLen)
+// streamMentions reads rc to its end in chunks of chunk bytes and passes each, with
+// the tail of the one before, to collect, so that a digest cut by a chunk boundary
+// is found whole.
+func streamMentions(rc io.Reader, carry []byte, chunk int, collect func([]byte)) error {
+	buf := make([]byte, 0, chunk+maxMentionLen)
 	buf = append(buf, carry...)
 	for {
 		n, err := io.ReadFull(rc, buf[len(buf):cap(buf)])
