@@ -389,7 +389,10 @@ func NewPlan(ctx context.Context, idx graph.Reader, opts ...Option) (*Plan, erro
 		switch {
 		case deleted.has(l.ID):
 			reason = "blob deleted"
-		case !s.present.has(l.ID) && m.keptWhy[l.ID] == "":
+		case !s.present.has(l.ID) && !m.live.has(l.ID) && m.keptWhy[l.ID] == "":
+			// A live manifest references it: deleting the link frees nothing, and if
+			// the listing missed the blob rather than the storage losing it, breaks
+			// the image.
 			reason = "blob data missing"
 		default:
 			return nil

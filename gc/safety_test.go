@@ -297,3 +297,26 @@ func TestStrayFiles(t *testing.T) {
 		t.Errorf("stray files change the plan (-without +with):\n%s", d)
 	}
 }
+
+// A live image's layer whose data a listing did not show (or that is lost): its
+// layer link stays, since deleting it frees nothing and, if the listing was wrong,
+// breaks the image.
+func TestLiveBlobMissingKeepsItsLink(t *testing.T) {
+	root := sample(t)
+	_, reach := apiIndex(t, root)
+	layer := reach[len(reach)-1]
+	if err := os.RemoveAll(fsPath(root, spath(t, storage.Spec{Kind: storage.BlobDir, Digest: layer}))); err != nil {
+		t.Fatal(err)
+	}
+	link := spath(t, storage.Spec{Kind: storage.LayerLink, Repo: "team/app/api", Digest: layer})
+	if _, err := os.Stat(fsPath(root, link)); err != nil {
+		t.Fatalf("the sample does not link %s in team/app/api: %v", layer, err)
+	}
+	for _, m := range []bool{false, true} {
+		p := plan(t, root, gc.WithDeleteUntagged(m))
+		findWarning(t, p, "missing_blob", layer.Encoded())
+		if slices.ContainsFunc(p.LayerLinks, func(l gc.LinkItem) bool { return l.Path == link }) {
+			t.Errorf("-m=%v: the layer link of a live blob whose data is missing is planned for deletion", m)
+		}
+	}
+}
