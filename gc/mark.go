@@ -259,15 +259,20 @@ func (s *state) mark(o options) (*marks, error) {
 		switch {
 		case !o.deleteUntagged || pinned || l.Bad != "":
 			roots = append(roots, ids...)
+		case s.manifests[l.ID].Missing:
+			// Its blob is lost, or a listing missed it: what it is, and so whether a
+			// live image needs it (as a referrer, say), is unknown. A broken root.
+			roots = append(roots, ids...)
 		case young:
 			youngRoots = append(youngRoots, ids...)
 		}
 	}
-	if o.deleteUntagged {
-		for _, t := range s.tags {
-			if t.Bad == "" && revision[t.Repo][t.ID] {
-				roots = append(roots, t.ID)
-			}
+	for _, t := range s.tags {
+		// A tag keeps what it names even where its repository has no revision link
+		// for it (the registry cannot serve it, but a listing may have missed the
+		// link): keeping costs nothing, guessing wrong breaks an image.
+		if t.Bad == "" && t.ID != 0 && (o.deleteUntagged || !revision[t.Repo][t.ID]) {
+			roots = append(roots, t.ID)
 		}
 	}
 	var without *marks

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -37,8 +39,17 @@ type RootCheck struct {
 	walked    map[string]time.Time // link path -> time of the version walked
 	protect   map[digest.Digest]string
 	roots     int
+	checks    int
 	referrers map[digest.Digest][]digest.Digest // subject -> referrers, from the index
+	known     map[uint64]bool                   // revision links and tag names the scan saw
 }
+
+// ErrUnreliableListing is returned by the first check when it lists a revision
+// link or a tag that the scan did not list and that is older than the scan: the
+// storage's listings miss things (an eventually consistent or faulty store), and a
+// plan made from one may delete what a missed root references. Nothing has been
+// deleted when it comes.
+var ErrUnreliableListing = errors.New("the storage listed roots the scan did not")
 
 // RecheckSlack is how far before the scan's start a link's time must be for the
 // check to trust that the scan saw it: the clocks of the registry's hosts and of
@@ -66,13 +77,32 @@ func (c *RootCheck) Check(ctx context.Context) (map[digest.Digest]string, int, e
 		roots []root
 		tags  []storage.Entry
 	)
+	if err := c.loadKnown(); err != nil {
+		return nil, 0, err
+	}
+	c.checks++
+	var missed []string // roots older than the scan that it did not list
 	err := storage.Scan(ctx, c.drv, func(e storage.Entry) error {
-		if !e.ModTime.After(c.since) || c.walked[e.Path].Equal(e.ModTime) {
+		recent := e.ModTime.After(c.since)
+		if c.walked[e.Path].Equal(e.ModTime) && !e.ModTime.IsZero() {
 			return nil
+		}
+		unknown := false
+		switch e.Kind {
+		case storage.RevisionLink:
+			unknown = !c.known[knownKey(e.Repo, "", e.Digest)]
+		case storage.TagCurrentLink:
+			unknown = !c.known[knownKey(e.Repo, e.Tag, "")]
+		}
+		if !recent && !unknown {
+			return nil
+		}
+		if unknown && !recent {
+			missed = append(missed, e.Path)
 		}
 		switch e.Kind {
 		case storage.RevisionLink:
-			roots = append(roots, root{e.Digest, "revision link in " + e.Repo + " written during the run"})
+			roots = append(roots, root{e.Digest, "revision link in " + e.Repo + " written during the run or missed by the scan"})
 		case storage.TagCurrentLink:
 			tags = append(tags, e)
 		case storage.LayerLink:
@@ -87,6 +117,10 @@ func (c *RootCheck) Check(ctx context.Context) (map[digest.Digest]string, int, e
 	if err != nil {
 		return nil, 0, fmt.Errorf("re-check roots: %w", err)
 	}
+	if len(missed) > 0 && c.checks == 1 {
+		slices.Sort(missed)
+		return nil, 0, fmt.Errorf("%w: %d links older than the scan, first %s; nothing was deleted. Run again; if it happens again, the store's listings are not reliable enough to collect garbage from", ErrUnreliableListing, len(missed), missed[0])
+	}
 	read := storage.ReadDriver(c.drv)
 	for _, t := range tags {
 		b, err := read.GetContent(ctx, t.Path)
@@ -100,7 +134,7 @@ func (c *RootCheck) Check(ctx context.Context) (map[digest.Digest]string, int, e
 		if err != nil {
 			return nil, 0, fmt.Errorf("re-check roots: tag %s in %s was written during the run and does not name a digest (%.80q): stopping", t.Tag, t.Repo, b)
 		}
-		roots = append(roots, root{d, "tag " + t.Repo + ":" + t.Tag + " written during the run"})
+		roots = append(roots, root{d, "tag " + t.Repo + ":" + t.Tag + " written during the run or missed by the scan"})
 	}
 	for _, r := range roots {
 		c.roots++
@@ -175,6 +209,43 @@ func (c *RootCheck) walk(ctx context.Context, d digest.Digest, why string) error
 			stack = append(stack, refs...)
 		}
 	}
+	return nil
+}
+
+// knownKey names a revision link (repo, d) or a tag (repo, tag) of the scan.
+func knownKey(repo, tag string, d digest.Digest) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(repo))
+	h.Write([]byte{0})
+	h.Write([]byte(tag))
+	h.Write([]byte{0})
+	h.Write([]byte(d))
+	return h.Sum64()
+}
+
+// loadKnown reads, once, which revision links and tags the scan listed: 8 bytes
+// each (a 64-bit hash; a collision can only hide a missed root the time checks
+// still see when it is recent).
+func (c *RootCheck) loadKnown() error {
+	if c.known != nil {
+		return nil
+	}
+	known := map[uint64]bool{}
+	err := c.idx.Revisions(func(l graph.Link) error {
+		d, err := c.idx.Digest(l.ID)
+		if err != nil {
+			return err
+		}
+		known[knownKey(l.Repo, "", d)] = true
+		return nil
+	})
+	if err == nil {
+		err = c.idx.Tags(func(t graph.Tag) error { known[knownKey(t.Repo, t.Name, "")] = true; return nil })
+	}
+	if err != nil {
+		return fmt.Errorf("re-check roots: read the index: %w", err)
+	}
+	c.known = known
 	return nil
 }
 

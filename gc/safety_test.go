@@ -16,6 +16,7 @@ import (
 	"github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/google/go-cmp/cmp"
 	"github.com/opencontainers/go-digest"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/regsweep/regsweep/benchmarks/synth"
 	"github.com/regsweep/regsweep/gc"
@@ -68,18 +69,49 @@ func TestBrokenRootBlocks(t *testing.T) {
 	}
 }
 
-// A missing manifest that no root reaches (an untagged revision under -m) is
-// garbage like any other: it blocks nothing.
-func TestUnreachedMissingManifestDoesNotBlock(t *testing.T) {
+// A revision link whose manifest blob is missing blocks even when no tag names it:
+// the blob is lost or a listing missed it, and either way what it was (a live
+// image's signature, say) is unknown. Its repository's links are kept.
+func TestUntaggedMissingManifestBlocks(t *testing.T) {
 	root := sample(t)
 	missing := digest.FromString("gone")
 	write(t, root, storage.Spec{Kind: storage.RevisionLink, Repo: "library/debian", Digest: missing}, []byte(missing))
-	p := plan(t, root, gc.WithDeleteUntagged(true), gc.WithAllowMassDelete(true))
-	if len(p.Blocked) > 0 {
-		t.Errorf("blocked by an untagged missing manifest: %+v", p.Blocked)
+	for _, m := range []bool{false, true} {
+		p := plan(t, root, gc.WithDeleteUntagged(m), gc.WithAllowMassDelete(true))
+		if !slices.ContainsFunc(p.Blocked, func(w graph.Warning) bool { return w.Kind == "broken_root" && w.Digest == missing.String() }) {
+			t.Errorf("-m=%v: an untagged revision link to a missing manifest does not block: %+v", m, p.Blocked)
+		}
+		if items := repoItems(p, "library/debian"); len(items) > 0 {
+			t.Errorf("-m=%v: its repository loses %v", m, items)
+		}
 	}
-	if !slices.ContainsFunc(p.Manifests, func(m gc.ManifestItem) bool { return m.Digest == missing }) {
-		t.Error("the dangling untagged revision link is not planned for deletion")
+}
+
+// A tag whose repository has no revision link for its manifest keeps that
+// manifest and what it references, in both modes.
+func TestDanglingTagKeepsItsImage(t *testing.T) {
+	root := sample(t)
+	base := plan(t, root, gc.WithDeleteUntagged(true))
+	if len(base.Manifests) == 0 {
+		t.Fatal("the sample's -m plan deletes no manifest")
+	}
+	victim := base.Manifests[0]
+	var man v1.Manifest
+	readJSON(t, root, victim.Digest, &man)
+	refs := []digest.Digest{victim.Digest, man.Config.Digest}
+	for _, l := range man.Layers {
+		refs = append(refs, l.Digest)
+	}
+	// The victim is tagged in another repository that has no revision link for it.
+	other := "team/app/web"
+	if victim.Repository == other {
+		other = "library/debian"
+	}
+	write(t, root, storage.Spec{Kind: storage.TagCurrentLink, Repo: other, Tag: "dangling"}, []byte(victim.Digest))
+	for _, m := range []bool{false, true} {
+		p := plan(t, root, gc.WithDeleteUntagged(m))
+		findWarning(t, p, "dangling_tag", "/tags/dangling/")
+		assertKept(t, p, refs...)
 	}
 }
 

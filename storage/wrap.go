@@ -2,7 +2,13 @@ package storage
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
+	"hash/fnv"
+	"slices"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -175,4 +181,171 @@ func (l *Latency) Delete(ctx context.Context, p string) error {
 // Walk implements driver.StorageDriver through List and Stat, so they pay the delay.
 func (l *Latency) Walk(ctx context.Context, p string, f driver.WalkFn, opts ...func(*driver.WalkOptions)) error {
 	return driver.WalkFallback(ctx, l, p, f, opts...)
+}
+
+// Faulty wraps a driver and makes calls fail, for tests: with the probabilities of
+// FaultRates, decided by a seeded source, a call returns an error (one that may pass,
+// as a reset connection), a timeout, or, for List, an empty page in place of the
+// entries (once per path: a listing that misses things for a moment, as an
+// eventually consistent store's does). Deletes may fail after deleting, as when the
+// answer is lost.
+type Faulty struct {
+	driver.StorageDriver
+	rates   FaultRates
+	seed    uint64
+	mu      sync.Mutex
+	calls   map[string]int // per call and path: how many so far
+	emptied map[string]bool
+	n       atomic.Int64
+}
+
+// FaultRates are the probabilities of each fault, per call.
+type FaultRates struct {
+	Error, Timeout, EmptyPage float64
+	// Reads and Deletes say which calls errors and timeouts strike: list, stat and
+	// read, and delete.
+	Reads, Deletes bool
+}
+
+// ErrInjected is wrapped by every error Faulty makes.
+var ErrInjected = errors.New("injected fault")
+
+var _ driver.StorageDriver = (*Faulty)(nil)
+
+// NewFaulty wraps d. Whether a call fails depends on the seed, the call, its path
+// and how many times it was made before, not on the order of concurrent calls: a
+// seed's faults are the same on every run.
+func NewFaulty(d driver.StorageDriver, seed uint64, r FaultRates) *Faulty {
+	return &Faulty{StorageDriver: d, rates: r, seed: seed, calls: map[string]int{}, emptied: map[string]bool{}}
+}
+
+// Emptied returns the paths whose listing came back empty.
+func (f *Faulty) Emptied() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]string, 0, len(f.emptied))
+	for p := range f.emptied {
+		out = append(out, p)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Injected returns how many faults were made.
+func (f *Faulty) Injected() int64 { return f.n.Load() }
+
+// roll draws the n-th number for what on p, in [0, 1).
+func (f *Faulty) roll(what, p string) float64 {
+	f.mu.Lock()
+	k := what + "\x00" + p
+	n := f.calls[k]
+	f.calls[k]++
+	f.mu.Unlock()
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%d\x00%s\x00%d", f.seed, k, n)
+	// FNV's high bits hardly change with the last byte: mix (murmur3's finalizer).
+	x := h.Sum64()
+	x ^= x >> 33
+	x *= 0xff51afd7ed558ccd
+	x ^= x >> 33
+	x *= 0xc4ceb9fe1a85ec53
+	x ^= x >> 33
+	return float64(x>>11) / (1 << 53)
+}
+
+// fault returns the error to give in place of op on p, or nil.
+func (f *Faulty) fault(op, p string) error {
+	r := f.roll(op, p)
+	switch {
+	case r < f.rates.Error:
+		f.n.Add(1)
+		return fmt.Errorf("%s %s: %w: connection reset by peer", op, p, ErrInjected)
+	case r < f.rates.Error+f.rates.Timeout:
+		f.n.Add(1)
+		return fmt.Errorf("%s %s: %w: %w", op, p, ErrInjected, context.DeadlineExceeded)
+	}
+	return nil
+}
+
+// readFault is fault for list, stat and read.
+func (f *Faulty) readFault(op, p string) error {
+	if !f.rates.Reads {
+		return nil
+	}
+	return f.fault(op, p)
+}
+
+// List implements driver.StorageDriver.
+func (f *Faulty) List(ctx context.Context, p string) ([]string, error) {
+	if err := f.readFault("list", p); err != nil {
+		return nil, err
+	}
+	l, err := f.StorageDriver.List(ctx, p)
+	if err == nil && len(l) > 0 && f.roll("empty", p) < f.rates.EmptyPage && f.empty(p) {
+		f.n.Add(1)
+		return []string{}, nil
+	}
+	return l, err
+}
+
+// empty reports whether p's listing may come back empty: once per area of the tree,
+// so that what one listing misses, the next one of the area sees (a miss of the
+// moment, not a store that hides a subtree for good).
+func (f *Faulty) empty(p string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for q := range f.emptied {
+		if q == p || strings.HasPrefix(p, q+"/") || strings.HasPrefix(q, p+"/") {
+			return false
+		}
+	}
+	f.emptied[p] = true
+	return true
+}
+
+// Stat implements driver.StorageDriver.
+func (f *Faulty) Stat(ctx context.Context, p string) (driver.FileInfo, error) {
+	if err := f.readFault("stat", p); err != nil {
+		return nil, err
+	}
+	return f.StorageDriver.Stat(ctx, p)
+}
+
+// GetContent implements driver.StorageDriver.
+func (f *Faulty) GetContent(ctx context.Context, p string) ([]byte, error) {
+	if err := f.readFault("read", p); err != nil {
+		return nil, err
+	}
+	return f.StorageDriver.GetContent(ctx, p)
+}
+
+// Reader implements driver.StorageDriver.
+func (f *Faulty) Reader(ctx context.Context, p string, off int64) (io.ReadCloser, error) {
+	if err := f.readFault("read", p); err != nil {
+		return nil, err
+	}
+	return f.StorageDriver.Reader(ctx, p, off)
+}
+
+// Delete implements driver.StorageDriver: a fault comes before the delete or, half
+// the time, after it.
+func (f *Faulty) Delete(ctx context.Context, p string) error {
+	if !f.rates.Deletes {
+		return f.StorageDriver.Delete(ctx, p)
+	}
+	err := f.fault("delete", p)
+	if err == nil {
+		return f.StorageDriver.Delete(ctx, p)
+	}
+	if f.roll("after", p) < 0.5 {
+		if derr := f.StorageDriver.Delete(ctx, p); derr != nil {
+			return derr
+		}
+	}
+	return err
+}
+
+// Walk implements driver.StorageDriver through the wrapper's List and Stat.
+func (f *Faulty) Walk(ctx context.Context, p string, fn driver.WalkFn, opts ...func(*driver.WalkOptions)) error {
+	return driver.WalkFallback(ctx, f, p, fn, opts...)
 }
