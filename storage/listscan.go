@@ -56,6 +56,25 @@ func list(ctx context.Context, drv driver.StorageDriver, p string, emit func(Ent
 	return l, 0, nil
 }
 
+// stat states the file p of the layout directory dir. A file that is not there (an
+// emptied directory, a link an API delete removed), a symbolic link, and a file
+// where dir should be a directory are reported through emit, not errors: fi is
+// then nil.
+func stat(ctx context.Context, drv driver.StorageDriver, p, dir string, emit func(Entry) error) (driver.FileInfo, error) {
+	fi, err := drv.Stat(ctx, p)
+	switch {
+	case isNotFound(err):
+		return nil, nil
+	case errors.Is(err, ErrSymlink):
+		return nil, emitSymlinks(err, emit)
+	case isNotDir(err):
+		return nil, emit(Entry{Kind: KindWarning, Path: dir, Warning: strayFile})
+	case err != nil:
+		return nil, fmt.Errorf("stat %s: %w", p, err)
+	}
+	return fi, nil
+}
+
 // emitSymlinks reports the symbolic links err names.
 func emitSymlinks(err error, emit func(Entry) error) error {
 	var se *SymlinkError
@@ -158,22 +177,12 @@ func statBlobs(ctx context.Context, drv driver.StorageDriver, prefix string, def
 			}
 			continue
 		}
-		fi, err := drv.Stat(ctx, p)
-		switch {
-		case isNotFound(err):
-			continue // an emptied blob directory
-		case errors.Is(err, ErrSymlink):
-			if err := emitSymlinks(err, emit); err != nil {
-				return err
-			}
+		fi, err := stat(ctx, drv, p, h, emit)
+		if err != nil {
+			return err
+		}
+		if fi == nil {
 			continue
-		case isNotDir(err):
-			if err := emit(Entry{Kind: KindWarning, Path: h, Warning: strayFile}); err != nil {
-				return err
-			}
-			continue
-		case err != nil:
-			return fmt.Errorf("stat %s: %w", p, err)
 		}
 		if err := emit(Entry{Kind: BlobData, Digest: s.Digest, Size: fi.Size(), ModTime: fi.ModTime(), Path: p}); err != nil {
 			return err
@@ -251,16 +260,9 @@ func (l *repoLister) link(ctx context.Context, kind Kind, repo string, d digest.
 	if l.deferStats && kind == LayerLink {
 		return l.emit(Entry{Kind: kind, Repo: repo, Digest: d, Target: d, Path: p, Deferred: true})
 	}
-	fi, err := l.drv.Stat(ctx, p)
-	switch {
-	case isNotFound(err):
-		return nil // a directory without its link: what an API delete leaves
-	case errors.Is(err, ErrSymlink):
-		return emitSymlinks(err, l.emit)
-	case isNotDir(err):
-		return l.emit(Entry{Kind: KindWarning, Path: dir, Warning: strayFile})
-	case err != nil:
-		return fmt.Errorf("stat %s: %w", p, err)
+	fi, err := stat(ctx, l.drv, p, dir, l.emit)
+	if fi == nil || err != nil {
+		return err
 	}
 	e := Entry{Kind: kind, Repo: repo, Digest: d, Target: d, ModTime: fi.ModTime(), Path: p}
 	if l.verify {
@@ -382,16 +384,9 @@ func (l *repoLister) scanManifests(ctx context.Context, repo, dir string) error 
 // tagTime states a tag's current link and emits it with its time and no target.
 func (l *repoLister) tagTime(ctx context.Context, repo, tag, t string) error {
 	p := t + "/current/link"
-	fi, err := l.drv.Stat(ctx, p)
-	switch {
-	case isNotFound(err):
-		return nil
-	case errors.Is(err, ErrSymlink):
-		return emitSymlinks(err, l.emit)
-	case isNotDir(err):
-		return l.emit(Entry{Kind: KindWarning, Path: t, Warning: strayFile})
-	case err != nil:
-		return fmt.Errorf("stat %s: %w", p, err)
+	fi, err := stat(ctx, l.drv, p, t, l.emit)
+	if fi == nil || err != nil {
+		return err
 	}
 	return l.emit(Entry{Kind: TagCurrentLink, Repo: repo, Tag: tag, Path: p, ModTime: fi.ModTime()})
 }

@@ -127,16 +127,7 @@ func NewLatency(d driver.StorageDriver, delay time.Duration) *Latency {
 	return &Latency{StorageDriver: d, delay: delay}
 }
 
-func (l *Latency) wait(ctx context.Context) error {
-	t := time.NewTimer(l.delay)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (l *Latency) wait(ctx context.Context) error { return sleep(ctx, l.delay) }
 
 // List implements driver.StorageDriver.
 func (l *Latency) List(ctx context.Context, p string) ([]string, error) {
