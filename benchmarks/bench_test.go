@@ -11,7 +11,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/regsweep/regsweep/benchmarks/benchenv"
-	"github.com/regsweep/regsweep/benchmarks/synth"
+	"github.com/regsweep/regsweep/internal/synth"
 	"github.com/regsweep/regsweep/gc"
 	"github.com/regsweep/regsweep/graph"
 	rstorage "github.com/regsweep/regsweep/storage"

@@ -10,7 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/opencontainers/go-digest"
 
-	"github.com/regsweep/regsweep/benchmarks/synth"
+	"github.com/regsweep/regsweep/internal/synth"
 	"github.com/regsweep/regsweep/storage"
 )
 

@@ -14,7 +14,7 @@ import (
 	"github.com/distribution/distribution/v3/registry/storage/driver/inmemory"
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/regsweep/regsweep/benchmarks/synth"
+	"github.com/regsweep/regsweep/internal/synth"
 )
 
 func TestPackFile(t *testing.T) {

@@ -28,9 +28,9 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/regsweep/regsweep/benchmarks/benchenv"
-	"github.com/regsweep/regsweep/benchmarks/synth"
+	"github.com/regsweep/regsweep/internal/synth"
 
-	"github.com/regsweep/regsweep/cmd/regsweep/memlimit"
+	"github.com/regsweep/regsweep/internal/memlimit"
 	"github.com/regsweep/regsweep/gc"
 	"github.com/regsweep/regsweep/graph"
 	rstorage "github.com/regsweep/regsweep/storage"

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/regsweep/regsweep/benchmarks/synth"
+	"github.com/regsweep/regsweep/internal/synth"
 	"github.com/regsweep/regsweep/gc"
 	"github.com/regsweep/regsweep/graph"
 	rstorage "github.com/regsweep/regsweep/storage"

@@ -19,7 +19,7 @@ import (
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/s3-aws"
 	"github.com/spf13/cobra"
 
-	"github.com/regsweep/regsweep/cmd/regsweep/memlimit"
+	"github.com/regsweep/regsweep/internal/memlimit"
 )
 
 // Exit codes.

@@ -19,7 +19,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/regsweep/regsweep/benchmarks/synth"
+	"github.com/regsweep/regsweep/internal/synth"
 	"github.com/regsweep/regsweep/gc"
 )
 

@@ -2,7 +2,7 @@
 // (storage.MarkAndSweep, v3.1.2) on generated registries, file by file.
 //
 // For every seed, a registry is populated through distribution's storage API
-// (benchmarks/synth). MarkAndSweep runs on copies of the tree, once per mode; the files it
+// (internal/synth). MarkAndSweep runs on copies of the tree, once per mode; the files it
 // removed are the files present before and absent after. regsweep indexes and plans on the
 // original tree, which must stay byte-for-byte unchanged; the files it would remove are
 // the files under every path its plan names. Expected relation (docs/design.md, "Where
@@ -48,7 +48,7 @@ import (
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/sirupsen/logrus"
 
-	"github.com/regsweep/regsweep/benchmarks/synth"
+	"github.com/regsweep/regsweep/internal/synth"
 	"github.com/regsweep/regsweep/gc"
 	"github.com/regsweep/regsweep/graph"
 	"github.com/regsweep/regsweep/storage"

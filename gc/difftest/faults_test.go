@@ -11,7 +11,7 @@ import (
 
 	"github.com/distribution/distribution/v3/registry/storage/driver"
 
-	"github.com/regsweep/regsweep/benchmarks/synth"
+	"github.com/regsweep/regsweep/internal/synth"
 	"github.com/regsweep/regsweep/gc"
 	"github.com/regsweep/regsweep/graph"
 	"github.com/regsweep/regsweep/storage"
