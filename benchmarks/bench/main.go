@@ -30,9 +30,9 @@ import (
 	"github.com/regsweep/regsweep/benchmarks/benchenv"
 	"github.com/regsweep/regsweep/internal/synth"
 
-	"github.com/regsweep/regsweep/internal/memlimit"
 	"github.com/regsweep/regsweep/gc"
 	"github.com/regsweep/regsweep/graph"
+	"github.com/regsweep/regsweep/internal/memlimit"
 	rstorage "github.com/regsweep/regsweep/storage"
 )
 

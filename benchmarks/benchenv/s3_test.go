@@ -5,9 +5,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/regsweep/regsweep/internal/synth"
 	"github.com/regsweep/regsweep/gc"
 	"github.com/regsweep/regsweep/graph"
+	"github.com/regsweep/regsweep/internal/synth"
 	rstorage "github.com/regsweep/regsweep/storage"
 )
 

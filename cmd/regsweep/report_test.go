@@ -19,8 +19,8 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/regsweep/regsweep/internal/synth"
 	"github.com/regsweep/regsweep/gc"
+	"github.com/regsweep/regsweep/internal/synth"
 )
 
 // synthConfig writes the small synthetic registry of seed, aged by two days, and a

@@ -20,9 +20,9 @@ import (
 	"github.com/distribution/distribution/v3/configuration"
 
 	"github.com/regsweep/regsweep/benchmarks/benchenv"
-	"github.com/regsweep/regsweep/internal/synth"
 	"github.com/regsweep/regsweep/gc"
 	"github.com/regsweep/regsweep/internal/runlock"
+	"github.com/regsweep/regsweep/internal/synth"
 	"github.com/regsweep/regsweep/storage"
 )
 

@@ -11,9 +11,9 @@ import (
 
 	"github.com/distribution/distribution/v3/registry/storage/driver"
 
-	"github.com/regsweep/regsweep/internal/synth"
 	"github.com/regsweep/regsweep/gc"
 	"github.com/regsweep/regsweep/graph"
+	"github.com/regsweep/regsweep/internal/synth"
 	"github.com/regsweep/regsweep/storage"
 )
 
