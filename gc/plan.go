@@ -35,7 +35,23 @@ type Plan struct {
 	Warnings     []graph.Warning `json:"warnings"`
 	Summary      Summary         `json:"summary"`
 	Repositories []RepoStats     `json:"repositories"`
+
+	// What the plan was made from and found, for analysis of the same marks; not
+	// part of a plan read back from JSON.
+	g      *graph.Graph
+	m      *marks
+	shared graph.Bitset // blobs the live manifests of several repositories reach
 }
+
+// Graph returns the graph the plan was made from (nil for a plan read from JSON).
+func (p *Plan) Graph() *graph.Graph { return p.g }
+
+// LiveManifest reports whether the plan's marks keep manifest id live (grace
+// included: what only grace keeps is live for the stats).
+func (p *Plan) LiveManifest(id uint32) bool { return p.m != nil && p.m.liveManifest.Has(id) }
+
+// Shared reports whether the live manifests of more than one repository reach id.
+func (p *Plan) Shared(id uint32) bool { return p.shared.Has(id) }
 
 // Mode records the options a plan was made with.
 type Mode struct {
@@ -217,26 +233,32 @@ func (p *Plan) Dropped(later *Plan) []string {
 	return out
 }
 
+// Source gives the loaded graph to plan from: an index (graph.Index loads itself)
+// or a graph already loaded, which plans, what-ifs and reports then share.
+type Source interface {
+	Graph(ctx context.Context) (*graph.Graph, error)
+}
+
 // NewPlan marks the indexed registry and lists what a sweep would delete.
-func NewPlan(ctx context.Context, idx graph.Reader, opts ...Option) (*Plan, error) {
+func NewPlan(ctx context.Context, src Source, opts ...Option) (*Plan, error) {
 	o, err := makeOptions(opts)
 	if err != nil {
 		return nil, err
 	}
-	s, err := load(idx)
+	g, err := src.Graph(ctx)
 	if err != nil {
 		return nil, err
 	}
-	s.without(o)
+	g = g.Without(o.withoutTags, o.withoutRepos)
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	if !o.allowMassDelete {
-		if err := s.checkComplete(); err != nil {
+		if err := checkComplete(g); err != nil {
 			return nil, err
 		}
 	}
-	m, err := s.mark(o)
+	m, err := mark(g, o)
 	if err != nil {
 		return nil, err
 	}
@@ -246,20 +268,20 @@ func NewPlan(ctx context.Context, idx graph.Reader, opts ...Option) (*Plan, erro
 	p := &Plan{Mode: Mode{
 		DeleteUntagged: o.deleteUntagged, KeepReferrers: o.keepReferrers,
 		GraceSeconds: int64(o.grace / time.Second), UploadAgeSeconds: int64(o.uploadAge / time.Second), Now: o.now,
-	}}
+	}, g: g, m: m}
 	// The index holds a digest for every id it hands out; one that is lost means a
 	// damaged index, which is an error, not a reason to guess.
 	var lost error
 	dg := func(id uint32) digest.Digest {
-		d, err := idx.Digest(id)
+		d, err := g.Digest(id)
 		if err != nil && lost == nil {
-			lost = fmt.Errorf("%w: no digest for id %d: %v", graph.ErrDamaged, id, err)
+			lost = err
 		}
 		return d
 	}
 	// Blobs a symbolic link names stay, with every link naming them.
 	protect := map[digest.Digest]string{}
-	for _, w := range s.warnings {
+	for _, w := range g.Warnings() {
 		if w.Keep && w.Digest != "" {
 			protect[digest.Digest(w.Digest)] = w.Path + ": " + w.Kind
 		}
@@ -267,25 +289,28 @@ func NewPlan(ctx context.Context, idx graph.Reader, opts ...Option) (*Plan, erro
 
 	// 1. Blobs: present, not live, not kept. Streamed from the index, which yields
 	// them in id order with their digests.
-	deleted := newBitset(s.maxID)
+	deleted := graph.NewBitset(g.MaxID())
 	candidates := 0 // present and not live: sized once, a plan may hold millions
-	for i := range s.present {
-		candidates += bits.OnesCount64(s.present[i] &^ m.live[i])
+	for i, w := range g.PresentSet() {
+		if i < len(m.live) {
+			w &^= m.live[i]
+		}
+		candidates += bits.OnesCount64(w)
 	}
 	p.Blobs = make([]BlobItem, 0, candidates)
 	deletedIDs := make([]uint32, 0, candidates) // of p.Blobs, until they are sorted
 	cutoff := o.now.Add(-o.grace)
-	err = idx.BlobSizes(func(b graph.Blob) error {
+	err = g.Blobs(false, func(b graph.Blob) error {
 		id := b.ID
-		if !m.live.has(id) || m.keptWhy[id] != "" {
-			d, err := idx.Digest(id) // only those kept or deleted need one
+		if !m.live.Has(id) || m.keptWhy[id] != "" {
+			d, err := g.Digest(id) // only those kept or deleted need one
 			if err != nil {
 				return err
 			}
 			b.Digest = d
 		}
 		why := m.keptWhy[id]
-		if why == "" && !m.live.has(id) {
+		if why == "" && !m.live.Has(id) {
 			switch {
 			case protect[b.Digest] != "":
 				why = protect[b.Digest]
@@ -302,7 +327,7 @@ func NewPlan(ctx context.Context, idx graph.Reader, opts ...Option) (*Plan, erro
 			}
 			return nil
 		}
-		if m.live.has(id) {
+		if m.live.Has(id) {
 			p.Summary.LiveBlobs++
 			p.Summary.LiveBytes += b.Size
 			return nil
@@ -311,7 +336,7 @@ func NewPlan(ctx context.Context, idx graph.Reader, opts ...Option) (*Plan, erro
 			p.Kept = append(p.Kept, KeptItem{Kind: "blob", Digest: b.Digest, Size: b.Size, Reason: reasonNotPlanned})
 			return nil
 		}
-		deleted.set(id)
+		deleted.Set(id)
 		p.Blobs = append(p.Blobs, newBlobItem(b.Digest, b.Size))
 		deletedIDs = append(deletedIDs, id)
 		return nil
@@ -333,21 +358,18 @@ func NewPlan(ctx context.Context, idx graph.Reader, opts ...Option) (*Plan, erro
 		id   uint32
 	}
 	history := map[repoID][]graph.TagIndexEntry{}
-	for _, e := range s.tagIndex {
+	for _, e := range g.TagIndex() {
 		k := repoID{e.Repo, e.ID}
 		history[k] = append(history[k], e)
 	}
 	if o.deleteUntagged {
 		cutoff := o.now.Add(-o.grace)
-		for _, l := range s.revisions {
-			young := m.youngOnly.has(l.ID)
-			if m.liveManifest.has(l.ID) && !young || l.Bad != "" || m.pinnedRepo[l.Repo] != "" {
+		for _, l := range g.Revisions() {
+			young := m.youngOnly.Has(l.ID)
+			if m.liveManifest.Has(l.ID) && !young || l.Bad != "" || m.pinnedRepo[l.Repo] != "" {
 				continue
 			}
-			d := s.manifests[l.ID].Digest
-			if d == "" {
-				d = dg(l.ID)
-			}
+			d := dg(l.ID)
 			if why := protect[d]; why != "" {
 				p.Kept = append(p.Kept, KeptItem{Kind: "manifest", Repository: l.Repo, Digest: d, Reason: why})
 				continue
@@ -381,15 +403,15 @@ func NewPlan(ctx context.Context, idx graph.Reader, opts ...Option) (*Plan, erro
 	}
 
 	// 3. Layer links of deleted blobs, and dangling ones.
-	err = s.eachLayer(func(l graph.Link) error {
+	err = g.Layers(func(l graph.Link) error {
 		if l.Bad != "" || m.pinnedRepo[l.Repo] != "" || m.keepAll != "" {
 			return nil
 		}
 		reason := ""
 		switch {
-		case deleted.has(l.ID):
+		case deleted.Has(l.ID):
 			reason = "blob deleted"
-		case !s.present.has(l.ID) && !m.live.has(l.ID) && m.keptWhy[l.ID] == "":
+		case !g.Present(l.ID) && !m.live.Has(l.ID) && m.keptWhy[l.ID] == "":
 			// A live manifest references it: deleting the link frees nothing, and if
 			// the listing missed the blob rather than the storage losing it, breaks
 			// the image.
@@ -416,7 +438,7 @@ func NewPlan(ctx context.Context, idx graph.Reader, opts ...Option) (*Plan, erro
 	}
 
 	// 4. Uploads older than the upload age.
-	for _, u := range s.uploads {
+	for _, u := range g.Uploads() {
 		if u.StartedAt.After(o.now.Add(-o.uploadAge)) {
 			continue
 		}
@@ -427,45 +449,41 @@ func NewPlan(ctx context.Context, idx graph.Reader, opts ...Option) (*Plan, erro
 		p.Uploads = append(p.Uploads, UploadItem{Repository: u.Repo, ID: u.ID, StartedAt: u.StartedAt, Path: path})
 	}
 
-	if err := p.warnings(s, m, dg); err != nil {
+	if err := p.warnings(g, m, dg); err != nil {
 		return nil, fmt.Errorf("read layer links: %w", err)
 	}
 	if lost != nil {
 		return nil, lost
 	}
 	p.Summary.KeptReferrers = m.referrersKept
-	if err := p.stats(s, m, deleted); err != nil {
+	if err := p.stats(g, m, deleted); err != nil {
 		return nil, err
 	}
 	p.sort()
 	return p, nil
 }
 
-func (p *Plan) warnings(s *state, m *marks, dg func(uint32) digest.Digest) error {
-	p.Warnings = append(p.Warnings, s.warnings...)
-	blocked := newBitset(s.maxID)
+func (p *Plan) warnings(g *graph.Graph, m *marks, dg func(uint32) digest.Digest) error {
+	p.Warnings = append(p.Warnings, g.Warnings()...)
+	blocked := graph.NewBitset(g.MaxID())
 	for _, id := range m.blocked {
-		blocked.set(id)
+		blocked.Set(id)
 	}
-	ids := make([]uint32, 0, len(s.manifests))
-	for id := range s.manifests {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
+	ids := g.ManifestIDs()
 	for _, id := range ids {
-		man := s.manifests[id]
+		man, _ := g.Manifest(id)
 		if man.Unreadable == "" {
 			continue
 		}
 		d := dg(id)
 		blobPath, _ := storage.Path(storage.Spec{Kind: storage.BlobData, Digest: d})
-		repos := s.linkedBy[id]
+		repos := g.LinkedBy(id)
 		if len(repos) == 0 {
 			repos = []string{""}
 		}
 		for _, r := range repos {
 			w := graph.Warning{Kind: "unreadable_manifest", Repository: r, Digest: d.String(), Path: blobPath, Detail: man.Unreadable}
-			if blocked.has(id) {
+			if blocked.Has(id) {
 				w.Detail += "; a live root reaches it, so every blob it might reference is kept and a sweep refuses"
 				p.Blocked = append(p.Blocked, w)
 			}
@@ -475,19 +493,19 @@ func (p *Plan) warnings(s *state, m *marks, dg func(uint32) digest.Digest) error
 	// Missing manifests that a root reaches: broken roots (a tag or revision link
 	// naming a manifest whose blob is gone) and missing children of live indexes.
 	tagsOf := map[uint32][]graph.Tag{}
-	for _, t := range s.tags {
-		if t.ID != 0 && blocked.has(t.ID) {
+	for _, t := range g.Tags() {
+		if t.ID != 0 && blocked.Has(t.ID) {
 			tagsOf[t.ID] = append(tagsOf[t.ID], t)
 		}
 	}
 	for _, id := range ids {
-		man := s.manifests[id]
-		if !man.Missing || !blocked.has(id) {
+		man, _ := g.Manifest(id)
+		if !man.Missing || !blocked.Has(id) {
 			continue
 		}
 		d := dg(id)
 		blobPath, _ := storage.Path(storage.Spec{Kind: storage.BlobData, Digest: d})
-		for _, r := range s.linkedBy[id] {
+		for _, r := range g.LinkedBy(id) {
 			var tags []string
 			for _, t := range tagsOf[id] {
 				if t.Repo == r {
@@ -504,14 +522,14 @@ func (p *Plan) warnings(s *state, m *marks, dg func(uint32) digest.Digest) error
 			p.Blocked = append(p.Blocked, w)
 			p.Warnings = append(p.Warnings, w)
 		}
-		if len(s.linkedBy[id]) == 0 {
+		if len(g.LinkedBy(id)) == 0 {
 			w := graph.Warning{Kind: "missing_manifest", Digest: d.String(), Path: blobPath,
 				Detail: "a live index references a manifest whose blob data is missing: what it references is unknown, so the sweep refuses"}
 			p.Blocked = append(p.Blocked, w)
 			p.Warnings = append(p.Warnings, w)
 		}
 	}
-	for _, w := range s.warnings {
+	for _, w := range g.Warnings() {
 		if w.Blocks {
 			p.Blocked = append(p.Blocked, w)
 		}
@@ -532,8 +550,8 @@ func (p *Plan) warnings(s *state, m *marks, dg func(uint32) digest.Digest) error
 		p.Warnings = append(p.Warnings, graph.Warning{Kind: "dangling_tag", Repository: t.Repo, Digest: dg(t.ID).String(), Path: tp,
 			Detail: "tag names a manifest without a revision link in this repository; the registry cannot serve it"})
 	}
-	return s.eachLayer(func(l graph.Link) error {
-		if !s.present.has(l.ID) && l.Bad == "" {
+	return g.Layers(func(l graph.Link) error {
+		if !g.Present(l.ID) && l.Bad == "" {
 			lp, _ := storage.Path(storage.Spec{Kind: storage.LayerLink, Repo: l.Repo, Digest: dg(l.ID)})
 			p.Warnings = append(p.Warnings, graph.Warning{Kind: "dangling_link", Repository: l.Repo, Digest: dg(l.ID).String(), Path: lp, Detail: "layer link names a blob whose data is missing"})
 		}

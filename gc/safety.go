@@ -3,6 +3,8 @@ package gc
 import (
 	"errors"
 	"fmt"
+
+	"github.com/regsweep/regsweep/graph"
 )
 
 // ErrIncompleteStorage is returned by NewPlan when the storage does not look like a
@@ -19,18 +21,18 @@ var ErrIncompleteStorage = errors.New("storage looks incomplete")
 const MaxBrokenRoots = 0.10
 
 // checkComplete refuses storage that lists roots but not the blobs they name.
-func (s *state) checkComplete() error {
+func checkComplete(g *graph.Graph) error {
 	roots, broken := 0, 0
 	count := func(id uint32) {
 		roots++
-		if m, ok := s.manifests[id]; ok && m.Missing {
+		if m, ok := g.Manifest(id); ok && m.Missing {
 			broken++
 		}
 	}
-	for _, l := range s.revisions {
+	for _, l := range g.Revisions() {
 		count(l.ID)
 	}
-	for _, t := range s.tags {
+	for _, t := range g.Tags() {
 		if t.ID != 0 {
 			count(t.ID)
 		}
@@ -39,7 +41,7 @@ func (s *state) checkComplete() error {
 		return nil
 	}
 	blobs := 0
-	for _, w := range s.present {
+	for _, w := range g.PresentSet() {
 		if w != 0 {
 			blobs++
 			break

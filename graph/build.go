@@ -197,32 +197,15 @@ func Build(ctx context.Context, drv driver.StorageDriver, idx *Index, opts ...Bu
 
 var graphPrefixes = [][]byte{{pID}, {pRepo}, {pRevision}, {pTag}, {pTagIndex}, {pLayer}, {pUpload}, {pManifest}, {pEdge}, {pSubject}, {pWarning}, {pMeta}}
 
-type bitset []uint64
-
-func (s *bitset) set(i uint32) {
-	for int(i/64) >= len(*s) {
-		*s = append(*s, 0)
-	}
-	(*s)[i/64] |= 1 << (i % 64)
-}
-
-func (s bitset) clear(i uint32) {
-	if int(i/64) < len(s) {
-		s[i/64] &^= 1 << (i % 64)
-	}
-}
-
-func (s bitset) has(i uint32) bool { return int(i/64) < len(s) && s[i/64]&(1<<(i%64)) != 0 }
-
 type builder struct {
 	idx     *Index
 	wb      *badger.WriteBatch
 	ids     idTable
 	digests map[uint32]digest.Digest // of manifests to read
 	next    uint32
-	present bitset
+	present Bitset
 	def     deferred
-	queued  bitset
+	queued  Bitset
 	pool    *readPool
 	missing []uint32 // manifests named but without blob data
 	warnSeq uint64
@@ -350,10 +333,10 @@ func (b *builder) flush() error {
 }
 
 func (b *builder) enqueue(id uint32, d digest.Digest) {
-	if !b.queued.has(id) {
-		b.queued.set(id)
+	if !b.queued.Has(id) {
+		b.queued.Set(id)
 		b.digests[id] = d
-		if !b.present.has(id) {
+		if !b.present.Has(id) {
 			b.missing = append(b.missing, id)
 			return
 		}
@@ -402,10 +385,10 @@ func (b *builder) add(e storage.Entry) error {
 		b.next++
 		id := b.next
 		b.ids.addBlob(e.Digest, id)
-		b.present.set(id)
+		b.present.Set(id)
 		b.meta.Blobs++
 		if e.Deferred {
-			b.def.blobs.set(id)
+			b.def.blobs.Set(id)
 			return b.putID(id, e.Digest, &Blob{}) // filled in by resolveDeferred
 		}
 		return b.putID(id, e.Digest, &Blob{Size: e.Size, ModTime: e.ModTime})

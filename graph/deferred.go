@@ -3,6 +3,7 @@ package graph
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path"
@@ -29,11 +30,10 @@ import (
 // repositories where some linked manifest is not reached from a tag, the only
 // place a sweep may delete revisions.
 type deferred struct {
-	blobs    bitset   // ids listed without a stat
-	sizes    []uint32 // size+1 as the manifests say it; 0 unknown, max: in big
-	big      map[uint32]int64
-	exact    bitset         // sizes taken from the bytes themselves (a manifest read)
-	conflict bitset         // manifests disagree on the size
+	blobs    Bitset         // ids listed without a stat
+	sizes    Sizes          // as the manifests say them
+	exact    Bitset         // sizes taken from the bytes themselves (a manifest read)
+	conflict Bitset         // manifests disagree on the size
 	layers   []deferredLink // one per layer link: held in 8 bytes
 	revs     []deferredLink // revision links: repository, manifest id
 	tags     []deferredLink // tag targets: repository, manifest id
@@ -61,44 +61,24 @@ func (d *deferred) on() bool { return len(d.blobs) > 0 || len(d.layers) > 0 }
 // noteSize records that a manifest gives id's size as n (exact when it is the
 // length of the bytes read).
 func (d *deferred) noteSize(id uint32, n int64, exact bool) {
-	if n < 0 || !d.blobs.has(id) || d.exact.has(id) {
+	if n < 0 || !d.blobs.Has(id) || d.exact.Has(id) {
 		return
-	}
-	if int(id) >= len(d.sizes) {
-		d.sizes = append(d.sizes, make([]uint32, int(id)+1-len(d.sizes))...)
 	}
 	if exact {
-		d.exact.set(id)
-		d.conflict.clear(id)
-	} else if old, ok := d.size(id); ok && old != n {
-		d.conflict.set(id)
+		d.exact.Set(id)
+		d.conflict.Clear(id)
+	} else if old, ok := d.sizes.Lookup(id); ok && old != n {
+		d.conflict.Set(id)
 		return
 	}
-	if n < 1<<32-2 {
-		d.sizes[id] = uint32(n + 1)
-		return
-	}
-	if d.big == nil {
-		d.big = map[uint32]int64{}
-	}
-	d.sizes[id], d.big[id] = 1<<32-1, n
+	d.sizes.Set(id, n)
 }
 
 // needsStat reports whether deferred blob id needs a stat: tags do not reach it, or
 // the manifests do not agree on one size for it.
-func (d *deferred) needsStat(id uint32, reached bitset) bool {
-	_, known := d.size(id)
-	return !reached.has(id) || !known || d.conflict.has(id)
-}
-
-func (d *deferred) size(id uint32) (int64, bool) {
-	if int(id) >= len(d.sizes) || d.sizes[id] == 0 {
-		return 0, false
-	}
-	if d.sizes[id] == 1<<32-1 {
-		return d.big[id], true
-	}
-	return int64(d.sizes[id]) - 1, true
+func (d *deferred) needsStat(id uint32, reached Bitset) bool {
+	_, known := d.sizes.Lookup(id)
+	return !reached.Has(id) || !known || d.conflict.Has(id)
 }
 
 // resolveDeferred stats what the scan left open, rewrites the id records of deferred
@@ -118,7 +98,7 @@ func (b *builder) resolveDeferred(ctx context.Context, drv driver.StorageDriver,
 	// Blobs, a batch of id chunks at a time so that memory stays flat.
 	stats := 0
 	for id := uint32(1); id <= b.next; id++ {
-		if d.blobs.has(id) && d.needsStat(id, reached) {
+		if d.blobs.Has(id) && d.needsStat(id, reached) {
 			stats++
 		}
 	}
@@ -132,7 +112,7 @@ func (b *builder) resolveDeferred(ctx context.Context, drv driver.StorageDriver,
 	// Layer links: those of blobs tags reach need nothing more.
 	var stat []deferredLink
 	for _, l := range d.layers {
-		if reached.has(l.id) && b.present.has(l.id) {
+		if reached.Has(l.id) && b.present.Has(l.id) {
 			if err := b.putLayer(d.repos[l.repo], l.id, l.id, time.Time{}, ""); err != nil {
 				return err
 			}
@@ -147,7 +127,7 @@ func (b *builder) resolveDeferred(ctx context.Context, drv driver.StorageDriver,
 	// Tag history, where a sweep may delete a revision.
 	need := map[string]bool{}
 	for _, r := range d.revs {
-		if !reached.has(r.id) {
+		if !reached.Has(r.id) {
 			need[d.repos[r.repo]] = true
 		}
 	}
@@ -160,42 +140,78 @@ func (b *builder) resolveDeferred(ctx context.Context, drv driver.StorageDriver,
 	return nil
 }
 
-// reachedFromTags marks what tags reach through index children and references.
-func (b *builder) reachedFromTags() (bitset, error) {
-	// Only tags whose repository links their manifest are roots under -m.
+// reachedFromTags marks what tags reach, by the walk every part of regsweep shares
+// (walk.go): what a plan keeps live under any mode, so that skipping its stat never
+// leaves a blob a plan may delete without its time.
+func (b *builder) reachedFromTags() (Bitset, error) {
+	// Only tags whose repository links their manifest are roots here: fewer than a
+	// plan's, which is the safe side (what is not reached is stated).
 	linked := make(map[deferredLink]bool, len(b.def.revs))
 	for _, r := range b.def.revs {
 		linked[r] = true
 	}
-	var stack []uint32
+	var roots []uint32
 	for _, t := range b.def.tags {
 		if linked[t] {
-			stack = append(stack, t.id)
+			roots = append(roots, t.id)
 		}
 	}
-	reached := bitset(make([]uint64, b.next/64+1))
-	for len(stack) > 0 {
-		id := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		if reached.has(id) {
-			continue
+	src := &buildSource{b: b}
+	reached := NewBitset(b.next)
+	_, err := newWalker(src, b.next, WalkOptions{}).walk(roots, func(id, _ uint32, kind EdgeKind) {
+		if kind != EdgeSubject {
+			reached.Set(id)
 		}
-		reached.set(id)
-		err := b.idx.Edges(id, func(e Edge) error {
-			switch e.Kind {
-			case EdgeChild:
-				stack = append(stack, e.To)
-			case EdgeSubject:
-			default:
-				reached.set(e.To)
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("read references of manifest %d: %w", id, err)
-		}
+	})
+	if err == nil {
+		err = src.err
+	}
+	if err != nil {
+		return nil, err
 	}
 	return reached, nil
+}
+
+// buildSource is what the tag walk reads while the index is being built: manifest
+// records and references from the index (flushed), revision links from the build.
+type buildSource struct {
+	b      *builder
+	err    error
+	revsOf map[uint32][]uint32 // repository number -> manifests it links
+	repos  map[uint32][]uint32 // manifest -> repository numbers
+}
+
+func (s *buildSource) manifest(id uint32) (Manifest, bool) {
+	var m Manifest
+	ok, err := s.b.idx.get(idKey(pManifest, id), func(v []byte) error { return json.Unmarshal(v, &m) })
+	if err != nil && s.err == nil {
+		s.err = fmt.Errorf("read manifest %d: %w", id, err)
+	}
+	m.ID = id
+	return m, ok
+}
+
+func (s *buildSource) edges(id uint32) ([]Edge, error) {
+	var out []Edge
+	err := s.b.idx.Edges(id, func(e Edge) error { out = append(out, e); return nil })
+	return out, err
+}
+
+func (s *buildSource) referrersOf(uint32) []uint32 { return nil }
+
+func (s *buildSource) revisionsNear(id uint32) []uint32 {
+	if s.revsOf == nil {
+		s.revsOf, s.repos = map[uint32][]uint32{}, map[uint32][]uint32{}
+		for _, r := range s.b.def.revs {
+			s.revsOf[r.repo] = append(s.revsOf[r.repo], r.id)
+			s.repos[r.id] = append(s.repos[r.id], r.repo)
+		}
+	}
+	var out []uint32
+	for _, r := range s.repos[id] {
+		out = append(out, s.revsOf[r]...)
+	}
+	return out
 }
 
 // statLayers stats layer links in id order, a batch at a time (their digests come
@@ -248,7 +264,7 @@ const chunksPerBatch = 16
 
 // resolveChunks rewrites id chunks first..first+n-1 with the sizes and times of their
 // deferred blobs, stating those it must.
-func (b *builder) resolveChunks(ctx context.Context, drv driver.StorageDriver, workers int, first, n uint32, reached bitset, progress storage.Progress) error {
+func (b *builder) resolveChunks(ctx context.Context, drv driver.StorageDriver, workers int, first, n uint32, reached Bitset, progress storage.Progress) error {
 	d := &b.def
 	type rec struct {
 		d     digest.Digest
@@ -265,11 +281,11 @@ func (b *builder) resolveChunks(ctx context.Context, drv driver.StorageDriver, w
 		}
 		err := decodeIDChunk(chunk*idChunk, v, func(id uint32, dg digest.Digest, blob *Blob) error {
 			r := rec{d: dg, blob: blob}
-			if d.blobs.has(id) {
+			if d.blobs.Has(id) {
 				if d.needsStat(id, reached) {
 					r.stat = true
 				} else {
-					size, _ := d.size(id)
+					size, _ := d.sizes.Lookup(id)
 					r.blob = &Blob{Size: size} // time unknown
 				}
 			}
@@ -320,7 +336,7 @@ func (b *builder) resolveChunks(ctx context.Context, drv driver.StorageDriver, w
 			id := chunk*idChunk + uint32(i)
 			if r.stat && !r.found {
 				r.blob = nil // an emptied blob directory
-				b.present.clear(id)
+				b.present.Clear(id)
 				b.meta.Blobs--
 			}
 			out = appendIDRecord(out, r.d, r.blob)

@@ -49,6 +49,12 @@ func (k EdgeKind) String() string {
 		return "subject"
 	case EdgeFSLayer:
 		return "fslayer"
+	case EdgeMentions:
+		return "mentions"
+	case EdgeMaybeIndexed:
+		return "maybe-indexed"
+	case EdgeReferrer:
+		return "referrer"
 	}
 	return fmt.Sprintf("edge(%c)", byte(k))
 }

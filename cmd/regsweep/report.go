@@ -197,7 +197,7 @@ type indexInfo struct {
 }
 
 // newCapacityReport plans and computes everything report prints.
-func newCapacityReport(ctx context.Context, idx graph.Reader, meta graph.Meta, o reportOptions) (*capacityReport, *gc.Plan, error) {
+func newCapacityReport(ctx context.Context, idx *graph.Index, meta graph.Meta, o reportOptions) (*capacityReport, *gc.Plan, error) {
 	// Untagging frees nothing where every revision is a root.
 	m := o.deleteUntagged || len(o.untag) > 0
 	plan, err := gc.NewPlan(ctx, idx, o.options(meta, m)...)

@@ -1,4 +1,4 @@
-package gc
+package gc_test
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/regsweep/regsweep/gc"
 	"github.com/regsweep/regsweep/graph"
 	"github.com/regsweep/regsweep/internal/synth"
 	"github.com/regsweep/regsweep/storage"
@@ -34,7 +35,6 @@ func TestEdgesFromIndex(t *testing.T) {
 		}
 		roots["synth"+string(rune('0'+seed))] = r
 	}
-	defer func(n int) { maxHeldEdges = n }(maxHeldEdges)
 	now := time.Now().Add(time.Hour)
 	for name, r := range roots {
 		idx, err := graph.Open(t.TempDir())
@@ -46,8 +46,11 @@ func TestEdgesFromIndex(t *testing.T) {
 		}
 		for _, m := range []bool{false, true} {
 			plan := func(held int) string {
-				maxHeldEdges = held
-				p, err := NewPlan(ctx, idx, WithDeleteUntagged(m), WithGracePeriod(0), WithNow(now))
+				g, err := graph.Load(ctx, idx, graph.WithMaxHeldEdges(held))
+				if err != nil {
+					t.Fatal(err)
+				}
+				p, err := gc.NewPlan(ctx, g, gc.WithDeleteUntagged(m), gc.WithGracePeriod(0), gc.WithNow(now))
 				if err != nil {
 					t.Fatal(err)
 				}
