@@ -38,9 +38,10 @@ type Plan struct {
 
 	// What the plan was made from and found, for analysis of the same marks; not
 	// part of a plan read back from JSON.
-	g      *graph.Graph
-	m      *marks
-	shared graph.Bitset // blobs the live manifests of several repositories reach
+	g       *graph.Graph
+	m       *marks
+	reached graph.Bitset // what the live manifests of some repository reach
+	shared  graph.Bitset // what the live manifests of several repositories reach
 }
 
 // Graph returns the graph the plan was made from (nil for a plan read from JSON).
@@ -52,6 +53,9 @@ func (p *Plan) LiveManifest(id uint32) bool { return p.m != nil && p.m.liveManif
 
 // Shared reports whether the live manifests of more than one repository reach id.
 func (p *Plan) Shared(id uint32) bool { return p.shared.Has(id) }
+
+// Reached reports whether the live manifests of some repository reach id.
+func (p *Plan) Reached(id uint32) bool { return p.reached.Has(id) }
 
 // Mode records the options a plan was made with.
 type Mode struct {

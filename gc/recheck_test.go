@@ -15,6 +15,7 @@ import (
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/regsweep/regsweep/gc"
+	"github.com/regsweep/regsweep/gc/sweep"
 	"github.com/regsweep/regsweep/graph"
 	"github.com/regsweep/regsweep/internal/synth"
 	"github.com/regsweep/regsweep/storage"
@@ -279,9 +280,9 @@ func pushDuringSweep(t *testing.T, m bool, at string) {
 			t.Fatal(err)
 		}
 	}
-	check := gc.NewRootCheck(drv, idx, meta.Started, 0, 4, true)
-	res, err := gc.Sweep(ctx, drv, p, gc.WithSweepWorkers(4), gc.WithRecheck(check.Check, time.Minute),
-		gc.WithBeforePhase(func(phase string) error {
+	check := sweep.NewRootCheck(drv, p.Graph(), meta.Started, 0, 4, true)
+	res, err := sweep.Run(ctx, drv, p, sweep.WithWorkers(4), sweep.WithRecheck(check.Check, time.Minute),
+		sweep.WithBeforePhase(func(phase string) error {
 			if phase == at {
 				return pushAll()
 			}

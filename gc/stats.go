@@ -114,7 +114,7 @@ func (p *Plan) stats(g *graph.Graph, m *marks, deleted graph.Bitset) error {
 		}
 		rs[i].SharedBytes = rs[i].Bytes - rs[i].UniqueBytes
 	}
-	p.shared = many
+	p.reached, p.shared = once, many
 	// Reclaimable: deleted blobs the repository links, each counted once per repository.
 	counted := map[[2]uint32]bool{}
 	addLinked := func(repo string, id uint32) {

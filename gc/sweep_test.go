@@ -17,6 +17,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/regsweep/regsweep/gc"
+	"github.com/regsweep/regsweep/gc/sweep"
 	"github.com/regsweep/regsweep/graph"
 	"github.com/regsweep/regsweep/storage"
 )
@@ -57,7 +58,7 @@ func newRun(t *testing.T, root, indexDir string) *run {
 }
 
 // gcOnce scans, plans and sweeps like `regsweep gc` does, with the index as journal.
-func (r *run) gcOnce(t *testing.T, workers int, m bool, before func(string) error) (*gc.Plan, *gc.Result, error) {
+func (r *run) gcOnce(t *testing.T, workers int, m bool, before func(string) error) (*gc.Plan, *sweep.Result, error) {
 	t.Helper()
 	ctx := context.Background()
 	drv := storage.NewFilesystem(r.root)
@@ -68,7 +69,7 @@ func (r *run) gcOnce(t *testing.T, workers int, m bool, before func(string) erro
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := gc.Sweep(ctx, drv, p, gc.WithSweepWorkers(workers), gc.WithJournal(r.idx), gc.WithFilesystemRoot(r.root), gc.WithBeforeDelete(before))
+	res, err := sweep.Run(ctx, drv, p, sweep.WithWorkers(workers), sweep.WithJournal(r.idx), sweep.WithFilesystemRoot(r.root), sweep.WithBeforeDelete(before))
 	return p, res, err
 }
 
@@ -277,7 +278,7 @@ func TestJournalDoesNotHideRecreatedPath(t *testing.T) {
 		t.Fatal("the plan deletes no revision")
 	}
 	// Crash once the revisions are gone, before the blobs.
-	_, err = gc.Sweep(ctx, drv, p, gc.WithJournal(r.idx), gc.WithBeforePhase(func(phase string) error {
+	_, err = sweep.Run(ctx, drv, p, sweep.WithJournal(r.idx), sweep.WithBeforePhase(func(phase string) error {
 		if phase == "blobs" {
 			return errCrash
 		}
@@ -339,7 +340,7 @@ func TestApplyRechecks(t *testing.T) {
 	if len(dropped) == 0 {
 		t.Fatal("re-check dropped nothing")
 	}
-	if _, err := gc.Sweep(ctx, drv, p, gc.WithJournal(r.idx)); err != nil {
+	if _, err := sweep.Run(ctx, drv, p, sweep.WithJournal(r.idx)); err != nil {
 		t.Fatal(err)
 	}
 	// Every blob the re-tagged manifest reaches is still there.

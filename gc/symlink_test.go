@@ -13,12 +13,13 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/regsweep/regsweep/gc"
+	"github.com/regsweep/regsweep/gc/sweep"
 	"github.com/regsweep/regsweep/graph"
 	"github.com/regsweep/regsweep/storage"
 )
 
 // sweepRoot scans, plans and sweeps root as `regsweep gc` does.
-func sweepRoot(t *testing.T, root string, planOpts []gc.Option, sweepOpts ...gc.SweepOption) (*gc.Plan, *gc.Result, error) {
+func sweepRoot(t *testing.T, root string, planOpts []gc.Option, sweepOpts ...sweep.Option) (*gc.Plan, *sweep.Result, error) {
 	t.Helper()
 	ctx := context.Background()
 	drv := storage.NewFilesystem(root)
@@ -34,7 +35,7 @@ func sweepRoot(t *testing.T, root string, planOpts []gc.Option, sweepOpts ...gc.
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := gc.Sweep(ctx, drv, p, append([]gc.SweepOption{gc.WithJournal(idx)}, sweepOpts...)...)
+	res, err := sweep.Run(ctx, drv, p, append([]sweep.Option{sweep.WithJournal(idx)}, sweepOpts...)...)
 	return p, res, err
 }
 
@@ -136,7 +137,7 @@ func TestSymlinkedRepositoryBlocks(t *testing.T) {
 	link := storage.Root + "/repositories/mirror"
 	symlink(t, fsPath(other, storage.Root+"/repositories"), fsPath(root, link))
 	for _, ignore := range []bool{false, true} {
-		p, res, err := sweepRoot(t, root, []gc.Option{gc.WithDeleteUntagged(true)}, gc.WithIgnoreUnreadable(ignore))
+		p, res, err := sweepRoot(t, root, []gc.Option{gc.WithDeleteUntagged(true)}, sweep.WithIgnoreUnreadable(ignore))
 		if !slices.ContainsFunc(p.Blocked, func(w graph.Warning) bool { return w.Path == link && w.Blocks }) {
 			t.Fatalf("a linked repository does not block: %+v", p.Blocked)
 		}
@@ -261,7 +262,7 @@ func TestSweepLeavesLinkedPathAlone(t *testing.T) {
 	d := digest.FromString("x")
 	p := &gc.Plan{Uploads: []gc.UploadItem{{Repository: "evil", ID: "sub", Path: storage.Root + "/repositories/evil/sub"}},
 		LayerLinks: []gc.LinkItem{{Repository: "evil", Digest: d, Path: storage.Root + "/repositories/evil/sub/link"}}}
-	res, err := gc.Sweep(context.Background(), storage.NewFilesystem(root), p)
+	res, err := sweep.Run(context.Background(), storage.NewFilesystem(root), p)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,6 +31,7 @@ import (
 	"github.com/regsweep/regsweep/internal/synth"
 
 	"github.com/regsweep/regsweep/gc"
+	"github.com/regsweep/regsweep/gc/sweep"
 	"github.com/regsweep/regsweep/graph"
 	"github.com/regsweep/regsweep/internal/memlimit"
 	rstorage "github.com/regsweep/regsweep/storage"
@@ -327,9 +328,9 @@ func benchSweep(ctx context.Context, sc scale) {
 		p, err := gc.NewPlan(ctx, idx, gc.WithGracePeriod(0), gc.WithNow(time.Now().Add(time.Hour)))
 		must(err)
 		// As regsweep gc sweeps: roots checked again before each phase.
-		check := gc.NewRootCheck(drv, idx, meta.Started, 0, *workers, true)
+		check := sweep.NewRootCheck(drv, p.Graph(), meta.Started, 0, *workers, true)
 		start := time.Now()
-		res, err := gc.Sweep(ctx, drv, p, gc.WithSweepWorkers(*workers), gc.WithJournal(idx), gc.WithRecheck(check.Check, time.Minute))
+		res, err := sweep.Run(ctx, drv, p, sweep.WithWorkers(*workers), sweep.WithJournal(idx), sweep.WithRecheck(check.Check, time.Minute))
 		must(err)
 		ds = append(ds, time.Since(start))
 		deleted = res.DeletedBlobs

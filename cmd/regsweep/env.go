@@ -19,6 +19,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/regsweep/regsweep/gc"
+	"github.com/regsweep/regsweep/gc/analysis"
+	"github.com/regsweep/regsweep/gc/sweep"
 	"github.com/regsweep/regsweep/graph"
 	"github.com/regsweep/regsweep/internal/probe"
 	"github.com/regsweep/regsweep/internal/runlock"
@@ -205,9 +207,9 @@ const probeTimeout = 10 * time.Second
 // checkRegistry asks the registry serving this storage whether it accepts writes,
 // and refuses (exit 4) unless it is read-only, stopped, or the operator opted out.
 // The upload it starts, and cancels, goes to an existing repository.
-func (s *session) checkRegistry(ctx context.Context, f sweepFlags) ([]gc.RegistryCheck, error) {
+func (s *session) checkRegistry(ctx context.Context, f sweepFlags) ([]analysis.RegistryCheck, error) {
 	if f.registryURL == "none" {
-		return []gc.RegistryCheck{{URL: "none", State: string(probe.Skipped), Detail: "--registry-url none: the registry was not asked whether it accepts writes"}}, nil
+		return []analysis.RegistryCheck{{URL: "none", State: string(probe.Skipped), Detail: "--registry-url none: the registry was not asked whether it accepts writes"}}, nil
 	}
 	var targets []probe.Target
 	if f.registryURL != "" {
@@ -223,7 +225,7 @@ func (s *session) checkRegistry(ctx context.Context, f sweepFlags) ([]gc.Registr
 		}
 	}
 	if len(targets) == 0 {
-		return []gc.RegistryCheck{{State: string(probe.Skipped), Detail: "the config names no http.addr or http.host: pass --registry-url to have the registry probed"}}, nil
+		return []analysis.RegistryCheck{{State: string(probe.Skipped), Detail: "the config names no http.addr or http.host: pass --registry-url to have the registry probed"}}, nil
 	}
 	repo, err := storage.AnyRepository(ctx, s.drv)
 	if err != nil {
@@ -233,8 +235,8 @@ func (s *session) checkRegistry(ctx context.Context, f sweepFlags) ([]gc.Registr
 		repo = "regsweep-probe"
 	}
 	creds := probe.Credentials{Username: f.registryUser, Password: os.Getenv("REGSWEEP_REGISTRY_PASSWORD")}
-	var out []gc.RegistryCheck
-	var bad *gc.RegistryCheck
+	var out []analysis.RegistryCheck
+	var bad *analysis.RegistryCheck
 	for _, t := range targets {
 		r := probe.Probe(ctx, t, repo, creds)
 		if r.Upload != "" {
@@ -245,7 +247,7 @@ func (s *session) checkRegistry(ctx context.Context, f sweepFlags) ([]gc.Registr
 				}
 			}
 		}
-		out = append(out, gc.RegistryCheck{URL: r.URL, State: string(r.State), Detail: r.Detail})
+		out = append(out, analysis.RegistryCheck{URL: r.URL, State: string(r.State), Detail: r.Detail})
 		s.log.Info("registry probed", "url", r.URL, "state", r.State, "detail", r.Detail)
 		if r.State.Blocks() && bad == nil {
 			bad = &out[len(out)-1]
@@ -273,10 +275,10 @@ func (s *session) planError(err error) error {
 }
 
 // sweep executes plan with the index as journal and returns the report.
-func (s *session) sweep(cmd *cobra.Command, plan *gc.Plan, c commonOptions, f sweepFlags) (*gc.Report, error) {
+func (s *session) sweep(cmd *cobra.Command, plan *gc.Plan, c commonOptions, f sweepFlags) (*analysis.Report, error) {
 	checks, err := s.checkRegistry(cmd.Context(), f)
 	if err != nil {
-		rep := gc.NewReport(plan, false)
+		rep := analysis.NewReport(plan, false)
 		rep.Registry = checks
 		return rep, err
 	}
@@ -287,7 +289,7 @@ func (s *session) sweep(cmd *cobra.Command, plan *gc.Plan, c commonOptions, f sw
 		s.log.Warn("an earlier sweep of this storage was interrupted; finishing it", "deletions already journaled", n)
 	}
 	if len(plan.Blocked) > 0 && !f.ignoreUnreadable {
-		rep := gc.NewReport(plan, false)
+		rep := analysis.NewReport(plan, false)
 		rep.Registry = checks
 		return rep, blockedError(plan, "refusing to sweep")
 	}
@@ -302,10 +304,10 @@ func (s *session) sweep(cmd *cobra.Command, plan *gc.Plan, c commonOptions, f sw
 	if err != nil {
 		return nil, err
 	}
-	roots := gc.NewRootCheck(s.drv, s.idx, meta.Started, time.Duration(plan.Mode.GraceSeconds)*time.Second, c.workers, plan.Mode.KeepReferrers)
-	res, err := gc.Sweep(cmd.Context(), s.drv, plan, gc.WithRecheck(roots.Check, recheckEvery), gc.WithBeforeDelete(testBeforeDelete),
-		gc.WithSweepWorkers(c.workers), gc.WithMaxOps(f.maxOps), gc.WithJournal(s.idx),
-		gc.WithIgnoreUnreadable(f.ignoreUnreadable), gc.WithSweepLogger(s.log), gc.WithSweepProgress(s.prog))
+	roots := sweep.NewRootCheck(s.drv, plan.Graph(), meta.Started, time.Duration(plan.Mode.GraceSeconds)*time.Second, c.workers, plan.Mode.KeepReferrers)
+	res, err := sweep.Run(cmd.Context(), s.drv, plan, sweep.WithRecheck(roots.Check, recheckEvery), sweep.WithBeforeDelete(testBeforeDelete),
+		sweep.WithWorkers(c.workers), sweep.WithMaxOps(f.maxOps), sweep.WithJournal(s.idx),
+		sweep.WithIgnoreUnreadable(f.ignoreUnreadable), sweep.WithLogger(s.log), sweep.WithProgress(s.prog))
 	s.doneProgress()
 	if err != nil {
 		return nil, fmt.Errorf("%w; rerun the same command to finish", err)
@@ -313,7 +315,7 @@ func (s *session) sweep(cmd *cobra.Command, plan *gc.Plan, c commonOptions, f sw
 	if err := s.idx.JournalPlan(nil); err != nil {
 		return nil, fmt.Errorf("clear journal: %w", err)
 	}
-	rep := gc.NewReport(plan, false)
+	rep := analysis.NewReport(plan, false)
 	rep.Result = res
 	rep.Registry = checks
 	return rep, nil
@@ -321,17 +323,17 @@ func (s *session) sweep(cmd *cobra.Command, plan *gc.Plan, c commonOptions, f sw
 
 // writeMetrics writes rep's metrics when asked; a failed run writes none, so the last
 // success timestamp stays that of the last success.
-func (s *session) writeMetrics(c commonOptions, rep *gc.Report) error {
+func (s *session) writeMetrics(c commonOptions, rep *analysis.Report) error {
 	if c.metricsFile == "" {
 		return nil
 	}
-	if err := writeMetricsFile(c.metricsFile, rep, gc.MetricsExtra{Duration: time.Since(s.start), LastSuccess: time.Now()}); err != nil {
+	if err := writeMetricsFile(c.metricsFile, rep, analysis.MetricsExtra{Duration: time.Since(s.start), LastSuccess: time.Now()}); err != nil {
 		return fmt.Errorf("write metrics %s: %w", c.metricsFile, err)
 	}
 	return nil
 }
 
-func writeReport(w io.Writer, rep *gc.Report, format string) error {
+func writeReport(w io.Writer, rep *analysis.Report, format string) error {
 	if format == "json" {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")

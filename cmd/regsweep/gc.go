@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/regsweep/regsweep/gc"
+	"github.com/regsweep/regsweep/gc/analysis"
 )
 
 type gcOptions struct {
@@ -120,7 +121,7 @@ func runGC(cmd *cobra.Command, config string, o gcOptions) error {
 	}
 	out := cmd.OutOrStdout()
 	if o.dryRun {
-		rep := gc.NewReport(plan, true)
+		rep := analysis.NewReport(plan, true)
 		if err := writeReport(out, rep, o.output); err != nil {
 			return err
 		}
@@ -150,7 +151,7 @@ func (s *session) logWarnings(p *gc.Plan) {
 	}
 }
 
-func writeText(w io.Writer, r *gc.Report) {
+func writeText(w io.Writer, r *analysis.Report) {
 	s := r.Summary
 	b := func(n int64) string { return humanize.IBytes(uint64(n)) }
 	mode := "default (every manifest revision is a root)"

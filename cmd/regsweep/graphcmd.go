@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/regsweep/regsweep/gc"
+	"github.com/regsweep/regsweep/gc/analysis"
 )
 
 type graphOptions struct {
@@ -63,7 +64,7 @@ func runGraph(cmd *cobra.Command, repo string, o graphOptions) error {
 	if !known {
 		return &codeError{exitUsage, fmt.Errorf("repository %q is not in the index (or has no _manifests)", repo)}
 	}
-	gs, err := gc.NewImageGraphs(cmd.Context(), idx, plan, repo)
+	gs, err := analysis.NewImageGraphs(cmd.Context(), plan, repo)
 	if err != nil {
 		return err
 	}

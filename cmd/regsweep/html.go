@@ -16,7 +16,7 @@ import (
 
 	"github.com/dustin/go-humanize"
 
-	"github.com/regsweep/regsweep/gc"
+	"github.com/regsweep/regsweep/gc/analysis"
 )
 
 // The HTML report is one file: template, CSS and JS are embedded and inlined, charts
@@ -130,7 +130,7 @@ func nBlobs(n int) string {
 
 // writeHTML renders the report. dotCmd draws the image graphs; when it cannot be found
 // or fails, the page shows their Mermaid source instead.
-func writeHTML(ctx context.Context, w io.Writer, r *capacityReport, graphs []*gc.ImageGraph, dotCmd string) error {
+func writeHTML(ctx context.Context, w io.Writer, r *capacityReport, graphs []*analysis.ImageGraph, dotCmd string) error {
 	css, err := assets.ReadFile("assets/report.css")
 	if err != nil {
 		return err
@@ -192,7 +192,7 @@ func writeHTML(ctx context.Context, w io.Writer, r *capacityReport, graphs []*gc
 	p.AgeChart = bucketChart("chart-ages", ageRows(c))
 
 	repos := slices.Clone(c.Repositories)
-	slices.SortStableFunc(repos, func(a, b gc.RepoCapacity) int { return cmp.Compare(b.Bytes, a.Bytes) })
+	slices.SortStableFunc(repos, func(a, b analysis.RepoCapacity) int { return cmp.Compare(b.Bytes, a.Bytes) })
 	for _, rc := range repos {
 		b := func(col string, v int64) cell { return cell{Col: col, Raw: raw(v), Text: ib(v)} }
 		n := func(col string, v int) cell { return cell{Col: col, Raw: strconv.Itoa(v), Text: num(int64(v))} }
@@ -217,13 +217,13 @@ func writeHTML(ctx context.Context, w io.Writer, r *capacityReport, graphs []*gc
 	for _, g := range graphs {
 		v := graphView{Repo: g.Repository, Nodes: len(g.Nodes), Edges: len(g.Edges)}
 		for _, n := range g.Nodes {
-			if n.State == gc.StateGarbage {
+			if n.State == analysis.StateGarbage {
 				v.Garbage++
 			}
 			if n.Shared {
 				v.Shared++
 			}
-			if n.Kind == gc.NodeManifest || n.Kind == gc.NodeIndex || n.Kind == gc.NodeReferrer {
+			if n.Kind == analysis.NodeManifest || n.Kind == analysis.NodeIndex || n.Kind == analysis.NodeReferrer {
 				v.Manifest++
 			}
 		}
@@ -260,7 +260,7 @@ func writeHTML(ctx context.Context, w io.Writer, r *capacityReport, graphs []*gc
 }
 
 // dotSVG renders g with Graphviz and returns the <svg> element alone.
-func dotSVG(ctx context.Context, dotPath string, g *gc.ImageGraph) (string, error) {
+func dotSVG(ctx context.Context, dotPath string, g *analysis.ImageGraph) (string, error) {
 	var src, out, errOut bytes.Buffer
 	if err := g.WriteDOT(&src); err != nil {
 		return "", err
@@ -290,9 +290,9 @@ const (
 	legendH          = 30
 )
 
-func repoChart(c *gc.Capacity) barChart {
+func repoChart(c *analysis.Capacity) barChart {
 	repos := slices.Clone(c.Repositories)
-	slices.SortStableFunc(repos, func(a, b gc.RepoCapacity) int {
+	slices.SortStableFunc(repos, func(a, b analysis.RepoCapacity) int {
 		return cmp.Or(cmp.Compare(b.Bytes+b.ReclaimableBytes, a.Bytes+a.ReclaimableBytes), cmp.Compare(a.Name, b.Name))
 	})
 	if len(repos) > 15 {
@@ -339,7 +339,7 @@ type bucket struct {
 	data  []dataAttr
 }
 
-func sizeRows(c *gc.Capacity) []bucket {
+func sizeRows(c *analysis.Capacity) []bucket {
 	var out []bucket
 	for _, b := range c.SizeHistogram {
 		out = append(out, bucket{bucketLabel(b), b.Blobs, b.Bytes, []dataAttr{{"min", raw(b.Min)}, {"max", raw(b.Max)}}})
@@ -347,7 +347,7 @@ func sizeRows(c *gc.Capacity) []bucket {
 	return out
 }
 
-func ageRows(c *gc.Capacity) []bucket {
+func ageRows(c *analysis.Capacity) []bucket {
 	var out []bucket
 	for _, a := range c.Age {
 		out = append(out, bucket{a.Label, a.Blobs, a.Bytes, []dataAttr{{"maxage", raw(a.MaxAgeSeconds)}}})

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/net/html"
 
 	"github.com/regsweep/regsweep/gc"
+	"github.com/regsweep/regsweep/gc/analysis"
 )
 
 // dotPath finds Graphviz's dot; tests that render with it check less without it,
@@ -279,7 +280,7 @@ func checkDOM(t *testing.T, d dom, rep reportJSON) {
 	}
 
 	// The table: every cell's raw value and text against the JSON, rows largest first.
-	byName := map[string]gc.RepoCapacity{}
+	byName := map[string]analysis.RepoCapacity{}
 	for _, r := range c.Repositories {
 		byName[r.Name] = r
 	}

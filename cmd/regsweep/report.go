@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/regsweep/regsweep/gc"
+	"github.com/regsweep/regsweep/gc/analysis"
 	"github.com/regsweep/regsweep/graph"
 )
 
@@ -182,10 +183,10 @@ func (o reportOptions) verify() error {
 
 // capacityReport is report's JSON: the report contract's objects, then capacity.
 type capacityReport struct {
-	*gc.Report
-	Index    indexInfo    `json:"index"`
-	Capacity *gc.Capacity `json:"capacity"`
-	WhatIf   *gc.WhatIf   `json:"what_if,omitempty"`
+	*analysis.Report
+	Index    indexInfo          `json:"index"`
+	Capacity *analysis.Capacity `json:"capacity"`
+	WhatIf   *analysis.WhatIf   `json:"what_if,omitempty"`
 }
 
 // indexInfo says which scan the report answers from.
@@ -207,12 +208,12 @@ func newCapacityReport(ctx context.Context, idx *graph.Index, meta graph.Meta, o
 	if err != nil {
 		return nil, nil, indexError(o.indexDir, err)
 	}
-	c, err := gc.NewCapacity(ctx, idx, plan, gc.WithTopN(o.top))
+	c, err := analysis.NewCapacity(ctx, plan, analysis.WithTopN(o.top))
 	if err != nil {
 		return nil, nil, indexError(o.indexDir, err)
 	}
 	r := &capacityReport{
-		Report:   gc.NewReport(plan, true),
+		Report:   analysis.NewReport(plan, true),
 		Index:    indexInfo{Dir: o.indexDir, Driver: meta.Driver, ScanStarted: meta.Started, ScanFinished: meta.Finished},
 		Capacity: c,
 	}
@@ -239,7 +240,7 @@ func newCapacityReport(ctx context.Context, idx *graph.Index, meta graph.Meta, o
 		if err != nil {
 			return nil, nil, fmt.Errorf("what-if plan: %w", err)
 		}
-		w := gc.NewWhatIf(plan, after, o.untag, o.deleteRepos)
+		w := analysis.NewWhatIf(plan, after, o.untag, o.deleteRepos)
 		r.WhatIf = &w
 	}
 	return r, plan, nil
@@ -279,8 +280,8 @@ func runReport(cmd *cobra.Command, o reportOptions) error {
 				repos = append(repos, r.Name)
 			}
 		}
-		var graphs []*gc.ImageGraph
-		if graphs, err = gc.NewImageGraphs(ctx, idx, plan, repos...); err != nil {
+		var graphs []*analysis.ImageGraph
+		if graphs, err = analysis.NewImageGraphs(ctx, plan, repos...); err != nil {
 			return &codeError{exitUsage, fmt.Errorf("--html-repos: %w", err)}
 		}
 		err = writeHTML(ctx, &buf, rep, graphs, o.dot)
@@ -294,7 +295,7 @@ func runReport(cmd *cobra.Command, o reportOptions) error {
 		return err
 	}
 	if o.metricsFile != "" {
-		extra := gc.MetricsExtra{Duration: time.Since(start), LastSuccess: time.Now()}
+		extra := analysis.MetricsExtra{Duration: time.Since(start), LastSuccess: time.Now()}
 		if err := writeMetricsFile(o.metricsFile, rep.Report, extra); err != nil {
 			return fmt.Errorf("metrics: %w", err)
 		}
@@ -305,9 +306,9 @@ func runReport(cmd *cobra.Command, o reportOptions) error {
 // writeMetricsFile writes rep's metrics to name atomically (a temporary file in the
 // same directory, renamed over it) and readable by node_exporter: the textfile
 // collector only reads *.prom files, so the temporary one is never half-read.
-func writeMetricsFile(name string, rep *gc.Report, extra gc.MetricsExtra) error {
+func writeMetricsFile(name string, rep *analysis.Report, extra analysis.MetricsExtra) error {
 	var b bytes.Buffer
-	if err := gc.WriteMetrics(&b, rep, extra); err != nil {
+	if err := analysis.WriteMetrics(&b, rep, extra); err != nil {
 		return err
 	}
 	return writeFile(name, b.Bytes())
@@ -342,7 +343,7 @@ func writeCapacityCSV(w io.Writer, r *capacityReport) error {
 func ib(n int64) string { return humanize.IBytes(uint64(max(n, 0))) }
 
 // bucketLabel names a size bucket: "1 KiB–4 KiB", "empty".
-func bucketLabel(b gc.SizeBucket) string {
+func bucketLabel(b analysis.SizeBucket) string {
 	if b.Max <= 1 {
 		return "empty"
 	}
@@ -352,7 +353,7 @@ func bucketLabel(b gc.SizeBucket) string {
 	return ib(b.Min) + "–" + ib(b.Max)
 }
 
-func modeText(m gc.ReportMode) string {
+func modeText(m analysis.ReportMode) string {
 	s := "default mode (every manifest revision is a root)"
 	if m.DeleteUntagged {
 		s = "delete-untagged mode (tags are roots)"
@@ -364,7 +365,7 @@ func modeText(m gc.ReportMode) string {
 }
 
 // whatIfText explains a what-if in one sentence.
-func whatIfText(w *gc.WhatIf) string {
+func whatIfText(w *analysis.WhatIf) string {
 	var change []string
 	if len(w.UntagRefs) > 0 {
 		change = append(change, "deleting tag "+strings.Join(w.UntagRefs, ", "))
@@ -392,7 +393,7 @@ func writeCapacityText(w io.Writer, r *capacityReport) {
 	}
 
 	repos := slices.Clone(c.Repositories)
-	slices.SortStableFunc(repos, func(a, b gc.RepoCapacity) int { return int(max(-1, min(1, b.Bytes-a.Bytes))) })
+	slices.SortStableFunc(repos, func(a, b analysis.RepoCapacity) int { return int(max(-1, min(1, b.Bytes-a.Bytes))) })
 	if len(repos) > 0 {
 		fmt.Fprintf(w, "\nRepositories, largest first:\n")
 		fmt.Fprintf(w, "  %-32s %5s %9s %10s %10s %10s %12s  %s\n", "REPOSITORY", "TAGS", "MANIFESTS", "BYTES", "UNIQUE", "SHARED", "RECLAIMABLE", "LARGEST IMAGE")
@@ -408,7 +409,7 @@ func writeCapacityText(w io.Writer, r *capacityReport) {
 			fmt.Fprintf(w, "  %-32s %5d %9d %10s %10s %10s %12s  %s\n", x.Name, x.Tags, x.Manifests, ib(x.Bytes), ib(x.UniqueBytes), ib(x.SharedBytes), ib(x.ReclaimableBytes), largest)
 		}
 	}
-	ranking := func(title string, l []gc.RepoBytes) {
+	ranking := func(title string, l []analysis.RepoBytes) {
 		if len(l) == 0 {
 			return
 		}

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/regsweep/regsweep/gc"
+	"github.com/regsweep/regsweep/gc/analysis"
 	"github.com/regsweep/regsweep/internal/synth"
 )
 
@@ -86,11 +87,11 @@ func scanned(t *testing.T, cfg string) string {
 
 // reportJSON is the part of report's JSON the tests read.
 type reportJSON struct {
-	Summary      gc.Summary     `json:"summary"`
-	Repositories []gc.RepoStats `json:"repositories"`
-	Mode         gc.ReportMode  `json:"mode"`
-	Capacity     gc.Capacity    `json:"capacity"`
-	WhatIf       *gc.WhatIf     `json:"what_if"`
+	Summary      gc.Summary          `json:"summary"`
+	Repositories []gc.RepoStats      `json:"repositories"`
+	Mode         analysis.ReportMode `json:"mode"`
+	Capacity     analysis.Capacity   `json:"capacity"`
+	WhatIf       *analysis.WhatIf    `json:"what_if"`
 }
 
 func decodeReport(t *testing.T, out string) reportJSON {
@@ -201,7 +202,7 @@ func TestReportWhatIf(t *testing.T) {
 		t.Fatalf("what-if untag: what_if %v, delete_untagged %v", w, rep.Mode.DeleteUntagged)
 	}
 	// debian:12 is 4 blobs; its base layer stays (team/app/web uses it).
-	var image gc.ImageInfo
+	var image analysis.ImageInfo
 	for _, rc := range rep.Capacity.Repositories {
 		if rc.Name == "library/debian" {
 			image = rc.LargestImages[0]
@@ -357,7 +358,7 @@ func TestGraphCommand(t *testing.T) {
 	if !strings.HasPrefix(mer, "flowchart LR\n") || !strings.Contains(mer, `(["latest"]):::tag`) {
 		t.Errorf("mermaid output:\n%s", mer)
 	}
-	var g gc.ImageGraph
+	var g analysis.ImageGraph
 	if err := json.Unmarshal([]byte(mustRun(t, "graph", "--index", dir, "--format", "json", "-m", "team/app/web")), &g); err != nil {
 		t.Fatal(err)
 	}
@@ -369,7 +370,7 @@ func TestGraphCommand(t *testing.T) {
 			states["shared"]++
 		}
 	}
-	if states[gc.StateGarbage] == 0 || states["shared"] == 0 || states[gc.StateLive] == 0 {
+	if states[analysis.StateGarbage] == 0 || states["shared"] == 0 || states[analysis.StateLive] == 0 {
 		t.Errorf("node states %v", states)
 	}
 	if path := dotPath(t); path != "" {

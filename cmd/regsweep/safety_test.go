@@ -20,7 +20,7 @@ import (
 	"github.com/distribution/distribution/v3/configuration"
 
 	"github.com/regsweep/regsweep/benchmarks/benchenv"
-	"github.com/regsweep/regsweep/gc"
+	"github.com/regsweep/regsweep/gc/analysis"
 	"github.com/regsweep/regsweep/internal/runlock"
 	"github.com/regsweep/regsweep/internal/synth"
 	"github.com/regsweep/regsweep/storage"
@@ -132,7 +132,7 @@ func TestApplyAfterCrashSaysAlreadyDeleted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rep gc.Report
+	var rep analysis.Report
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +194,7 @@ func TestGCOnHangingObjectStore(t *testing.T) {
 	case <-time.After(2 * time.Minute):
 		t.Fatal("gc waits forever on a request the store never answers")
 	}
-	var a, b gc.Report
+	var a, b analysis.Report
 	if err := json.Unmarshal([]byte(healthy), &a); err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/distribution/distribution/v3/registry/storage/driver"
 
 	"github.com/regsweep/regsweep/gc"
+	"github.com/regsweep/regsweep/gc/sweep"
 	"github.com/regsweep/regsweep/graph"
 	"github.com/regsweep/regsweep/internal/synth"
 	"github.com/regsweep/regsweep/storage"
@@ -41,8 +42,8 @@ func sweepOnce(t *testing.T, drv driver.StorageDriver, indexDir string, m bool, 
 	if err != nil {
 		return nil, fmt.Errorf("plan: %w", err)
 	}
-	check := gc.NewRootCheck(drv, idx, meta.Started, 0, 8, true)
-	_, err = gc.Sweep(ctx, drv, p, gc.WithSweepWorkers(8), gc.WithJournal(idx), gc.WithRecheck(check.Check, time.Minute))
+	check := sweep.NewRootCheck(drv, p.Graph(), meta.Started, 0, 8, true)
+	_, err = sweep.Run(ctx, drv, p, sweep.WithWorkers(8), sweep.WithJournal(idx), sweep.WithRecheck(check.Check, time.Minute))
 	if err != nil {
 		return p, fmt.Errorf("sweep: %w", err)
 	}
@@ -103,11 +104,11 @@ func TestFaults(t *testing.T) {
 					count("no fault drawn")
 				case err == nil:
 					count("swept under faults")
-				case errors.Is(err, gc.ErrUnreliableListing):
+				case errors.Is(err, sweep.ErrUnreliableListing):
 					count("refused: a listing missed roots")
 				case errors.Is(err, gc.ErrIncompleteStorage):
 					count("refused: storage looks incomplete")
-				case errors.Is(err, gc.ErrBlocked):
+				case errors.Is(err, sweep.ErrBlocked):
 					count("refused: broken roots (a blob listing missed manifests)")
 				case errors.Is(err, storage.ErrInjected):
 					count("failed on a storage error")

@@ -1,4 +1,8 @@
-package gc
+// Package sweep deletes what a plan (gc.Plan) names: in the order that lets a rerun
+// finish a crashed run, journaled, with bounded workers, re-checking the roots
+// before each phase, never through a symbolic link. It is the only package that
+// deletes.
+package sweep
 
 import (
 	"context"
@@ -17,10 +21,11 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/time/rate"
 
+	"github.com/regsweep/regsweep/gc"
 	"github.com/regsweep/regsweep/storage"
 )
 
-// ErrBlocked is returned by Sweep when unreadable manifests are reachable.
+// ErrBlocked is returned by Run when unreadable manifests are reachable.
 var ErrBlocked = errors.New("unreadable manifests are reachable from live roots")
 
 // Journal records deletions so that a rerun after a crash knows what is done.
@@ -31,7 +36,7 @@ type Journal interface {
 	RecordDeleted(path string) error
 }
 
-type sweepOptions struct {
+type options struct {
 	workers          int
 	maxOps           float64
 	journal          Journal
@@ -45,12 +50,12 @@ type sweepOptions struct {
 	progress         storage.Progress
 }
 
-// SweepOption tunes Sweep.
-type SweepOption func(*sweepOptions) error
+// Option tunes Run.
+type Option func(*options) error
 
-// WithSweepWorkers bounds concurrent deletes (default 16).
-func WithSweepWorkers(n int) SweepOption {
-	return func(o *sweepOptions) error {
+// WithWorkers bounds concurrent deletes (default 16).
+func WithWorkers(n int) Option {
+	return func(o *options) error {
 		if n < 1 {
 			return fmt.Errorf("workers must be at least 1, got %d", n)
 		}
@@ -60,8 +65,8 @@ func WithSweepWorkers(n int) SweepOption {
 }
 
 // WithMaxOps limits deletes per second (0: unlimited), for shared object stores.
-func WithMaxOps(perSecond float64) SweepOption {
-	return func(o *sweepOptions) error {
+func WithMaxOps(perSecond float64) Option {
+	return func(o *options) error {
 		if perSecond < 0 {
 			return fmt.Errorf("max ops must not be negative, got %v", perSecond)
 		}
@@ -72,20 +77,20 @@ func WithMaxOps(perSecond float64) SweepOption {
 
 // WithJournal records every deletion in j. A path j holds is deleted again if it is
 // there (pushed again since the interrupted sweep) and counted as already done if not.
-func WithJournal(j Journal) SweepOption {
-	return func(o *sweepOptions) error { o.journal = j; return nil }
+func WithJournal(j Journal) Option {
+	return func(o *options) error { o.journal = j; return nil }
 }
 
 // WithIgnoreUnreadable sweeps even when unreadable manifests are reachable. The plan
 // keeps every blob they might reference regardless.
-func WithIgnoreUnreadable(v bool) SweepOption {
-	return func(o *sweepOptions) error { o.ignoreUnreadable = v; return nil }
+func WithIgnoreUnreadable(v bool) Option {
+	return func(o *options) error { o.ignoreUnreadable = v; return nil }
 }
 
 // WithBeforeDelete calls fn before each delete; an error stops the sweep. Tests use
 // it to crash at chosen points.
-func WithBeforeDelete(fn func(path string) error) SweepOption {
-	return func(o *sweepOptions) error { o.before = fn; return nil }
+func WithBeforeDelete(fn func(path string) error) Option {
+	return func(o *options) error { o.before = fn; return nil }
 }
 
 // Recheck returns the digests that roots written since the plan was made reach,
@@ -95,30 +100,30 @@ type Recheck func(ctx context.Context) (map[digest.Digest]string, int, error)
 // WithRecheck calls fn before each phase that deletes what a root may reference
 // (revisions, blobs, layer links), and again every interval while one runs;
 // nothing fn returns is deleted.
-func WithRecheck(fn Recheck, every time.Duration) SweepOption {
-	return func(o *sweepOptions) error { o.recheck, o.recheckEvery = fn, every; return nil }
+func WithRecheck(fn Recheck, every time.Duration) Option {
+	return func(o *options) error { o.recheck, o.recheckEvery = fn, every; return nil }
 }
 
 // WithBeforePhase calls fn before each phase, before its re-check. Tests use it to
 // push at phase boundaries.
-func WithBeforePhase(fn func(phase string) error) SweepOption {
-	return func(o *sweepOptions) error { o.beforePhase = fn; return nil }
+func WithBeforePhase(fn func(phase string) error) Option {
+	return func(o *options) error { o.beforePhase = fn; return nil }
 }
 
 // WithFilesystemRoot names the root directory of a filesystem driver, so that empty
 // parent directories left by the deletes are removed.
-func WithFilesystemRoot(dir string) SweepOption {
-	return func(o *sweepOptions) error { o.fsRoot = dir; return nil }
+func WithFilesystemRoot(dir string) Option {
+	return func(o *options) error { o.fsRoot = dir; return nil }
 }
 
-// WithSweepProgress reports deletions to p.
-func WithSweepProgress(p storage.Progress) SweepOption {
-	return func(o *sweepOptions) error { o.progress = p; return nil }
+// WithProgress reports deletions to p.
+func WithProgress(p storage.Progress) Option {
+	return func(o *options) error { o.progress = p; return nil }
 }
 
-// WithSweepLogger sets where progress lines go.
-func WithSweepLogger(l *slog.Logger) SweepOption {
-	return func(o *sweepOptions) error { o.log = l; return nil }
+// WithLogger sets where progress lines go.
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) error { o.log = l; return nil }
 }
 
 // Result is what a sweep did.
@@ -144,11 +149,11 @@ type Result struct {
 	KeptByRecheck int `json:"kept_by_recheck"`
 }
 
-// Sweep deletes what p names, in the order that lets a rerun finish a crashed one:
+// Run deletes what p names, in the order that lets a rerun finish a crashed one:
 // references (tag history, revision links) first, then blobs, then layer links,
 // then uploads. It only reads p.
-func Sweep(ctx context.Context, drv driver.StorageDriver, p *Plan, opts ...SweepOption) (*Result, error) {
-	o := sweepOptions{workers: 16, log: slog.New(slog.DiscardHandler), progress: storage.NoProgress{}}
+func Run(ctx context.Context, drv driver.StorageDriver, p *gc.Plan, opts ...Option) (*Result, error) {
+	o := options{workers: 16, log: slog.New(slog.DiscardHandler), progress: storage.NoProgress{}}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
 			return nil, err
@@ -401,7 +406,7 @@ func removeEmptyDir(root, d string) bool {
 	return os.Remove(p) == nil
 }
 
-func countItems(p *Plan) int {
+func countItems(p *gc.Plan) int {
 	n := len(p.Blobs) + len(p.Manifests) + len(p.LayerLinks) + len(p.Uploads)
 	for _, m := range p.Manifests {
 		n += len(m.TagIndex)

@@ -1,4 +1,4 @@
-package gc
+package sweep
 
 import (
 	"context"
@@ -30,7 +30,7 @@ import (
 // RootCheck finds what links written since a scan reach.
 type RootCheck struct {
 	drv           driver.StorageDriver
-	idx           graph.Reader
+	g             *graph.Graph
 	since         time.Time
 	workers       int
 	keepReferrers bool
@@ -58,11 +58,12 @@ var ErrUnreliableListing = errors.New("the storage listed roots the scan did not
 // that nothing races the run.
 const RecheckSlack = 5 * time.Minute
 
-// NewRootCheck checks drv for links written after scanStart, less the smaller of
-// grace and RecheckSlack; idx is the scan's index, for the referrers of manifests
-// it knew. keepReferrers follows the plan's mode.
-func NewRootCheck(drv driver.StorageDriver, idx graph.Reader, scanStart time.Time, grace time.Duration, workers int, keepReferrers bool) *RootCheck {
-	return &RootCheck{drv: drv, idx: idx, since: scanStart.Add(-min(grace, RecheckSlack)), workers: max(1, workers), keepReferrers: keepReferrers,
+// NewRootCheck checks drv for links written after scanStart (when the scan g was
+// loaded from started: g.Meta().Started), less the smaller of grace and
+// RecheckSlack; g gives the roots the scan saw and the referrers of manifests it
+// knew. keepReferrers follows the plan's mode.
+func NewRootCheck(drv driver.StorageDriver, g *graph.Graph, scanStart time.Time, grace time.Duration, workers int, keepReferrers bool) *RootCheck {
+	return &RootCheck{drv: drv, g: g, since: scanStart.Add(-min(grace, RecheckSlack)), workers: max(1, workers), keepReferrers: keepReferrers,
 		walked: map[string]time.Time{}, protect: map[digest.Digest]string{}}
 }
 
@@ -231,19 +232,15 @@ func (c *RootCheck) loadKnown() error {
 		return nil
 	}
 	known := map[uint64]bool{}
-	err := c.idx.Revisions(func(l graph.Link) error {
-		d, err := c.idx.Digest(l.ID)
+	for _, l := range c.g.Revisions() {
+		d, err := c.g.Digest(l.ID)
 		if err != nil {
-			return err
+			return fmt.Errorf("re-check roots: %w", err)
 		}
 		known[knownKey(l.Repo, "", d)] = true
-		return nil
-	})
-	if err == nil {
-		err = c.idx.Tags(func(t graph.Tag) error { known[knownKey(t.Repo, t.Name, "")] = true; return nil })
 	}
-	if err != nil {
-		return fmt.Errorf("re-check roots: read the index: %w", err)
+	for _, t := range c.g.Tags() {
+		known[knownKey(t.Repo, t.Name, "")] = true
 	}
 	c.known = known
 	return nil
@@ -253,20 +250,22 @@ func (c *RootCheck) loadKnown() error {
 func (c *RootCheck) referrersOf(d digest.Digest) ([]digest.Digest, error) {
 	if c.referrers == nil {
 		c.referrers = map[digest.Digest][]digest.Digest{}
-		err := c.idx.AllReferrers(func(subj, ref uint32) error {
-			sd, err := c.idx.Digest(subj)
-			if err != nil {
-				return err
+		for _, id := range c.g.ManifestIDs() {
+			refs := c.g.Referrers(id)
+			if len(refs) == 0 {
+				continue
 			}
-			rd, err := c.idx.Digest(ref)
+			sd, err := c.g.Digest(id)
 			if err != nil {
-				return err
+				return nil, fmt.Errorf("re-check roots: %w", err)
 			}
-			c.referrers[sd] = append(c.referrers[sd], rd)
-			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("re-check roots: read referrers from the index: %w", err)
+			for _, r := range refs {
+				rd, err := c.g.Digest(r)
+				if err != nil {
+					return nil, fmt.Errorf("re-check roots: %w", err)
+				}
+				c.referrers[sd] = append(c.referrers[sd], rd)
+			}
 		}
 	}
 	return c.referrers[d], nil

@@ -1,4 +1,4 @@
-package gc
+package analysis
 
 import (
 	"cmp"
@@ -11,6 +11,7 @@ import (
 	"github.com/dustin/go-humanize"
 	"github.com/opencontainers/go-digest"
 
+	"github.com/regsweep/regsweep/gc"
 	"github.com/regsweep/regsweep/graph"
 )
 
@@ -59,17 +60,19 @@ type GraphNode struct {
 }
 
 // GraphEdge points from a tag to its manifest, from a manifest to what it references,
-// or from a referrer to its subject. Kind is "tag", or a graph.EdgeKind's name, or
-// "mentions" (a digest found in an unreadable manifest).
+// or from a referrer to its subject. Kind is "tag", or a graph.EdgeKind's name:
+// "mentions" (a digest found in an unreadable manifest) and "maybe-indexed" (a
+// revision an unreadable or missing manifest might be an index of) among them.
 type GraphEdge struct {
 	From string `json:"from"`
 	To   string `json:"to"`
 	Kind string `json:"kind"`
 }
 
-// NewImageGraphs draws the repositories named, under plan p made from idx.
-func NewImageGraphs(ctx context.Context, idx graph.Reader, p *Plan, repos ...string) ([]*ImageGraph, error) {
-	b, err := newGraphBuilder(idx, p)
+// NewImageGraphs draws the repositories named, under plan p, from the graph p was
+// made from.
+func NewImageGraphs(ctx context.Context, p *gc.Plan, repos ...string) ([]*ImageGraph, error) {
+	b, err := newGraphBuilder(p, repos)
 	if err != nil {
 		return nil, err
 	}
@@ -88,57 +91,45 @@ func NewImageGraphs(ctx context.Context, idx graph.Reader, p *Plan, repos ...str
 }
 
 type graphBuilder struct {
-	idx       graph.Reader
-	present   map[uint32]int64 // id -> size of present blobs
-	manifests map[uint32]graph.Manifest
-	revisions map[string][]uint32
-	tags      map[string][]graph.Tag
-	layers    map[string][]uint32
-	slot      map[string]int32 // repository -> 1-based slot
-	owner     []int32          // as in stats: 0 nobody, slot alone, -1 several
-	deleted   map[digest.Digest]bool
-	unlinked  map[string]bool // repo + "\x00" + digest: revision link deleted
-	kept      map[string]string
-	edges     map[uint32][]graph.Edge
+	g        *graph.Graph
+	p        *gc.Plan
+	repos    map[string]bool // that have _manifests
+	tags     map[string][]graph.Tag
+	layers   map[string][]uint32 // of the repositories drawn
+	deleted  map[digest.Digest]bool
+	unlinked map[string]bool // repo + "\x00" + digest: revision link deleted
+	kept     map[string]string
 }
 
-func newGraphBuilder(idx graph.Reader, p *Plan) (*graphBuilder, error) {
-	meta, err := idx.Meta()
-	if err != nil {
-		return nil, err
+func newGraphBuilder(p *gc.Plan, draw []string) (*graphBuilder, error) {
+	g := p.Graph()
+	if g == nil {
+		return nil, errNoGraph
 	}
 	b := &graphBuilder{
-		idx: idx, present: map[uint32]int64{}, manifests: map[uint32]graph.Manifest{},
-		revisions: map[string][]uint32{}, tags: map[string][]graph.Tag{}, layers: map[string][]uint32{},
-		slot: map[string]int32{}, owner: make([]int32, meta.MaxID+1),
+		g: g, p: p, repos: map[string]bool{}, tags: map[string][]graph.Tag{}, layers: map[string][]uint32{},
 		deleted: map[digest.Digest]bool{}, unlinked: map[string]bool{}, kept: map[string]string{},
-		edges: map[uint32][]graph.Edge{},
 	}
-	steps := []func() error{
-		func() error { return idx.BlobSizes(func(x graph.Blob) error { b.present[x.ID] = x.Size; return nil }) },
-		func() error { return idx.Manifests(func(m graph.Manifest) error { b.manifests[m.ID] = m; return nil }) },
-		func() error {
-			return idx.Revisions(func(l graph.Link) error { b.revisions[l.Repo] = append(b.revisions[l.Repo], l.ID); return nil })
-		},
-		func() error {
-			return idx.Tags(func(t graph.Tag) error { b.tags[t.Repo] = append(b.tags[t.Repo], t); return nil })
-		},
-		func() error {
-			return idx.Layers(func(l graph.Link) error { b.layers[l.Repo] = append(b.layers[l.Repo], l.ID); return nil })
-		},
-		func() error {
-			return idx.Repos(func(r graph.Repo) error {
-				if r.HasManifests {
-					b.slot[r.Name] = int32(len(b.slot) + 1)
-				}
-				return nil
-			})
-		},
+	drawn := map[string]bool{}
+	for _, r := range draw {
+		drawn[r] = true
 	}
-	for _, step := range steps {
-		if err := step(); err != nil {
-			return nil, fmt.Errorf("read index: %w", err)
+	for _, r := range g.Repos() {
+		if r.HasManifests {
+			b.repos[r.Name] = true
 		}
+	}
+	for _, t := range g.Tags() {
+		b.tags[t.Repo] = append(b.tags[t.Repo], t)
+	}
+	err := g.Layers(func(l graph.Link) error {
+		if drawn[l.Repo] {
+			b.layers[l.Repo] = append(b.layers[l.Repo], l.ID)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read layer links: %w", err)
 	}
 	for _, x := range p.Blobs {
 		b.deleted[x.Digest()] = true
@@ -149,119 +140,38 @@ func newGraphBuilder(idx graph.Reader, p *Plan) (*graphBuilder, error) {
 	for _, k := range p.Kept {
 		b.kept[k.Kind+"\x00"+k.Repository+"\x00"+k.Digest.String()] = k.Reason
 	}
-
-	// Who reaches what from live manifests, as the repository stats count it: a
-	// revision link is live unless the plan deletes it or keeps it only by grace.
-	for repo, ids := range b.revisions {
-		slot, ok := b.slot[repo]
-		if !ok {
-			continue
-		}
-		var roots []uint32
-		for _, id := range ids {
-			d, err := idx.Digest(id)
-			if err != nil {
-				return nil, err
-			}
-			if !b.unlinked[repo+"\x00"+d.String()] && b.kept["manifest\x00"+repo+"\x00"+d.String()] == "" {
-				roots = append(roots, id)
-			}
-		}
-		seen := map[uint32]bool{}
-		err := b.walk(roots, func(id uint32, _ graph.Edge) {
-			if seen[id] {
-				return
-			}
-			seen[id] = true
-			switch b.owner[id] {
-			case 0:
-				b.owner[id] = slot
-			case slot:
-			default:
-				b.owner[id] = -1
-			}
-		})
-		if err != nil {
-			return nil, err
-		}
-	}
 	return b, nil
 }
 
-// refs returns what manifest id references (subjects included), cached.
-func (b *graphBuilder) refs(id uint32) ([]graph.Edge, error) {
-	if e, ok := b.edges[id]; ok {
-		return e, nil
-	}
-	var out []graph.Edge
-	man, ok := b.manifests[id]
-	switch {
-	case !ok || man.Missing:
-	case man.Unreadable != "":
-		for _, m := range man.Mentions {
-			out = append(out, graph.Edge{Kind: edgeMentions, To: m})
-		}
-	default:
-		err := b.idx.Edges(id, func(e graph.Edge) error { out = append(out, e); return nil })
-		if err != nil {
-			return nil, fmt.Errorf("read references of manifest id %d: %w", id, err)
-		}
-	}
-	b.edges[id] = out
-	return out, nil
-}
-
-// edgeMentions marks a digest found in an unreadable manifest; not stored in the index.
-const edgeMentions graph.EdgeKind = 0
-
-// walk calls fn for roots (with a zero edge) and for everything they reach through
-// children, config, layers and mentions; subjects are not followed. fn may see an id
-// more than once.
-func (b *graphBuilder) walk(roots []uint32, fn func(id uint32, via graph.Edge)) error {
-	seen := map[uint32]bool{}
-	stack := slices.Clone(roots)
-	for _, r := range roots {
-		fn(r, graph.Edge{})
-	}
-	for len(stack) > 0 {
-		id := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		if seen[id] {
-			continue
-		}
-		seen[id] = true
-		es, err := b.refs(id)
-		if err != nil {
-			return err
-		}
-		for _, e := range es {
-			if e.Kind == graph.EdgeSubject || int(e.To) >= len(b.owner) {
-				continue
-			}
-			fn(e.To, e)
-			if e.Kind == graph.EdgeChild {
-				stack = append(stack, e.To)
-			}
-		}
-	}
-	return nil
-}
-
 func (b *graphBuilder) build(repo string) (*ImageGraph, error) {
-	slot, ok := b.slot[repo]
-	if !ok {
+	if !b.repos[repo] {
 		return nil, fmt.Errorf("repository %q is not in the index (or has no _manifests)", repo)
 	}
-	g := &ImageGraph{Repository: repo, Nodes: []GraphNode{}, Edges: []GraphEdge{}}
+	g := b.g
+	ig := &ImageGraph{Repository: repo, Nodes: []GraphNode{}, Edges: []GraphEdge{}}
 	linked := map[uint32]bool{}
-	for _, id := range b.revisions[repo] {
+	var live []uint32
+	for _, id := range g.RevisionsOf(repo) {
 		linked[id] = true
+		if b.p.LiveManifest(id) {
+			live = append(live, id)
+		}
+	}
+	// What this repository's live manifests reach, by the walk the stats use: a
+	// node is shared when another repository's live manifests reach it too.
+	reached := graph.NewBitset(g.MaxID())
+	if _, err := g.NewWalker(graph.WalkOptions{}).Walk(live, func(id, _ uint32, kind graph.EdgeKind) {
+		if kind != graph.EdgeSubject {
+			reached.Set(id)
+		}
+	}); err != nil {
+		return nil, err
 	}
 	nodes := map[string]int{}
 	edges := map[GraphEdge]bool{}
 	var derr error
 	dg := func(id uint32) digest.Digest {
-		d, err := b.idx.Digest(id)
+		d, err := g.Digest(id)
 		if err != nil && derr == nil {
 			derr = err
 		}
@@ -273,15 +183,15 @@ func (b *graphBuilder) build(repo string) (*ImageGraph, error) {
 		if i, ok := nodes[key]; ok {
 			// A blob reached as a layer and as a config, say: the first kind wins,
 			// except that a manifest kind beats a blob kind.
-			if isBlobKind(g.Nodes[i].Kind) && !isBlobKind(kind) {
-				g.Nodes[i].Kind = kind
+			if isBlobKind(ig.Nodes[i].Kind) && !isBlobKind(kind) {
+				ig.Nodes[i].Kind = kind
 			}
 			return key
 		}
 		n := GraphNode{ID: key, Kind: kind, Label: shortDigest(d), Digest: d}
-		size, present := b.present[id]
-		n.Size = size
-		if man, ok := b.manifests[id]; ok {
+		present := g.Present(id)
+		n.Size = g.Size(id)
+		if man, ok := g.Manifest(id); ok {
 			n.Detail = cmp.Or(man.ArtifactType, man.MediaType)
 			if man.Unreadable != "" {
 				n.Detail = "unreadable: " + man.Unreadable
@@ -303,31 +213,31 @@ func (b *graphBuilder) build(repo string) (*ImageGraph, error) {
 		default:
 			n.State = StateLive
 		}
-		n.Shared = b.owner[id] != 0 && b.owner[id] != slot
+		n.Shared = b.p.Shared(id) || b.p.Reached(id) && !reached.Has(id)
 		n.Linked = linked[id]
 		if !isBlobKind(kind) && !n.Linked && n.State != StateMissing {
 			n.Detail = "not linked in this repository; " + n.Detail
 		}
-		nodes[key] = len(g.Nodes)
-		g.Nodes = append(g.Nodes, n)
+		nodes[key] = len(ig.Nodes)
+		ig.Nodes = append(ig.Nodes, n)
 		return key
 	}
 	edge := func(from, to, kind string) {
 		e := GraphEdge{From: from, To: to, Kind: kind}
 		if !edges[e] {
 			edges[e] = true
-			g.Edges = append(g.Edges, e)
+			ig.Edges = append(ig.Edges, e)
 		}
 	}
 	kindOf := func(id uint32) string {
-		man, ok := b.manifests[id]
+		man, ok := g.Manifest(id)
 		switch {
 		case !ok || man.Missing || man.Unreadable != "":
 			return NodeManifest
 		case man.Subject != 0:
 			return NodeReferrer
 		}
-		es, _ := b.refs(id)
+		es, _ := g.Edges(id)
 		for _, e := range es {
 			if e.Kind == graph.EdgeChild {
 				return NodeIndex
@@ -346,50 +256,39 @@ func (b *graphBuilder) build(repo string) (*ImageGraph, error) {
 		case !linked[t.ID]:
 			tn.State, tn.Detail = StateMissing, "names a manifest without a revision link here"
 		}
-		nodes[tn.ID] = len(g.Nodes)
-		g.Nodes = append(g.Nodes, tn)
+		nodes[tn.ID] = len(ig.Nodes)
+		ig.Nodes = append(ig.Nodes, tn)
 		if t.ID != 0 {
 			edge(tn.ID, node(t.ID, kindOf(t.ID)), "tag")
 		}
 	}
-	roots := slices.Clone(b.revisions[repo])
+	// Every linked manifest and what it reaches, by the shared walk, drawn edge by
+	// edge; referrers point at their subjects.
+	roots := slices.Clone(g.RevisionsOf(repo))
 	slices.Sort(roots)
-	for _, id := range roots {
-		node(id, kindOf(id))
-	}
-	// Walk from every linked manifest, drawing edges; referrers point at subjects.
-	seen := map[uint32]bool{}
-	stack := slices.Clone(roots)
-	for len(stack) > 0 {
-		id := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		if seen[id] {
-			continue
+	_, err := g.NewWalker(graph.WalkOptions{}).Walk(roots, func(id, parent uint32, kind graph.EdgeKind) {
+		if parent == 0 {
+			node(id, kindOf(id))
+			return
 		}
-		seen[id] = true
-		from := node(id, kindOf(id))
-		es, err := b.refs(id)
-		if err != nil {
-			return nil, err
-		}
-		for _, e := range es {
-			if int(e.To) >= len(b.owner) {
-				continue
+		from := node(parent, kindOf(parent))
+		switch kind {
+		case graph.EdgeChild, graph.EdgeSubject, graph.EdgeMaybeIndexed:
+			edge(from, node(id, kindOf(id)), kind.String())
+		case graph.EdgeConfig:
+			edge(from, node(id, NodeConfig), kind.String())
+		case graph.EdgeMentions:
+			k := NodeBlob
+			if _, ok := g.Manifest(id); ok {
+				k = kindOf(id)
 			}
-			switch e.Kind {
-			case graph.EdgeChild:
-				edge(from, node(e.To, kindOf(e.To)), graph.EdgeChild.String())
-				stack = append(stack, e.To)
-			case graph.EdgeSubject:
-				edge(from, node(e.To, kindOf(e.To)), graph.EdgeSubject.String())
-			case graph.EdgeConfig:
-				edge(from, node(e.To, NodeConfig), e.Kind.String())
-			case edgeMentions:
-				edge(from, node(e.To, NodeBlob), "mentions")
-			default:
-				edge(from, node(e.To, NodeLayer), e.Kind.String())
-			}
+			edge(from, node(id, k), kind.String())
+		default:
+			edge(from, node(id, NodeLayer), kind.String())
 		}
+	})
+	if err != nil {
+		return nil, err
 	}
 	layers := slices.Clone(b.layers[repo])
 	slices.Sort(layers)
@@ -402,13 +301,13 @@ func (b *graphBuilder) build(repo string) (*ImageGraph, error) {
 		return nil, derr
 	}
 	rank := map[string]int{NodeTag: 0, NodeIndex: 1, NodeManifest: 2, NodeReferrer: 3, NodeConfig: 4, NodeLayer: 5, NodeBlob: 6}
-	slices.SortStableFunc(g.Nodes, func(x, y GraphNode) int {
+	slices.SortStableFunc(ig.Nodes, func(x, y GraphNode) int {
 		return cmp.Or(cmp.Compare(rank[x.Kind], rank[y.Kind]), cmp.Compare(x.ID, y.ID))
 	})
-	slices.SortFunc(g.Edges, func(x, y GraphEdge) int {
+	slices.SortFunc(ig.Edges, func(x, y GraphEdge) int {
 		return cmp.Or(cmp.Compare(x.From, y.From), cmp.Compare(x.To, y.To), cmp.Compare(x.Kind, y.Kind))
 	})
-	return g, nil
+	return ig, nil
 }
 
 func isBlobKind(k string) bool { return k == NodeConfig || k == NodeLayer || k == NodeBlob }

@@ -1,21 +1,28 @@
-package gc
+// Package analysis turns a plan into what operators read: the report contract,
+// Prometheus metrics, the capacity view, what-ifs and image graphs. Every number
+// comes from the plan's graph by the walk every part of regsweep shares.
+package analysis
 
-import "github.com/regsweep/regsweep/graph"
+import (
+	"github.com/regsweep/regsweep/gc"
+	"github.com/regsweep/regsweep/gc/sweep"
+	"github.com/regsweep/regsweep/graph"
+)
 
 // Report is the report contract of docs/design.md: tools parse it, so fields are only
 // ever added, never renamed.
 type Report struct {
 	Mode         ReportMode      `json:"mode"`
-	Summary      Summary         `json:"summary"`
+	Summary      gc.Summary      `json:"summary"`
 	Delete       Deletions       `json:"delete"`
-	Repositories []RepoStats     `json:"repositories"`
+	Repositories []gc.RepoStats  `json:"repositories"`
 	Warnings     []graph.Warning `json:"warnings"`
 	// Extensions.
 	Storage string          `json:"storage,omitempty"`
-	Kept    []KeptItem      `json:"kept"`
+	Kept    []gc.KeptItem   `json:"kept"`
 	Blocked []graph.Warning `json:"blocked"`
 	// Result is what a real sweep did; absent on dry runs.
-	Result *Result `json:"result,omitempty"`
+	Result *sweep.Result `json:"result,omitempty"`
 	// Dropped lists paths an applied plan named that are no longer garbage.
 	Dropped []string `json:"dropped,omitempty"`
 	// AlreadyDeleted lists paths an applied plan named that an interrupted run of
@@ -44,14 +51,14 @@ type ReportMode struct {
 
 // Deletions is the delete object of the report.
 type Deletions struct {
-	Blobs      []BlobItem     `json:"blobs"`
-	Manifests  []ManifestItem `json:"manifests"`
-	LayerLinks []LinkItem     `json:"layer_links"`
-	Uploads    []UploadItem   `json:"uploads"`
+	Blobs      []gc.BlobItem     `json:"blobs"`
+	Manifests  []gc.ManifestItem `json:"manifests"`
+	LayerLinks []gc.LinkItem     `json:"layer_links"`
+	Uploads    []gc.UploadItem   `json:"uploads"`
 }
 
 // NewReport renders a plan as the report contract.
-func NewReport(p *Plan, dryRun bool) *Report {
+func NewReport(p *gc.Plan, dryRun bool) *Report {
 	return &Report{
 		Mode: ReportMode{
 			DryRun: dryRun, DeleteUntagged: p.Mode.DeleteUntagged, GraceSeconds: p.Mode.GraceSeconds,

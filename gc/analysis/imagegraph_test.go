@@ -1,4 +1,4 @@
-package gc_test
+package analysis_test
 
 import (
 	"bytes"
@@ -12,7 +12,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
-	"github.com/regsweep/regsweep/gc"
+	"github.com/regsweep/regsweep/gc/analysis"
 )
 
 var mermaidEdge = regexp.MustCompile(`^  n\d+ (-->|-\.->|-\. subject \.->) n\d+$`)
@@ -42,7 +42,7 @@ func TestImageGraph(t *testing.T) {
 				for _, rs := range p.Repositories {
 					names = append(names, rs.Name)
 				}
-				graphs, err := gc.NewImageGraphs(context.Background(), r.idx, p, names...)
+				graphs, err := analysis.NewImageGraphs(context.Background(), p, names...)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -56,25 +56,25 @@ func TestImageGraph(t *testing.T) {
 				}
 				for i, g := range graphs {
 					rs := p.Repositories[i]
-					ids := map[string]gc.GraphNode{}
+					ids := map[string]analysis.GraphNode{}
 					var garbage int
 					for _, n := range g.Nodes {
 						if _, dup := ids[n.ID]; dup {
 							t.Errorf("%s: node %s twice", g.Repository, n.ID)
 						}
 						ids[n.ID] = n
-						if n.Kind == gc.NodeTag {
+						if n.Kind == analysis.NodeTag {
 							continue
 						}
-						wantGarbage := deleted[n.Digest] || n.Kind != gc.NodeConfig && n.Kind != gc.NodeLayer && n.Kind != gc.NodeBlob && unlinked[g.Repository+" "+n.Digest.String()]
-						if (n.State == gc.StateGarbage) != wantGarbage {
+						wantGarbage := deleted[n.Digest] || n.Kind != analysis.NodeConfig && n.Kind != analysis.NodeLayer && n.Kind != analysis.NodeBlob && unlinked[g.Repository+" "+n.Digest.String()]
+						if (n.State == analysis.StateGarbage) != wantGarbage {
 							t.Errorf("%s: %s %s is %s, plan deletes it: %v", g.Repository, n.Kind, n.Digest, n.State, wantGarbage)
 						}
-						if n.State == gc.StateGarbage {
+						if n.State == analysis.StateGarbage {
 							garbage++
 						}
 					}
-					out := map[string][]gc.GraphEdge{}
+					out := map[string][]analysis.GraphEdge{}
 					for _, e := range g.Edges {
 						if _, ok := ids[e.From]; !ok {
 							t.Errorf("%s: edge from unknown node %s", g.Repository, e.From)
@@ -100,7 +100,7 @@ func TestImageGraph(t *testing.T) {
 							continue
 						}
 						reached[id] = true
-						if n := ids[id]; n.State != gc.StateMissing {
+						if n := ids[id]; n.State != analysis.StateMissing {
 							total += n.Size
 							if n.Shared {
 								shared += n.Size
@@ -161,7 +161,7 @@ func TestImageGraph(t *testing.T) {
 func TestImageGraphSample(t *testing.T) {
 	r := capRegistries(t)[0]
 	p := r.plan(t, true)
-	gs, err := gc.NewImageGraphs(context.Background(), r.idx, p, "library/debian")
+	gs, err := analysis.NewImageGraphs(context.Background(), p, "library/debian")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,8 +175,8 @@ func TestImageGraphSample(t *testing.T) {
 	// Tag 12, its image (live) and the untagged 12.0 image -m deletes; the base layer
 	// is shared with team/app/web.
 	want := map[string]map[string]int{
-		gc.NodeTag:      {gc.StateLive: 1},
-		gc.NodeManifest: {gc.StateLive: 1, gc.StateGarbage: 1},
+		analysis.NodeTag:      {analysis.StateLive: 1},
+		analysis.NodeManifest: {analysis.StateLive: 1, analysis.StateGarbage: 1},
 	}
 	for k, v := range want {
 		for s, n := range v {
@@ -187,11 +187,11 @@ func TestImageGraphSample(t *testing.T) {
 	}
 	base := sharedBase(t, r)
 	for _, n := range gs[0].Nodes {
-		if n.Digest == base && (!n.Shared || n.State != gc.StateLive || n.Kind != gc.NodeLayer) {
+		if n.Digest == base && (!n.Shared || n.State != analysis.StateLive || n.Kind != analysis.NodeLayer) {
 			t.Errorf("base layer drawn as %+v, want a live shared layer", n)
 		}
 	}
-	if _, err := gc.NewImageGraphs(context.Background(), r.idx, p, "no/such"); err == nil {
+	if _, err := analysis.NewImageGraphs(context.Background(), p, "no/such"); err == nil {
 		t.Error("graph of a missing repository: no error")
 	}
 }

@@ -1,4 +1,4 @@
-package gc_test
+package analysis_test
 
 import (
 	"bytes"
@@ -11,6 +11,8 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/regsweep/regsweep/gc"
+	"github.com/regsweep/regsweep/gc/analysis"
+	"github.com/regsweep/regsweep/gc/sweep"
 )
 
 // parseMetrics parses text exposition format strictly (legacy metric and label names,
@@ -59,10 +61,10 @@ func TestMetrics(t *testing.T) {
 	for _, r := range capRegistries(t) {
 		for _, m := range []bool{false, true} {
 			p := r.plan(t, m)
-			rep := gc.NewReport(p, true)
+			rep := analysis.NewReport(p, true)
 			var b bytes.Buffer
 			at := time.Unix(1700000000, 500e6)
-			if err := gc.WriteMetrics(&b, rep, gc.MetricsExtra{Duration: 1500 * time.Millisecond, LastSuccess: at}); err != nil {
+			if err := analysis.WriteMetrics(&b, rep, analysis.MetricsExtra{Duration: 1500 * time.Millisecond, LastSuccess: at}); err != nil {
 				t.Fatal(err)
 			}
 			fams := parseMetrics(t, b.Bytes())
@@ -115,12 +117,12 @@ func TestMetrics(t *testing.T) {
 
 func TestMetricsResultAndEscaping(t *testing.T) {
 	odd := "team/a\"b\\c\nd"
-	rep := &gc.Report{
+	rep := &analysis.Report{
 		Repositories: []gc.RepoStats{{Name: odd, Bytes: 10, UniqueBytes: 4, SharedBytes: 6, ReclaimableBytes: 1}},
-		Result:       &gc.Result{DeletedBlobs: 3, DeletedManifests: 2, DeletedLayerLinks: 5, DeletedUploads: 1},
+		Result:       &sweep.Result{DeletedBlobs: 3, DeletedManifests: 2, DeletedLayerLinks: 5, DeletedUploads: 1},
 	}
 	var b bytes.Buffer
-	if err := gc.WriteMetrics(&b, rep, gc.MetricsExtra{}); err != nil {
+	if err := analysis.WriteMetrics(&b, rep, analysis.MetricsExtra{}); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(b.String(), `repository="team/a\"b\\c\nd"`) {

@@ -1,4 +1,4 @@
-package gc_test
+package analysis_test
 
 import (
 	"context"
@@ -17,6 +17,8 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/regsweep/regsweep/gc"
+	"github.com/regsweep/regsweep/gc/analysis"
+	"github.com/regsweep/regsweep/gc/sweep"
 	"github.com/regsweep/regsweep/graph"
 	"github.com/regsweep/regsweep/internal/synth"
 	"github.com/regsweep/regsweep/storage"
@@ -72,7 +74,7 @@ func capRegistries(t *testing.T) []*capRegistry {
 	now := time.Now()
 	var out []*capRegistry
 	root := filepath.Join(t.TempDir(), "registry")
-	if err := os.CopyFS(root, os.DirFS("../testdata/sample/registry")); err != nil {
+	if err := os.CopyFS(root, os.DirFS("../../testdata/sample/registry")); err != nil {
 		t.Fatal(err)
 	}
 	capAge(t, root, now.Add(-48*time.Hour))
@@ -266,7 +268,7 @@ func sweptBytes(t *testing.T, root string, now time.Time, m bool) int64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := gc.Sweep(ctx, drv, p); err != nil {
+	if _, err := sweep.Run(ctx, drv, p); err != nil {
 		t.Fatal(err)
 	}
 	return before - diskBlobBytes(t, blobs)
@@ -279,7 +281,7 @@ func TestCapacity(t *testing.T) {
 		for _, m := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/m=%v", r.name, m), func(t *testing.T) {
 				p := r.plan(t, m)
-				c, err := gc.NewCapacity(context.Background(), r.idx, p, gc.WithTopN(1000))
+				c, err := analysis.NewCapacity(context.Background(), p, analysis.WithTopN(1000))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -391,14 +393,14 @@ func TestCapacity(t *testing.T) {
 				}
 
 				// Rankings.
-				check := func(what string, got []gc.RepoBytes, v func(gc.RepoStats) int64) {
-					var want []gc.RepoBytes
+				check := func(what string, got []analysis.RepoBytes, v func(gc.RepoStats) int64) {
+					var want []analysis.RepoBytes
 					for _, r := range p.Repositories {
 						if v(r) > 0 {
-							want = append(want, gc.RepoBytes{Name: r.Name, Bytes: v(r)})
+							want = append(want, analysis.RepoBytes{Name: r.Name, Bytes: v(r)})
 						}
 					}
-					slices.SortStableFunc(want, func(a, b gc.RepoBytes) int {
+					slices.SortStableFunc(want, func(a, b analysis.RepoBytes) int {
 						if a.Bytes != b.Bytes {
 							return int(b.Bytes - a.Bytes)
 						}
@@ -419,7 +421,7 @@ func TestCapacity(t *testing.T) {
 func TestCapacityTopN(t *testing.T) {
 	r := capRegistries(t)[1]
 	p := r.plan(t, true)
-	c, err := gc.NewCapacity(context.Background(), r.idx, p, gc.WithTopN(2))
+	c, err := analysis.NewCapacity(context.Background(), p, analysis.WithTopN(2))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -431,7 +433,7 @@ func TestCapacityTopN(t *testing.T) {
 			t.Errorf("%s lists %d images, want at most 2", rc.Name, len(rc.LargestImages))
 		}
 	}
-	if _, err := gc.NewCapacity(context.Background(), r.idx, p, gc.WithTopN(0)); err == nil {
+	if _, err := analysis.NewCapacity(context.Background(), p, analysis.WithTopN(0)); err == nil {
 		t.Error("WithTopN(0) accepted")
 	}
 }
@@ -443,7 +445,7 @@ func TestCapacityWhatIfDeleteRepo(t *testing.T) {
 		base := r.plan(t, false)
 		for _, rs := range base.Repositories {
 			after := r.plan(t, false, gc.WithoutRepos(rs.Name))
-			w := gc.NewWhatIf(base, after, nil, []string{rs.Name})
+			w := analysis.NewWhatIf(base, after, nil, []string{rs.Name})
 			if w.AdditionalBytes != rs.UniqueBytes {
 				t.Errorf("%s: deleting %s frees %d more bytes, its unique bytes are %d", r.name, rs.Name, w.AdditionalBytes, rs.UniqueBytes)
 			}
@@ -460,12 +462,12 @@ func TestCapacityWhatIfUntag(t *testing.T) {
 	r := capRegistries(t)[0]
 	base := r.plan(t, true)
 	after := r.plan(t, true, gc.WithoutTags("library/debian:12"))
-	w := gc.NewWhatIf(base, after, []string{"library/debian:12"}, nil)
-	c, err := gc.NewCapacity(context.Background(), r.idx, base)
+	w := analysis.NewWhatIf(base, after, []string{"library/debian:12"}, nil)
+	c, err := analysis.NewCapacity(context.Background(), base)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var image gc.ImageInfo
+	var image analysis.ImageInfo
 	for _, rc := range c.Repositories {
 		if rc.Name == "library/debian" {
 			image = rc.LargestImages[0]

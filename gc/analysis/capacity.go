@@ -1,14 +1,16 @@
-package gc
+package analysis
 
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/regsweep/regsweep/gc"
 	"github.com/regsweep/regsweep/graph"
 )
 
@@ -49,9 +51,9 @@ type Capacity struct {
 	Top          TopRepositories `json:"top"`
 }
 
-// RepoCapacity is one repository: its RepoStats and its largest images.
+// RepoCapacity is one repository: its gc.RepoStats and its largest images.
 type RepoCapacity struct {
-	RepoStats
+	gc.RepoStats
 	// LargestImages are the repository's images (tags grouped by manifest), largest
 	// first, at most the top-N the capacity was computed with.
 	LargestImages []ImageInfo `json:"largest_images"`
@@ -104,6 +106,8 @@ type RepoBytes struct {
 
 type capacityOptions struct{ top int }
 
+var errNoGraph = errors.New("the plan was not made from a loaded graph (a plan read back from JSON has none)")
+
 // CapacityOption tunes NewCapacity.
 type CapacityOption func(*capacityOptions) error
 
@@ -131,19 +135,17 @@ var ageBounds = []struct {
 	{"older", 0},
 }
 
-// NewCapacity computes the capacity view of idx under p, which must have been planned
-// from the same index. It reads blobs, tags, revision links and the edges of the
-// manifests that tags reach.
-func NewCapacity(ctx context.Context, idx graph.Reader, p *Plan, opts ...CapacityOption) (*Capacity, error) {
+// NewCapacity computes the capacity view of the graph p was planned from.
+func NewCapacity(ctx context.Context, p *gc.Plan, opts ...CapacityOption) (*Capacity, error) {
 	o := capacityOptions{top: 10}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
 			return nil, err
 		}
 	}
-	meta, err := idx.Meta()
-	if err != nil {
-		return nil, err
+	g := p.Graph()
+	if g == nil {
+		return nil, errNoGraph
 	}
 	c := &Capacity{
 		TotalBytes:   p.Summary.BlobBytes,
@@ -152,8 +154,6 @@ func NewCapacity(ctx context.Context, idx graph.Reader, p *Plan, opts ...Capacit
 		KeptBytes:    p.Summary.BlobBytes - p.Summary.LiveBytes - p.Summary.DeleteBytes,
 	}
 
-	size := make([]int64, meta.MaxID+1)
-	present := make([]bool, meta.MaxID+1)
 	var hist [33]SizeBucket // 0, then [4^k, 4^(k+1)) for k = 0..31 covers int64
 	for i := range hist {
 		if i == 0 {
@@ -171,11 +171,7 @@ func NewCapacity(ctx context.Context, idx graph.Reader, p *Plan, opts ...Capacit
 		c.Age[i] = AgeBucket{Label: a.label, MaxAgeSeconds: int64(a.max / time.Second)}
 	}
 	unknown := AgeBucket{Label: "unknown", MaxAgeSeconds: -1}
-	err = idx.BlobSizes(func(b graph.Blob) error {
-		if b.ID > meta.MaxID {
-			return fmt.Errorf("blob id %d beyond the index's max id %d", b.ID, meta.MaxID)
-		}
-		present[b.ID], size[b.ID] = true, b.Size
+	err := g.Blobs(false, func(b graph.Blob) error {
 		h := &hist[sizeBucket(b.Size)]
 		h.Blobs++
 		h.Bytes += b.Size
@@ -219,36 +215,24 @@ func NewCapacity(ctx context.Context, idx graph.Reader, p *Plan, opts ...Capacit
 
 	// Images: tags whose manifest has a revision link in the tag's repository.
 	linked := map[string]map[uint32]bool{}
-	err = idx.Revisions(func(l graph.Link) error {
+	for _, l := range g.Revisions() {
 		if linked[l.Repo] == nil {
 			linked[l.Repo] = map[uint32]bool{}
 		}
 		linked[l.Repo][l.ID] = true
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read revision links: %w", err)
-	}
-	manifests := map[uint32]graph.Manifest{}
-	if err := idx.Manifests(func(m graph.Manifest) error { manifests[m.ID] = m; return nil }); err != nil {
-		return nil, fmt.Errorf("read manifests: %w", err)
 	}
 	type key struct {
 		repo string
 		id   uint32
 	}
 	tagsOf := map[key][]string{}
-	err = idx.Tags(func(t graph.Tag) error {
+	for _, t := range g.Tags() {
 		if t.Bad == "" && t.ID != 0 && linked[t.Repo][t.ID] {
 			k := key{t.Repo, t.ID}
 			tagsOf[k] = append(tagsOf[k], t.Name)
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read tags: %w", err)
 	}
-	w := newImageWalker(idx, manifests, present, size, meta.MaxID)
+	w := newImageWalker(g)
 	images := map[string][]ImageInfo{}
 	for k, tags := range tagsOf {
 		if err := ctx.Err(); err != nil {
@@ -258,7 +242,7 @@ func NewCapacity(ctx context.Context, idx graph.Reader, p *Plan, opts ...Capacit
 		if err != nil {
 			return nil, err
 		}
-		d, err := idx.Digest(k.id)
+		d, err := g.Digest(k.id)
 		if err != nil {
 			return nil, err
 		}
@@ -282,7 +266,7 @@ func NewCapacity(ctx context.Context, idx graph.Reader, p *Plan, opts ...Capacit
 		}
 		c.Repositories[i] = RepoCapacity{RepoStats: r, LargestImages: nonNil(imgs)}
 	}
-	rank := func(v func(RepoStats) int64) []RepoBytes {
+	rank := func(v func(gc.RepoStats) int64) []RepoBytes {
 		out := []RepoBytes{}
 		for _, r := range p.Repositories {
 			if n := v(r); n > 0 {
@@ -296,9 +280,9 @@ func NewCapacity(ctx context.Context, idx graph.Reader, p *Plan, opts ...Capacit
 		return out
 	}
 	c.Top = TopRepositories{
-		ByBytes:            rank(func(r RepoStats) int64 { return r.Bytes }),
-		ByUniqueBytes:      rank(func(r RepoStats) int64 { return r.UniqueBytes }),
-		ByReclaimableBytes: rank(func(r RepoStats) int64 { return r.ReclaimableBytes }),
+		ByBytes:            rank(func(r gc.RepoStats) int64 { return r.Bytes }),
+		ByUniqueBytes:      rank(func(r gc.RepoStats) int64 { return r.UniqueBytes }),
+		ByReclaimableBytes: rank(func(r gc.RepoStats) int64 { return r.ReclaimableBytes }),
 	}
 	return c, nil
 }
@@ -316,83 +300,38 @@ func sizeBucket(n int64) int {
 	return b
 }
 
-// imageWalker sums what manifests reach. Edges are cached: tags share children and
-// the same manifest is often tagged many times.
+// imageWalker sums what a manifest reaches, by the shared walk without referrers:
+// an image does not reach its signatures, they point at it.
 type imageWalker struct {
-	idx       graph.Reader
-	manifests map[uint32]graph.Manifest
-	present   []bool
-	size      []int64
-	edges     map[uint32][]graph.Edge
-	seen      []uint32 // seen[id] == gen: visited in the current walk
-	gen       uint32
+	g    *graph.Graph
+	w    *graph.Walker
+	seen graph.Bitset
+	ids  []uint32
 }
 
-func newImageWalker(idx graph.Reader, manifests map[uint32]graph.Manifest, present []bool, size []int64, maxID uint32) *imageWalker {
-	return &imageWalker{idx: idx, manifests: manifests, present: present, size: size,
-		edges: map[uint32][]graph.Edge{}, seen: make([]uint32, maxID+1)}
-}
-
-func (w *imageWalker) refs(id uint32) ([]graph.Edge, error) {
-	if e, ok := w.edges[id]; ok {
-		return e, nil
-	}
-	var out []graph.Edge
-	man, ok := w.manifests[id]
-	switch {
-	case !ok || man.Missing:
-	case man.Unreadable != "":
-		// As in the repository stats: what it might reference counts as reached.
-		for _, m := range man.Mentions {
-			out = append(out, graph.Edge{Kind: graph.EdgeLayer, To: m})
-		}
-	default:
-		err := w.idx.Edges(id, func(e graph.Edge) error {
-			if e.Kind != graph.EdgeSubject {
-				out = append(out, e)
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("read references of manifest id %d: %w", id, err)
-		}
-	}
-	w.edges[id] = out
-	return out, nil
+func newImageWalker(g *graph.Graph) *imageWalker {
+	return &imageWalker{g: g, w: g.NewWalker(graph.WalkOptions{}), seen: graph.NewBitset(g.MaxID())}
 }
 
 // image returns the bytes and count of the distinct present blobs root reaches.
 func (w *imageWalker) image(root uint32) (int64, int, error) {
-	w.gen++
+	for _, id := range w.ids {
+		w.seen.Clear(id)
+	}
+	w.ids = w.ids[:0]
 	var bytes int64
 	var blobs int
-	visit := func(id uint32) bool {
-		if int(id) >= len(w.seen) || w.seen[id] == w.gen {
-			return false
+	_, err := w.w.Walk([]uint32{root}, func(id, _ uint32, kind graph.EdgeKind) {
+		if kind == graph.EdgeSubject || w.seen.Set(id) {
+			return
 		}
-		w.seen[id] = w.gen
-		if w.present[id] {
-			bytes += w.size[id]
+		w.ids = append(w.ids, id)
+		if w.g.Present(id) {
+			bytes += w.g.Size(id)
 			blobs++
 		}
-		return true
-	}
-	visit(root)
-	stack := []uint32{root}
-	for len(stack) > 0 {
-		id := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		es, err := w.refs(id)
-		if err != nil {
-			return 0, 0, err
-		}
-		for _, e := range es {
-			if visit(e.To) && e.Kind == graph.EdgeChild {
-				stack = append(stack, e.To)
-			}
-		}
-	}
-	return bytes, blobs, nil
+	})
+	return bytes, blobs, err
 }
 
 // WhatIf compares what a plan frees now with what it would free after a change
@@ -412,7 +351,7 @@ type WhatIf struct {
 // NewWhatIf compares base, planned as things are, with after, planned with the same
 // mode plus WithoutTags(untag...) and WithoutRepos(repos...). The additional blobs
 // and bytes are those after deletes and base does not.
-func NewWhatIf(base, after *Plan, untag, repos []string) WhatIf {
+func NewWhatIf(base, after *gc.Plan, untag, repos []string) WhatIf {
 	w := WhatIf{
 		UntagRefs: nonNil(slices.Clone(untag)), DeleteRepos: nonNil(slices.Clone(repos)),
 		FreedBytesNow: base.Summary.DeleteBytes, FreedBytesAfter: after.Summary.DeleteBytes,
