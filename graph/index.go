@@ -156,43 +156,6 @@ type Meta struct {
 // written in another format is rebuilt, never misread.
 const indexFormat = 3
 
-// Reader is what the collector needs from an index.
-type Reader interface {
-	// Meta returns what the scan recorded about itself.
-	Meta() (Meta, error)
-	// Digest returns the digest of an id.
-	Digest(id uint32) (digest.Digest, error)
-	// Blobs calls fn for every blob present in the blob store.
-	Blobs(fn func(Blob) error) error
-	// BlobSizes is Blobs without digests (Digest is empty): cheaper when only sizes
-	// and times matter.
-	BlobSizes(fn func(Blob) error) error
-	// Repos calls fn for every repository directory.
-	Repos(fn func(Repo) error) error
-	// Revisions calls fn for every manifest revision link.
-	Revisions(fn func(Link) error) error
-	// Tags calls fn for every tag current link.
-	Tags(fn func(Tag) error) error
-	// TagIndex calls fn for every tag history entry.
-	TagIndex(fn func(TagIndexEntry) error) error
-	// Layers calls fn for every layer link.
-	Layers(fn func(Link) error) error
-	// Uploads calls fn for every upload directory.
-	Uploads(fn func(Upload) error) error
-	// Manifests calls fn for every manifest that was read (or found missing).
-	Manifests(fn func(Manifest) error) error
-	// Edges calls fn for every reference out of manifest id.
-	Edges(id uint32, fn func(Edge) error) error
-	// Referrers calls fn for every manifest whose subject is id.
-	Referrers(id uint32, fn func(uint32) error) error
-	// AllEdges calls fn for every reference of every manifest, grouped by manifest.
-	AllEdges(fn func(from uint32, e Edge) error) error
-	// AllReferrers calls fn for every (subject, referrer) pair.
-	AllReferrers(fn func(subject, referrer uint32) error) error
-	// Warnings calls fn for every problem recorded while scanning.
-	Warnings(fn func(Warning) error) error
-}
-
 // ErrIndexInUse is wrapped by Open when another process has the index open.
 var ErrIndexInUse = errors.New("another process has the index open")
 
@@ -217,8 +180,6 @@ type Index struct {
 	cached      []byte // the value of id chunk cachedChunk
 	cachedChunk uint32
 }
-
-var _ Reader = (*Index)(nil)
 
 // Open opens (creating if needed) the index in dir.
 func Open(dir string) (*Index, error) {
@@ -444,7 +405,7 @@ func (x *Index) scanPacked(prefix []byte, fn func(k, v []byte) error) error {
 	})
 }
 
-// Meta implements Reader.
+// Meta returns what the scan recorded about itself.
 func (x *Index) Meta() (Meta, error) {
 	var m Meta
 	ok, err := x.get([]byte{pMeta}, func(v []byte) error { return json.Unmarshal(v, &m) })
@@ -481,7 +442,7 @@ func (x *Index) forgetDigests() {
 	x.mu.Unlock()
 }
 
-// Digest implements Reader. The last chunk read is kept raw: lookups come in runs,
+// Digest returns the digest of an id. The last chunk read is kept raw: lookups come in runs,
 // and only the digest asked for is decoded.
 func (x *Index) Digest(id uint32) (digest.Digest, error) {
 	x.mu.Lock()
@@ -504,10 +465,10 @@ func (x *Index) Digest(id uint32) (digest.Digest, error) {
 	return d, nil
 }
 
-// Blobs implements Reader.
+// Blobs calls fn for every blob present in the blob store.
 func (x *Index) Blobs(fn func(Blob) error) error { return x.blobs(true, fn) }
 
-// BlobSizes implements Reader.
+// BlobSizes is Blobs without digests: cheaper when only sizes and times matter.
 func (x *Index) BlobSizes(fn func(Blob) error) error { return x.blobs(false, fn) }
 
 func (x *Index) blobs(withDigest bool, fn func(Blob) error) error {
@@ -522,7 +483,7 @@ func (x *Index) blobs(withDigest bool, fn func(Blob) error) error {
 	})
 }
 
-// Repos implements Reader.
+// Repos calls fn for every repository directory.
 func (x *Index) Repos(fn func(Repo) error) error {
 	return x.scan([]byte{pRepo}, false, func(k, v []byte) error {
 		var r Repo
@@ -542,10 +503,10 @@ func (x *Index) links(prefix byte, fn func(Link) error) error {
 	})
 }
 
-// Revisions implements Reader.
+// Revisions calls fn for every manifest revision link.
 func (x *Index) Revisions(fn func(Link) error) error { return x.links(pRevision, fn) }
 
-// Layers implements Reader.
+// Layers calls fn for every layer link.
 func (x *Index) Layers(fn func(Link) error) error {
 	return x.scanPacked([]byte{pLayer}, func(k, v []byte) error {
 		names, _ := splitNameID(k)
@@ -553,7 +514,7 @@ func (x *Index) Layers(fn func(Link) error) error {
 	})
 }
 
-// Tags implements Reader.
+// Tags calls fn for every tag current link.
 func (x *Index) Tags(fn func(Tag) error) error {
 	return x.scan([]byte{pTag}, false, func(k, v []byte) error {
 		id, mt, bad := decodeLinkValue(v)
@@ -562,7 +523,7 @@ func (x *Index) Tags(fn func(Tag) error) error {
 	})
 }
 
-// TagIndex implements Reader.
+// TagIndex calls fn for every tag history entry.
 func (x *Index) TagIndex(fn func(TagIndexEntry) error) error {
 	return x.scan([]byte{pTagIndex}, true, func(k, _ []byte) error {
 		names, id := splitNameID(k)
@@ -570,7 +531,7 @@ func (x *Index) TagIndex(fn func(TagIndexEntry) error) error {
 	})
 }
 
-// Uploads implements Reader.
+// Uploads calls fn for every upload directory.
 func (x *Index) Uploads(fn func(Upload) error) error {
 	return x.scan([]byte{pUpload}, false, func(k, v []byte) error {
 		var u Upload
@@ -583,7 +544,7 @@ func (x *Index) Uploads(fn func(Upload) error) error {
 	})
 }
 
-// Manifests implements Reader.
+// Manifests calls fn for every manifest that was read (or found missing).
 func (x *Index) Manifests(fn func(Manifest) error) error {
 	return x.scan([]byte{pManifest}, false, func(k, v []byte) error {
 		var m Manifest
@@ -595,7 +556,7 @@ func (x *Index) Manifests(fn func(Manifest) error) error {
 	})
 }
 
-// Edges implements Reader.
+// Edges calls fn for every reference out of manifest id.
 func (x *Index) Edges(id uint32, fn func(Edge) error) error {
 	var v []byte
 	if _, err := x.get(idKey(pEdge, id), func(ref []byte) (err error) { v, err = x.packs.get(ref, nil); return err }); err != nil {
@@ -613,14 +574,14 @@ func decodeEdges(v []byte, fn func(Edge) error) error {
 	return nil
 }
 
-// Referrers implements Reader.
+// Referrers calls fn for every manifest whose subject is id.
 func (x *Index) Referrers(id uint32, fn func(uint32) error) error {
 	return x.scan(idKey(pSubject, id), true, func(k, _ []byte) error {
 		return fn(binary.BigEndian.Uint32(k[5:]))
 	})
 }
 
-// AllEdges implements Reader.
+// AllEdges calls fn for every reference of every manifest, grouped by manifest.
 func (x *Index) AllEdges(fn func(uint32, Edge) error) error {
 	return x.scanPacked([]byte{pEdge}, func(k, v []byte) error {
 		from := binary.BigEndian.Uint32(k[1:])
@@ -628,14 +589,14 @@ func (x *Index) AllEdges(fn func(uint32, Edge) error) error {
 	})
 }
 
-// AllReferrers implements Reader.
+// AllReferrers calls fn for every (subject, referrer) pair.
 func (x *Index) AllReferrers(fn func(uint32, uint32) error) error {
 	return x.scan([]byte{pSubject}, true, func(k, _ []byte) error {
 		return fn(binary.BigEndian.Uint32(k[1:]), binary.BigEndian.Uint32(k[5:]))
 	})
 }
 
-// Warnings implements Reader.
+// Warnings calls fn for every problem recorded while scanning.
 func (x *Index) Warnings(fn func(Warning) error) error {
 	return x.scan([]byte{pWarning}, false, func(_, v []byte) error {
 		var w Warning
