@@ -468,6 +468,15 @@ func NewPlan(ctx context.Context, src Source, opts ...Option) (*Plan, error) {
 }
 
 func (p *Plan) warnings(g *graph.Graph, m *marks, dg func(uint32) digest.Digest) error {
+	// A path the grammar refuses for what the index holds means a damaged index.
+	var bad error
+	path := func(s storage.Spec) string {
+		q, err := storage.Path(s)
+		if err != nil && bad == nil {
+			bad = fmt.Errorf("%w: %v", graph.ErrDamaged, err)
+		}
+		return q
+	}
 	p.Warnings = append(p.Warnings, g.Warnings()...)
 	blocked := graph.NewBitset(g.MaxID())
 	for _, id := range m.blocked {
@@ -480,7 +489,7 @@ func (p *Plan) warnings(g *graph.Graph, m *marks, dg func(uint32) digest.Digest)
 			continue
 		}
 		d := dg(id)
-		blobPath, _ := storage.Path(storage.Spec{Kind: storage.BlobData, Digest: d})
+		blobPath := path(storage.Spec{Kind: storage.BlobData, Digest: d})
 		repos := g.LinkedBy(id)
 		if len(repos) == 0 {
 			repos = []string{""}
@@ -508,7 +517,7 @@ func (p *Plan) warnings(g *graph.Graph, m *marks, dg func(uint32) digest.Digest)
 			continue
 		}
 		d := dg(id)
-		blobPath, _ := storage.Path(storage.Spec{Kind: storage.BlobData, Digest: d})
+		blobPath := path(storage.Spec{Kind: storage.BlobData, Digest: d})
 		for _, r := range g.LinkedBy(id) {
 			var tags []string
 			for _, t := range tagsOf[id] {
@@ -516,7 +525,7 @@ func (p *Plan) warnings(g *graph.Graph, m *marks, dg func(uint32) digest.Digest)
 					tags = append(tags, t.Name)
 				}
 			}
-			rev, _ := storage.Path(storage.Spec{Kind: storage.RevisionLink, Repo: r, Digest: d})
+			rev := path(storage.Spec{Kind: storage.RevisionLink, Repo: r, Digest: d})
 			what := "revision link " + rev
 			if len(tags) > 0 {
 				what = "tag " + strings.Join(tags, ", ") + " and " + what
@@ -545,22 +554,26 @@ func (p *Plan) warnings(g *graph.Graph, m *marks, dg func(uint32) digest.Digest)
 	slices.Sort(missing)
 	for _, id := range missing {
 		d := dg(id)
-		blobPath, _ := storage.Path(storage.Spec{Kind: storage.BlobData, Digest: d})
+		blobPath := path(storage.Spec{Kind: storage.BlobData, Digest: d})
 		p.Warnings = append(p.Warnings, graph.Warning{Kind: "missing_blob", Digest: d.String(), Path: blobPath,
 			Detail: fmt.Sprintf("live manifest %s references it but its data is missing: that image cannot be pulled", dg(m.missing[id]))})
 	}
 	for _, t := range m.danglingTags {
-		tp, _ := storage.Path(storage.Spec{Kind: storage.TagCurrentLink, Repo: t.Repo, Tag: t.Name})
+		tp := path(storage.Spec{Kind: storage.TagCurrentLink, Repo: t.Repo, Tag: t.Name})
 		p.Warnings = append(p.Warnings, graph.Warning{Kind: "dangling_tag", Repository: t.Repo, Digest: dg(t.ID).String(), Path: tp,
 			Detail: "tag names a manifest without a revision link in this repository; the registry cannot serve it"})
 	}
-	return g.Layers(func(l graph.Link) error {
+	err := g.Layers(func(l graph.Link) error {
 		if !g.Present(l.ID) && l.Bad == "" {
-			lp, _ := storage.Path(storage.Spec{Kind: storage.LayerLink, Repo: l.Repo, Digest: dg(l.ID)})
+			lp := path(storage.Spec{Kind: storage.LayerLink, Repo: l.Repo, Digest: dg(l.ID)})
 			p.Warnings = append(p.Warnings, graph.Warning{Kind: "dangling_link", Repository: l.Repo, Digest: dg(l.ID).String(), Path: lp, Detail: "layer link names a blob whose data is missing"})
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	return bad
 }
 
 func (p *Plan) sort() {

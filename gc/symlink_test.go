@@ -2,6 +2,7 @@ package gc_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -257,11 +258,12 @@ func TestSymlinkedManifestsPinsRepository(t *testing.T) {
 // is refused at the delete: storage.FS checks every path.
 func TestSweepLeavesLinkedPathAlone(t *testing.T) {
 	root := sample(t)
-	outside, check := outsideTree(t, "sub")
-	symlink(t, outside, fsPath(root, storage.Root+"/repositories/evil"))
 	d := digest.FromString("x")
-	p := &gc.Plan{Uploads: []gc.UploadItem{{Repository: "evil", ID: "sub", Path: storage.Root + "/repositories/evil/sub"}},
-		LayerLinks: []gc.LinkItem{{Repository: "evil", Digest: d, Path: storage.Root + "/repositories/evil/sub/link"}}}
+	upload := "11111111-1111-1111-1111-111111111111"
+	outside, check := outsideTree(t, "_uploads/"+upload, "_layers/sha256/"+d.Encoded())
+	symlink(t, outside, fsPath(root, storage.Root+"/repositories/evil"))
+	p := &gc.Plan{Uploads: []gc.UploadItem{{Repository: "evil", ID: upload, Path: spath(t, storage.Spec{Kind: storage.UploadDir, Repo: "evil", Upload: upload})}},
+		LayerLinks: []gc.LinkItem{{Repository: "evil", Digest: d, Path: spath(t, storage.Spec{Kind: storage.LayerLink, Repo: "evil", Digest: d})}}}
 	res, err := sweep.Run(context.Background(), storage.NewFilesystem(root), p)
 	if err != nil {
 		t.Fatal(err)
@@ -269,5 +271,22 @@ func TestSweepLeavesLinkedPathAlone(t *testing.T) {
 	check()
 	if res.LeftAlone != 2 || res.DeletedUploads+res.DeletedLayerLinks != 0 {
 		t.Errorf("result %+v, want both items left alone", res)
+	}
+}
+
+// A plan that names anything but what a sweep deletes (the root, a repository, a
+// path outside the layout) is refused before anything is deleted.
+func TestSweepRefusesPathsOutsideTheGrammar(t *testing.T) {
+	root := sample(t)
+	before := files(t, root)
+	for _, bad := range []string{"", "/", storage.Root, storage.Root + "/repositories/library", storage.Root + "/blobs/sha256", "relative/path",
+		storage.Root + "/repositories/library/debian/_manifests/tags/12/current/link"} {
+		p := &gc.Plan{Uploads: []gc.UploadItem{{Repository: "library/debian", ID: "x", Path: bad}}}
+		if _, err := sweep.Run(context.Background(), storage.NewFilesystem(root), p); !errors.Is(err, sweep.ErrNotDeletable) {
+			t.Errorf("%q: err = %v, want ErrNotDeletable", bad, err)
+		}
+	}
+	if d := cmp.Diff(before, files(t, root)); d != "" {
+		t.Errorf("refused sweeps changed the storage:\n%s", d)
 	}
 }

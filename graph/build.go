@@ -579,7 +579,10 @@ func streamMentions(rc io.Reader, carry []byte, chunk int, collect func([]byte))
 func (b *builder) addManifest(r parseResult) error {
 	d := b.digests[r.id]
 	m := Manifest{Digest: d, Missing: r.missing}
-	blobPath, _ := storage.Path(storage.Spec{Kind: storage.BlobData, Digest: d})
+	blobPath, err := storage.Path(storage.Spec{Kind: storage.BlobData, Digest: d})
+	if err != nil {
+		return fmt.Errorf("manifest %d: %w", r.id, err)
+	}
 	if !r.missing {
 		b.def.noteSize(r.id, r.size, true)
 	}

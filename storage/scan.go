@@ -306,7 +306,10 @@ func scanRepos(ctx context.Context, drv driver.StorageDriver, top string, emit f
 			key := s.Repo + "\x00" + s.Upload
 			u := uploads[key]
 			if u == nil {
-				dir, _ := Path(Spec{Kind: UploadDir, Repo: s.Repo, Upload: s.Upload})
+				dir, err := Path(Spec{Kind: UploadDir, Repo: s.Repo, Upload: s.Upload})
+				if err != nil {
+					return emit(Entry{Kind: KindWarning, Path: p, Warning: err.Error()})
+				}
 				u = &Entry{Kind: UploadDir, Repo: s.Repo, Upload: s.Upload, Path: dir}
 				uploads[key] = u
 			}

@@ -179,6 +179,11 @@ func Run(ctx context.Context, drv driver.StorageDriver, p *gc.Plan, opts ...Opti
 		prune   []string
 	)
 	del := func(ctx context.Context, p string, count func()) error {
+		// Only what a sweep deletes, by the grammar: a plan made elsewhere, or
+		// changed by hand, never names the root, a repository or an empty path.
+		if err := deletable(p); err != nil {
+			return err
+		}
 		// The journal says what an interrupted sweep deleted; it never hides a path
 		// that is there again (pushed again since): the plan, made from a scan after
 		// the interruption, says whether it goes, and the delete says whether it was
@@ -404,6 +409,24 @@ func removeEmptyDir(root, d string) bool {
 		return false
 	}
 	return os.Remove(p) == nil
+}
+
+// ErrNotDeletable is wrapped when a plan names a path that is not one a sweep
+// deletes.
+var ErrNotDeletable = errors.New("not a path a sweep deletes")
+
+// deletable checks that p is a blob, revision, tag history, layer link or upload
+// directory of the layout.
+func deletable(p string) error {
+	s, err := storage.Parse(p)
+	if err != nil {
+		return fmt.Errorf("refusing to delete %q: %w (%v)", p, ErrNotDeletable, err)
+	}
+	switch s.Kind {
+	case storage.BlobDir, storage.RevisionDir, storage.TagIndexDir, storage.LayerDir, storage.UploadDir:
+		return nil
+	}
+	return fmt.Errorf("refusing to delete %q (a %v): %w", p, s.Kind, ErrNotDeletable)
 }
 
 func countItems(p *gc.Plan) int {
