@@ -39,7 +39,7 @@ func newMarks(maxID uint32) *marks {
 // mark computes what is live, following docs/design.md, "What is live".
 func mark(g *graph.Graph, o options) (*marks, error) {
 	m := newMarks(g.MaxID())
-	cutoff := o.now.Add(-o.grace)
+	cutoff := o.cutoff()
 	for _, r := range g.Repos() {
 		if r.Bad != "" {
 			m.pinnedRepo[r.Name] = r.Bad
@@ -157,7 +157,7 @@ func walk(g *graph.Graph, referrers bool, m *marks, roots []uint32) error {
 }
 
 func failClosed(g *graph.Graph, o options, m *marks) error {
-	cutoff := o.now.Add(-o.grace)
+	cutoff := o.cutoff()
 	for _, w := range g.Warnings() {
 		if w.Blocks && m.keepAll == "" {
 			m.keepAll = w.Path + ": " + w.Kind + " hides what may be referenced"

@@ -101,6 +101,9 @@ func WithoutRepos(names ...string) Option {
 	}
 }
 
+// cutoff is the time grace counts back to: what was modified after it is young.
+func (o options) cutoff() time.Time { return o.now.Add(-o.grace) }
+
 func makeOptions(opts []Option) (options, error) {
 	o := options{keepReferrers: true, grace: time.Hour, uploadAge: 168 * time.Hour}
 	for _, opt := range opts {

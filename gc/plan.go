@@ -303,7 +303,7 @@ func NewPlan(ctx context.Context, src Source, opts ...Option) (*Plan, error) {
 	}
 	p.Blobs = make([]BlobItem, 0, candidates)
 	deletedIDs := make([]uint32, 0, candidates) // of p.Blobs, until they are sorted
-	cutoff := o.now.Add(-o.grace)
+	cutoff := o.cutoff()
 	err = g.Blobs(false, func(b graph.Blob) error {
 		id := b.ID
 		if !m.live.Has(id) || m.keptWhy[id] != "" {
@@ -367,7 +367,6 @@ func NewPlan(ctx context.Context, src Source, opts ...Option) (*Plan, error) {
 		history[k] = append(history[k], e)
 	}
 	if o.deleteUntagged {
-		cutoff := o.now.Add(-o.grace)
 		for _, l := range g.Revisions() {
 			young := m.youngOnly.Has(l.ID)
 			if m.liveManifest.Has(l.ID) && !young || l.Bad != "" || m.pinnedRepo[l.Repo] != "" {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -33,6 +32,9 @@ Exit codes: 0 success, 1 error, 2 usage or wrong storage, 3 unreadable manifests
 			if err := o.commonOptions.verify(); err != nil {
 				return &codeError{exitUsage, err}
 			}
+			if err := o.sweepFlags.verify(); err != nil {
+				return &codeError{exitUsage, err}
+			}
 			return runApply(cmd, args[0], args[1], o)
 		},
 	}
@@ -53,7 +55,7 @@ func runApply(cmd *cobra.Command, config, planFile string, o applyOptions) error
 	if err := json.Unmarshal(b, &old); err != nil {
 		return fmt.Errorf("plan %s is not a regsweep plan: %w", planFile, err)
 	}
-	s, err := openSession(cmd, config, o.commonOptions, true, true)
+	s, err := openSession(cmd, config, o.storageFlags, true, true)
 	if err != nil {
 		return err
 	}
@@ -64,19 +66,14 @@ func runApply(cmd *cobra.Command, config, planFile string, o applyOptions) error
 	if _, err := s.checkRegistry(cmd.Context(), o.sweepFlags); err != nil {
 		return err
 	}
-	if err := s.scan(cmd, o.commonOptions, true); err != nil {
+	if err := s.scan(cmd, o.storageFlags, true); err != nil {
 		return err
 	}
-	m := old.Mode
-	plan, err := gc.NewPlan(cmd.Context(), s.idx,
-		gc.WithDeleteUntagged(m.DeleteUntagged), gc.WithKeepReferrers(m.KeepReferrers),
-		gc.WithGracePeriod(time.Duration(m.GraceSeconds)*time.Second),
-		gc.WithUploadAge(time.Duration(m.UploadAgeSeconds)*time.Second),
-		gc.WithNow(s.start), gc.WithOnly(&old), gc.WithAllowMassDelete(o.allowMassDelete))
+	// The plan's mode, counted from now: a tag pushed since wins.
+	plan, err := s.plan(cmd.Context(), modeFlags(old.Mode), gc.WithOnly(&old), gc.WithAllowMassDelete(o.allowMassDelete))
 	if err != nil {
-		return s.planError(err)
+		return err
 	}
-	plan.Storage = s.id
 	// What the plan named and the storage holds no more was deleted by an
 	// interrupted apply (the journal says so); the rest is no longer garbage.
 	var dropped, gone []string
@@ -98,7 +95,7 @@ func runApply(cmd *cobra.Command, config, planFile string, o applyOptions) error
 	if len(gone) > 0 {
 		s.log.Info("already deleted by an interrupted run of this plan", "paths", len(gone))
 	}
-	rep, err := s.sweep(cmd, plan, o.commonOptions, o.sweepFlags)
+	rep, err := s.sweep(cmd, plan, o.storageFlags, o.sweepFlags)
 	if rep != nil {
 		rep.Dropped, rep.AlreadyDeleted = dropped, gone
 		if werr := writeReport(cmd.OutOrStdout(), rep, o.output); werr != nil {
@@ -108,5 +105,5 @@ func runApply(cmd *cobra.Command, config, planFile string, o applyOptions) error
 	if err != nil {
 		return err
 	}
-	return s.writeMetrics(o.commonOptions, rep)
+	return s.writeMetrics(o.metricsFile, rep)
 }

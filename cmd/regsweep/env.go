@@ -27,39 +27,25 @@ import (
 	"github.com/regsweep/regsweep/storage"
 )
 
-// common flags of the commands that touch storage.
+// commonOptions are the flags of the commands that scan storage and report on it.
 type commonOptions struct {
-	requestTimeout time.Duration
-	metricsFile    string
-	verifyLinks    bool
-	indexDir       string
-	output         string
-	workers        int
-	quiet          bool
+	storageFlags
+	metricsFile string
+	output      string
 }
 
 func (c *commonOptions) bind(cmd *cobra.Command) {
+	c.storageFlags.bind(cmd, "directory of the on-disk index and sweep journal (default: under the user cache dir, one per storage)")
 	f := cmd.Flags()
-	f.StringVar(&c.indexDir, "index", "", "directory of the on-disk index and sweep journal (default: under the user cache dir, one per storage)")
 	f.StringVarP(&c.output, "output", "o", "text", "report format: text or json")
-	f.IntVar(&c.workers, "workers", 16, "concurrent storage operations")
-	f.BoolVarP(&c.quiet, "quiet", "q", false, "log only warnings and errors")
 	f.StringVar(&c.metricsFile, "metrics-file", "", "also write Prometheus metrics to this file (node_exporter textfile format, replaced atomically)")
-	f.DurationVar(&c.requestTimeout, "request-timeout", 30*time.Second, "object stores: give up on a request after this long without an answer and try again (5 tries, with backoff)")
-	f.BoolVar(&c.verifyLinks, "verify-links", false, "read every revision and layer link and check it against its path (one more read per link)")
 }
 
 func (c *commonOptions) verify() error {
 	if c.output != "text" && c.output != "json" {
 		return fmt.Errorf("--output %q: want text or json", c.output)
 	}
-	if c.workers < 1 {
-		return fmt.Errorf("--workers %d: want at least 1", c.workers)
-	}
-	if c.requestTimeout <= 0 {
-		return fmt.Errorf("--request-timeout %v: want more than 0", c.requestTimeout)
-	}
-	return nil
+	return c.storageFlags.verify()
 }
 
 // session is an opened storage and index.
@@ -78,7 +64,7 @@ type session struct {
 // openSession opens the storage config names and its index. A run that may delete
 // (deletes) first takes the storage's run lock. A run that rebuilds the index
 // anyway (rebuilds) replaces a damaged one.
-func openSession(cmd *cobra.Command, config string, c commonOptions, deletes, rebuilds bool) (*session, error) {
+func openSession(cmd *cobra.Command, config string, c storageFlags, deletes, rebuilds bool) (*session, error) {
 	level := slog.LevelInfo
 	if c.quiet {
 		level = slog.LevelWarn
@@ -145,7 +131,7 @@ func (s *session) doneProgress() {
 
 // scan builds the index. forPlan defers stats a plan does not need (the times of
 // blobs that tags reach, which only capacity reports show).
-func (s *session) scan(cmd *cobra.Command, c commonOptions, forPlan bool) error {
+func (s *session) scan(cmd *cobra.Command, c storageFlags, forPlan bool) error {
 	if err := graph.Build(cmd.Context(), s.drv, s.idx, graph.WithWorkers(c.workers), graph.WithVerifyLinks(c.verifyLinks), graph.WithDeferredStats(forPlan), graph.WithLogger(s.log, time.Minute), graph.WithProgress(s.prog), graph.WithStorageID(s.id)); err != nil {
 		return fmt.Errorf("scan %s: %w", s.id, err)
 	}
@@ -155,7 +141,7 @@ func (s *session) scan(cmd *cobra.Command, c commonOptions, forPlan bool) error 
 
 // scanUnlessFresh reuses the index when a dry run allows an index of maxAge. A real
 // sweep always rescans: a push after an old scan could reference a blob it frees.
-func (s *session) scanUnlessFresh(cmd *cobra.Command, c commonOptions, dryRun bool, maxAge time.Duration) error {
+func (s *session) scanUnlessFresh(cmd *cobra.Command, c storageFlags, dryRun bool, maxAge time.Duration) error {
 	if dryRun && maxAge > 0 {
 		if m, err := s.idx.Meta(); err == nil && m.Storage == s.id && time.Since(m.Finished) < maxAge {
 			s.log.Info("reusing index", "scanned", m.Finished.Format(time.RFC3339), "age", time.Since(m.Finished).Round(time.Second))
@@ -163,6 +149,21 @@ func (s *session) scanUnlessFresh(cmd *cobra.Command, c commonOptions, dryRun bo
 		}
 	}
 	return s.scan(cmd, c, true)
+}
+
+// plan loads the index once and plans from it with the mark flags and opts; the
+// plan carries the loaded graph to the sweep and the reports.
+func (s *session) plan(ctx context.Context, m markFlags, opts ...gc.Option) (*gc.Plan, error) {
+	g, err := graph.Load(ctx, s.idx)
+	if err != nil {
+		return nil, indexError(s.dir, err)
+	}
+	p, err := gc.NewPlan(ctx, g, append(m.options(s.start), opts...)...)
+	if err != nil {
+		return nil, s.planError(err)
+	}
+	p.Storage = s.id
+	return p, nil
 }
 
 // sweepOptions of the commands that delete.
@@ -180,6 +181,13 @@ func (f *sweepFlags) bind(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.registryURL, "registry-url", "", "the registry serving this storage, probed before deleting: a sweep refuses (exit 4) if it accepts pushes (default: http.addr and http.host of the config; none: do not probe)")
 	cmd.Flags().StringVar(&f.registryUser, "registry-user", os.Getenv("REGSWEEP_REGISTRY_USERNAME"), "user for the probe of a registry with authentication (env REGSWEEP_REGISTRY_USERNAME; the password only from REGSWEEP_REGISTRY_PASSWORD)")
 	cmd.Flags().BoolVar(&f.allowMassDelete, "allow-mass-delete", false, fmt.Sprintf("plan even storage that looks incomplete: tags but no blob, or more than %.0f%% of tag and revision links naming a missing manifest (an unmounted volume, a wrong root or prefix)", gc.MaxBrokenRoots*100))
+}
+
+func (f sweepFlags) verify() error {
+	if f.maxOps < 0 {
+		return fmt.Errorf("--max-ops %v: want 0 (no limit) or more", f.maxOps)
+	}
+	return nil
 }
 
 // blockedError says why a plan cannot be swept: unreadable manifests or broken
@@ -275,7 +283,7 @@ func (s *session) planError(err error) error {
 }
 
 // sweep executes plan with the index as journal and returns the report.
-func (s *session) sweep(cmd *cobra.Command, plan *gc.Plan, c commonOptions, f sweepFlags) (*analysis.Report, error) {
+func (s *session) sweep(cmd *cobra.Command, plan *gc.Plan, c storageFlags, f sweepFlags) (*analysis.Report, error) {
 	checks, err := s.checkRegistry(cmd.Context(), f)
 	if err != nil {
 		rep := analysis.NewReport(plan, false)
@@ -323,12 +331,12 @@ func (s *session) sweep(cmd *cobra.Command, plan *gc.Plan, c commonOptions, f sw
 
 // writeMetrics writes rep's metrics when asked; a failed run writes none, so the last
 // success timestamp stays that of the last success.
-func (s *session) writeMetrics(c commonOptions, rep *analysis.Report) error {
-	if c.metricsFile == "" {
+func (s *session) writeMetrics(metricsFile string, rep *analysis.Report) error {
+	if metricsFile == "" {
 		return nil
 	}
-	if err := writeMetricsFile(c.metricsFile, rep, analysis.MetricsExtra{Duration: time.Since(s.start), LastSuccess: time.Now()}); err != nil {
-		return fmt.Errorf("write metrics %s: %w", c.metricsFile, err)
+	if err := writeMetricsFile(metricsFile, rep, analysis.MetricsExtra{Duration: time.Since(s.start), LastSuccess: time.Now()}); err != nil {
+		return fmt.Errorf("write metrics %s: %w", metricsFile, err)
 	}
 	return nil
 }

@@ -18,12 +18,10 @@ import (
 type gcOptions struct {
 	commonOptions
 	sweepFlags
-	dryRun           bool
-	deleteUntagged   bool
-	dropReferrers    bool
-	grace, uploadAge time.Duration
-	planOut          string
-	maxIndexAge      time.Duration
+	markFlags
+	dryRun      bool
+	planOut     string
+	maxIndexAge time.Duration
 }
 
 func newGCCommand() *cobra.Command {
@@ -57,11 +55,8 @@ Exit codes:
 	o.commonOptions.bind(cmd)
 	o.sweepFlags.bind(cmd)
 	f := cmd.Flags()
+	o.markFlags.bind(cmd, "delete")
 	f.BoolVarP(&o.dryRun, "dry-run", "d", false, "do everything except delete")
-	f.BoolVarP(&o.deleteUntagged, "delete-untagged", "m", false, "delete manifests that no tag, live index or live subject reaches")
-	f.BoolVar(&o.dropReferrers, "delete-untagged-referrers", false, "with -m, also delete untagged referrers (signatures, SBOMs) of live manifests, as distribution does")
-	f.DurationVar(&o.grace, "grace", time.Hour, "keep anything modified more recently than this")
-	f.DurationVar(&o.uploadAge, "upload-age", 168*time.Hour, "delete uploads started longer ago than this")
 	f.StringVar(&o.planOut, "plan-out", "", "write the plan as JSON to this file (for regsweep apply)")
 	f.DurationVar(&o.maxIndexAge, "max-index-age", 0, "with --dry-run, reuse the index if a scan finished less than this long ago (0: always rescan); real sweeps always rescan")
 	return cmd
@@ -71,23 +66,17 @@ func (o gcOptions) verify() error {
 	if err := o.commonOptions.verify(); err != nil {
 		return err
 	}
-	if o.dropReferrers && !o.deleteUntagged {
-		return fmt.Errorf("--delete-untagged-referrers needs --delete-untagged")
+	if err := o.markFlags.verify(); err != nil {
+		return err
 	}
-	if o.grace < 0 || o.uploadAge <= 0 {
-		return fmt.Errorf("--grace must be >= 0 and --upload-age > 0")
-	}
-	if o.maxOps < 0 {
-		return fmt.Errorf("--max-ops must be >= 0")
-	}
-	return nil
+	return o.sweepFlags.verify()
 }
 
 func runGC(cmd *cobra.Command, config string, o gcOptions) error {
 	if err := checkOutputs(o.metricsFile, o.planOut); err != nil {
 		return err
 	}
-	s, err := openSession(cmd, config, o.commonOptions, !o.dryRun, !o.dryRun || o.maxIndexAge == 0)
+	s, err := openSession(cmd, config, o.storageFlags, !o.dryRun, !o.dryRun || o.maxIndexAge == 0)
 	if err != nil {
 		return err
 	}
@@ -98,17 +87,13 @@ func runGC(cmd *cobra.Command, config string, o gcOptions) error {
 			return err
 		}
 	}
-	if err := s.scanUnlessFresh(cmd, o.commonOptions, o.dryRun, o.maxIndexAge); err != nil {
+	if err := s.scanUnlessFresh(cmd, o.storageFlags, o.dryRun, o.maxIndexAge); err != nil {
 		return err
 	}
-	plan, err := gc.NewPlan(cmd.Context(), s.idx,
-		gc.WithDeleteUntagged(o.deleteUntagged), gc.WithKeepReferrers(!o.dropReferrers),
-		gc.WithGracePeriod(o.grace), gc.WithUploadAge(o.uploadAge), gc.WithNow(s.start),
-		gc.WithAllowMassDelete(o.allowMassDelete))
+	plan, err := s.plan(cmd.Context(), o.markFlags, gc.WithAllowMassDelete(o.allowMassDelete))
 	if err != nil {
-		return s.planError(err)
+		return err
 	}
-	plan.Storage = s.id
 	if o.planOut != "" {
 		b, err := json.MarshalIndent(plan, "", "  ")
 		if err != nil {
@@ -129,9 +114,9 @@ func runGC(cmd *cobra.Command, config string, o gcOptions) error {
 		if len(plan.Blocked) > 0 {
 			return blockedError(plan, "a sweep would refuse")
 		}
-		return s.writeMetrics(o.commonOptions, rep)
+		return s.writeMetrics(o.metricsFile, rep)
 	}
-	rep, err := s.sweep(cmd, plan, o.commonOptions, o.sweepFlags)
+	rep, err := s.sweep(cmd, plan, o.storageFlags, o.sweepFlags)
 	if rep != nil {
 		if werr := writeReport(out, rep, o.output); werr != nil {
 			return werr
@@ -142,7 +127,7 @@ func runGC(cmd *cobra.Command, config string, o gcOptions) error {
 		return err
 	}
 	s.log.Info("done", "took", time.Since(s.start).Round(time.Millisecond))
-	return s.writeMetrics(o.commonOptions, rep)
+	return s.writeMetrics(o.metricsFile, rep)
 }
 
 func (s *session) logWarnings(p *gc.Plan) {

@@ -6,7 +6,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/regsweep/regsweep/gc"
 	"github.com/regsweep/regsweep/gc/analysis"
 )
 
@@ -48,15 +47,11 @@ Exit codes: 0 success, 1 error, 2 usage (unknown repository included).`,
 }
 
 func runGraph(cmd *cobra.Command, repo string, o graphOptions) error {
-	idx, meta, err := openIndex(o.indexDir)
+	plan, done, err := o.loadIndex(cmd.Context(), o.deleteUntagged)
 	if err != nil {
 		return err
 	}
-	defer idx.Close()
-	plan, err := gc.NewPlan(cmd.Context(), idx, o.options(meta, o.deleteUntagged)...)
-	if err != nil {
-		return indexError(o.indexDir, err)
-	}
+	defer done()
 	known := false
 	for _, r := range plan.Repositories {
 		known = known || r.Name == repo

@@ -23,49 +23,51 @@ import (
 	"github.com/regsweep/regsweep/graph"
 )
 
-// planFlags are the marking options of the commands that plan from an index alone.
+// planFlags are those of the commands that plan from an index alone.
 type planFlags struct {
-	indexDir         string
-	deleteUntagged   bool
-	dropReferrers    bool
-	grace, uploadAge time.Duration
+	markFlags
+	indexDir string
 }
 
 func (p *planFlags) bind(cmd *cobra.Command) {
-	f := cmd.Flags()
-	f.StringVar(&p.indexDir, "index", "", "directory of an index filled by regsweep scan (required)")
-	f.BoolVarP(&p.deleteUntagged, "delete-untagged", "m", false, "plan as gc -m: tags are the roots")
-	f.BoolVar(&p.dropReferrers, "delete-untagged-referrers", false, "with -m, also count untagged referrers of live manifests as garbage")
-	f.DurationVar(&p.grace, "grace", time.Hour, "keep anything modified less than this before the scan")
-	f.DurationVar(&p.uploadAge, "upload-age", 168*time.Hour, "count uploads started longer ago than this as garbage")
+	cmd.Flags().StringVar(&p.indexDir, "index", "", "directory of an index filled by regsweep scan (required)")
+	p.markFlags.bind(cmd, "count as garbage")
 }
 
 func (p planFlags) verify() error {
 	if p.indexDir == "" {
 		return fmt.Errorf("--index DIR is required (fill it with regsweep scan CONFIG --index DIR)")
 	}
-	if p.dropReferrers && !p.deleteUntagged {
-		return fmt.Errorf("--delete-untagged-referrers needs --delete-untagged")
-	}
-	if p.grace < 0 || p.uploadAge <= 0 {
-		return fmt.Errorf("--grace must be >= 0 and --upload-age > 0")
-	}
-	return nil
+	return p.markFlags.verify()
 }
 
-// options plans as gc would have at the time of the scan: the grace period and the
-// upload age count back from when the scan started, not from now.
-func (p planFlags) options(meta graph.Meta, deleteUntagged bool) []gc.Option {
+// loadIndex opens the index, loads it once, and plans as gc would have at the time
+// of the scan (grace and upload age count back from when it started, not from now;
+// deleteUntagged overrides the flag). Reports delete nothing: storage that looks
+// incomplete shows in their warnings instead of stopping them.
+func (p planFlags) loadIndex(ctx context.Context, deleteUntagged bool, opts ...gc.Option) (*gc.Plan, func(), error) {
+	idx, meta, err := openIndex(p.indexDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	g, err := graph.Load(ctx, idx)
+	if err != nil {
+		idx.Close()
+		return nil, nil, indexError(p.indexDir, err)
+	}
 	now := meta.Started
 	if now.IsZero() {
 		now = meta.Finished
 	}
-	return []gc.Option{
-		gc.WithDeleteUntagged(deleteUntagged), gc.WithKeepReferrers(!p.dropReferrers),
-		gc.WithGracePeriod(p.grace), gc.WithUploadAge(p.uploadAge), gc.WithNow(now),
-		// Reports delete nothing: incomplete storage shows in their warnings.
-		gc.WithAllowMassDelete(true),
+	m := p.markFlags
+	m.deleteUntagged = deleteUntagged
+	plan, err := gc.NewPlan(ctx, g, append(append(m.options(now), gc.WithAllowMassDelete(true)), opts...)...)
+	if err != nil {
+		idx.Close()
+		return nil, nil, indexError(p.indexDir, err)
 	}
+	plan.Storage = meta.Storage
+	return plan, func() { idx.Close() }, nil
 }
 
 // openIndex opens an index that a scan filled; it never creates one.
@@ -197,21 +199,22 @@ type indexInfo struct {
 	ScanFinished time.Time `json:"scan_finished"`
 }
 
-// newCapacityReport plans and computes everything report prints.
-func newCapacityReport(ctx context.Context, idx *graph.Index, meta graph.Meta, o reportOptions) (*capacityReport, *gc.Plan, error) {
+// newCapacityReport plans and computes everything report prints, from one load of
+// the index: the plan, the what-if plan (the same graph without the tags and
+// repositories named), the capacity view and the image graphs all share it.
+func newCapacityReport(ctx context.Context, o reportOptions) (*capacityReport, *gc.Plan, func(), error) {
 	// Untagging frees nothing where every revision is a root.
 	m := o.deleteUntagged || len(o.untag) > 0
-	plan, err := gc.NewPlan(ctx, idx, o.options(meta, m)...)
-	if err == nil {
-		plan.Storage = meta.Storage
-	}
+	plan, done, err := o.loadIndex(ctx, m)
 	if err != nil {
-		return nil, nil, indexError(o.indexDir, err)
+		return nil, nil, nil, err
 	}
+	fail := func(err error) (*capacityReport, *gc.Plan, func(), error) { done(); return nil, nil, nil, err }
 	c, err := analysis.NewCapacity(ctx, plan, analysis.WithTopN(o.top))
 	if err != nil {
-		return nil, nil, indexError(o.indexDir, err)
+		return fail(indexError(o.indexDir, err))
 	}
+	meta := plan.Graph().Meta()
 	r := &capacityReport{
 		Report:   analysis.NewReport(plan, true),
 		Index:    indexInfo{Dir: o.indexDir, Driver: meta.Driver, ScanStarted: meta.Started, ScanFinished: meta.Finished},
@@ -224,26 +227,29 @@ func newCapacityReport(ctx context.Context, idx *graph.Index, meta graph.Meta, o
 		}
 		for _, name := range o.deleteRepos {
 			if !known[name] {
-				return nil, nil, &codeError{exitUsage, fmt.Errorf("--what-if-delete-repo %s: no such repository in the index", name)}
+				return fail(&codeError{exitUsage, fmt.Errorf("--what-if-delete-repo %s: no such repository in the index", name)})
 			}
 		}
 		tags := map[string]bool{}
-		if err := idx.Tags(func(t graph.Tag) error { tags[t.Repo+":"+t.Name] = true; return nil }); err != nil {
-			return nil, nil, err
+		for _, t := range plan.Graph().Tags() {
+			tags[t.Repo+":"+t.Name] = true
 		}
 		for _, ref := range o.untag {
 			if !tags[ref] {
-				return nil, nil, &codeError{exitUsage, fmt.Errorf("--what-if-untag %s: no such tag in the index", ref)}
+				return fail(&codeError{exitUsage, fmt.Errorf("--what-if-untag %s: no such tag in the index", ref)})
 			}
 		}
-		after, err := gc.NewPlan(ctx, idx, append(o.options(meta, m), gc.WithoutTags(o.untag...), gc.WithoutRepos(o.deleteRepos...))...)
+		mf := o.markFlags
+		mf.deleteUntagged = m
+		after, err := gc.NewPlan(ctx, plan.Graph(), append(append(mf.options(plan.Mode.Now), gc.WithAllowMassDelete(true)),
+			gc.WithoutTags(o.untag...), gc.WithoutRepos(o.deleteRepos...))...)
 		if err != nil {
-			return nil, nil, fmt.Errorf("what-if plan: %w", err)
+			return fail(fmt.Errorf("what-if plan: %w", err))
 		}
 		w := analysis.NewWhatIf(plan, after, o.untag, o.deleteRepos)
 		r.WhatIf = &w
 	}
-	return r, plan, nil
+	return r, plan, done, nil
 }
 
 func runReport(cmd *cobra.Command, o reportOptions) error {
@@ -252,15 +258,11 @@ func runReport(cmd *cobra.Command, o reportOptions) error {
 		return err
 	}
 	ctx := cmd.Context()
-	idx, meta, err := openIndex(o.indexDir)
+	rep, plan, done, err := newCapacityReport(ctx, o)
 	if err != nil {
 		return err
 	}
-	defer idx.Close()
-	rep, plan, err := newCapacityReport(ctx, idx, meta, o)
-	if err != nil {
-		return err
-	}
+	defer done()
 	// Render to memory first: a failing HTML graph leaves no half-written output.
 	var buf bytes.Buffer
 	switch o.output {

@@ -8,7 +8,7 @@ import (
 )
 
 func newScanCommand() *cobra.Command {
-	var o commonOptions
+	var o storageFlags
 	cmd := &cobra.Command{
 		Use:   "scan CONFIG --index DIR",
 		Short: "Scan registry storage into the on-disk index (for report and graph)",
@@ -23,8 +23,8 @@ Exit codes: 0 success, 1 error, 2 usage.`,
 			if o.indexDir == "" {
 				return &codeError{exitUsage, fmt.Errorf("--index DIR is required: report and graph read the index from there")}
 			}
-			if o.workers < 1 {
-				return &codeError{exitUsage, fmt.Errorf("--workers %d: want at least 1", o.workers)}
+			if err := o.verify(); err != nil {
+				return &codeError{exitUsage, err}
 			}
 			s, err := openSession(cmd, args[0], o, false, true)
 			if err != nil {
@@ -43,11 +43,6 @@ Exit codes: 0 success, 1 error, 2 usage.`,
 			return nil
 		},
 	}
-	f := cmd.Flags()
-	f.StringVar(&o.indexDir, "index", "", "directory of the on-disk index")
-	f.IntVar(&o.workers, "workers", 16, "concurrent storage operations")
-	f.DurationVar(&o.requestTimeout, "request-timeout", 30*time.Second, "object stores: give up on a request after this long without an answer and try again (5 tries, with backoff)")
-	f.BoolVarP(&o.quiet, "quiet", "q", false, "log only warnings and errors")
-	f.BoolVar(&o.verifyLinks, "verify-links", false, "read every revision and layer link and check it against its path (one more read per link)")
+	o.bind(cmd, "directory of the on-disk index (required)")
 	return cmd
 }

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/regsweep/regsweep/gc"
+)
+
+// markFlags are what decides what is live: gc, report and graph bind them, apply
+// reads them from its plan; each is checked here, once.
+type markFlags struct {
+	deleteUntagged   bool
+	dropReferrers    bool
+	grace, uploadAge time.Duration
+}
+
+// bind adds the flags; what says how a command uses them ("delete" or "count as
+// garbage").
+func (m *markFlags) bind(cmd *cobra.Command, what string) {
+	f := cmd.Flags()
+	f.BoolVarP(&m.deleteUntagged, "delete-untagged", "m", false, "tags are the roots: "+what+" manifests that no tag, live index or live subject reaches")
+	f.BoolVar(&m.dropReferrers, "delete-untagged-referrers", false, "with -m, also "+what+" untagged referrers (signatures, SBOMs) of live manifests, as distribution does")
+	f.DurationVar(&m.grace, "grace", time.Hour, "keep anything modified less than this before the run (before the scan, for an index)")
+	f.DurationVar(&m.uploadAge, "upload-age", 168*time.Hour, what+" uploads started longer ago than this")
+}
+
+func (m markFlags) verify() error {
+	if m.dropReferrers && !m.deleteUntagged {
+		return fmt.Errorf("--delete-untagged-referrers needs --delete-untagged")
+	}
+	if m.grace < 0 {
+		return fmt.Errorf("--grace %v: want 0 or more", m.grace)
+	}
+	if m.uploadAge <= 0 {
+		return fmt.Errorf("--upload-age %v: want more than 0", m.uploadAge)
+	}
+	return nil
+}
+
+// options plans with the flags, counting grace and upload age back from now.
+func (m markFlags) options(now time.Time) []gc.Option {
+	return []gc.Option{
+		gc.WithDeleteUntagged(m.deleteUntagged), gc.WithKeepReferrers(!m.dropReferrers),
+		gc.WithGracePeriod(m.grace), gc.WithUploadAge(m.uploadAge), gc.WithNow(now),
+	}
+}
+
+// modeFlags are the flags a plan was made with.
+func modeFlags(mode gc.Mode) markFlags {
+	return markFlags{
+		deleteUntagged: mode.DeleteUntagged, dropReferrers: !mode.KeepReferrers,
+		grace: time.Duration(mode.GraceSeconds) * time.Second, uploadAge: time.Duration(mode.UploadAgeSeconds) * time.Second,
+	}
+}
+
+// storageFlags are those of the commands that scan storage into an index.
+type storageFlags struct {
+	indexDir       string
+	workers        int
+	quiet          bool
+	verifyLinks    bool
+	requestTimeout time.Duration
+}
+
+func (s *storageFlags) bind(cmd *cobra.Command, indexHelp string) {
+	f := cmd.Flags()
+	f.StringVar(&s.indexDir, "index", "", indexHelp)
+	f.IntVar(&s.workers, "workers", 16, "concurrent storage operations")
+	f.BoolVarP(&s.quiet, "quiet", "q", false, "log only warnings and errors")
+	f.BoolVar(&s.verifyLinks, "verify-links", false, "read every revision and layer link and check it against its path (one more read per link)")
+	f.DurationVar(&s.requestTimeout, "request-timeout", 30*time.Second, "object stores: give up on a request after this long without an answer and try again (5 tries, with backoff)")
+}
+
+func (s storageFlags) verify() error {
+	if s.workers < 1 {
+		return fmt.Errorf("--workers %d: want at least 1", s.workers)
+	}
+	if s.requestTimeout <= 0 {
+		return fmt.Errorf("--request-timeout %v: want more than 0", s.requestTimeout)
+	}
+	return nil
+}
