@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -16,27 +15,18 @@ import (
 
 	"github.com/regsweep/regsweep/gc"
 	"github.com/regsweep/regsweep/graph"
+	"github.com/regsweep/regsweep/internal/regtest"
 	"github.com/regsweep/regsweep/storage"
 )
-
-// sample copies testdata/sample/registry to a temp dir and returns its root.
-func sample(t *testing.T) string {
-	t.Helper()
-	root := t.TempDir()
-	if err := os.CopyFS(root, os.DirFS("../testdata/sample/registry")); err != nil {
-		t.Fatal(err)
-	}
-	return root
-}
 
 // plan indexes root reading every link (which a corrupt link needs), and checks
 // that the default build, which reads no link and stats only what the plan may
 // need, plans the same.
 func plan(t *testing.T, root string, opts ...gc.Option) *gc.Plan {
 	t.Helper()
-	p := planWith(t, root, []graph.BuildOption{graph.WithVerifyLinks(true)}, opts...)
+	p := regtest.Plan(t, root, []graph.BuildOption{graph.WithVerifyLinks(true)}, opts...)
 	if !strings.Contains(t.Name(), "Corrupt") {
-		d := planWith(t, root, nil, opts...)
+		d := regtest.Plan(t, root, nil, opts...)
 		x, y := *p, *d
 		x.Mode.Now, y.Mode.Now = time.Time{}, time.Time{} // each plan's own
 		a, _ := json.MarshalIndent(x, "", " ")
@@ -46,92 +36,6 @@ func plan(t *testing.T, root string, opts ...gc.Option) *gc.Plan {
 		}
 	}
 	return p
-}
-
-func planWith(t *testing.T, root string, build []graph.BuildOption, opts ...gc.Option) *gc.Plan {
-	t.Helper()
-	ctx := context.Background()
-	drv := storage.NewFilesystem(root)
-	idx, err := graph.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer idx.Close()
-	if err := graph.Build(ctx, drv, idx, append([]graph.BuildOption{graph.WithWorkers(4)}, build...)...); err != nil {
-		t.Fatal(err)
-	}
-	opts = append([]gc.Option{gc.WithGracePeriod(0), gc.WithNow(time.Now().Add(time.Hour))}, opts...)
-	p, err := gc.NewPlan(ctx, idx, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-// fsPath maps a driver path into root.
-func fsPath(root, p string) string { return filepath.Join(root, filepath.FromSlash(p)) }
-
-func spath(t *testing.T, s storage.Spec) string {
-	t.Helper()
-	p, err := storage.Path(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-func write(t *testing.T, root string, s storage.Spec, content []byte) {
-	t.Helper()
-	p := fsPath(root, spath(t, s))
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, content, 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func readLink(t *testing.T, root string, s storage.Spec) digest.Digest {
-	t.Helper()
-	b, err := os.ReadFile(fsPath(root, spath(t, s)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return digest.Digest(b)
-}
-
-func readJSON(t *testing.T, root string, d digest.Digest, v any) {
-	t.Helper()
-	b, err := os.ReadFile(fsPath(root, spath(t, storage.Spec{Kind: storage.BlobData, Digest: d})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// putBlob stores content in the blob store and links it into repo, as a push would.
-func putBlob(t *testing.T, root, repo string, content []byte) digest.Digest {
-	t.Helper()
-	d := digest.FromBytes(content)
-	write(t, root, storage.Spec{Kind: storage.BlobData, Digest: d}, content)
-	if repo != "" {
-		write(t, root, storage.Spec{Kind: storage.LayerLink, Repo: repo, Digest: d}, []byte(d))
-	}
-	return d
-}
-
-// putManifest stores a manifest blob, its revision link and a tag.
-func putManifest(t *testing.T, root, repo, tag string, content []byte) digest.Digest {
-	t.Helper()
-	d := putBlob(t, root, "", content)
-	write(t, root, storage.Spec{Kind: storage.RevisionLink, Repo: repo, Digest: d}, []byte(d))
-	if tag != "" {
-		write(t, root, storage.Spec{Kind: storage.TagCurrentLink, Repo: repo, Tag: tag}, []byte(d))
-		write(t, root, storage.Spec{Kind: storage.TagIndexLink, Repo: repo, Tag: tag, Digest: d}, []byte(d))
-	}
-	return d
 }
 
 func deletedBlobs(p *gc.Plan) []digest.Digest {
@@ -177,14 +81,14 @@ func assertNoMoreThan(t *testing.T, p, base *gc.Plan) {
 
 // apiIndex returns the digest of team/app/api:v1 (an OCI index) and every blob it reaches.
 func apiIndex(t *testing.T, root string) (digest.Digest, []digest.Digest) {
-	idx := readLink(t, root, storage.Spec{Kind: storage.TagCurrentLink, Repo: "team/app/api", Tag: "v1"})
+	idx := regtest.ReadLink(t, root, storage.Spec{Kind: storage.TagCurrentLink, Repo: "team/app/api", Tag: "v1"})
 	var index v1.Index
-	readJSON(t, root, idx, &index)
+	regtest.ReadJSON(t, root, idx, &index)
 	all := []digest.Digest{idx}
 	for _, c := range index.Manifests {
 		all = append(all, c.Digest)
 		var m v1.Manifest
-		readJSON(t, root, c.Digest, &m)
+		regtest.ReadJSON(t, root, c.Digest, &m)
 		all = append(all, m.Config.Digest)
 		for _, l := range m.Layers {
 			all = append(all, l.Digest)
@@ -194,13 +98,13 @@ func apiIndex(t *testing.T, root string) (digest.Digest, []digest.Digest) {
 }
 
 func TestCorruptRevisionLink(t *testing.T) {
-	root := sample(t)
+	root := regtest.Sample(t)
 	idx, reach := apiIndex(t, root)
 	link := storage.Spec{Kind: storage.RevisionLink, Repo: "team/app/api", Digest: idx}
-	write(t, root, link, []byte("not a digest"))
+	regtest.Write(t, root, link, []byte("not a digest"))
 	for _, m := range []bool{false, true} {
 		p := plan(t, root, gc.WithDeleteUntagged(m))
-		w := findWarning(t, p, "corrupt_link", spath(t, link))
+		w := findWarning(t, p, "corrupt_link", regtest.Path(t, link))
 		if w.Repository != "team/app/api" {
 			t.Errorf("warning repository = %q", w.Repository)
 		}
@@ -214,12 +118,12 @@ func TestCorruptRevisionLink(t *testing.T) {
 }
 
 func TestCorruptTagLinkKeepsRepository(t *testing.T) {
-	root := sample(t)
-	base := plan(t, sample(t), gc.WithDeleteUntagged(true))
+	root := regtest.Sample(t)
+	base := plan(t, regtest.Sample(t), gc.WithDeleteUntagged(true))
 	tag := storage.Spec{Kind: storage.TagCurrentLink, Repo: "library/debian", Tag: "12"}
-	write(t, root, tag, []byte("sha256:zzzz"))
+	regtest.Write(t, root, tag, []byte("sha256:zzzz"))
 	p := plan(t, root, gc.WithDeleteUntagged(true))
-	findWarning(t, p, "corrupt_link", spath(t, tag))
+	findWarning(t, p, "corrupt_link", regtest.Path(t, tag))
 	for _, m := range p.Manifests {
 		if m.Repository == "library/debian" {
 			t.Errorf("manifest %s of a repository with an unreadable tag is planned for deletion", m.Digest)
@@ -233,8 +137,8 @@ func TestCorruptTagLinkKeepsRepository(t *testing.T) {
 }
 
 func TestCorruptLayerLink(t *testing.T) {
-	root := sample(t)
-	base := plan(t, sample(t))
+	root := regtest.Sample(t)
+	base := plan(t, regtest.Sample(t))
 	// The orphan-ish blob: a deleted web layer that the baseline deletes.
 	var victim gc.LinkItem
 	for _, l := range base.LayerLinks {
@@ -245,7 +149,7 @@ func TestCorruptLayerLink(t *testing.T) {
 	if victim.Path == "" {
 		t.Fatal("baseline deletes no web layer link")
 	}
-	write(t, root, storage.Spec{Kind: storage.LayerLink, Repo: victim.Repository, Digest: victim.Digest}, []byte("garbage\n"))
+	regtest.Write(t, root, storage.Spec{Kind: storage.LayerLink, Repo: victim.Repository, Digest: victim.Digest}, []byte("garbage\n"))
 	p := plan(t, root)
 	findWarning(t, p, "corrupt_link", victim.Path)
 	assertKept(t, p, victim.Digest)
@@ -258,16 +162,16 @@ func TestCorruptLayerLink(t *testing.T) {
 }
 
 func TestTruncatedManifest(t *testing.T) {
-	root := sample(t)
+	root := regtest.Sample(t)
 	idx, reach := apiIndex(t, root)
-	blob := fsPath(root, spath(t, storage.Spec{Kind: storage.BlobData, Digest: idx}))
+	blob := regtest.FSPath(root, regtest.Path(t, storage.Spec{Kind: storage.BlobData, Digest: idx}))
 	b, _ := os.ReadFile(blob)
 	if err := os.WriteFile(blob, b[:len(b)/2], 0o644); err != nil {
 		t.Fatal(err)
 	}
 	for _, m := range []bool{false, true} {
 		p := plan(t, root, gc.WithDeleteUntagged(m))
-		w := findWarning(t, p, "unreadable_manifest", spath(t, storage.Spec{Kind: storage.BlobData, Digest: idx}))
+		w := findWarning(t, p, "unreadable_manifest", regtest.Path(t, storage.Spec{Kind: storage.BlobData, Digest: idx}))
 		if w.Repository != "team/app/api" || w.Digest != idx.String() {
 			t.Errorf("warning names %q %q", w.Repository, w.Digest)
 		}
@@ -282,10 +186,10 @@ func TestTruncatedManifest(t *testing.T) {
 }
 
 func TestUnknownMediaType(t *testing.T) {
-	root := sample(t)
-	cfg := putBlob(t, root, "team/app/api", []byte(`{"some":"config"}`))
-	layer := putBlob(t, root, "team/app/api", []byte("a layer of an unknown artifact"))
-	m := putManifest(t, root, "team/app/api", "weird", []byte(`{"schemaVersion":2,"mediaType":"application/vnd.example.thing.v1+json","config":{"digest":"`+cfg.String()+`"},"parts":[{"digest":"`+layer.String()+`"}]}`))
+	root := regtest.Sample(t)
+	cfg := regtest.PutBlob(t, root, "team/app/api", []byte(`{"some":"config"}`))
+	layer := regtest.PutBlob(t, root, "team/app/api", []byte("a layer of an unknown artifact"))
+	m := regtest.PutManifest(t, root, "team/app/api", "weird", []byte(`{"schemaVersion":2,"mediaType":"application/vnd.example.thing.v1+json","config":{"digest":"`+cfg.String()+`"},"parts":[{"digest":"`+layer.String()+`"}]}`))
 	p := plan(t, root, gc.WithDeleteUntagged(true))
 	w := findWarning(t, p, "unreadable_manifest", m.Encoded())
 	if !strings.Contains(w.Detail, "unknown manifest media type") {
@@ -298,10 +202,10 @@ func TestUnknownMediaType(t *testing.T) {
 }
 
 func TestSchema1Manifest(t *testing.T) {
-	root := sample(t)
-	l1 := putBlob(t, root, "legacy/app", []byte("schema1 layer one"))
-	l2 := putBlob(t, root, "legacy/app", []byte("schema1 layer two"))
-	m := putManifest(t, root, "legacy/app", "old", []byte(`{"schemaVersion":1,"name":"legacy/app","tag":"old","architecture":"amd64",
+	root := regtest.Sample(t)
+	l1 := regtest.PutBlob(t, root, "legacy/app", []byte("schema1 layer one"))
+	l2 := regtest.PutBlob(t, root, "legacy/app", []byte("schema1 layer two"))
+	m := regtest.PutManifest(t, root, "legacy/app", "old", []byte(`{"schemaVersion":1,"name":"legacy/app","tag":"old","architecture":"amd64",
  "fsLayers":[{"blobSum":"`+l2.String()+`"},{"blobSum":"`+l1.String()+`"}],"history":[{"v1Compatibility":"{}"},{"v1Compatibility":"{}"}]}`))
 	for _, mode := range []bool{false, true} {
 		p := plan(t, root, gc.WithDeleteUntagged(mode))
@@ -314,14 +218,14 @@ func TestSchema1Manifest(t *testing.T) {
 }
 
 func TestLinkToMissingBlob(t *testing.T) {
-	root := sample(t)
-	base := plan(t, sample(t))
+	root := regtest.Sample(t)
+	base := plan(t, regtest.Sample(t))
 	missing := digest.FromString("never uploaded")
 	link := storage.Spec{Kind: storage.LayerLink, Repo: "library/debian", Digest: missing}
-	write(t, root, link, []byte(missing))
+	regtest.Write(t, root, link, []byte(missing))
 	p := plan(t, root)
-	findWarning(t, p, "dangling_link", spath(t, link))
-	if !slices.ContainsFunc(p.LayerLinks, func(l gc.LinkItem) bool { return l.Path == spath(t, link) && l.Reason == "blob data missing" }) {
+	findWarning(t, p, "dangling_link", regtest.Path(t, link))
+	if !slices.ContainsFunc(p.LayerLinks, func(l gc.LinkItem) bool { return l.Path == regtest.Path(t, link) && l.Reason == "blob data missing" }) {
 		t.Errorf("dangling layer link not planned: %+v", p.LayerLinks)
 	}
 	assertNoMoreThan(t, p, base)
@@ -331,14 +235,14 @@ func TestLinkToMissingBlob(t *testing.T) {
 }
 
 func TestInvalidRepositoryName(t *testing.T) {
-	root := sample(t)
+	root := regtest.Sample(t)
 	// A copy of library/debian under a name the registry would refuse.
-	src := fsPath(root, storage.Root+"/repositories/library/debian")
-	dst := fsPath(root, storage.Root+"/repositories/Library/Debian")
+	src := regtest.FSPath(root, storage.Root+"/repositories/library/debian")
+	dst := regtest.FSPath(root, storage.Root+"/repositories/Library/Debian")
 	if err := os.CopyFS(dst, os.DirFS(src)); err != nil {
 		t.Fatal(err)
 	}
-	base := plan(t, sample(t), gc.WithDeleteUntagged(true))
+	base := plan(t, regtest.Sample(t), gc.WithDeleteUntagged(true))
 	p := plan(t, root, gc.WithDeleteUntagged(true))
 	w := findWarning(t, p, "invalid_repository", "/repositories/Library/Debian")
 	if w.Repository != "Library/Debian" {
@@ -375,16 +279,16 @@ func TestNoRegistry(t *testing.T) {
 }
 
 func TestWhatIf(t *testing.T) {
-	root := sample(t)
+	root := regtest.Sample(t)
 	base := plan(t, root, gc.WithDeleteUntagged(true))
 	// Untagging debian:12 frees its image but not the base layer, which api and web share.
 	p := plan(t, root, gc.WithDeleteUntagged(true), gc.WithoutTags("library/debian:12"))
 	if p.Summary.DeleteBytes <= base.Summary.DeleteBytes {
 		t.Fatalf("untag frees nothing more: %d vs %d", p.Summary.DeleteBytes, base.Summary.DeleteBytes)
 	}
-	tag := readLink(t, root, storage.Spec{Kind: storage.TagCurrentLink, Repo: "library/debian", Tag: "12"})
+	tag := regtest.ReadLink(t, root, storage.Spec{Kind: storage.TagCurrentLink, Repo: "library/debian", Tag: "12"})
 	var man v1.Manifest
-	readJSON(t, root, tag, &man)
+	regtest.ReadJSON(t, root, tag, &man)
 	del := deletedBlobs(p)
 	if !slices.Contains(del, tag) || !slices.Contains(del, man.Layers[1].Digest) {
 		t.Error("untagged image's manifest and unique layer are not freed")
@@ -412,14 +316,14 @@ func TestWhatIf(t *testing.T) {
 // index of it: under -m that manifest, untagged there, is kept with what it
 // references, wherever the walk meets it first.
 func TestUnreadableManifestKeepsWhatItMentions(t *testing.T) {
-	root := sample(t)
+	root := regtest.Sample(t)
 	base := plan(t, root, gc.WithDeleteUntagged(true))
 	if len(base.Manifests) == 0 {
 		t.Fatal("sample has no untagged manifest to mention")
 	}
 	victim := base.Manifests[0]
 	var man v1.Manifest
-	readJSON(t, root, victim.Digest, &man)
+	regtest.ReadJSON(t, root, victim.Digest, &man)
 	refs := []digest.Digest{victim.Digest, man.Config.Digest}
 	for _, l := range man.Layers {
 		refs = append(refs, l.Digest)
@@ -431,9 +335,9 @@ func TestUnreadableManifestKeepsWhatItMentions(t *testing.T) {
 	if victim.Repository == repo {
 		repo = "library/debian"
 	}
-	write(t, root, storage.Spec{Kind: storage.BlobData, Digest: d}, bad)
-	write(t, root, storage.Spec{Kind: storage.RevisionLink, Repo: repo, Digest: d}, []byte(d))
-	write(t, root, storage.Spec{Kind: storage.TagCurrentLink, Repo: repo, Tag: "half"}, []byte(d))
+	regtest.Write(t, root, storage.Spec{Kind: storage.BlobData, Digest: d}, bad)
+	regtest.Write(t, root, storage.Spec{Kind: storage.RevisionLink, Repo: repo, Digest: d}, []byte(d))
+	regtest.Write(t, root, storage.Spec{Kind: storage.TagCurrentLink, Repo: repo, Tag: "half"}, []byte(d))
 	p := plan(t, root, gc.WithDeleteUntagged(true))
 	if len(p.Blocked) == 0 {
 		t.Fatal("a tagged unreadable manifest does not block the sweep")

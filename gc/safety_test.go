@@ -20,6 +20,7 @@ import (
 
 	"github.com/regsweep/regsweep/gc"
 	"github.com/regsweep/regsweep/graph"
+	"github.com/regsweep/regsweep/internal/regtest"
 	"github.com/regsweep/regsweep/internal/synth"
 	"github.com/regsweep/regsweep/storage"
 )
@@ -44,14 +45,14 @@ func repoItems(p *gc.Plan, repo string) []string {
 // the sweep refuses, names the repository, the tag and the path, and nothing the
 // repository links is deleted.
 func TestBrokenRootBlocks(t *testing.T) {
-	root := sample(t)
+	root := regtest.Sample(t)
 	base := plan(t, root, gc.WithDeleteUntagged(true))
 	if len(repoItems(base, "team/app/web")) == 0 {
 		t.Fatal("baseline deletes nothing in team/app/web: the test proves nothing")
 	}
 	missing := digest.FromString(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}`)
-	write(t, root, storage.Spec{Kind: storage.RevisionLink, Repo: "team/app/web", Digest: missing}, []byte(missing))
-	write(t, root, storage.Spec{Kind: storage.TagCurrentLink, Repo: "team/app/web", Tag: "ghost"}, []byte(missing))
+	regtest.Write(t, root, storage.Spec{Kind: storage.RevisionLink, Repo: "team/app/web", Digest: missing}, []byte(missing))
+	regtest.Write(t, root, storage.Spec{Kind: storage.TagCurrentLink, Repo: "team/app/web", Tag: "ghost"}, []byte(missing))
 	for _, m := range []bool{false, true} {
 		// The sample is small: two broken roots are over the incomplete-storage share.
 		p := plan(t, root, gc.WithDeleteUntagged(m), gc.WithAllowMassDelete(true))
@@ -73,9 +74,9 @@ func TestBrokenRootBlocks(t *testing.T) {
 // the blob is lost or a listing missed it, and either way what it was (a live
 // image's signature, say) is unknown. Its repository's links are kept.
 func TestUntaggedMissingManifestBlocks(t *testing.T) {
-	root := sample(t)
+	root := regtest.Sample(t)
 	missing := digest.FromString("gone")
-	write(t, root, storage.Spec{Kind: storage.RevisionLink, Repo: "library/debian", Digest: missing}, []byte(missing))
+	regtest.Write(t, root, storage.Spec{Kind: storage.RevisionLink, Repo: "library/debian", Digest: missing}, []byte(missing))
 	for _, m := range []bool{false, true} {
 		p := plan(t, root, gc.WithDeleteUntagged(m), gc.WithAllowMassDelete(true))
 		if !slices.ContainsFunc(p.Blocked, func(w graph.Warning) bool { return w.Kind == "broken_root" && w.Digest == missing.String() }) {
@@ -90,14 +91,14 @@ func TestUntaggedMissingManifestBlocks(t *testing.T) {
 // A tag whose repository has no revision link for its manifest keeps that
 // manifest and what it references, in both modes.
 func TestDanglingTagKeepsItsImage(t *testing.T) {
-	root := sample(t)
+	root := regtest.Sample(t)
 	base := plan(t, root, gc.WithDeleteUntagged(true))
 	if len(base.Manifests) == 0 {
 		t.Fatal("the sample's -m plan deletes no manifest")
 	}
 	victim := base.Manifests[0]
 	var man v1.Manifest
-	readJSON(t, root, victim.Digest, &man)
+	regtest.ReadJSON(t, root, victim.Digest, &man)
 	refs := []digest.Digest{victim.Digest, man.Config.Digest}
 	for _, l := range man.Layers {
 		refs = append(refs, l.Digest)
@@ -107,7 +108,7 @@ func TestDanglingTagKeepsItsImage(t *testing.T) {
 	if victim.Repository == other {
 		other = "library/debian"
 	}
-	write(t, root, storage.Spec{Kind: storage.TagCurrentLink, Repo: other, Tag: "dangling"}, []byte(victim.Digest))
+	regtest.Write(t, root, storage.Spec{Kind: storage.TagCurrentLink, Repo: other, Tag: "dangling"}, []byte(victim.Digest))
 	for _, m := range []bool{false, true} {
 		p := plan(t, root, gc.WithDeleteUntagged(m))
 		findWarning(t, p, "dangling_tag", "/tags/dangling/")
@@ -119,7 +120,7 @@ func TestDanglingTagKeepsItsImage(t *testing.T) {
 // prefix looks.
 func emptyBlobStore(t *testing.T, root string, keepDir bool) {
 	t.Helper()
-	dir := fsPath(root, storage.Root+"/blobs")
+	dir := regtest.FSPath(root, storage.Root+"/blobs")
 	if err := os.RemoveAll(dir); err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +147,7 @@ func planErr(t *testing.T, drvRoot string, opts ...gc.Option) (*gc.Plan, error) 
 
 func TestEmptyBlobStoreRefused(t *testing.T) {
 	for _, keepDir := range []bool{true, false} {
-		root := sample(t)
+		root := regtest.Sample(t)
 		emptyBlobStore(t, root, keepDir)
 		for _, m := range []bool{false, true} {
 			_, err := planErr(t, root, gc.WithDeleteUntagged(m))
@@ -190,7 +191,7 @@ func TestBrokenRootShare(t *testing.T) {
 	}
 	slices.Sort(tagged)
 	remove := func(d digest.Digest) {
-		if err := os.RemoveAll(fsPath(root, spath(t, storage.Spec{Kind: storage.BlobDir, Digest: d}))); err != nil {
+		if err := os.RemoveAll(regtest.FSPath(root, regtest.Path(t, storage.Spec{Kind: storage.BlobDir, Digest: d}))); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -218,7 +219,7 @@ func bigManifest(t *testing.T, root string) (digest.Digest, []digest.Digest) {
 	t.Helper()
 	var refs []digest.Digest
 	for i := range 3 {
-		refs = append(refs, putBlob(t, root, "", []byte(fmt.Sprintf("blob %d that only a large manifest names", i))))
+		refs = append(refs, regtest.PutBlob(t, root, "", []byte(fmt.Sprintf("blob %d that only a large manifest names", i))))
 	}
 	b := make([]byte, graph.MaxManifestSize+3<<20)
 	for i := range b {
@@ -229,14 +230,14 @@ func bigManifest(t *testing.T, root string) (digest.Digest, []digest.Digest) {
 	for i, off := range at {
 		copy(b[off:], refs[i])
 	}
-	m := putManifest(t, root, "team/app/web", "huge", b)
+	m := regtest.PutManifest(t, root, "team/app/web", "huge", b)
 	return m, refs
 }
 
 // --ignore-unreadable promises to keep every blob an unreadable manifest might
 // reference, however large it is.
 func TestUnreadableManifestLargerThanWindow(t *testing.T) {
-	root := sample(t)
+	root := regtest.Sample(t)
 	m, refs := bigManifest(t, root)
 	for _, mode := range []bool{false, true} {
 		p := plan(t, root, gc.WithDeleteUntagged(mode))
@@ -272,10 +273,10 @@ func (f failAfter) Reader(ctx context.Context, p string, off int64) (io.ReadClos
 // An unreadable manifest that cannot even be read to its end might reference any
 // blob: nothing is freed, and the sweep refuses.
 func TestUnreadableManifestReadFailsKeepsEverything(t *testing.T) {
-	root := sample(t)
+	root := regtest.Sample(t)
 	m, _ := bigManifest(t, root)
 	ctx := context.Background()
-	drv := failAfter{storage.NewFilesystem(root), spath(t, storage.Spec{Kind: storage.BlobData, Digest: m}), graph.MaxManifestSize + 100}
+	drv := failAfter{storage.NewFilesystem(root), regtest.Path(t, storage.Spec{Kind: storage.BlobData, Digest: m}), graph.MaxManifestSize + 100}
 	idx, err := graph.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -301,8 +302,8 @@ func TestUnreadableManifestReadFailsKeepsEverything(t *testing.T) {
 // A stray regular file where the layout has directories is a warning naming it,
 // never an error that stops all collection, and changes nothing else.
 func TestStrayFiles(t *testing.T) {
-	root := sample(t)
-	base := plan(t, sample(t), gc.WithDeleteUntagged(true))
+	root := regtest.Sample(t)
+	base := plan(t, regtest.Sample(t), gc.WithDeleteUntagged(true))
 	hex := strings.Repeat("ab", 32)
 	stray := []string{
 		"blobs/.DS_Store", "blobs/sha256/.DS_Store", "blobs/sha256/ab/.DS_Store", "blobs/sha256/ab/" + hex,
@@ -311,7 +312,7 @@ func TestStrayFiles(t *testing.T) {
 		"repositories/library/debian/_manifests/revisions/sha256/" + hex,
 	}
 	for _, f := range stray {
-		p := fsPath(root, storage.Root+"/"+f)
+		p := regtest.FSPath(root, storage.Root+"/"+f)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -334,14 +335,14 @@ func TestStrayFiles(t *testing.T) {
 // layer link stays, since deleting it frees nothing and, if the listing was wrong,
 // breaks the image.
 func TestLiveBlobMissingKeepsItsLink(t *testing.T) {
-	root := sample(t)
+	root := regtest.Sample(t)
 	_, reach := apiIndex(t, root)
 	layer := reach[len(reach)-1]
-	if err := os.RemoveAll(fsPath(root, spath(t, storage.Spec{Kind: storage.BlobDir, Digest: layer}))); err != nil {
+	if err := os.RemoveAll(regtest.FSPath(root, regtest.Path(t, storage.Spec{Kind: storage.BlobDir, Digest: layer}))); err != nil {
 		t.Fatal(err)
 	}
-	link := spath(t, storage.Spec{Kind: storage.LayerLink, Repo: "team/app/api", Digest: layer})
-	if _, err := os.Stat(fsPath(root, link)); err != nil {
+	link := regtest.Path(t, storage.Spec{Kind: storage.LayerLink, Repo: "team/app/api", Digest: layer})
+	if _, err := os.Stat(regtest.FSPath(root, link)); err != nil {
 		t.Fatalf("the sample does not link %s in team/app/api: %v", layer, err)
 	}
 	for _, m := range []bool{false, true} {

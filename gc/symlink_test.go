@@ -2,7 +2,6 @@ package gc_test
 
 import (
 	"context"
-	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,11 +10,11 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/opencontainers/go-digest"
 
 	"github.com/regsweep/regsweep/gc"
 	"github.com/regsweep/regsweep/gc/sweep"
 	"github.com/regsweep/regsweep/graph"
+	"github.com/regsweep/regsweep/internal/regtest"
 	"github.com/regsweep/regsweep/storage"
 )
 
@@ -40,49 +39,6 @@ func sweepRoot(t *testing.T, root string, planOpts []gc.Option, sweepOpts ...swe
 	return p, res, err
 }
 
-// outsideTree makes a directory outside every storage root with files in
-// subdirectories, and returns it with a function that fails the test if any of
-// its files is gone.
-func outsideTree(t *testing.T, subdirs ...string) (string, func()) {
-	t.Helper()
-	dir := t.TempDir()
-	var all []string
-	for _, s := range subdirs {
-		for _, f := range []string{"startedat", "data", "link"} {
-			p := filepath.Join(dir, s, f)
-			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			content := "sentinel"
-			if f == "startedat" {
-				content = time.Now().Add(-30 * 24 * time.Hour).UTC().Format(time.RFC3339)
-			}
-			if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			all = append(all, p)
-		}
-	}
-	return dir, func() {
-		t.Helper()
-		for _, p := range all {
-			if _, err := os.Stat(p); err != nil {
-				t.Errorf("outside the storage root, %s was deleted", p)
-			}
-		}
-	}
-}
-
-func symlink(t *testing.T, target, link string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(target, link); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func hasSymlinkWarning(p *gc.Plan, path string) bool {
 	return slices.ContainsFunc(p.Warnings, func(w graph.Warning) bool { return w.Kind == "symlink" && w.Path == path })
 }
@@ -90,18 +46,18 @@ func hasSymlinkWarning(p *gc.Plan, path string) bool {
 // The case: an _uploads directory linked to a directory outside the root;
 // with a short upload age, the directories behind it were deleted.
 func TestSymlinkedUploadsLeftAlone(t *testing.T) {
-	root := sample(t)
-	outside, check := outsideTree(t, "11111111-1111-1111-1111-111111111111", "22222222-2222-2222-2222-222222222222")
+	root := regtest.Sample(t)
+	outside, check := regtest.OutsideTree(t, "11111111-1111-1111-1111-111111111111", "22222222-2222-2222-2222-222222222222")
 	uploads := storage.Root + "/repositories/evil/up/_uploads"
-	symlink(t, outside, fsPath(root, uploads))
+	regtest.Symlink(t, outside, regtest.FSPath(root, uploads))
 	// An upload holding a link, and an upload that is a link, in a real repository.
-	other, checkOther := outsideTree(t, "33333333-3333-3333-3333-333333333333")
+	other, checkOther := regtest.OutsideTree(t, "33333333-3333-3333-3333-333333333333")
 	inRepo := storage.Root + "/repositories/library/debian/_uploads"
-	symlink(t, filepath.Join(other, "33333333-3333-3333-3333-333333333333"), fsPath(root, inRepo+"/33333333-3333-3333-3333-333333333333"))
-	if err := os.MkdirAll(fsPath(root, inRepo+"/44444444-4444-4444-4444-444444444444"), 0o755); err != nil {
+	regtest.Symlink(t, filepath.Join(other, "33333333-3333-3333-3333-333333333333"), regtest.FSPath(root, inRepo+"/33333333-3333-3333-3333-333333333333"))
+	if err := os.MkdirAll(regtest.FSPath(root, inRepo+"/44444444-4444-4444-4444-444444444444"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	symlink(t, filepath.Join(other, "33333333-3333-3333-3333-333333333333", "startedat"), fsPath(root, inRepo+"/44444444-4444-4444-4444-444444444444/startedat"))
+	regtest.Symlink(t, filepath.Join(other, "33333333-3333-3333-3333-333333333333", "startedat"), regtest.FSPath(root, inRepo+"/44444444-4444-4444-4444-444444444444/startedat"))
 
 	p, res, err := sweepRoot(t, root, []gc.Option{gc.WithUploadAge(time.Minute)})
 	if err != nil {
@@ -122,7 +78,7 @@ func TestSymlinkedUploadsLeftAlone(t *testing.T) {
 	if len(p.Blocked) > 0 || res.DeletedUploads == 0 {
 		t.Errorf("links in uploads should not block, and the sample's own stale upload should go: blocked %v, deleted %d uploads", p.Blocked, res.DeletedUploads)
 	}
-	if _, err := os.Lstat(fsPath(root, uploads)); err != nil {
+	if _, err := os.Lstat(regtest.FSPath(root, uploads)); err != nil {
 		t.Errorf("the link itself: %v; want it left alone", err)
 	}
 }
@@ -132,11 +88,11 @@ func TestSymlinkedUploadsLeftAlone(t *testing.T) {
 // registry were deleted. Now nothing behind the link is touched, the sweep refuses,
 // and with the refusal overridden no blob or layer link is freed anywhere.
 func TestSymlinkedRepositoryBlocks(t *testing.T) {
-	root := sample(t)
-	other := sample(t)
-	before := files(t, other)
+	root := regtest.Sample(t)
+	other := regtest.Sample(t)
+	before := regtest.Files(t, other)
 	link := storage.Root + "/repositories/mirror"
-	symlink(t, fsPath(other, storage.Root+"/repositories"), fsPath(root, link))
+	regtest.Symlink(t, regtest.FSPath(other, storage.Root+"/repositories"), regtest.FSPath(root, link))
 	for _, ignore := range []bool{false, true} {
 		p, res, err := sweepRoot(t, root, []gc.Option{gc.WithDeleteUntagged(true)}, sweep.WithIgnoreUnreadable(ignore))
 		if !slices.ContainsFunc(p.Blocked, func(w graph.Warning) bool { return w.Path == link && w.Blocks }) {
@@ -155,7 +111,7 @@ func TestSymlinkedRepositoryBlocks(t *testing.T) {
 			t.Errorf("with a repository hidden behind a link, %d blobs and %d layer links were planned", len(p.Blobs), len(p.LayerLinks))
 		}
 	}
-	if d := cmp.Diff(before, files(t, other)); d != "" {
+	if d := cmp.Diff(before, regtest.Files(t, other)); d != "" {
 		t.Errorf("the other registry changed (-before +after):\n%s", d)
 	}
 }
@@ -177,21 +133,21 @@ func garbageBlob(t *testing.T, root string) gc.LinkItem {
 // registry would serve what the link points at.
 func TestSymlinkedBlobKept(t *testing.T) {
 	for _, what := range []string{"dir", "data"} {
-		root := sample(t)
+		root := regtest.Sample(t)
 		victim := garbageBlob(t, root)
-		dir := fsPath(root, spath(t, storage.Spec{Kind: storage.BlobDir, Digest: victim.Digest}))
+		dir := regtest.FSPath(root, regtest.Path(t, storage.Spec{Kind: storage.BlobDir, Digest: victim.Digest}))
 		moved := filepath.Join(t.TempDir(), "blob")
 		if err := os.Rename(dir, moved); err != nil {
 			t.Fatal(err)
 		}
-		link := spath(t, storage.Spec{Kind: storage.BlobDir, Digest: victim.Digest})
+		link := regtest.Path(t, storage.Spec{Kind: storage.BlobDir, Digest: victim.Digest})
 		if what == "dir" {
-			symlink(t, moved, dir)
+			regtest.Symlink(t, moved, dir)
 		} else {
 			if err := os.MkdirAll(dir, 0o755); err != nil {
 				t.Fatal(err)
 			}
-			symlink(t, filepath.Join(moved, "data"), filepath.Join(dir, "data"))
+			regtest.Symlink(t, filepath.Join(moved, "data"), filepath.Join(dir, "data"))
 			link += "/data"
 		}
 		p := plan(t, root, gc.WithDeleteUntagged(true))
@@ -211,7 +167,7 @@ func TestSymlinkedBlobKept(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(moved, "data")); err != nil {
 			t.Errorf("%s: the data behind the link is gone", what)
 		}
-		if _, err := os.Lstat(fsPath(root, link)); err != nil {
+		if _, err := os.Lstat(regtest.FSPath(root, link)); err != nil {
 			t.Errorf("%s: the link is gone", what)
 		}
 	}
@@ -219,14 +175,14 @@ func TestSymlinkedBlobKept(t *testing.T) {
 
 // A layer link directory that is a link keeps the blob it names.
 func TestSymlinkedLayerLinkKept(t *testing.T) {
-	root := sample(t)
+	root := regtest.Sample(t)
 	victim := garbageBlob(t, root)
-	dir := filepath.Dir(fsPath(root, victim.Path))
+	dir := filepath.Dir(regtest.FSPath(root, victim.Path))
 	moved := filepath.Join(t.TempDir(), "layer")
 	if err := os.Rename(dir, moved); err != nil {
 		t.Fatal(err)
 	}
-	symlink(t, moved, dir)
+	regtest.Symlink(t, moved, dir)
 	p := plan(t, root, gc.WithDeleteUntagged(true))
 	if !hasSymlinkWarning(p, filepath.ToSlash(filepath.Dir(victim.Path))) {
 		t.Errorf("no symlink warning naming %s: %+v", filepath.Dir(victim.Path), p.Warnings)
@@ -237,56 +193,19 @@ func TestSymlinkedLayerLinkKept(t *testing.T) {
 // A repository whose _manifests is a link: its manifests are unknown, so the sweep
 // refuses and nothing in it or in the blob store is freed.
 func TestSymlinkedManifestsPinsRepository(t *testing.T) {
-	root := sample(t)
+	root := regtest.Sample(t)
 	repo := "team/app/web"
-	dir := fsPath(root, storage.Root+"/repositories/"+repo+"/_manifests")
+	dir := regtest.FSPath(root, storage.Root+"/repositories/"+repo+"/_manifests")
 	moved := filepath.Join(t.TempDir(), "_manifests")
 	if err := os.Rename(dir, moved); err != nil {
 		t.Fatal(err)
 	}
-	symlink(t, moved, dir)
+	regtest.Symlink(t, moved, dir)
 	p := plan(t, root, gc.WithDeleteUntagged(true), gc.WithAllowMassDelete(true))
 	if !slices.ContainsFunc(p.Blocked, func(w graph.Warning) bool { return w.Repository == repo && w.Blocks }) {
 		t.Errorf("not blocked: %+v", p.Blocked)
 	}
 	if items := repoItems(p, repo); len(items) > 0 || len(p.Blobs) > 0 {
 		t.Errorf("deletes %v in %s and %d blobs", items, repo, len(p.Blobs))
-	}
-}
-
-// A plan naming a path below a link (made elsewhere, or before the link appeared)
-// is refused at the delete: storage.FS checks every path.
-func TestSweepLeavesLinkedPathAlone(t *testing.T) {
-	root := sample(t)
-	d := digest.FromString("x")
-	upload := "11111111-1111-1111-1111-111111111111"
-	outside, check := outsideTree(t, "_uploads/"+upload, "_layers/sha256/"+d.Encoded())
-	symlink(t, outside, fsPath(root, storage.Root+"/repositories/evil"))
-	p := &gc.Plan{Uploads: []gc.UploadItem{{Repository: "evil", ID: upload, Path: spath(t, storage.Spec{Kind: storage.UploadDir, Repo: "evil", Upload: upload})}},
-		LayerLinks: []gc.LinkItem{{Repository: "evil", Digest: d, Path: spath(t, storage.Spec{Kind: storage.LayerLink, Repo: "evil", Digest: d})}}}
-	res, err := sweep.Run(context.Background(), storage.NewFilesystem(root), p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	check()
-	if res.LeftAlone != 2 || res.DeletedUploads+res.DeletedLayerLinks != 0 {
-		t.Errorf("result %+v, want both items left alone", res)
-	}
-}
-
-// A plan that names anything but what a sweep deletes (the root, a repository, a
-// path outside the layout) is refused before anything is deleted.
-func TestSweepRefusesPathsOutsideTheGrammar(t *testing.T) {
-	root := sample(t)
-	before := files(t, root)
-	for _, bad := range []string{"", "/", storage.Root, storage.Root + "/repositories/library", storage.Root + "/blobs/sha256", "relative/path",
-		storage.Root + "/repositories/library/debian/_manifests/tags/12/current/link"} {
-		p := &gc.Plan{Uploads: []gc.UploadItem{{Repository: "library/debian", ID: "x", Path: bad}}}
-		if _, err := sweep.Run(context.Background(), storage.NewFilesystem(root), p); !errors.Is(err, sweep.ErrNotDeletable) {
-			t.Errorf("%q: err = %v, want ErrNotDeletable", bad, err)
-		}
-	}
-	if d := cmp.Diff(before, files(t, root)); d != "" {
-		t.Errorf("refused sweeps changed the storage:\n%s", d)
 	}
 }

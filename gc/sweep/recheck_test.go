@@ -1,10 +1,9 @@
-package gc_test
+package sweep_test
 
 import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"github.com/regsweep/regsweep/gc"
 	"github.com/regsweep/regsweep/gc/sweep"
 	"github.com/regsweep/regsweep/graph"
+	"github.com/regsweep/regsweep/internal/regtest"
 	"github.com/regsweep/regsweep/internal/synth"
 	"github.com/regsweep/regsweep/storage"
 )
@@ -35,7 +35,7 @@ type image struct {
 func saveImage(t *testing.T, root string, d digest.Digest) *image {
 	t.Helper()
 	read := func(d digest.Digest) []byte {
-		b, err := os.ReadFile(fsPath(root, spath(t, storage.Spec{Kind: storage.BlobData, Digest: d})))
+		b, err := os.ReadFile(regtest.FSPath(root, regtest.Path(t, storage.Spec{Kind: storage.BlobData, Digest: d})))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -162,22 +162,6 @@ func pulls(ctx context.Context, ns distribution.Namespace, repo, tag string, img
 	return check(img)
 }
 
-// age sets every file and directory under root two days back, as storage looks in
-// a maintenance window long after its pushes.
-func age(t *testing.T, root string) {
-	t.Helper()
-	old := time.Now().Add(-48 * time.Hour)
-	err := filepath.Walk(root, func(p string, _ os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		return os.Chtimes(p, old, old)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
 // A registry still taking pushes: images whose blobs the plan deletes are pushed
 // again (reusing the stored blobs, so no new blob file appears) and untagged
 // manifests are tagged, at every point between the scan and the last delete. Every
@@ -204,11 +188,11 @@ func pushDuringSweep(t *testing.T, m bool, at string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	age(t, root)
+	regtest.Age(t, root, time.Now().Add(-48*time.Hour))
 	opts := []gc.Option{gc.WithDeleteUntagged(m), gc.WithGracePeriod(0), gc.WithNow(time.Now().Add(time.Hour))}
 
 	// What the plan deletes, before anything is pushed: the images to push again.
-	pre := planWith(t, root, nil, opts...)
+	pre := regtest.Plan(t, root, nil, opts...)
 	gone := map[digest.Digest]bool{}
 	for _, b := range pre.Blobs {
 		gone[b.Digest()] = true
