@@ -272,6 +272,29 @@ func (l *repoLister) link(ctx context.Context, kind Kind, repo string, d digest.
 	return l.emit(e)
 }
 
+// readTag reads a tag's current link and then states it: its time is the tag's push
+// time (distribution rewrites the link on every push), which retention policies
+// rank by. Stated after the read, a push in between makes the time newer, never
+// older, than the content read. A failed stat leaves the time zero: unknown, which
+// a policy never deletes by.
+func (l *repoLister) readTag(ctx context.Context, p string) ([]byte, time.Time, error) {
+	b, err := l.read(ctx, p)
+	if err != nil {
+		return b, time.Time{}, err
+	}
+	select {
+	case l.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, time.Time{}, ctx.Err()
+	}
+	defer func() { <-l.sem }()
+	fi, serr := l.drv.Stat(ctx, p)
+	if serr != nil {
+		return b, time.Time{}, nil
+	}
+	return b, fi.ModTime(), nil
+}
+
 func (l *repoLister) read(ctx context.Context, p string) ([]byte, error) {
 	return readBounded(ctx, l.drv, l.sem, p)
 }
@@ -354,11 +377,11 @@ func (l *repoLister) scanManifests(ctx context.Context, repo, dir string) error 
 		go func() {
 			defer wg.Done()
 			p := t + "/current/link"
-			b, err := l.read(ctx, p)
+			b, mt, err := l.readTag(ctx, p)
 			if isNotFound(err) {
 				return // a tag directory with history only
 			}
-			e := Entry{Kind: TagCurrentLink, Repo: repo, Tag: tag, Path: p}
+			e := Entry{Kind: TagCurrentLink, Repo: repo, Tag: tag, Path: p, ModTime: mt}
 			if isNotDir(err) {
 				e = Entry{Kind: KindWarning, Path: t, Warning: strayFile}
 			} else {

@@ -55,6 +55,7 @@ const (
 	UploadData           // <repo>/_uploads/<id>/data
 	UploadHashState      // <repo>/_uploads/<id>/hashstates/<alg>/<offset>
 	UploadDir            // <repo>/_uploads/<id>
+	TagDir               // <repo>/_manifests/tags/<tag>: a tag, its current link and history
 )
 
 var kindNames = map[Kind]string{
@@ -62,6 +63,7 @@ var kindNames = map[Kind]string{
 	TagCurrentLink: "tag link", TagIndexLink: "tag index link", TagIndexDir: "tag index entry",
 	LayerLink: "layer link", LayerDir: "layer", UploadStartedAt: "upload startedat",
 	UploadData: "upload data", UploadHashState: "upload hash state", UploadDir: "upload",
+	TagDir: "tag",
 }
 
 func (k Kind) String() string {
@@ -141,12 +143,15 @@ func Path(s Spec) (string, error) {
 			p += "/link"
 		}
 		return p, nil
-	case TagCurrentLink, TagIndexLink, TagIndexDir:
+	case TagDir, TagCurrentLink, TagIndexLink, TagIndexDir:
 		if err := needRepo(); err != nil {
 			return "", err
 		}
 		if err := needName("tag", s.Tag); err != nil {
 			return "", err
+		}
+		if s.Kind == TagDir {
+			return repo("_manifests", "tags", s.Tag), nil
 		}
 		if s.Kind == TagCurrentLink {
 			return repo("_manifests", "tags", s.Tag, "current", "link"), nil
@@ -183,7 +188,7 @@ func Path(s Spec) (string, error) {
 }
 
 // Parse maps a driver path back to its Spec. Paths of the layout that a sweep never
-// names (directories such as _manifests/tags/<tag>) are ErrBadPath.
+// names (directories such as _manifests/tags or a tag's current) are ErrBadPath.
 func Parse(p string) (Spec, error) {
 	bad := func(why string) (Spec, error) {
 		return Spec{}, fmt.Errorf("%s: %s: %w", p, why, ErrBadPath)
@@ -240,6 +245,9 @@ func Parse(p string) (Spec, error) {
 			if len(tail) == 5 {
 				s.Kind = RevisionLink
 			}
+			return s, nil
+		case at(1, "tags") && len(tail) == 3 && tail[2] != "":
+			s.Tag, s.Kind = tail[2], TagDir
 			return s, nil
 		case at(1, "tags") && len(tail) == 5 && tail[3] == "current" && tail[4] == "link":
 			s.Tag, s.Kind = tail[2], TagCurrentLink

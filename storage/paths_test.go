@@ -67,6 +67,8 @@ var validCases = []pathCase{
 		v2 + "/repositories/library/ubuntu/_manifests/tags/latest/current/link"},
 	{"tag current link nested", storage.Spec{Kind: storage.TagCurrentLink, Repo: "team/app/api", Tag: "v1.2.3-rc.1_build"},
 		v2 + "/repositories/team/app/api/_manifests/tags/v1.2.3-rc.1_build/current/link"},
+	{"tag dir", storage.Spec{Kind: storage.TagDir, Repo: "team/app/api", Tag: "v1.2.3-rc.1_build"},
+		v2 + "/repositories/team/app/api/_manifests/tags/v1.2.3-rc.1_build"},
 	{"tag index link", storage.Spec{Kind: storage.TagIndexLink, Repo: "team/app/api", Tag: "v1", Digest: helloDgst},
 		v2 + "/repositories/team/app/api/_manifests/tags/v1/index/sha256/" + helloHex + "/link"},
 	{"tag index dir", storage.Spec{Kind: storage.TagIndexDir, Repo: "team/app/api", Tag: "v1", Digest: helloDgst},
@@ -138,6 +140,11 @@ func TestPathMatchesDistributionDoc(t *testing.T) {
 			storage.Spec{Kind: storage.RevisionLink, Repo: "team/app/api", Digest: helloDgst},
 			"<root>/v2/repositories/<name>/_manifests/revisions/<algorithm>/<hex digest>/link",
 			root + "v2/repositories/team/app/api/_manifests/revisions/sha256/2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824/link",
+		},
+		{
+			storage.Spec{Kind: storage.TagDir, Repo: "team/app/api", Tag: "v1"},
+			"<root>/v2/repositories/<name>/_manifests/tags/<tag>/",
+			root + "v2/repositories/team/app/api/_manifests/tags/v1",
 		},
 		{
 			storage.Spec{Kind: storage.TagCurrentLink, Repo: "team/app/api", Tag: "v1"},
@@ -377,7 +384,6 @@ func TestParseRejects(t *testing.T) {
 		{"revision not link", repo + "/_manifests/revisions/sha256/" + helloHex + "/data"},
 		{"revision too deep", repo + "/_manifests/revisions/sha256/" + helloHex + "/link/x"},
 		{"tags dir", repo + "/_manifests/tags"},
-		{"tag dir", repo + "/_manifests/tags/latest"},
 		{"tag current dir", repo + "/_manifests/tags/latest/current"},
 		{"tag current not link", repo + "/_manifests/tags/latest/current/data"},
 		{"tag index dir", repo + "/_manifests/tags/latest/index"},
@@ -573,7 +579,7 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
-		if s.Kind < storage.BlobData || s.Kind > storage.UploadDir {
+		if s.Kind < storage.BlobData || s.Kind > storage.TagDir {
 			t.Fatalf("Parse(%q) = kind %d", p, s.Kind)
 		}
 		back, err := storage.Path(s)

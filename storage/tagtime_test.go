@@ -1,0 +1,63 @@
+package storage_test
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/regsweep/regsweep/internal/regtest"
+	"github.com/regsweep/regsweep/storage"
+)
+
+// Every strategy and mode records a tag's push time, the time of its current link:
+// retention policies rank tags by it.
+func TestScanRecordsTagPushTimes(t *testing.T) {
+	root := regtest.Sample(t)
+	regtest.Age(t, root, time.Now().Add(-48*time.Hour))
+	want := map[string]time.Time{}
+	base := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	i := 0
+	for _, f := range regtest.Files(t, root) {
+		s, err := storage.Parse("/" + f)
+		if err != nil || s.Kind != storage.TagCurrentLink {
+			continue
+		}
+		when := base.Add(time.Duration(i) * time.Hour)
+		i++
+		if err := os.Chtimes(regtest.FSPath(root, "/"+f), when, when); err != nil {
+			t.Fatal(err)
+		}
+		want[s.Repo+":"+s.Tag] = when
+	}
+	if len(want) < 3 {
+		t.Fatalf("sample has %d tags", len(want))
+	}
+	for _, tc := range []struct {
+		name string
+		opts []storage.ScanOption
+	}{
+		{"listing", []storage.ScanOption{storage.WithWalk(false)}},
+		{"listing, deferred stats", []storage.ScanOption{storage.WithWalk(false), storage.WithDeferredStats(true)}},
+		{"walk", []storage.ScanOption{storage.WithWalk(true)}},
+		{"link times only", []storage.ScanOption{storage.WithWalk(false), storage.WithLinkTimesOnly()}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := map[string]time.Time{}
+			err := storage.Scan(context.Background(), storage.NewFilesystem(root), func(e storage.Entry) error {
+				if e.Kind == storage.TagCurrentLink {
+					got[e.Repo+":"+e.Tag] = e.ModTime
+				}
+				return nil
+			}, tc.opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for tag, w := range want {
+				if !got[tag].Equal(w) {
+					t.Errorf("%s: push time %v, want %v", tag, got[tag], w)
+				}
+			}
+		})
+	}
+}
