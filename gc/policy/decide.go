@@ -62,7 +62,7 @@ func (f *File) Decide(repo string, tags []Tag, now time.Time, grace time.Duratio
 		}
 		return pi, out
 	}
-	kept := make([]string, len(tags))   // the first entry that keeps each tag, and how
+	kept := make([]string, len(tags))      // the first entry that keeps each tag, and how
 	notKept := make([][]string, len(tags)) // why each entry does not
 	for j, k := range p.KeepTags {
 		k.decide(j, tags, now, kept, notKept)
