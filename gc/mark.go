@@ -53,7 +53,7 @@ func mark(g *graph.Graph, o options) (*marks, error) {
 		revision[l.Repo][l.ID] = true
 	}
 	for _, t := range g.Tags() {
-		if t.Bad != "" && o.deleteUntagged {
+		if t.Bad != "" && o.untagged(t.Repo) {
 			// Which manifest the tag names is unknown: keep them all.
 			m.pinnedRepo[t.Repo] = "tag " + t.Name + " has an unreadable current link"
 		}
@@ -72,7 +72,7 @@ func mark(g *graph.Graph, o options) (*marks, error) {
 		_, pinned := m.pinnedRepo[l.Repo]
 		man, _ := g.Manifest(l.ID)
 		switch {
-		case !o.deleteUntagged || pinned || l.Bad != "":
+		case !o.untagged(l.Repo) || pinned || l.Bad != "":
 			roots = append(roots, ids...)
 		case man.Missing:
 			// Its blob is lost, or a listing missed it: what it is, and so whether a
@@ -86,11 +86,11 @@ func mark(g *graph.Graph, o options) (*marks, error) {
 		// A tag keeps what it names even where its repository has no revision link
 		// for it (the registry cannot serve it, but a listing may have missed the
 		// link): keeping costs nothing, guessing wrong breaks an image.
-		if t.Bad == "" && t.ID != 0 && (o.deleteUntagged || !revision[t.Repo][t.ID]) {
+		if t.Bad == "" && t.ID != 0 && (o.untagged(t.Repo) || !revision[t.Repo][t.ID]) {
 			roots = append(roots, t.ID)
 		}
 	}
-	referrers := o.deleteUntagged && o.keepReferrers
+	referrers := o.anyUntagged() && o.keepReferrers
 	if referrers {
 		// Count what only the referrer rule keeps: what distribution's GC would delete.
 		without := newMarks(g.MaxID())

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/regsweep/regsweep/gc/policy"
 )
 
 type options struct {
@@ -16,7 +18,17 @@ type options struct {
 	withoutTags     map[string]bool // "repo:tag"
 	withoutRepos    map[string]bool
 	allowMassDelete bool
+	policy          *policy.File
+	onlyTags        map[string]TagItem // by path, from the plan being applied
+	untaggedIn      map[string]bool    // repositories whose policy says deleteUntagged
 }
+
+// untagged reports whether manifests left untagged in repo are garbage: everywhere
+// with WithDeleteUntagged, and where a policy says deleteUntagged.
+func (o options) untagged(repo string) bool { return o.deleteUntagged || o.untaggedIn[repo] }
+
+// anyUntagged reports whether some repository treats untagged manifests as garbage.
+func (o options) anyUntagged() bool { return o.deleteUntagged || len(o.untaggedIn) > 0 }
 
 // Option tunes NewPlan.
 type Option func(*options) error
@@ -66,9 +78,25 @@ func WithAllowMassDelete(v bool) Option {
 }
 
 // WithOnly restricts the plan to what an earlier plan named: applying a plan re-marks
-// the registry as it is now and deletes only what both plans agree on.
+// the registry as it is now and deletes only what both plans agree on. A tag the
+// earlier plan deletes is deleted only if it still names the same manifest and has
+// not been pushed since.
 func WithOnly(earlier *Plan) Option {
-	return func(o *options) error { o.only = earlier.Paths(); return nil }
+	return func(o *options) error {
+		o.only = earlier.Paths()
+		o.onlyTags = map[string]TagItem{}
+		for _, t := range earlier.Tags {
+			o.onlyTags[t.Path] = t
+		}
+		return nil
+	}
+}
+
+// WithPolicy applies retention policies (package policy): the plan deletes the tags
+// they do not keep, before anything else, and in the repositories of a policy that
+// says deleteUntagged the manifests left untagged are garbage.
+func WithPolicy(f *policy.File) Option {
+	return func(o *options) error { o.policy = f; return nil }
 }
 
 // WithoutTags plans as if the tags ("repo:tag") were deleted: a what-if.

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/bits"
 	"slices"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/regsweep/regsweep/gc/policy"
 	"github.com/regsweep/regsweep/graph"
 	"github.com/regsweep/regsweep/storage"
 )
@@ -28,13 +30,18 @@ type Plan struct {
 	Manifests  []ManifestItem `json:"manifests"`
 	LayerLinks []LinkItem     `json:"layer_links"`
 	Uploads    []UploadItem   `json:"uploads"`
-	Kept       []KeptItem     `json:"kept"`
+	// Tags are the tags retention policies delete (WithPolicy); a sweep deletes
+	// them first.
+	Tags []TagItem  `json:"tags,omitempty"`
+	Kept []KeptItem `json:"kept"`
 	// Blocked lists unreadable manifests that a root reaches. A sweep refuses while
 	// it is not empty; every blob they might reference is kept regardless.
 	Blocked      []graph.Warning `json:"blocked"`
 	Warnings     []graph.Warning `json:"warnings"`
 	Summary      Summary         `json:"summary"`
 	Repositories []RepoStats     `json:"repositories"`
+	// Retention says what the policies decided and what their untagging frees.
+	Retention *Retention `json:"retention,omitempty"`
 
 	// What the plan was made from and found, for analysis of the same marks; not
 	// part of a plan read back from JSON.
@@ -64,6 +71,9 @@ type Mode struct {
 	GraceSeconds     int64     `json:"grace_seconds"`
 	UploadAgeSeconds int64     `json:"upload_age_seconds"`
 	Now              time.Time `json:"now"`
+	// Policy is the retention policy file the plan applied: apply decides again
+	// with it and deletes only the tags both decisions agree on.
+	Policy *policy.File `json:"policy,omitempty"`
 }
 
 // BlobItem is a blob directory to delete. Plans of large registries hold millions of
@@ -157,10 +167,12 @@ type UploadItem struct {
 	Path       string    `json:"path"`
 }
 
-// KeptItem is a blob or manifest that is not live but is kept, and why.
+// KeptItem is a blob or manifest that is not live but is kept, or a tag a policy
+// would delete but a safety rule keeps, and why.
 type KeptItem struct {
-	Kind       string        `json:"kind"` // blob or manifest
+	Kind       string        `json:"kind"` // blob, manifest or tag
 	Repository string        `json:"repository,omitempty"`
+	Tag        string        `json:"tag,omitempty"`
 	Digest     digest.Digest `json:"digest"`
 	Size       int64         `json:"size,omitempty"`
 	Reason     string        `json:"reason"`
@@ -180,6 +192,7 @@ type Summary struct {
 	DeleteManifests     int   `json:"delete_manifests"`
 	DeleteLayerLinks    int   `json:"delete_layer_links"`
 	DeleteUploads       int   `json:"delete_uploads"`
+	DeleteTags          int   `json:"delete_tags"`
 	KeptByGrace         int   `json:"kept_by_grace"`
 	UnreadableManifests int   `json:"unreadable_manifests"`
 	// KeptReferrers counts untagged referrers (signatures, SBOMs, attestations) that
@@ -221,6 +234,9 @@ func (p *Plan) Paths() map[string]bool {
 	for _, u := range p.Uploads {
 		out[u.Path] = true
 	}
+	for _, t := range p.Tags {
+		out[t.Path] = true
+	}
 	return out
 }
 
@@ -253,18 +269,43 @@ func NewPlan(ctx context.Context, src Source, opts ...Option) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	g = g.Without(o.withoutTags, o.withoutRepos)
+	// base is the graph as it is (after what-ifs); g, as the plan leaves it: without
+	// the tags the policies delete.
+	base := g.Without(o.withoutTags, o.withoutRepos)
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	if !o.allowMassDelete {
-		if err := checkComplete(g); err != nil {
+		if err := checkComplete(base); err != nil {
 			return nil, err
+		}
+	}
+	var (
+		tagDel    map[string]bool
+		tagItems  []TagItem
+		tagKept   []KeptItem
+		decisions []decision
+	)
+	g = base
+	if o.policy != nil {
+		if tagDel, tagItems, tagKept, decisions, err = decideTags(base, &o); err != nil {
+			return nil, err
+		}
+		if len(tagDel) > 0 {
+			gone := maps.Clone(tagDel)
+			maps.Copy(gone, o.withoutTags)
+			g = g.Without(gone, o.withoutRepos)
 		}
 	}
 	m, err := mark(g, o)
 	if err != nil {
 		return nil, err
+	}
+	var baseMarks *marks // what the plan would keep without the tag deletions
+	if o.policy != nil {
+		if baseMarks, err = mark(base, o); err != nil {
+			return nil, err
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -272,7 +313,8 @@ func NewPlan(ctx context.Context, src Source, opts ...Option) (*Plan, error) {
 	p := &Plan{Mode: Mode{
 		DeleteUntagged: o.deleteUntagged, KeepReferrers: o.keepReferrers,
 		GraceSeconds: int64(o.grace / time.Second), UploadAgeSeconds: int64(o.uploadAge / time.Second), Now: o.now,
-	}, g: g, m: m}
+		Policy: o.policy,
+	}, g: g, m: m, Tags: tagItems, Kept: tagKept}
 	// The index holds a digest for every id it hands out; one that is lost means a
 	// damaged index, which is an error, not a reason to guess.
 	var lost error
@@ -366,8 +408,12 @@ func NewPlan(ctx context.Context, src Source, opts ...Option) (*Plan, error) {
 		k := repoID{e.Repo, e.ID}
 		history[k] = append(history[k], e)
 	}
-	if o.deleteUntagged {
+	revIDs := map[string][]uint32{} // the ids of p.Manifests, by repository
+	if o.anyUntagged() {
 		for _, l := range g.Revisions() {
+			if !o.untagged(l.Repo) {
+				continue
+			}
 			young := m.youngOnly.Has(l.ID)
 			if m.liveManifest.Has(l.ID) && !young || l.Bad != "" || m.pinnedRepo[l.Repo] != "" {
 				continue
@@ -392,6 +438,9 @@ func NewPlan(ctx context.Context, src Source, opts ...Option) (*Plan, error) {
 			}
 			item := ManifestItem{Repository: l.Repo, Digest: d, Path: path}
 			for _, e := range history[repoID{l.Repo, l.ID}] {
+				if tagDel[l.Repo+":"+e.Tag] {
+					continue // deleted with its tag
+				}
 				tp, err := storage.Path(storage.Spec{Kind: storage.TagIndexDir, Repo: l.Repo, Tag: e.Tag, Digest: d})
 				if err != nil {
 					return nil, fmt.Errorf("history of tag %s in %q: %w", e.Tag, l.Repo, err)
@@ -402,6 +451,7 @@ func NewPlan(ctx context.Context, src Source, opts ...Option) (*Plan, error) {
 			}
 			slices.Sort(item.TagIndex)
 			p.Manifests = append(p.Manifests, item)
+			revIDs[l.Repo] = append(revIDs[l.Repo], l.ID)
 		}
 	}
 
@@ -459,10 +509,15 @@ func NewPlan(ctx context.Context, src Source, opts ...Option) (*Plan, error) {
 		return nil, lost
 	}
 	p.Summary.KeptReferrers = m.referrersKept
-	if err := p.stats(g, m, deleted); err != nil {
+	if err := p.stats(g, base.Tags(), m, deleted); err != nil {
 		return nil, err
 	}
 	p.sort()
+	if o.policy != nil {
+		if err := p.retention(o, base, baseMarks, deleted, decisions, revIDs); err != nil {
+			return nil, err
+		}
+	}
 	return p, nil
 }
 
@@ -580,10 +635,13 @@ func (p *Plan) sort() {
 	slices.SortFunc(p.Manifests, func(a, b ManifestItem) int { return cmp.Compare(a.Path, b.Path) })
 	slices.SortFunc(p.LayerLinks, func(a, b LinkItem) int { return cmp.Compare(a.Path, b.Path) })
 	slices.SortFunc(p.Uploads, func(a, b UploadItem) int { return cmp.Compare(a.Path, b.Path) })
+	slices.SortFunc(p.Tags, func(a, b TagItem) int {
+		return cmp.Or(cmp.Compare(a.Repository, b.Repository), cmp.Compare(a.Tag, b.Tag))
+	})
 	slices.SortStableFunc(p.Warnings, func(a, b graph.Warning) int {
 		return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Path, b.Path), cmp.Compare(a.Repository, b.Repository), cmp.Compare(a.Digest, b.Digest))
 	})
 	slices.SortFunc(p.Kept, func(a, b KeptItem) int {
-		return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Repository, b.Repository), cmp.Compare(a.Digest, b.Digest))
+		return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Repository, b.Repository), cmp.Compare(a.Tag, b.Tag), cmp.Compare(a.Digest, b.Digest))
 	})
 }

@@ -11,9 +11,10 @@ import (
 // stats fills Summary and Repositories: per repository, the distinct blobs its live
 // manifests reach by the shared walk (manifests included), which of them no other
 // repository reaches, and the bytes this plan deletes that it links.
-func (p *Plan) stats(g *graph.Graph, m *marks, deleted graph.Bitset) error {
+func (p *Plan) stats(g *graph.Graph, tags []graph.Tag, m *marks, deleted graph.Bitset) error {
 	sum := &p.Summary
-	sum.Tags = len(g.Tags())
+	sum.Tags = len(tags)
+	sum.DeleteTags = len(p.Tags)
 	for _, id := range g.ManifestIDs() {
 		man, _ := g.Manifest(id)
 		switch {
@@ -51,7 +52,7 @@ func (p *Plan) stats(g *graph.Graph, m *marks, deleted graph.Bitset) error {
 	for i, n := range names {
 		rs[i].Name = n
 	}
-	for _, t := range g.Tags() {
+	for _, t := range tags {
 		if i, ok := slot[t.Repo]; ok {
 			rs[i].Tags++
 		}

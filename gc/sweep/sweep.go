@@ -12,6 +12,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,6 +28,11 @@ import (
 
 // ErrBlocked is returned by Run when unreadable manifests are reachable.
 var ErrBlocked = errors.New("unreadable manifests are reachable from live roots")
+
+// ErrWindowEnded is returned by Run when the deadline (WithDeadline) came before the
+// sweep was done: no delete started after it, every delete is journaled, and
+// Result.Remaining says what is left for the next run.
+var ErrWindowEnded = errors.New("stopped at the window's end")
 
 // Journal records deletions so that a rerun after a crash knows what is done.
 type Journal interface {
@@ -48,6 +54,8 @@ type options struct {
 	fsRoot           string
 	log              *slog.Logger
 	progress         storage.Progress
+	deadline         time.Time
+	now              func() time.Time
 }
 
 // Option tunes Run.
@@ -121,6 +129,17 @@ func WithProgress(p storage.Progress) Option {
 	return func(o *options) error { o.progress = p; return nil }
 }
 
+// WithDeadline stops the sweep at t: no delete starts after it (those under way
+// finish), and Run returns ErrWindowEnded with what is left.
+func WithDeadline(t time.Time) Option {
+	return func(o *options) error { o.deadline = t; return nil }
+}
+
+// WithClock sets the clock deadlines are read from (tests).
+func WithClock(now func() time.Time) Option {
+	return func(o *options) error { o.now = now; return nil }
+}
+
 // WithLogger sets where progress lines go.
 func WithLogger(l *slog.Logger) Option {
 	return func(o *options) error { o.log = l; return nil }
@@ -128,6 +147,11 @@ func WithLogger(l *slog.Logger) Option {
 
 // Result is what a sweep did.
 type Result struct {
+	// DeletedTags counts tag directories deleted; KeptTags the planned ones not
+	// deleted because the tag was pushed again (or names another manifest) since
+	// the plan was made.
+	DeletedTags       int   `json:"deleted_tags"`
+	KeptTags          int   `json:"kept_tags"`
 	DeletedManifests  int   `json:"deleted_manifests"`
 	DeletedTagIndex   int   `json:"deleted_tag_index"`
 	DeletedBlobs      int   `json:"deleted_blobs"`
@@ -147,13 +171,37 @@ type Result struct {
 	Rechecks      int `json:"rechecks"`
 	RecheckRoots  int `json:"recheck_roots"`
 	KeptByRecheck int `json:"kept_by_recheck"`
+	// Seconds the deletes took, and the rate they went at: what the next window's
+	// estimate starts from.
+	Seconds          float64 `json:"seconds"`
+	DeletesPerSecond float64 `json:"deletes_per_second"`
+	// StoppedAt is set when the window ended before the sweep did; Remaining says
+	// what is left for the next run.
+	StoppedAt time.Time  `json:"stopped_at,omitzero"`
+	Remaining *Remaining `json:"remaining,omitempty"`
+}
+
+// Remaining is what a sweep stopped at its window's end left undone.
+type Remaining struct {
+	Tags       int   `json:"tags"`
+	TagIndex   int   `json:"tag_index"`
+	Manifests  int   `json:"manifests"`
+	Blobs      int   `json:"blobs"`
+	Bytes      int64 `json:"bytes"`
+	LayerLinks int   `json:"layer_links"`
+	Uploads    int   `json:"uploads"`
+}
+
+// Items counts the items left.
+func (r Remaining) Items() int {
+	return r.Tags + r.TagIndex + r.Manifests + r.Blobs + r.LayerLinks + r.Uploads
 }
 
 // Run deletes what p names, in the order that lets a rerun finish a crashed one:
-// references (tag history, revision links) first, then blobs, then layer links,
-// then uploads. It only reads p.
+// references (tags, tag history, revision links) first, then blobs, then layer
+// links, then uploads. It only reads p.
 func Run(ctx context.Context, drv driver.StorageDriver, p *gc.Plan, opts ...Option) (*Result, error) {
-	o := options{workers: 16, log: slog.New(slog.DiscardHandler), progress: storage.NoProgress{}}
+	o := options{workers: 16, log: slog.New(slog.DiscardHandler), progress: storage.NoProgress{}, now: time.Now}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
 			return nil, err
@@ -171,14 +219,38 @@ func Run(ctx context.Context, drv driver.StorageDriver, p *gc.Plan, opts ...Opti
 	}
 	var (
 		res     Result
-		mu      sync.Mutex
+		mu      sync.Mutex // res, rem, stopped
 		done    atomic.Int64
 		total   = countItems(p)
+		rem     = planned(p)
 		started = time.Now()
 		pruneMu sync.Mutex
 		prune   []string
+		stopped bool
 	)
-	del := func(ctx context.Context, p string, count func()) error {
+	ended := func() bool { return !o.deadline.IsZero() && !o.now().Before(o.deadline) }
+	defer func() {
+		res.Seconds = time.Since(started).Seconds()
+		if n := done.Load(); n > 0 && res.Seconds > 0 {
+			res.DeletesPerSecond = float64(n) / res.Seconds
+		}
+	}()
+	type job struct {
+		path   string
+		digest digest.Digest // what the item names, for the re-check
+		left   *int          // its kind's count in rem
+		size   int64
+		count  func()
+		// check, when set, runs just before the delete and says why the item
+		// stays after all (a tag pushed again since the plan).
+		check func(ctx context.Context) (string, error)
+	}
+	handled := func(j job) { // with mu held
+		*j.left--
+		rem.Bytes -= j.size
+	}
+	del := func(ctx context.Context, j job) error {
+		p := j.path
 		// Only what a sweep deletes, by the grammar: a plan made elsewhere, or
 		// changed by hand, never names the root, a repository or an empty path.
 		if err := deletable(p); err != nil {
@@ -195,12 +267,45 @@ func Run(ctx context.Context, drv driver.StorageDriver, p *gc.Plan, opts ...Opti
 				return fmt.Errorf("read sweep journal: %w", err)
 			}
 		}
-		if err := limit.Wait(ctx); err != nil {
+		wctx := ctx
+		if !o.deadline.IsZero() {
+			var cancel context.CancelFunc
+			wctx, cancel = context.WithDeadline(ctx, o.deadline)
+			defer cancel()
+		}
+		if err := limit.Wait(wctx); err != nil {
+			if ctx.Err() == nil && !o.deadline.IsZero() {
+				err = nil // the window ends before the limit lets this one start
+			}
+			mu.Lock()
+			stopped = stopped || err == nil
+			mu.Unlock()
 			return err
+		}
+		if ended() {
+			mu.Lock()
+			stopped = true
+			mu.Unlock()
+			return nil // no delete starts after the window's end
 		}
 		if o.before != nil {
 			if err := o.before(p); err != nil {
 				return err
+			}
+		}
+		if j.check != nil {
+			why, err := j.check(ctx)
+			if err != nil {
+				return err
+			}
+			if why != "" {
+				o.log.Info("kept: "+why, "path", p)
+				mu.Lock()
+				res.KeptTags++
+				handled(j)
+				mu.Unlock()
+				o.progress.Add(1)
+				return nil
 			}
 		}
 		err := drv.Delete(ctx, p)
@@ -209,6 +314,7 @@ func Run(ctx context.Context, drv driver.StorageDriver, p *gc.Plan, opts ...Opti
 		case errors.As(err, &nf) && journaled:
 			mu.Lock()
 			res.AlreadyDone++
+			handled(j)
 			mu.Unlock()
 			o.progress.Add(1)
 			return nil
@@ -220,6 +326,7 @@ func Run(ctx context.Context, drv driver.StorageDriver, p *gc.Plan, opts ...Opti
 			o.log.Warn("not deleted: it is, or lies below, a symbolic link", "path", p)
 			mu.Lock()
 			res.LeftAlone++
+			handled(j)
 			mu.Unlock()
 			o.progress.Add(1)
 			return nil // not journaled: a rerun looks again
@@ -230,7 +337,7 @@ func Run(ctx context.Context, drv driver.StorageDriver, p *gc.Plan, opts ...Opti
 				o.log.Info("deleted again: it was there again after an interrupted sweep had deleted it", "path", p)
 			}
 			mu.Lock()
-			count()
+			j.count()
 			mu.Unlock()
 		}
 		if o.journal != nil && !journaled {
@@ -238,6 +345,9 @@ func Run(ctx context.Context, drv driver.StorageDriver, p *gc.Plan, opts ...Opti
 				return fmt.Errorf("journal deletion of %s: %w", p, err)
 			}
 		}
+		mu.Lock()
+		handled(j)
+		mu.Unlock()
 		if fsys != nil || o.fsRoot != "" {
 			pruneMu.Lock()
 			prune = append(prune, path.Dir(p))
@@ -249,15 +359,34 @@ func Run(ctx context.Context, drv driver.StorageDriver, p *gc.Plan, opts ...Opti
 		}
 		return nil
 	}
-	type job struct {
-		path   string
-		digest digest.Digest // what the item names, for the re-check
-		count  func()
-	}
 	var (
 		protect   map[digest.Digest]string
 		lastCheck time.Time
+		estimated bool
 	)
+	// estimate says once, after the first deletes, whether the rest fits the window.
+	estimate := func() {
+		if estimated || o.deadline.IsZero() {
+			return
+		}
+		n, took := done.Load(), time.Since(started)
+		if n < 1000 && took < 2*time.Second || n == 0 {
+			return
+		}
+		estimated = true
+		mu.Lock()
+		left := rem.Items()
+		mu.Unlock()
+		perSec := float64(n) / took.Seconds()
+		need := time.Duration(float64(left) / perSec * float64(time.Second))
+		window := o.deadline.Sub(o.now())
+		if need > window {
+			o.log.Warn("the rest does not fit the window at the rate measured so far: the sweep stops at the window's end; run again to continue",
+				"rate/s", int(perSec), "left", left, "needs", need.Round(time.Second), "window left", window.Round(time.Second))
+			return
+		}
+		o.log.Info("the rest fits the window at the rate measured so far", "rate/s", int(perSec), "left", left, "needs", need.Round(time.Second), "window left", window.Round(time.Second))
+	}
 	recheck := func(ctx context.Context) error {
 		if o.recheck == nil {
 			return nil
@@ -274,11 +403,20 @@ func Run(ctx context.Context, drv driver.StorageDriver, p *gc.Plan, opts ...Opti
 		res.RecheckRoots = roots
 		return nil
 	}
+	stop := func() error {
+		res.StoppedAt = o.now()
+		r := rem
+		res.Remaining = &r
+		return ErrWindowEnded
+	}
 	// run deletes jobs in batches; between batches of a long phase, the roots are
 	// checked again when the last check is older than recheckEvery.
 	run := func(jobs []job) error {
 		const batch = 1000
 		for start := 0; start < len(jobs); start += batch {
+			if ended() {
+				return stop()
+			}
 			// The journal's disk must keep room for its writes: badger writes through
 			// memory maps, where a full disk kills the process.
 			if sc, ok := o.journal.(interface{ CheckSpace(int) error }); ok {
@@ -294,22 +432,27 @@ func Run(ctx context.Context, drv driver.StorageDriver, p *gc.Plan, opts ...Opti
 			g, gctx := errgroup.WithContext(ctx)
 			g.SetLimit(o.workers)
 			for _, j := range jobs[start:min(start+batch, len(jobs))] {
-				if gctx.Err() != nil {
+				if gctx.Err() != nil || ended() {
 					break
 				}
 				if why, ok := protect[j.digest]; ok && j.digest != "" {
 					o.log.Info("kept: a root written during the run reaches it", "path", j.path, "why", why)
 					mu.Lock()
 					res.KeptByRecheck++
+					handled(j)
 					mu.Unlock()
 					o.progress.Add(1)
 					continue
 				}
-				g.Go(func() error { return del(gctx, j.path, j.count) })
+				g.Go(func() error { return del(gctx, j) })
 			}
 			if err := g.Wait(); err != nil {
 				return err
 			}
+			if stopped || ended() {
+				return stop()
+			}
+			estimate()
 		}
 		return ctx.Err()
 	}
@@ -328,6 +471,9 @@ func Run(ctx context.Context, drv driver.StorageDriver, p *gc.Plan, opts ...Opti
 		if n == 0 {
 			return nil
 		}
+		if ended() {
+			return stop()
+		}
 		if check {
 			if err := recheck(ctx); err != nil {
 				return fmt.Errorf("sweep %s: %w", name, err)
@@ -336,6 +482,9 @@ func Run(ctx context.Context, drv driver.StorageDriver, p *gc.Plan, opts ...Opti
 		o.log.Info("sweep phase", "phase", name, "items", n)
 		for _, js := range jobs {
 			if err := run(js); err != nil {
+				if errors.Is(err, ErrWindowEnded) {
+					return err
+				}
 				return fmt.Errorf("sweep %s: %w", name, err)
 			}
 		}
@@ -343,38 +492,47 @@ func Run(ctx context.Context, drv driver.StorageDriver, p *gc.Plan, opts ...Opti
 	}
 
 	o.progress.Phase("sweeping", int64(total))
-	// 1. References: tag history first, then the revision links themselves.
+	// 1. Tags: what retention policies delete, first, as distribution's tag delete
+	// does. Each is checked just before: a tag pushed since the plan stays.
+	var tags []job
+	for _, t := range p.Tags {
+		tags = append(tags, job{path: t.Path, left: &rem.Tags, count: func() { res.DeletedTags++ }, check: tagCheck(drv, t)})
+	}
+	if err := phase("tags", false, tags); err != nil {
+		return &res, err
+	}
+	// 2. References: tag history first, then the revision links themselves.
 	var refs, revs []job
 	for _, m := range p.Manifests {
 		for _, t := range m.TagIndex {
-			refs = append(refs, job{t, m.Digest, func() { res.DeletedTagIndex++ }})
+			refs = append(refs, job{path: t, digest: m.Digest, left: &rem.TagIndex, count: func() { res.DeletedTagIndex++ }})
 		}
-		revs = append(revs, job{m.Path, m.Digest, func() { res.DeletedManifests++ }})
+		revs = append(revs, job{path: m.Path, digest: m.Digest, left: &rem.Manifests, count: func() { res.DeletedManifests++ }})
 	}
 	if err := phase("tag history and manifest revisions", true, refs, revs); err != nil {
 		return &res, err
 	}
-	// 2. Blobs.
+	// 3. Blobs.
 	var blobs []job
 	for _, b := range p.Blobs {
 		size := b.Size
-		blobs = append(blobs, job{b.Path(), b.Digest(), func() { res.DeletedBlobs++; res.FreedBytes += size }})
+		blobs = append(blobs, job{path: b.Path(), digest: b.Digest(), left: &rem.Blobs, size: size, count: func() { res.DeletedBlobs++; res.FreedBytes += size }})
 	}
 	if err := phase("blobs", true, blobs); err != nil {
 		return &res, err
 	}
-	// 3. Layer links: the whole <hex> directory, so no empty one is left.
+	// 4. Layer links: the whole <hex> directory, so no empty one is left.
 	var links []job
 	for _, l := range p.LayerLinks {
-		links = append(links, job{path.Dir(l.Path), l.Digest, func() { res.DeletedLayerLinks++ }})
+		links = append(links, job{path: path.Dir(l.Path), digest: l.Digest, left: &rem.LayerLinks, count: func() { res.DeletedLayerLinks++ }})
 	}
 	if err := phase("layer links", true, links); err != nil {
 		return &res, err
 	}
-	// 4. Uploads: no root references one.
+	// 5. Uploads: no root references one.
 	var ups []job
 	for _, u := range p.Uploads {
-		ups = append(ups, job{u.Path, "", func() { res.DeletedUploads++ }})
+		ups = append(ups, job{path: u.Path, left: &rem.Uploads, count: func() { res.DeletedUploads++ }})
 	}
 	if err := phase("uploads", false, ups); err != nil {
 		return &res, err
@@ -389,6 +547,48 @@ func Run(ctx context.Context, drv driver.StorageDriver, p *gc.Plan, opts ...Opti
 		pruneEmpty(func(d string) bool { return removeEmptyDir(o.fsRoot, d) }, prune)
 	}
 	return &res, nil
+}
+
+// planned counts what p deletes, by kind.
+func planned(p *gc.Plan) Remaining {
+	r := Remaining{Tags: len(p.Tags), Manifests: len(p.Manifests), Blobs: len(p.Blobs), LayerLinks: len(p.LayerLinks), Uploads: len(p.Uploads)}
+	for _, m := range p.Manifests {
+		r.TagIndex += len(m.TagIndex)
+	}
+	for _, b := range p.Blobs {
+		r.Bytes += b.Size
+	}
+	return r
+}
+
+// tagCheck reads t's current link as it is now: a tag that names another manifest,
+// or was pushed after the plan was made (its link is newer), stays. Read before
+// stated, as the scan does: a push in between makes the time newer.
+func tagCheck(drv driver.StorageDriver, t gc.TagItem) func(context.Context) (string, error) {
+	return func(ctx context.Context) (string, error) {
+		p, err := storage.Path(storage.Spec{Kind: storage.TagCurrentLink, Repo: t.Repository, Tag: t.Tag})
+		if err != nil {
+			return "", err
+		}
+		b, err := drv.GetContent(ctx, p)
+		if errors.As(err, new(driver.PathNotFoundError)) {
+			return "", nil // only history left, or deleted already: nothing names a manifest
+		}
+		if err != nil {
+			return "", fmt.Errorf("read tag %s of %s before deleting it: %w", t.Tag, t.Repository, err)
+		}
+		if d := digest.Digest(strings.TrimSpace(string(b))); d != t.Digest {
+			return fmt.Sprintf("tag %s of %s names %s now, not %s as when the plan was made", t.Tag, t.Repository, d, t.Digest), nil
+		}
+		fi, err := drv.Stat(ctx, p)
+		if err != nil {
+			return "", fmt.Errorf("stat tag %s of %s before deleting it: %w", t.Tag, t.Repository, err)
+		}
+		if fi.ModTime().After(t.PushedAt) {
+			return fmt.Sprintf("tag %s of %s was pushed again at %s, after the plan was made", t.Tag, t.Repository, fi.ModTime().UTC().Format(time.RFC3339)), nil
+		}
+		return "", nil
+	}
 }
 
 // blobPrefixes lists the blobs/<alg>/<xx> directories, to be pruned when empty.
@@ -415,27 +615,21 @@ func removeEmptyDir(root, d string) bool {
 // deletes.
 var ErrNotDeletable = errors.New("not a path a sweep deletes")
 
-// deletable checks that p is a blob, revision, tag history, layer link or upload
-// directory of the layout.
+// deletable checks that p is a blob, revision, tag, tag history, layer link or
+// upload directory of the layout.
 func deletable(p string) error {
 	s, err := storage.Parse(p)
 	if err != nil {
 		return fmt.Errorf("refusing to delete %q: %w (%v)", p, ErrNotDeletable, err)
 	}
 	switch s.Kind {
-	case storage.BlobDir, storage.RevisionDir, storage.TagIndexDir, storage.LayerDir, storage.UploadDir:
+	case storage.BlobDir, storage.RevisionDir, storage.TagIndexDir, storage.LayerDir, storage.UploadDir, storage.TagDir:
 		return nil
 	}
 	return fmt.Errorf("refusing to delete %q (a %v): %w", p, s.Kind, ErrNotDeletable)
 }
 
-func countItems(p *gc.Plan) int {
-	n := len(p.Blobs) + len(p.Manifests) + len(p.LayerLinks) + len(p.Uploads)
-	for _, m := range p.Manifests {
-		n += len(m.TagIndex)
-	}
-	return n
-}
+func countItems(p *gc.Plan) int { return planned(p).Items() }
 
 // pruneEmpty removes directories left empty by the sweep, stopping below the
 // layout's fixed directories: the registry recreates what it needs on the next push.
