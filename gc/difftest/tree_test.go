@@ -98,6 +98,7 @@ func snapshot(t *testing.T, root string) map[string]string {
 	return s
 }
 
+// copyTree copies the files under src to dst, with their modification times.
 func copyTree(t *testing.T, src, dst string) {
 	t.Helper()
 	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
@@ -122,7 +123,15 @@ func copyTree(t *testing.T, src, dst string) {
 			out.Close()
 			return err
 		}
-		return out.Close()
+		if err := out.Close(); err != nil {
+			return err
+		}
+		// Times too: a tag's is its push time, which retention policies rank by.
+		fi, err := in.Stat()
+		if err != nil {
+			return err
+		}
+		return os.Chtimes(target, fi.ModTime(), fi.ModTime())
 	})
 	if err != nil {
 		t.Fatalf("copy %s to %s: %v", src, dst, err)
