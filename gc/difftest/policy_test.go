@@ -104,6 +104,9 @@ func checkPolicySeed(t *testing.T, seed int64, src string) (tags, removed, refer
 		if err != nil {
 			t.Fatalf("sweep %s: %v", name, err)
 		}
+		if res.Missing != 0 {
+			t.Errorf("%s: %d planned items were not there when the sweep came to them: the plan names what the tag deletes remove", name, res.Missing)
+		}
 		if res.DeletedTags != len(p.Tags) || res.KeptTags != 0 {
 			t.Errorf("%s: deleted %d tags, kept %d, of %d planned", name, res.DeletedTags, res.KeptTags, len(p.Tags))
 		}
