@@ -46,13 +46,19 @@ type Plan struct {
 	// What the plan was made from and found, for analysis of the same marks; not
 	// part of a plan read back from JSON.
 	g       *graph.Graph
+	scanned *graph.Graph // g before the plan's tag deletions
 	m       *marks
 	reached graph.Bitset // what the live manifests of some repository reach
 	shared  graph.Bitset // what the live manifests of several repositories reach
 }
 
-// Graph returns the graph the plan was made from (nil for a plan read from JSON).
+// Graph returns the graph the plan was made from, as the plan leaves it: without
+// the tags it deletes (nil for a plan read from JSON).
 func (p *Plan) Graph() *graph.Graph { return p.g }
+
+// Scanned returns the graph as scanned, the tags the plan deletes included: what a
+// re-check of the roots compares the storage with.
+func (p *Plan) Scanned() *graph.Graph { return p.scanned }
 
 // LiveManifest reports whether the plan's marks keep manifest id live (grace
 // included: what only grace keeps is live for the stats).
@@ -314,7 +320,7 @@ func NewPlan(ctx context.Context, src Source, opts ...Option) (*Plan, error) {
 		DeleteUntagged: o.deleteUntagged, KeepReferrers: o.keepReferrers,
 		GraceSeconds: int64(o.grace / time.Second), UploadAgeSeconds: int64(o.uploadAge / time.Second), Now: o.now,
 		Policy: o.policy,
-	}, g: g, m: m, Tags: tagItems, Kept: tagKept}
+	}, g: g, scanned: base, m: m, Tags: tagItems, Kept: tagKept}
 	// The index holds a digest for every id it hands out; one that is lost means a
 	// damaged index, which is an error, not a reason to guess.
 	var lost error

@@ -120,7 +120,7 @@ func TestS3RootCheckSeesNewTag(t *testing.T) {
 	// S3 times have a resolution of a second: a second after the sample's upload,
 	// and as if the scan had started then (the check allows for clock skew).
 	time.Sleep(1100 * time.Millisecond)
-	check := sweep.NewRootCheck(drv, p.Graph(), time.Now().Add(sweep.RecheckSlack), time.Hour, 4, true)
+	check := sweep.NewRootCheck(drv, p.Scanned(), time.Now().Add(sweep.RecheckSlack), time.Hour, 4, true)
 	if protect, roots, err := check.Check(ctx); err != nil || roots != 0 || len(protect) != 0 {
 		t.Fatalf("nothing pushed: protect %v, %d roots, %v", protect, roots, err)
 	}

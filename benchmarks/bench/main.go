@@ -328,7 +328,7 @@ func benchSweep(ctx context.Context, sc scale) {
 		p, err := gc.NewPlan(ctx, idx, gc.WithGracePeriod(0), gc.WithNow(time.Now().Add(time.Hour)))
 		must(err)
 		// As regsweep gc sweeps: roots checked again before each phase.
-		check := sweep.NewRootCheck(drv, p.Graph(), meta.Started, 0, *workers, true)
+		check := sweep.NewRootCheck(drv, p.Scanned(), meta.Started, 0, *workers, true)
 		start := time.Now()
 		res, err := sweep.Run(ctx, drv, p, sweep.WithWorkers(*workers), sweep.WithJournal(idx), sweep.WithRecheck(check.Check, time.Minute))
 		must(err)

@@ -312,7 +312,7 @@ func (s *session) sweep(cmd *cobra.Command, plan *gc.Plan, c storageFlags, f swe
 	if err != nil {
 		return nil, err
 	}
-	roots := sweep.NewRootCheck(s.drv, plan.Graph(), meta.Started, time.Duration(plan.Mode.GraceSeconds)*time.Second, c.workers, plan.Mode.KeepReferrers)
+	roots := sweep.NewRootCheck(s.drv, plan.Scanned(), meta.Started, time.Duration(plan.Mode.GraceSeconds)*time.Second, c.workers, plan.Mode.KeepReferrers)
 	res, err := sweep.Run(cmd.Context(), s.drv, plan, sweep.WithRecheck(roots.Check, recheckEvery), sweep.WithBeforeDelete(testBeforeDelete),
 		sweep.WithWorkers(c.workers), sweep.WithMaxOps(f.maxOps), sweep.WithJournal(s.idx),
 		sweep.WithIgnoreUnreadable(f.ignoreUnreadable), sweep.WithLogger(s.log), sweep.WithProgress(s.prog))

@@ -42,7 +42,7 @@ func sweepOnce(t *testing.T, drv driver.StorageDriver, indexDir string, m bool, 
 	if err != nil {
 		return nil, fmt.Errorf("plan: %w", err)
 	}
-	check := sweep.NewRootCheck(drv, p.Graph(), meta.Started, 0, 8, true)
+	check := sweep.NewRootCheck(drv, p.Scanned(), meta.Started, 0, 8, true)
 	_, err = sweep.Run(ctx, drv, p, sweep.WithWorkers(8), sweep.WithJournal(idx), sweep.WithRecheck(check.Check, time.Minute))
 	if err != nil {
 		return p, fmt.Errorf("sweep: %w", err)

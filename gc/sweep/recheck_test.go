@@ -264,7 +264,7 @@ func pushDuringSweep(t *testing.T, m bool, at string) {
 			t.Fatal(err)
 		}
 	}
-	check := sweep.NewRootCheck(drv, p.Graph(), meta.Started, 0, 4, true)
+	check := sweep.NewRootCheck(drv, p.Scanned(), meta.Started, 0, 4, true)
 	res, err := sweep.Run(ctx, drv, p, sweep.WithWorkers(4), sweep.WithRecheck(check.Check, time.Minute),
 		sweep.WithBeforePhase(func(phase string) error {
 			if phase == at {

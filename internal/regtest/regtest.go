@@ -217,3 +217,26 @@ func Symlink(t testing.TB, target, link string) {
 		t.Fatal(err)
 	}
 }
+
+// CopyTree copies the registry tree at src to dst with the files' times: a tag's
+// time is its push time, which retention policies rank by.
+func CopyTree(t testing.TB, src, dst string) {
+	t.Helper()
+	if err := os.CopyFS(dst, os.DirFS(src)); err != nil {
+		t.Fatal(err)
+	}
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		return os.Chtimes(filepath.Join(dst, rel), fi.ModTime(), fi.ModTime())
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
