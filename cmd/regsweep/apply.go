@@ -23,10 +23,13 @@ func newApplyCommand() *cobra.Command {
 		Short: "Execute a plan written by gc --plan-out, re-checking every item first",
 		Long: `apply rescans the storage CONFIG names, marks it again as it is now (with the plan's
 mode and grace period, counted from now) and deletes only what the plan names and is
-still garbage: a tag pushed since the plan was made wins. A plan made for other storage
-is refused.
+still garbage: a tag pushed since the plan was made wins. Tags the plan's retention
+policy deletes are deleted only if the policy still does not keep them and they name the
+same manifest, unpushed since. A plan made for other storage is refused.
 
-Exit codes: 0 success, 1 error, 2 usage or wrong storage, 3 unreadable manifests reachable.`,
+Exit codes: 0 success, 1 error, 2 usage or wrong storage, 3 unreadable manifests
+reachable, 4 registry accepts writes, 5 stopped at the window's end (--until,
+--max-duration), 70 internal error.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.commonOptions.verify(); err != nil {
@@ -60,6 +63,7 @@ func runApply(cmd *cobra.Command, config, planFile string, o applyOptions) error
 		return err
 	}
 	defer s.close()
+	s.deadline = o.end
 	if old.Storage != s.id {
 		return &codeError{exitUsage, fmt.Errorf("plan %s was made for storage %q, but %s points at %q: refusing", planFile, old.Storage, config, s.id)}
 	}

@@ -59,6 +59,8 @@ type session struct {
 	dir   string        // of the index
 	lock  *runlock.Lock // held by runs that delete
 	start time.Time
+	// deadline is when the maintenance window of a real run ends (zero: none).
+	deadline time.Time
 }
 
 // openSession opens the storage config names and its index. A run that may delete
@@ -132,7 +134,18 @@ func (s *session) doneProgress() {
 // scan builds the index. forPlan defers stats a plan does not need (the times of
 // blobs that tags reach, which only capacity reports show).
 func (s *session) scan(cmd *cobra.Command, c storageFlags, forPlan bool) error {
-	if err := graph.Build(cmd.Context(), s.drv, s.idx, graph.WithWorkers(c.workers), graph.WithVerifyLinks(c.verifyLinks), graph.WithDeferredStats(forPlan), graph.WithLogger(s.log, time.Minute), graph.WithProgress(s.prog), graph.WithStorageID(s.id)); err != nil {
+	ctx := cmd.Context()
+	if !s.deadline.IsZero() {
+		// A scan that outlasts the window is of no use: nothing may be deleted after it.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadlineCause(ctx, s.deadline, errWindowEnded)
+		defer cancel()
+	}
+	if err := graph.Build(ctx, s.drv, s.idx, graph.WithWorkers(c.workers), graph.WithVerifyLinks(c.verifyLinks), graph.WithDeferredStats(forPlan), graph.WithLogger(s.log, time.Minute), graph.WithProgress(s.prog), graph.WithStorageID(s.id)); err != nil {
+		if errors.Is(context.Cause(ctx), errWindowEnded) && cmd.Context().Err() == nil {
+			s.doneProgress()
+			return windowStopped("the window ended during the scan; nothing was deleted")
+		}
 		return fmt.Errorf("scan %s: %w", s.id, err)
 	}
 	s.doneProgress()
@@ -168,14 +181,17 @@ func (s *session) plan(ctx context.Context, m markFlags, opts ...gc.Option) (*gc
 
 // sweepOptions of the commands that delete.
 type sweepFlags struct {
+	windowFlags
 	maxOps           float64
 	ignoreUnreadable bool
 	allowMassDelete  bool
 	registryURL      string
 	registryUser     string
+	end              time.Time // of the window, set by verify; zero: none
 }
 
 func (f *sweepFlags) bind(cmd *cobra.Command) {
+	f.windowFlags.bind(cmd)
 	cmd.Flags().Float64Var(&f.maxOps, "max-ops", 0, "at most this many deletes per second (0: no limit)")
 	cmd.Flags().BoolVar(&f.ignoreUnreadable, "ignore-unreadable", false, "sweep even when unreadable manifests or broken roots are reachable (every blob they might reference is still kept)")
 	cmd.Flags().StringVar(&f.registryURL, "registry-url", "", "the registry serving this storage, probed before deleting: a sweep refuses (exit 4) if it accepts pushes (default: http.addr and http.host of the config; none: do not probe)")
@@ -183,10 +199,16 @@ func (f *sweepFlags) bind(cmd *cobra.Command) {
 	cmd.Flags().BoolVar(&f.allowMassDelete, "allow-mass-delete", false, fmt.Sprintf("plan even storage that looks incomplete: tags but no blob, or more than %.0f%% of tag and revision links naming a missing manifest (an unmounted volume, a wrong root or prefix)", gc.MaxBrokenRoots*100))
 }
 
-func (f sweepFlags) verify() error {
+// verify checks the flags and sets when the window ends, counted from now.
+func (f *sweepFlags) verify() error {
 	if f.maxOps < 0 {
 		return fmt.Errorf("--max-ops %v: want 0 (no limit) or more", f.maxOps)
 	}
+	end, err := f.deadline(time.Now())
+	if err != nil {
+		return err
+	}
+	f.end = end
 	return nil
 }
 
@@ -312,20 +334,34 @@ func (s *session) sweep(cmd *cobra.Command, plan *gc.Plan, c storageFlags, f swe
 	if err != nil {
 		return nil, err
 	}
+	window := s.estimate(plan, s.deadline, f.maxOps)
+	if !s.deadline.IsZero() && !time.Now().Before(s.deadline) {
+		rep := analysis.NewReport(plan, false)
+		rep.Registry, rep.Window = checks, window
+		window.Stopped = true
+		return rep, windowStopped("the window ended before the sweep began; nothing was deleted")
+	}
 	roots := sweep.NewRootCheck(s.drv, plan.Scanned(), meta.Started, time.Duration(plan.Mode.GraceSeconds)*time.Second, c.workers, plan.Mode.KeepReferrers)
 	res, err := sweep.Run(cmd.Context(), s.drv, plan, sweep.WithRecheck(roots.Check, recheckEvery), sweep.WithBeforeDelete(testBeforeDelete),
-		sweep.WithWorkers(c.workers), sweep.WithMaxOps(f.maxOps), sweep.WithJournal(s.idx),
+		sweep.WithWorkers(c.workers), sweep.WithMaxOps(f.maxOps), sweep.WithJournal(s.idx), sweep.WithDeadline(s.deadline),
 		sweep.WithIgnoreUnreadable(f.ignoreUnreadable), sweep.WithLogger(s.log), sweep.WithProgress(s.prog))
 	s.doneProgress()
+	s.saveRate(res, c.workers)
+	rep := analysis.NewReport(plan, false)
+	rep.Result, rep.Registry, rep.Window = res, checks, window
+	if errors.Is(err, sweep.ErrWindowEnded) {
+		// The journal keeps the plan: the next run knows a sweep was cut short.
+		window.Stopped = true
+		left := res.Remaining
+		return rep, windowStopped(fmt.Sprintf("%d items left: %d tags, %d manifest revisions, %d blobs (%s), %d layer links, %d uploads",
+			left.Items(), left.Tags, left.Manifests, left.Blobs, ib(left.Bytes), left.LayerLinks, left.Uploads))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w; rerun the same command to finish", err)
 	}
 	if err := s.idx.JournalPlan(nil); err != nil {
 		return nil, fmt.Errorf("clear journal: %w", err)
 	}
-	rep := analysis.NewReport(plan, false)
-	rep.Result = res
-	rep.Registry = checks
 	return rep, nil
 }
 

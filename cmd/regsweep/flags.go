@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/regsweep/regsweep/gc"
+	"github.com/regsweep/regsweep/gc/policy"
 )
 
 // markFlags are what decides what is live: gc, report and graph bind them, apply
@@ -15,6 +16,8 @@ type markFlags struct {
 	deleteUntagged   bool
 	dropReferrers    bool
 	grace, uploadAge time.Duration
+	policyFile       string
+	policy           *policy.File // read by verify
 }
 
 // bind adds the flags; what says how a command uses them ("delete" or "count as
@@ -25,11 +28,14 @@ func (m *markFlags) bind(cmd *cobra.Command, what string) {
 	f.BoolVar(&m.dropReferrers, "delete-untagged-referrers", false, "with -m, also "+what+" untagged referrers (signatures, SBOMs) of live manifests, as distribution does")
 	f.DurationVar(&m.grace, "grace", time.Hour, "keep anything modified less than this before the run (before the scan, for an index)")
 	f.DurationVar(&m.uploadAge, "upload-age", 168*time.Hour, what+" uploads started longer ago than this")
+	f.StringVar(&m.policyFile, "policy", "", "retention policy file (YAML): "+what+" the tags it does not keep, and in repositories whose policy says deleteUntagged the manifests left untagged")
 }
 
-func (m markFlags) verify() error {
-	if m.dropReferrers && !m.deleteUntagged {
-		return fmt.Errorf("--delete-untagged-referrers needs --delete-untagged")
+// verify checks the flags and reads the policy file: a mistake in it is a usage
+// error naming its line, before anything is read from storage.
+func (m *markFlags) verify() error {
+	if m.dropReferrers && !m.deleteUntagged && m.policyFile == "" {
+		return fmt.Errorf("--delete-untagged-referrers needs --delete-untagged or a --policy")
 	}
 	if m.grace < 0 {
 		return fmt.Errorf("--grace %v: want 0 or more", m.grace)
@@ -37,15 +43,26 @@ func (m markFlags) verify() error {
 	if m.uploadAge <= 0 {
 		return fmt.Errorf("--upload-age %v: want more than 0", m.uploadAge)
 	}
+	if m.policyFile != "" {
+		p, err := policy.Load(m.policyFile)
+		if err != nil {
+			return err
+		}
+		m.policy = p
+	}
 	return nil
 }
 
 // options plans with the flags, counting grace and upload age back from now.
 func (m markFlags) options(now time.Time) []gc.Option {
-	return []gc.Option{
+	opts := []gc.Option{
 		gc.WithDeleteUntagged(m.deleteUntagged), gc.WithKeepReferrers(!m.dropReferrers),
 		gc.WithGracePeriod(m.grace), gc.WithUploadAge(m.uploadAge), gc.WithNow(now),
 	}
+	if m.policy != nil {
+		opts = append(opts, gc.WithPolicy(m.policy))
+	}
+	return opts
 }
 
 // modeFlags are the flags a plan was made with.
@@ -53,6 +70,7 @@ func modeFlags(mode gc.Mode) markFlags {
 	return markFlags{
 		deleteUntagged: mode.DeleteUntagged, dropReferrers: !mode.KeepReferrers,
 		grace: time.Duration(mode.GraceSeconds) * time.Second, uploadAge: time.Duration(mode.UploadAgeSeconds) * time.Second,
+		policy: mode.Policy,
 	}
 }
 

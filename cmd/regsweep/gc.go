@@ -38,12 +38,21 @@ Run it while the registry is read-only or stopped, as for registry garbage-colle
 grace period protects pushes that race the run. If a sweep is interrupted, run the same
 command again: it resumes from the journal in the index and finishes.
 
+With --policy FILE, retention policies decide which tags stay (see docs/retention.md);
+the tags they do not keep are deleted first, in the same plan, and what only they kept
+is collected where the policy says deleteUntagged. --until and --max-duration bound a
+real run to a maintenance window: no delete starts after its end, and the next run
+continues.
+
 Exit codes:
   0  success
   1  error (storage, index, configuration)
-  2  usage error
+  2  usage error (a bad policy file included)
   3  unreadable manifests are reachable from live roots: their blobs are kept and the
-     sweep refuses (unless --ignore-unreadable); see the warnings`,
+     sweep refuses (unless --ignore-unreadable); see the warnings
+  4  the registry serving the storage accepts writes: the sweep refuses
+  5  stopped at the maintenance window's end; run again to continue
+  70 internal error`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.verify(); err != nil {
@@ -62,7 +71,7 @@ Exit codes:
 	return cmd
 }
 
-func (o gcOptions) verify() error {
+func (o *gcOptions) verify() error {
 	if err := o.commonOptions.verify(); err != nil {
 		return err
 	}
@@ -82,6 +91,10 @@ func runGC(cmd *cobra.Command, config string, o gcOptions) error {
 	}
 	defer s.close()
 	if !o.dryRun {
+		s.deadline = o.end
+		if !s.deadline.IsZero() {
+			s.log.Info("maintenance window", "ends", s.deadline.Format(time.RFC3339), "in", time.Until(s.deadline).Round(time.Second))
+		}
 		// Fail before the scan, not hours after it; sweep asks again before deleting.
 		if _, err := s.checkRegistry(cmd.Context(), o.sweepFlags); err != nil {
 			return err
@@ -107,6 +120,7 @@ func runGC(cmd *cobra.Command, config string, o gcOptions) error {
 	out := cmd.OutOrStdout()
 	if o.dryRun {
 		rep := analysis.NewReport(plan, true)
+		rep.Window = s.estimate(plan, o.end, o.maxOps)
 		if err := writeReport(out, rep, o.output); err != nil {
 			return err
 		}
@@ -150,11 +164,17 @@ func writeText(w io.Writer, r *analysis.Report) {
 	if !r.Mode.DryRun {
 		verb = "deleted"
 	}
+	if r.Mode.Policy != nil {
+		mode += ", retention policy " + r.Mode.Policy.Name
+	}
 	fmt.Fprintf(w, "regsweep gc — %s, grace %s\n\n", mode, time.Duration(r.Mode.GraceSeconds)*time.Second)
 	fmt.Fprintf(w, "Storage:  %d repositories, %d tags, %d manifests, %d blobs (%s)\n", s.Repositories, s.Tags, s.Manifests, s.Blobs, b(s.BlobBytes))
 	fmt.Fprintf(w, "Live:     %d blobs (%s)\n", s.LiveBlobs, b(s.LiveBytes))
 	fmt.Fprintf(w, "Garbage:  %s %d blobs (%s), %d manifest revisions, %d layer links, %d uploads\n",
 		verb, s.DeleteBlobs, b(s.DeleteBytes), s.DeleteManifests, s.DeleteLayerLinks, s.DeleteUploads)
+	if r.Mode.Policy != nil {
+		fmt.Fprintf(w, "Tags:     %s %d of %d tags (retention policy), first\n", verb, s.DeleteTags, s.Tags)
+	}
 	if s.KeptByGrace > 0 || len(r.Kept) > 0 {
 		fmt.Fprintf(w, "Kept:     %d items not live but kept (%d younger than grace)\n", len(r.Kept), s.KeptByGrace)
 	}
@@ -185,6 +205,7 @@ func writeText(w io.Writer, r *analysis.Report) {
 			fmt.Fprintf(w, "  %-32s %5d %9d %10s %10s %10s %12s\n", x.Name, x.Tags, x.Manifests, b(x.Bytes), b(x.UniqueBytes), b(x.SharedBytes), b(x.ReclaimableBytes))
 		}
 	}
+	writeRetentionText(w, r.Retention, r.Delete.Tags, verb, 10)
 	if len(r.Warnings) > 0 {
 		fmt.Fprintf(w, "\nWarnings (%d):\n", len(r.Warnings))
 		for i, x := range r.Warnings {
@@ -207,8 +228,8 @@ func writeText(w io.Writer, r *analysis.Report) {
 		fmt.Fprintln(w)
 	}
 	if res := r.Result; res != nil {
-		fmt.Fprintf(w, "\nSwept: deleted %d blobs (%s freed), %d manifest revisions, %d tag history entries, %d layer links, %d uploads",
-			res.DeletedBlobs, b(res.FreedBytes), res.DeletedManifests, res.DeletedTagIndex, res.DeletedLayerLinks, res.DeletedUploads)
+		fmt.Fprintf(w, "\nSwept: deleted %d tags, %d blobs (%s freed), %d manifest revisions, %d tag history entries, %d layer links, %d uploads",
+			res.DeletedTags, res.DeletedBlobs, b(res.FreedBytes), res.DeletedManifests, res.DeletedTagIndex, res.DeletedLayerLinks, res.DeletedUploads)
 		if res.AlreadyDone > 0 || res.Missing > 0 {
 			fmt.Fprintf(w, " (%d done by an interrupted run, %d already gone)", res.AlreadyDone, res.Missing)
 		}
@@ -216,10 +237,14 @@ func writeText(w io.Writer, r *analysis.Report) {
 		if res.RecheckRoots > 0 {
 			fmt.Fprintf(w, "Pushed during the sweep: %d roots found by %d re-checks; %d planned items they reference were kept. The registry takes writes: make it read-only for the next run.\n", res.RecheckRoots, res.Rechecks, res.KeptByRecheck)
 		}
+		if res.KeptTags > 0 {
+			fmt.Fprintf(w, "Kept: %d planned tags were pushed again (or name another manifest) since the plan was made.\n", res.KeptTags)
+		}
 		if res.LeftAlone > 0 {
 			fmt.Fprintf(w, "Left alone: %d planned items are, or lie below, symbolic links.\n", res.LeftAlone)
 		}
 	}
+	writeWindowText(w, r.Window, r.Result)
 	if len(r.Dropped) > 0 {
 		fmt.Fprintf(w, "\nKept since the plan was made (referenced again or younger than grace): %d paths\n", len(r.Dropped))
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/dustin/go-humanize"
 
+	"github.com/regsweep/regsweep/gc"
 	"github.com/regsweep/regsweep/gc/analysis"
 )
 
@@ -39,6 +40,7 @@ type page struct {
 	Cards     []card
 	Counts    []card
 	WhatIf    *whatIfView
+	Retention *retentionView
 	RepoChart barChart
 	SizeChart barChart
 	AgeChart  barChart
@@ -55,6 +57,19 @@ type whatIfView struct {
 	Sentence string
 	Cards    []card
 }
+
+// retentionView is what a retention policy decides: per policy, per repository, and
+// the tags it does not keep (the first maxHTMLTags).
+type retentionView struct {
+	File     string
+	Cards    []card
+	Policies []repoRow
+	Repos    []repoRow
+	Tags     []repoRow
+	MoreTags int
+}
+
+const maxHTMLTags = 500
 
 // barChart is a horizontal bar chart: one row per item, each bar made of segments.
 type barChart struct {
@@ -186,6 +201,40 @@ func writeHTML(ctx context.Context, w io.Writer, r *capacityReport, graphs []*an
 			bytesCard("whatif-freed-bytes-now", "GC frees now", wi.FreedBytesNow, "", ""),
 			bytesCard("whatif-freed-bytes-after", "GC frees after", wi.FreedBytesAfter, "", ""),
 		}}
+	}
+	if rt := r.Retention; rt != nil {
+		v := &retentionView{File: rt.File, Cards: []card{
+			count("retention-delete-tags", "Tags to delete", len(r.Delete.Tags)),
+			bytesCard("retention-freed-bytes", "Untagging frees", rt.FreedBytes, nBlobs(rt.FreedBlobs)+", "+num(int64(rt.FreedManifests))+" manifest revisions", "garbage"),
+		}}
+		counts := func(c gc.RetentionCounts) []cell {
+			n := func(col string, v int) cell { return cell{Col: col, Raw: strconv.Itoa(v), Text: num(int64(v))} }
+			return []cell{n("tags", c.Tags), n("delete_tags", c.DeleteTags), n("kept_by_safety", c.KeptBySafety),
+				{Col: "freed_bytes", Raw: raw(c.FreedBytes), Text: ib(c.FreedBytes)}, n("freed_blobs", c.FreedBlobs), n("freed_manifests", c.FreedManifests)}
+		}
+		for _, x := range rt.Policies {
+			untagged := "no"
+			if x.DeleteUntagged {
+				untagged = "yes"
+			}
+			v.Policies = append(v.Policies, repoRow{Name: x.Policy, Cells: append([]cell{{Col: "policy", Raw: x.Policy, Text: x.Policy},
+				{Col: "delete_untagged", Raw: untagged, Text: untagged}, {Col: "repositories", Raw: strconv.Itoa(x.Repositories), Text: num(int64(x.Repositories))}}, counts(x.RetentionCounts)...)})
+		}
+		for _, x := range rt.Repositories {
+			v.Repos = append(v.Repos, repoRow{Name: x.Name, Cells: append([]cell{{Col: "name", Raw: x.Name, Text: x.Name}, {Col: "policy", Raw: x.Policy, Text: x.Policy}}, counts(x.RetentionCounts)...)})
+		}
+		for i, t := range r.Delete.Tags {
+			if i == maxHTMLTags {
+				v.MoreTags = len(r.Delete.Tags) - i
+				break
+			}
+			ref := t.Repository + ":" + t.Tag
+			v.Tags = append(v.Tags, repoRow{Name: ref, Cells: []cell{{Col: "tag", Raw: ref, Text: ref},
+				{Col: "pushed_at", Raw: t.PushedAt.UTC().Format(time.RFC3339), Text: t.PushedAt.UTC().Format("2006-01-02 15:04")},
+				{Col: "digest", Raw: t.Digest.String(), Text: fmt.Sprintf("%.19s", t.Digest), Title: t.Digest.String()},
+				{Col: "reason", Raw: t.Reason, Text: t.Reason, Title: t.Policy}}})
+		}
+		p.Retention = v
 	}
 	p.RepoChart = repoChart(c)
 	p.SizeChart = bucketChart("chart-sizes", sizeRows(c))

@@ -29,6 +29,7 @@ const (
 	exitUsage    = 2
 	exitBlocked  = 3  // unreadable manifests, broken roots or incomplete storage: a sweep refuses
 	exitWritable = 4  // the registry serving the storage accepts writes: a sweep refuses
+	exitWindow   = 5  // stopped at the maintenance window's end: run again to continue
 	exitCrash    = 70 // an internal error (EX_SOFTWARE): a panic or a fatal runtime error
 )
 

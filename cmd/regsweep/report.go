@@ -34,7 +34,7 @@ func (p *planFlags) bind(cmd *cobra.Command) {
 	p.markFlags.bind(cmd, "count as garbage")
 }
 
-func (p planFlags) verify() error {
+func (p *planFlags) verify() error {
 	if p.indexDir == "" {
 		return fmt.Errorf("--index DIR is required (fill it with regsweep scan CONFIG --index DIR)")
 	}
@@ -134,6 +134,10 @@ self-contained page with charts, a sortable table and the image graphs of --html
 (default: the 3 largest repositories), drawn with Graphviz dot when it is installed.
 --metrics-file writes Prometheus metrics for node_exporter's textfile collector.
 
+--policy FILE answers what a retention policy would free: which tags it deletes, and
+per policy and repository the bytes their untagging frees (JSON: delete.tags and
+retention; text, CSV and HTML show the same).
+
 Exit codes: 0 success, 1 error, 2 usage.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -155,7 +159,7 @@ Exit codes: 0 success, 1 error, 2 usage.`,
 	return cmd
 }
 
-func (o reportOptions) verify() error {
+func (o *reportOptions) verify() error {
 	if err := o.planFlags.verify(); err != nil {
 		return err
 	}
@@ -317,10 +321,12 @@ func writeMetricsFile(name string, rep *analysis.Report, extra analysis.MetricsE
 }
 
 // csvHeader names report's CSV columns; scripts read them by name, so they are stable.
-var csvHeader = []string{"name", "tags", "manifests", "bytes", "unique_bytes", "shared_bytes", "reclaimable_bytes", "largest_image", "largest_image_bytes"}
+var csvHeader = []string{"name", "tags", "manifests", "bytes", "unique_bytes", "shared_bytes", "reclaimable_bytes", "largest_image", "largest_image_bytes",
+	"policy", "policy_delete_tags", "policy_freed_bytes"}
 
 // writeCapacityCSV writes one row per repository, in name order. largest_image is the
-// first tag (by name) of the repository's largest image, empty when it has no tag.
+// first tag (by name) of the repository's largest image, empty when it has no tag. The
+// policy columns are empty for repositories no retention policy applies to.
 func writeCapacityCSV(w io.Writer, r *capacityReport) error {
 	cw := csv.NewWriter(w)
 	if err := cw.Write(csvHeader); err != nil {
@@ -328,12 +334,22 @@ func writeCapacityCSV(w io.Writer, r *capacityReport) error {
 	}
 	i := strconv.Itoa
 	n := func(v int64) string { return strconv.FormatInt(v, 10) }
+	retention := map[string]gc.RepoRetention{}
+	if r.Retention != nil {
+		for _, x := range r.Retention.Repositories {
+			retention[x.Name] = x
+		}
+	}
 	for _, rc := range r.Capacity.Repositories {
 		img, imgBytes := "", ""
 		if len(rc.LargestImages) > 0 {
 			img, imgBytes = rc.LargestImages[0].Tags[0], n(rc.LargestImages[0].Bytes)
 		}
-		row := []string{rc.Name, i(rc.Tags), i(rc.Manifests), n(rc.Bytes), n(rc.UniqueBytes), n(rc.SharedBytes), n(rc.ReclaimableBytes), img, imgBytes}
+		pol, polTags, polBytes := "", "", ""
+		if x, ok := retention[rc.Name]; ok {
+			pol, polTags, polBytes = x.Policy, i(x.DeleteTags), n(x.FreedBytes)
+		}
+		row := []string{rc.Name, i(rc.Tags), i(rc.Manifests), n(rc.Bytes), n(rc.UniqueBytes), n(rc.SharedBytes), n(rc.ReclaimableBytes), img, imgBytes, pol, polTags, polBytes}
 		if err := cw.Write(row); err != nil {
 			return err
 		}
@@ -362,6 +378,9 @@ func modeText(m analysis.ReportMode) string {
 		if !m.KeepReferrers {
 			s += ", referrers not kept"
 		}
+	}
+	if m.Policy != nil {
+		s += ", retention policy " + m.Policy.Name
 	}
 	return s + ", grace " + (time.Duration(m.GraceSeconds) * time.Second).String()
 }
@@ -393,6 +412,7 @@ func writeCapacityText(w io.Writer, r *capacityReport) {
 	if r.WhatIf != nil {
 		fmt.Fprintf(w, "\nWhat if: %s\n", whatIfText(r.WhatIf))
 	}
+	writeRetentionText(w, r.Retention, r.Delete.Tags, "would delete", 10)
 
 	repos := slices.Clone(c.Repositories)
 	slices.SortStableFunc(repos, func(a, b analysis.RepoCapacity) int { return int(max(-1, min(1, b.Bytes-a.Bytes))) })

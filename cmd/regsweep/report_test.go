@@ -150,7 +150,7 @@ func TestReportCSV(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := []string{"name", "tags", "manifests", "bytes", "unique_bytes", "shared_bytes", "reclaimable_bytes", "largest_image", "largest_image_bytes"}
+		want := []string{"name", "tags", "manifests", "bytes", "unique_bytes", "shared_bytes", "reclaimable_bytes", "largest_image", "largest_image_bytes", "policy", "policy_delete_tags", "policy_freed_bytes"}
 		if !reflect.DeepEqual(rows[0], want) {
 			t.Fatalf("header %v, want %v", rows[0], want)
 		}
@@ -163,7 +163,7 @@ func TestReportCSV(t *testing.T) {
 				img, imgBytes = rc.LargestImages[0].Tags[0], strconv.FormatInt(rc.LargestImages[0].Bytes, 10)
 			}
 			w := []string{rc.Name, strconv.Itoa(rc.Tags), strconv.Itoa(rc.Manifests), fmt.Sprint(rc.Bytes), fmt.Sprint(rc.UniqueBytes),
-				fmt.Sprint(rc.SharedBytes), fmt.Sprint(rc.ReclaimableBytes), img, imgBytes}
+				fmt.Sprint(rc.SharedBytes), fmt.Sprint(rc.ReclaimableBytes), img, imgBytes, "", "", ""}
 			if !reflect.DeepEqual(rows[i+1], w) {
 				t.Errorf("%s: row %v, JSON says %v", c.name, rows[i+1], w)
 			}

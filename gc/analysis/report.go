@@ -4,7 +4,10 @@
 package analysis
 
 import (
+	"time"
+
 	"github.com/regsweep/regsweep/gc"
+	"github.com/regsweep/regsweep/gc/policy"
 	"github.com/regsweep/regsweep/gc/sweep"
 	"github.com/regsweep/regsweep/graph"
 )
@@ -31,6 +34,25 @@ type Report struct {
 	// Registry says what the registry serving this storage answered when asked,
 	// before a real sweep, whether it accepts writes.
 	Registry []RegistryCheck `json:"registry,omitempty"`
+	// Retention says what retention policies decided and what untagging frees.
+	Retention *gc.Retention `json:"retention,omitempty"`
+	// Window is the maintenance window of the run and whether the plan fits it.
+	Window *Window `json:"window,omitempty"`
+}
+
+// Window is a run's maintenance window: when it ends, and whether the plan fits it
+// at the delete rate measured by the last sweep of this storage.
+type Window struct {
+	Until time.Time `json:"until"`
+	Items int       `json:"items"`
+	// DeletesPerSecond is the rate the estimate assumes (absent: none measured yet).
+	DeletesPerSecond float64   `json:"deletes_per_second,omitempty"`
+	RateMeasured     time.Time `json:"rate_measured,omitzero"`
+	EstimatedSeconds float64   `json:"estimated_seconds,omitempty"`
+	Fits             *bool     `json:"fits,omitempty"`
+	// Stopped: the window ended before the sweep did; result.remaining says what
+	// is left.
+	Stopped bool `json:"stopped"`
 }
 
 // RegistryCheck is one probed registry address.
@@ -47,10 +69,14 @@ type ReportMode struct {
 	GraceSeconds     int64 `json:"grace_seconds"`
 	KeepReferrers    bool  `json:"keep_referrers"`
 	UploadAgeSeconds int64 `json:"upload_age_seconds"`
+	// Policy is the retention policy file applied, if any.
+	Policy *policy.File `json:"policy,omitempty"`
 }
 
 // Deletions is the delete object of the report.
 type Deletions struct {
+	// Tags are deleted first: those retention policies do not keep.
+	Tags       []gc.TagItem      `json:"tags"`
 	Blobs      []gc.BlobItem     `json:"blobs"`
 	Manifests  []gc.ManifestItem `json:"manifests"`
 	LayerLinks []gc.LinkItem     `json:"layer_links"`
@@ -62,11 +88,11 @@ func NewReport(p *gc.Plan, dryRun bool) *Report {
 	return &Report{
 		Mode: ReportMode{
 			DryRun: dryRun, DeleteUntagged: p.Mode.DeleteUntagged, GraceSeconds: p.Mode.GraceSeconds,
-			KeepReferrers: p.Mode.KeepReferrers, UploadAgeSeconds: p.Mode.UploadAgeSeconds,
+			KeepReferrers: p.Mode.KeepReferrers, UploadAgeSeconds: p.Mode.UploadAgeSeconds, Policy: p.Mode.Policy,
 		},
 		Summary: p.Summary,
 		Delete: Deletions{
-			Blobs: nonNil(p.Blobs), Manifests: nonNil(p.Manifests),
+			Tags: nonNil(p.Tags), Blobs: nonNil(p.Blobs), Manifests: nonNil(p.Manifests),
 			LayerLinks: nonNil(p.LayerLinks), Uploads: nonNil(p.Uploads),
 		},
 		Repositories: nonNil(p.Repositories),
@@ -74,6 +100,7 @@ func NewReport(p *gc.Plan, dryRun bool) *Report {
 		Storage:      p.Storage,
 		Kept:         nonNil(p.Kept),
 		Blocked:      nonNil(p.Blocked),
+		Retention:    p.Retention,
 	}
 }
 

@@ -1,0 +1,55 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/regsweep/regsweep/gc"
+)
+
+// writeRetentionText shows what retention policies decide: per policy and per
+// repository, the tags they delete and what that frees, then the tags themselves.
+// verb is "would delete" or "deleted"; top bounds the lists.
+func writeRetentionText(w io.Writer, r *gc.Retention, tags []gc.TagItem, verb string, top int) {
+	if r == nil {
+		return
+	}
+	fmt.Fprintf(w, "\nRetention policy %s: %s %d tags; untagging frees %s (%s, %d manifest revisions)\n",
+		r.File, verb, len(tags), ib(r.FreedBytes), nBlobs(r.FreedBlobs), r.FreedManifests)
+	for _, p := range r.Policies {
+		fmt.Fprintf(w, "  %s: %d repositories, %d of %d tags, frees %s (%s)", p.Policy, p.Repositories, p.DeleteTags, p.Tags, ib(p.FreedBytes), nBlobs(p.FreedBlobs))
+		if p.KeptBySafety > 0 {
+			fmt.Fprintf(w, "; %d kept by safety rules", p.KeptBySafety)
+		}
+		if !p.DeleteUntagged && p.DeleteTags > 0 {
+			fmt.Fprintf(w, "; deleteUntagged is off, so the images stay as untagged manifests and untagging frees nothing")
+		}
+		fmt.Fprintln(w)
+	}
+	shown := 0
+	for _, x := range r.Repositories {
+		if x.DeleteTags == 0 && x.KeptBySafety == 0 {
+			continue
+		}
+		if shown == 0 {
+			fmt.Fprintf(w, "\n  %-32s %9s %9s %10s %8s\n", "REPOSITORY", "TAGS", "UNTAGGED", "FREES", "BLOBS")
+		}
+		if shown == top {
+			fmt.Fprintf(w, "  … more repositories (use --output json for all)\n")
+			break
+		}
+		shown++
+		fmt.Fprintf(w, "  %-32s %9d %9d %10s %8d\n", x.Name, x.Tags, x.DeleteTags, ib(x.FreedBytes), x.FreedBlobs)
+	}
+	if len(tags) > 0 {
+		fmt.Fprintf(w, "\n  Tags the policy does not keep (pushed, manifest, why):\n")
+	}
+	for i, t := range tags {
+		if i == 2*top {
+			fmt.Fprintf(w, "  … %d more (use --output json for all)\n", len(tags)-i)
+			break
+		}
+		fmt.Fprintf(w, "  %s:%s  %s  %.19s  %s\n", t.Repository, t.Tag, t.PushedAt.UTC().Format(time.DateOnly), t.Digest, t.Reason)
+	}
+}
