@@ -1,6 +1,7 @@
 GO ?= go
 BIN := bin/regsweep
 DEMO_DIR := $(CURDIR)/build/demo-registry
+BUILDS_DIR := $(CURDIR)/build/demo-builds
 
 .PHONY: all build test demo lint e2e bench clean sample fuzz
 
@@ -40,6 +41,16 @@ demo: build
 	REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY=$(DEMO_DIR) ./$(BIN) scan testdata/sample/config.yml --index build/demo-index -q
 	./$(BIN) report --index build/demo-index -m -o html > build/report.html
 	@echo "HTML report written to $(CURDIR)/build/report.html"
+	@echo
+	@echo "== retention policy testdata/builds/policy.yaml on a CI registry: which tags go, what that frees =="
+	rm -rf $(BUILDS_DIR) && cp -r testdata/builds/registry $(BUILDS_DIR)
+	find $(BUILDS_DIR) -exec touch -h -d '2 days ago' {} +
+	grep -v '^#' testdata/builds/pushed.tsv | while read -r repo tag hours; do \
+		touch -h -d "$$hours hours ago" "$(BUILDS_DIR)/docker/registry/v2/repositories/$$repo/_manifests/tags/$$tag/current/link" || exit 1; done
+	REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY=$(BUILDS_DIR) ./$(BIN) gc testdata/builds/config.yml --policy testdata/builds/policy.yaml --dry-run -q
+	@echo
+	@echo "== the same policy applied for real, in a 10-minute maintenance window =="
+	REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY=$(BUILDS_DIR) ./$(BIN) gc testdata/builds/config.yml --policy testdata/builds/policy.yaml --max-duration 10m -q
 
 # Go benchmarks, then the harness table (BENCH_SCALE=small by default; full for
 # benchmarks/RESULTS.md). Times are medians of several runs in one process.
@@ -61,9 +72,10 @@ fuzz:
 		$(GO) test $$pkg -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -timeout 0 || exit 1; \
 	done
 
-# Rewrites testdata/sample/registry from testdata/mksample.
+# Rewrites testdata/sample/registry and testdata/builds/registry from testdata/mksample.
 sample:
 	$(GO) run ./testdata/mksample testdata/sample/registry
+	$(GO) run ./testdata/mksample -builds testdata/builds/registry
 
 STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 lint:

@@ -164,8 +164,11 @@ func writeText(w io.Writer, r *analysis.Report) {
 	if !r.Mode.DryRun {
 		verb = "deleted"
 	}
-	if r.Mode.Policy != nil {
-		mode += ", retention policy " + r.Mode.Policy.Name
+	if pol := r.Mode.Policy; pol != nil {
+		if !r.Mode.DeleteUntagged && untaggedByPolicy(r) {
+			mode = "delete-untagged where the retention policy says so, every manifest revision a root elsewhere"
+		}
+		mode += ", retention policy " + pol.Name
 	}
 	fmt.Fprintf(w, "regsweep gc — %s, grace %s\n\n", mode, time.Duration(r.Mode.GraceSeconds)*time.Second)
 	fmt.Fprintf(w, "Storage:  %d repositories, %d tags, %d manifests, %d blobs (%s)\n", s.Repositories, s.Tags, s.Manifests, s.Blobs, b(s.BlobBytes))
@@ -257,4 +260,14 @@ func writeText(w io.Writer, r *analysis.Report) {
 	if len(r.Blocked) > 0 {
 		fmt.Fprintf(w, "\nA sweep would refuse: %d unreadable manifest(s) are reachable; every blob they might reference is kept.\n", len(r.Blocked))
 	}
+}
+
+// untaggedByPolicy reports whether a policy of the report's says deleteUntagged.
+func untaggedByPolicy(r *analysis.Report) bool {
+	for _, p := range r.Mode.Policy.Policies {
+		if p.DeleteUntagged {
+			return true
+		}
+	}
+	return false
 }

@@ -380,6 +380,12 @@ func modeText(m analysis.ReportMode) string {
 		}
 	}
 	if m.Policy != nil {
+		for _, p := range m.Policy.Policies {
+			if p.DeleteUntagged && !m.DeleteUntagged {
+				s = "delete-untagged mode where the retention policy says so, default mode elsewhere"
+				break
+			}
+		}
 		s += ", retention policy " + m.Policy.Name
 	}
 	return s + ", grace " + (time.Duration(m.GraceSeconds) * time.Second).String()

@@ -33,14 +33,14 @@ func writeRetentionText(w io.Writer, r *gc.Retention, tags []gc.TagItem, verb st
 			continue
 		}
 		if shown == 0 {
-			fmt.Fprintf(w, "\n  %-32s %9s %9s %10s %8s\n", "REPOSITORY", "TAGS", "UNTAGGED", "FREES", "BLOBS")
+			fmt.Fprintf(w, "\n  %-32s %6s %9s %10s %7s %9s\n", "REPOSITORY", "TAGS", "DELETE", "FREES", "BLOBS", "REVISIONS")
 		}
 		if shown == top {
 			fmt.Fprintf(w, "  … more repositories (use --output json for all)\n")
 			break
 		}
 		shown++
-		fmt.Fprintf(w, "  %-32s %9d %9d %10s %8d\n", x.Name, x.Tags, x.DeleteTags, ib(x.FreedBytes), x.FreedBlobs)
+		fmt.Fprintf(w, "  %-32s %6d %9d %10s %7d %9d\n", x.Name, x.Tags, x.DeleteTags, ib(x.FreedBytes), x.FreedBlobs, x.FreedManifests)
 	}
 	if len(tags) > 0 {
 		fmt.Fprintf(w, "\n  Tags the policy does not keep (pushed, manifest, why):\n")

@@ -79,6 +79,8 @@ func (f *File) Decide(repo string, tags []Tag, now time.Time, grace time.Duratio
 			d.Rule, d.Safety = "its push time is unknown", true
 		case t.PushedAt.After(now.Add(-grace)):
 			d.Rule, d.Safety = fmt.Sprintf("pushed %s ago, within the grace period (%s)", ago(now.Sub(t.PushedAt)), short(grace)), true
+		case len(notKept[i]) == 0:
+			d.Delete, d.Rule = true, "no keepTags entry's patterns match it"
 		default:
 			d.Delete, d.Rule = true, "no keepTags entry keeps it: "+strings.Join(notKept[i], "; ")
 		}
@@ -105,8 +107,7 @@ func (k Keep) decide(j int, tags []Tag, now time.Time, kept []string, notKept []
 			continue
 		}
 		if !k.matches(t.Name) {
-			notKept[i] = append(notKept[i], name+": no pattern matches")
-			continue
+			continue // reasons name only the entries that select the tag
 		}
 		sel = append(sel, i)
 	}

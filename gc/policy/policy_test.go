@@ -256,8 +256,17 @@ func TestDecide(t *testing.T) {
 func TestDecideReasons(t *testing.T) {
 	f := parse(t, issueExample)
 	_, ds := f.Decide("team/app", tags("feature-x", 35, "v1.0.0", 1, "young", 0.01, "stable", 300), now, time.Hour)
+	for _, d := range ds {
+		if d.Tag == "feature-x" && strings.Contains(d.Rule, "keepTags[0]") {
+			t.Errorf("feature-x: rule %q names an entry whose patterns do not select it", d.Rule)
+		}
+	}
+	g := parse(t, "policies:\n  - repositories: [\"**\"]\n    keepTags:\n      - patterns: [\"^v\"]\n        mostRecentlyPushedCount: 1\n      - patterns: [\"^release$\"]\n")
+	_, more := g.Decide("team/app", tags("other", 35, "v1", 1), now, time.Hour)
+	ds = append(ds, more...)
 	want := map[string][]string{
-		"feature-x": {"no keepTags entry keeps it", "keepTags[0]: no pattern matches", "keepTags[2]: pushed 35d ago, not within 720h", "keepTags[3]: no pattern matches"},
+		"feature-x": {"no keepTags entry keeps it: keepTags[2]: pushed 35d ago, not within 720h"},
+		"other":     {"no keepTags entry's patterns match it"},
 		"v1.0.0":    {"keepTags[0]: among the 5 most recently pushed"},
 		"young":     {"keepTags[2]: pushed within 720h"},
 		"stable":    {"keepTags[1]: matches ^(latest|stable)$"},

@@ -1,7 +1,10 @@
 // Command mksample writes testdata/sample: a small registry in the real v2 layout,
 // pushed through distribution's own storage API, used by tests and by `make demo`.
+// With -builds it writes testdata/builds instead: a CI registry of many builds and
+// releases for the retention policy demo (push times in testdata/builds/pushed.tsv).
 //
 //	go run ./testdata/mksample testdata/sample/registry
+//	go run ./testdata/mksample -builds testdata/builds/registry
 package main
 
 import (
@@ -26,14 +29,19 @@ import (
 )
 
 func main() {
-	if len(os.Args) != 2 {
-		log.Fatal("usage: mksample DIR")
+	builds := len(os.Args) == 3 && os.Args[1] == "-builds"
+	if len(os.Args) != 2 && !builds {
+		log.Fatal("usage: mksample [-builds] DIR")
 	}
-	dir := os.Args[1]
+	dir := os.Args[len(os.Args)-1]
 	if err := os.RemoveAll(dir); err != nil {
 		log.Fatal(err)
 	}
-	if err := run(context.Background(), dir); err != nil {
+	gen := run
+	if builds {
+		gen = runBuilds
+	}
+	if err := gen(context.Background(), dir); err != nil {
 		log.Fatal(err)
 	}
 }
