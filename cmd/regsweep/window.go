@@ -113,7 +113,7 @@ func (s *session) saveRate(res *sweep.Result, workers int) {
 		return
 	}
 	deletes := res.DeletedTags + res.DeletedTagIndex + res.DeletedManifests + res.DeletedBlobs + res.DeletedLayerLinks + res.DeletedUploads
-	if deletes < 100 || res.DeletesPerSecond <= 0 {
+	if deletes < 50 || res.DeletesPerSecond <= 0 {
 		return
 	}
 	b, _ := json.Marshal(rateRecord{DeletesPerSecond: res.DeletesPerSecond, Deletes: deletes, Workers: workers, Measured: time.Now().UTC()})
