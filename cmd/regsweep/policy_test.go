@@ -441,3 +441,33 @@ func TestReportPolicy(t *testing.T) {
 	}
 	d.shown(t, "retention-freed-bytes", strconv.FormatInt(rep.Retention.FreedBytes, 10), ib(rep.Retention.FreedBytes))
 }
+
+// The report contract's retention and window fields (docs/design.md).
+func TestPolicyReportContract(t *testing.T) {
+	cfg := buildsConfig(t)
+	var r map[string]any
+	if err := json.Unmarshal([]byte(mustRun(t, "gc", cfg, "--policy", buildsPolicy, "-d", "-q", "-o", "json", "--index", t.TempDir(), "--max-duration", "1h")), &r); err != nil {
+		t.Fatal(err)
+	}
+	hasKeys(t, "report", r, "retention", "window")
+	hasKeys(t, "summary", r["summary"], "delete_tags")
+	hasKeys(t, "mode", r["mode"], "policy")
+	tags := r["delete"].(map[string]any)["tags"].([]any)
+	hasKeys(t, "delete.tags[]", tags[0], "repository", "tag", "digest", "pushed_at", "policy", "reason", "path")
+	ret := r["retention"].(map[string]any)
+	hasKeys(t, "retention", ret, "file", "freed_blobs", "freed_bytes", "freed_manifests", "policies", "repositories")
+	counts := []string{"tags", "delete_tags", "kept_by_safety", "freed_blobs", "freed_bytes", "freed_manifests"}
+	hasKeys(t, "retention.policies[]", ret["policies"].([]any)[0], append([]string{"policy", "index", "delete_untagged", "repositories"}, counts...)...)
+	hasKeys(t, "retention.repositories[]", ret["repositories"].([]any)[0], append([]string{"name", "policy"}, counts...)...)
+	hasKeys(t, "window", r["window"], "until", "items", "stopped")
+
+	idx := t.TempDir()
+	testBeforeDelete = func(string) error { time.Sleep(200 * time.Millisecond); return nil }
+	out, _ := run(t, "gc", cfg, "--policy", buildsPolicy, "-q", "-o", "json", "--index", idx, "--max-duration", "1s")
+	testBeforeDelete = nil
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatal(err)
+	}
+	hasKeys(t, "result", r["result"], "deleted_tags", "kept_tags", "seconds", "deletes_per_second", "stopped_at", "remaining")
+	hasKeys(t, "result.remaining", r["result"].(map[string]any)["remaining"], "tags", "tag_index", "manifests", "blobs", "bytes", "layer_links", "uploads")
+}
