@@ -106,6 +106,11 @@ func runApply(cmd *cobra.Command, config, planFile string, o applyOptions) error
 			return werr
 		}
 	}
+	if exitCode(err) == exitWindow && rep != nil {
+		if merr := s.writeMetrics(o.metricsFile, rep); merr != nil {
+			s.log.Error("metrics not written", "error", merr)
+		}
+	}
 	if err != nil {
 		return err
 	}

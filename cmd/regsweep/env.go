@@ -366,12 +366,17 @@ func (s *session) sweep(cmd *cobra.Command, plan *gc.Plan, c storageFlags, f swe
 }
 
 // writeMetrics writes rep's metrics when asked; a failed run writes none, so the last
-// success timestamp stays that of the last success.
+// success timestamp stays that of the last success. A run stopped at its window's end
+// writes them without that timestamp (regsweep_window_stopped says so).
 func (s *session) writeMetrics(metricsFile string, rep *analysis.Report) error {
 	if metricsFile == "" {
 		return nil
 	}
-	if err := writeMetricsFile(metricsFile, rep, analysis.MetricsExtra{Duration: time.Since(s.start), LastSuccess: time.Now()}); err != nil {
+	extra := analysis.MetricsExtra{Duration: time.Since(s.start), LastSuccess: time.Now()}
+	if rep.Window != nil && rep.Window.Stopped {
+		extra.LastSuccess = time.Time{}
+	}
+	if err := writeMetricsFile(metricsFile, rep, extra); err != nil {
 		return fmt.Errorf("write metrics %s: %w", metricsFile, err)
 	}
 	return nil

@@ -137,6 +137,11 @@ func runGC(cmd *cobra.Command, config string, o gcOptions) error {
 		}
 	}
 	s.logWarnings(plan)
+	if exitCode(err) == exitWindow && rep != nil {
+		if merr := s.writeMetrics(o.metricsFile, rep); merr != nil {
+			s.log.Error("metrics not written", "error", merr)
+		}
+	}
 	if err != nil {
 		return err
 	}

@@ -463,8 +463,23 @@ func TestPolicyReportContract(t *testing.T) {
 
 	idx := t.TempDir()
 	testBeforeDelete = func(string) error { time.Sleep(200 * time.Millisecond); return nil }
-	out, _ := run(t, "gc", cfg, "--policy", buildsPolicy, "-q", "-o", "json", "--index", idx, "--max-duration", "1s")
+	prom := filepath.Join(t.TempDir(), "regsweep.prom")
+	out, _ := run(t, "gc", cfg, "--policy", buildsPolicy, "-q", "-o", "json", "--index", idx, "--max-duration", "1s", "--metrics-file", prom)
 	testBeforeDelete = nil
+	// A stopped run's metrics say so, with what is left, and carry no success time.
+	m, err := os.ReadFile(prom)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"regsweep_window_stopped 1\n", "regsweep_window_remaining_items ", `regsweep_deleted_total{kind="tags"} `,
+		`regsweep_retention_freed_bytes{policy="policies[0] (team/**, library/*)"} `, `regsweep_retention_tags{policy="policies[0] (team/**, library/*)",decision="delete"} 14`} {
+		if !strings.Contains(string(m), want) {
+			t.Errorf("metrics lack %q:\n%s", want, m)
+		}
+	}
+	if strings.Contains(string(m), "regsweep_last_success_timestamp_seconds") {
+		t.Errorf("a stopped run wrote a success time")
+	}
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		t.Fatal(err)
 	}

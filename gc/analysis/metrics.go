@@ -69,10 +69,35 @@ func WriteMetrics(w io.Writer, rep *Report, extra MetricsExtra) error {
 
 	if res := rep.Result; res != nil {
 		family("regsweep_deleted_total", "What the last sweep deleted, by kind (of that run, not cumulative).")
+		sample("regsweep_deleted_total", float64(res.DeletedTags), "kind", "tags")
 		sample("regsweep_deleted_total", float64(res.DeletedBlobs), "kind", "blobs")
 		sample("regsweep_deleted_total", float64(res.DeletedManifests), "kind", "manifests")
 		sample("regsweep_deleted_total", float64(res.DeletedLayerLinks), "kind", "layer_links")
 		sample("regsweep_deleted_total", float64(res.DeletedUploads), "kind", "uploads")
+	}
+	if r := rep.Retention; r != nil {
+		family("regsweep_retention_tags", "Per retention policy: tags in the repositories it applies to, by what it decides (delete, or kept by a safety rule although no entry keeps them).")
+		for _, p := range r.Policies {
+			sample("regsweep_retention_tags", float64(p.Tags), "policy", p.Policy, "decision", "all")
+			sample("regsweep_retention_tags", float64(p.DeleteTags), "policy", p.Policy, "decision", "delete")
+			sample("regsweep_retention_tags", float64(p.KeptBySafety), "policy", p.Policy, "decision", "kept_by_safety")
+		}
+		family("regsweep_retention_freed_bytes", "Per retention policy: bytes the plan deletes only because of the tags the policy deletes.")
+		for _, p := range r.Policies {
+			sample("regsweep_retention_freed_bytes", float64(p.FreedBytes), "policy", p.Policy)
+		}
+	}
+	if w := rep.Window; w != nil {
+		stopped := 0.0
+		if w.Stopped {
+			stopped = 1
+		}
+		family("regsweep_window_stopped", "1 when the last run stopped at its maintenance window's end with work left (the next run continues).")
+		sample("regsweep_window_stopped", stopped)
+		if res := rep.Result; res != nil && res.Remaining != nil {
+			family("regsweep_window_remaining_items", "Deletes the last run left for the next one when its window ended.")
+			sample("regsweep_window_remaining_items", float64(res.Remaining.Items()))
+		}
 	}
 	if !extra.LastSuccess.IsZero() {
 		family("regsweep_last_success_timestamp_seconds", "Unix time the last successful run finished.")
