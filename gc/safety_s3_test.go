@@ -175,3 +175,52 @@ func TestS3HungRequests(t *testing.T) {
 		t.Errorf("plan under hangs differs (-healthy +hung):\n%s", d)
 	}
 }
+
+// Retention on object storage: the push times the scan lists and those the sweep
+// states just before each tag delete agree, so no tag looks pushed again; the tag
+// directories go whole.
+func TestS3PolicySweep(t *testing.T) {
+	_, drv := sampleS3(t)
+	ctx := context.Background()
+	pol := mustPolicy(t, "policies:\n  - repositories: [\"**\"]\n    deleteUntagged: true\n    allowEmpty: true\n    keepTags:\n      - patterns: [\"^latest$\"]\n")
+	idx, err := graph.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idx.Close()
+	if err := graph.Build(ctx, drv, idx, graph.WithWorkers(8)); err != nil {
+		t.Fatal(err)
+	}
+	meta, err := idx.Meta()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := gc.NewPlan(ctx, idx, gc.WithPolicy(pol), gc.WithGracePeriod(0), gc.WithNow(time.Now().Add(time.Hour)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Tags) != 3 {
+		t.Fatalf("plan deletes %d tags, want 12, v1 and multi", len(p.Tags))
+	}
+	for _, it := range p.Tags {
+		if it.PushedAt.IsZero() {
+			t.Errorf("%s:%s has no push time on S3", it.Repository, it.Tag)
+		}
+	}
+	check := sweep.NewRootCheck(drv, p.Scanned(), meta.Started, 0, 4, true)
+	res, err := sweep.Run(ctx, drv, p, sweep.WithWorkers(4), sweep.WithRecheck(check.Check, time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.DeletedTags != 3 || res.KeptTags != 0 || res.DeletedBlobs == 0 {
+		t.Errorf("result %+v: want 3 tags deleted, none kept as pushed again", res)
+	}
+	for _, it := range p.Tags {
+		if _, err := drv.Stat(ctx, it.Path+"/current/link"); !errors.As(err, new(driver.PathNotFoundError)) {
+			t.Errorf("%s: %v", it.Path, err)
+		}
+	}
+	if _, err := drv.Stat(ctx, "/docker/registry/v2/repositories/team/app/web/_manifests/tags/latest/current/link"); err != nil {
+		t.Errorf("the kept tag: %v", err)
+	}
+}
