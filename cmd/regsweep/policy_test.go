@@ -486,3 +486,16 @@ func TestPolicyReportContract(t *testing.T) {
 	hasKeys(t, "result", r["result"], "deleted_tags", "kept_tags", "seconds", "deletes_per_second", "stopped_at", "remaining")
 	hasKeys(t, "result.remaining", r["result"].(map[string]any)["remaining"], "tags", "tag_index", "manifests", "blobs", "bytes", "layer_links", "uploads")
 }
+
+// A window that ends during the scan stops the scan there: nothing is deleted.
+func TestWindowEndsDuringScan(t *testing.T) {
+	cfg := buildsConfig(t)
+	before := files(t, regRoot(t, cfg))
+	_, err := run(t, "gc", cfg, "--policy", buildsPolicy, "-q", "--index", t.TempDir(), "--max-duration", "1ns")
+	if exitCode(err) != exitWindow || !strings.Contains(err.Error(), "during the scan; nothing was deleted") {
+		t.Fatalf("exit %d, %v; want 5, the scan stopped", exitCode(err), err)
+	}
+	if d := cmp.Diff(before, files(t, regRoot(t, cfg))); d != "" {
+		t.Errorf("the storage changed:\n%s", d)
+	}
+}
