@@ -12,6 +12,7 @@ import (
 
 	"github.com/regsweep/regsweep/benchmarks/benchenv"
 	"github.com/regsweep/regsweep/gc"
+	"github.com/regsweep/regsweep/gc/policy"
 	"github.com/regsweep/regsweep/graph"
 	"github.com/regsweep/regsweep/internal/synth"
 	rstorage "github.com/regsweep/regsweep/storage"
@@ -28,10 +29,29 @@ func tree(b *testing.B) string {
 	return root
 }
 
+// BenchmarkRegsweepDryRunFS scans and plans as regsweep gc --dry-run does.
 func BenchmarkRegsweepDryRunFS(b *testing.B) {
+	benchDryRun(b, false, graph.WithScanOptions(rstorage.WithTagTimes(false)))
+}
+
+// BenchmarkRegsweepPolicyDryRunFS does the same with a retention policy: tag times
+// stated, tags decided, the graph marked with and without the tag deletions.
+func BenchmarkRegsweepPolicyDryRunFS(b *testing.B) {
+	benchDryRun(b, true)
+}
+
+func benchDryRun(b *testing.B, withPolicy bool, build ...graph.BuildOption) {
 	ctx := context.Background()
 	root := tree(b)
 	drv := rstorage.NewFilesystem(root)
+	opts := []gc.Option{gc.WithGracePeriod(0)}
+	if withPolicy {
+		pol, err := policy.Parse("bench", []byte("policies:\n  - repositories: [\"**\"]\n    deleteUntagged: true\n    keepTags:\n      - mostRecentlyPushedCount: 4\n      - patterns: [\"^v1$\"]\n"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		opts = append(opts, gc.WithPolicy(pol))
+	}
 	b.ResetTimer()
 	for range b.N {
 		dir, _ := os.MkdirTemp("", "idx")
@@ -39,11 +59,15 @@ func BenchmarkRegsweepDryRunFS(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := graph.Build(ctx, drv, idx, graph.WithWorkers(32)); err != nil {
+		if err := graph.Build(ctx, drv, idx, append([]graph.BuildOption{graph.WithWorkers(32)}, build...)...); err != nil {
 			b.Fatal(err)
 		}
-		if _, err := gc.NewPlan(ctx, idx, gc.WithGracePeriod(0)); err != nil {
+		p, err := gc.NewPlan(ctx, idx, opts...)
+		if err != nil {
 			b.Fatal(err)
+		}
+		if withPolicy && len(p.Tags) == 0 {
+			b.Fatal("the policy deletes no tag")
 		}
 		idx.Close()
 		os.RemoveAll(dir)

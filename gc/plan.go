@@ -291,10 +291,11 @@ func NewPlan(ctx context.Context, src Source, opts ...Option) (*Plan, error) {
 		tagItems  []TagItem
 		tagKept   []KeptItem
 		decisions []decision
+		tagWarn   *graph.Warning
 	)
 	g = base
 	if o.policy != nil {
-		if tagDel, tagItems, tagKept, decisions, err = decideTags(base, &o); err != nil {
+		if tagDel, tagItems, tagKept, decisions, tagWarn, err = decideTags(base, &o); err != nil {
 			return nil, err
 		}
 		if len(tagDel) > 0 {
@@ -508,6 +509,9 @@ func NewPlan(ctx context.Context, src Source, opts ...Option) (*Plan, error) {
 		p.Uploads = append(p.Uploads, UploadItem{Repository: u.Repo, ID: u.ID, StartedAt: u.StartedAt, Path: path})
 	}
 
+	if tagWarn != nil {
+		p.Warnings = append(p.Warnings, *tagWarn)
+	}
 	if err := p.warnings(g, m, dg); err != nil {
 		return nil, fmt.Errorf("read layer links: %w", err)
 	}

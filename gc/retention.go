@@ -83,7 +83,7 @@ type decision struct {
 // decideTags applies o.policy to the tags of g (what-ifs applied) and returns the
 // tags to delete, by "repo:tag", with the plan's items for them and what a safety
 // rule or the plan being applied keeps. It sets o.untaggedIn.
-func decideTags(g *graph.Graph, o *options) (map[string]bool, []TagItem, []KeptItem, []decision, error) {
+func decideTags(g *graph.Graph, o *options) (del map[string]bool, items []TagItem, kept []KeptItem, all []decision, warn *graph.Warning, err error) {
 	byRepo := map[string][]graph.Tag{}
 	for _, t := range g.Tags() {
 		byRepo[t.Repo] = append(byRepo[t.Repo], t)
@@ -95,12 +95,8 @@ func decideTags(g *graph.Graph, o *options) (map[string]bool, []TagItem, []KeptI
 		}
 	}
 	cutoff := o.cutoff()
-	del := map[string]bool{}
-	var (
-		items []TagItem
-		kept  []KeptItem
-		all   []decision
-	)
+	del = map[string]bool{}
+	unknown, firstUnknown := 0, ""
 	repos := make([]string, 0, len(byRepo))
 	for r := range byRepo {
 		repos = append(repos, r)
@@ -116,6 +112,14 @@ func decideTags(g *graph.Graph, o *options) (map[string]bool, []TagItem, []KeptI
 		if pi < 0 {
 			continue
 		}
+		for _, t := range tags {
+			if t.Bad == "" && t.ID != 0 && t.ModTime.IsZero() {
+				unknown++
+				if firstUnknown == "" {
+					firstUnknown, _ = storage.Path(storage.Spec{Kind: storage.TagCurrentLink, Repo: repo, Tag: t.Name})
+				}
+			}
+		}
 		name := o.policy.PolicyName(pi)
 		for i, d := range ds {
 			t := tags[i]
@@ -124,7 +128,7 @@ func decideTags(g *graph.Graph, o *options) (map[string]bool, []TagItem, []KeptI
 			if t.ID != 0 {
 				var err error
 				if dg, err = g.Digest(t.ID); err != nil {
-					return nil, nil, nil, nil, err
+					return nil, nil, nil, nil, nil, err
 				}
 			}
 			if !d.Delete {
@@ -135,7 +139,7 @@ func decideTags(g *graph.Graph, o *options) (map[string]bool, []TagItem, []KeptI
 			}
 			path, err := storage.Path(storage.Spec{Kind: storage.TagDir, Repo: repo, Tag: t.Name})
 			if err != nil {
-				return nil, nil, nil, nil, fmt.Errorf("tag %s in %q: %w", t.Name, repo, err)
+				return nil, nil, nil, nil, nil, fmt.Errorf("tag %s in %q: %w", t.Name, repo, err)
 			}
 			if o.only != nil {
 				earlier, ok := o.onlyTags[path]
@@ -152,7 +156,11 @@ func decideTags(g *graph.Graph, o *options) (map[string]bool, []TagItem, []KeptI
 			items = append(items, TagItem{Repository: repo, Tag: t.Name, Digest: dg, PushedAt: t.ModTime, Policy: name, Reason: d.Rule, Path: path})
 		}
 	}
-	return del, items, kept, all, nil
+	if unknown > 0 {
+		warn = &graph.Warning{Kind: "unknown_push_time", Path: firstUnknown,
+			Detail: fmt.Sprintf("%d tags a policy applies to have no push time (their links could not be stated, or the index was built without tag times, as gc without --policy builds it): the policy keeps them; scan again to decide them", unknown)}
+	}
+	return del, items, kept, all, warn, nil
 }
 
 const reasonRepushed = "pushed again since the plan was made"

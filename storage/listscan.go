@@ -198,6 +198,7 @@ type repoLister struct {
 	sem        chan struct{}
 	verify     bool
 	deferStats bool
+	tagTimes   bool // WithTagTimes
 	linksOnly  bool // WithLinkTimesOnly
 	g          *errgroup.Group
 }
@@ -279,7 +280,7 @@ func (l *repoLister) link(ctx context.Context, kind Kind, repo string, d digest.
 // a policy never deletes by.
 func (l *repoLister) readTag(ctx context.Context, p string) ([]byte, time.Time, error) {
 	b, err := l.read(ctx, p)
-	if err != nil {
+	if err != nil || !l.tagTimes {
 		return b, time.Time{}, err
 	}
 	select {

@@ -68,6 +68,7 @@ type scanOptions struct {
 	verifyLinks bool
 	walk        *bool
 	deferStats  bool
+	tagTimes    bool
 	linksOnly   bool
 }
 
@@ -108,6 +109,14 @@ func WithDeferredStats(v bool) ScanOption {
 	return func(o *scanOptions) error { o.deferStats = v; return nil }
 }
 
+// WithTagTimes states each tag's current link after reading it, on the drivers that
+// list without times (filesystem, inmemory): its time is the tag's push time, which
+// retention policies rank by. On by default; a plan without policies does without
+// (one call a tag saved). Object stores' listings carry the times anyway.
+func WithTagTimes(v bool) ScanOption {
+	return func(o *scanOptions) error { o.tagTimes = v; return nil }
+}
+
 // WithLinkTimesOnly lists only the repositories' links, each with its time: the
 // blob store, uploads and tag history are skipped, and tag links are stated rather
 // than read (Target is empty). A sweep uses it to find what was pushed since a scan.
@@ -120,7 +129,7 @@ func WithLinkTimesOnly() ScanOption {
 // with link reads spread over the same number of workers. Every BlobData entry comes
 // before any other. fn is called from one goroutine at a time: callers need no locks.
 func Scan(ctx context.Context, drv driver.StorageDriver, fn func(Entry) error, opts ...ScanOption) error {
-	o := scanOptions{workers: 16}
+	o := scanOptions{workers: 16, tagTimes: true}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
 			return err
@@ -214,7 +223,7 @@ func Scan(ctx context.Context, drv driver.StorageDriver, fn func(Entry) error, o
 	g, gctx = errgroup.WithContext(ctx)
 	g.SetLimit(o.workers)
 	reads := make(chan struct{}, o.workers) // bounds link reads across repositories
-	lister := &repoLister{drv: drv, emit: emit, sem: reads, verify: o.verifyLinks, deferStats: defer_, linksOnly: o.linksOnly, g: g}
+	lister := &repoLister{drv: drv, emit: emit, sem: reads, verify: o.verifyLinks, deferStats: defer_, tagTimes: o.tagTimes, linksOnly: o.linksOnly, g: g}
 	for _, r := range repoRoots {
 		if walk {
 			g.Go(func() error { return scanRepos(gctx, drv, r, emit, reads, o.verifyLinks, o.linksOnly) })

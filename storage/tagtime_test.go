@@ -60,4 +60,14 @@ func TestScanRecordsTagPushTimes(t *testing.T) {
 			}
 		})
 	}
+	// Without tag times (a plan without policies), listing does not state tags.
+	err := storage.Scan(context.Background(), storage.NewFilesystem(root), func(e storage.Entry) error {
+		if e.Kind == storage.TagCurrentLink && (!e.ModTime.IsZero() || e.Target == "") {
+			t.Errorf("without tag times: %s:%s time %v, target %q", e.Repo, e.Tag, e.ModTime, e.Target)
+		}
+		return nil
+	}, storage.WithWalk(false), storage.WithDeferredStats(true), storage.WithTagTimes(false))
+	if err != nil {
+		t.Fatal(err)
+	}
 }

@@ -162,7 +162,8 @@ func regsweep(ctx context.Context, drv driver.StorageDriver, m bool, count func(
 	must(err)
 	defer idx.Close()
 	before := count()
-	opts := []graph.BuildOption{graph.WithWorkers(*workers), graph.WithDeferredStats(true)} // as regsweep gc builds
+	// As regsweep gc without a policy builds.
+	opts := []graph.BuildOption{graph.WithWorkers(*workers), graph.WithDeferredStats(true), graph.WithScanOptions(rstorage.WithTagTimes(false))}
 	if _, ok := drv.(*benchenv.Synthetic); ok {
 		opts = append(opts, graph.WithScanOptions(rstorage.WithWalk(true)))
 	}

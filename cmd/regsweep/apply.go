@@ -64,6 +64,7 @@ func runApply(cmd *cobra.Command, config, planFile string, o applyOptions) error
 	}
 	defer s.close()
 	s.deadline = o.end
+	s.tagTimes = old.Mode.Policy != nil
 	if old.Storage != s.id {
 		return &codeError{exitUsage, fmt.Errorf("plan %s was made for storage %q, but %s points at %q: refusing", planFile, old.Storage, config, s.id)}
 	}

@@ -61,6 +61,8 @@ type session struct {
 	start time.Time
 	// deadline is when the maintenance window of a real run ends (zero: none).
 	deadline time.Time
+	// tagTimes: the plan applies a retention policy, which needs tags' push times.
+	tagTimes bool
 }
 
 // openSession opens the storage config names and its index. A run that may delete
@@ -132,7 +134,8 @@ func (s *session) doneProgress() {
 }
 
 // scan builds the index. forPlan defers stats a plan does not need (the times of
-// blobs that tags reach, which only capacity reports show).
+// blobs that tags reach, which only capacity reports show, and of tags, which only
+// retention policies need: s.tagTimes).
 func (s *session) scan(cmd *cobra.Command, c storageFlags, forPlan bool) error {
 	ctx := cmd.Context()
 	if !s.deadline.IsZero() {
@@ -141,7 +144,7 @@ func (s *session) scan(cmd *cobra.Command, c storageFlags, forPlan bool) error {
 		ctx, cancel = context.WithDeadlineCause(ctx, s.deadline, errWindowEnded)
 		defer cancel()
 	}
-	if err := graph.Build(ctx, s.drv, s.idx, graph.WithWorkers(c.workers), graph.WithVerifyLinks(c.verifyLinks), graph.WithDeferredStats(forPlan), graph.WithLogger(s.log, time.Minute), graph.WithProgress(s.prog), graph.WithStorageID(s.id)); err != nil {
+	if err := graph.Build(ctx, s.drv, s.idx, graph.WithWorkers(c.workers), graph.WithVerifyLinks(c.verifyLinks), graph.WithDeferredStats(forPlan), graph.WithScanOptions(storage.WithTagTimes(!forPlan || s.tagTimes)), graph.WithLogger(s.log, time.Minute), graph.WithProgress(s.prog), graph.WithStorageID(s.id)); err != nil {
 		if errors.Is(context.Cause(ctx), errWindowEnded) && cmd.Context().Err() == nil {
 			s.doneProgress()
 			return windowStopped("the window ended during the scan; nothing was deleted")

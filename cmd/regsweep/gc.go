@@ -90,6 +90,7 @@ func runGC(cmd *cobra.Command, config string, o gcOptions) error {
 		return err
 	}
 	defer s.close()
+	s.tagTimes = o.policy != nil
 	if !o.dryRun {
 		s.deadline = o.end
 		if !s.deadline.IsZero() {

@@ -499,3 +499,30 @@ func TestWindowEndsDuringScan(t *testing.T) {
 		t.Errorf("the storage changed:\n%s", d)
 	}
 }
+
+// An index built without tag times (gc without --policy), reused by a dry run with
+// one: the policy deletes no tag and says why.
+func TestPolicyOnIndexWithoutTagTimes(t *testing.T) {
+	cfg := buildsConfig(t)
+	idx := t.TempDir()
+	mustRun(t, "gc", cfg, "-d", "-q", "--index", idx)
+	var r struct {
+		policyReport
+		Warnings []struct{ Kind, Detail string } `json:"warnings"`
+	}
+	if err := json.Unmarshal([]byte(mustRun(t, "gc", cfg, "--policy", buildsPolicy, "-d", "-q", "-o", "json", "--index", idx, "--max-index-age", "1h")), &r); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Delete.Tags) != 0 {
+		t.Errorf("tags without push times deleted: %v", tagRefs(r.Delete.Tags))
+	}
+	if !slices.ContainsFunc(r.Warnings, func(w struct{ Kind, Detail string }) bool {
+		return w.Kind == "unknown_push_time" && strings.Contains(w.Detail, "33 tags")
+	}) {
+		t.Errorf("warnings %+v: want unknown_push_time for the 33 tags the policy applies to", r.Warnings)
+	}
+	// A rescan decides them.
+	if got := decodePolicy(t, mustRun(t, "gc", cfg, "--policy", buildsPolicy, "-d", "-q", "-o", "json", "--index", idx)); len(got.Delete.Tags) != 14 {
+		t.Errorf("after a rescan: %d tags deleted, want 14", len(got.Delete.Tags))
+	}
+}
