@@ -31,6 +31,7 @@ import (
 	"github.com/regsweep/regsweep/internal/synth"
 
 	"github.com/regsweep/regsweep/gc"
+	"github.com/regsweep/regsweep/gc/policy"
 	"github.com/regsweep/regsweep/gc/sweep"
 	"github.com/regsweep/regsweep/graph"
 	"github.com/regsweep/regsweep/internal/memlimit"
@@ -173,6 +174,30 @@ func regsweep(ctx context.Context, drv driver.StorageDriver, m bool, count func(
 	return count() - before
 }
 
+// benchPolicy keeps the 4 most recently pushed tags of every repository and v1.
+const benchPolicy = "policies:\n  - repositories: [\"**\"]\n    deleteUntagged: true\n    keepTags:\n      - mostRecentlyPushedCount: 4\n      - patterns: [\"^v1$\"]\n"
+
+// regsweepPolicy runs a dry-run plan with a retention policy, as regsweep gc
+// --policy does: tag times stated, tags decided, the graph marked with and without
+// the tag deletions.
+func regsweepPolicy(ctx context.Context, drv driver.StorageDriver, _ bool, count func() int64) int64 {
+	dir := tempDir("bench-index-")
+	defer os.RemoveAll(dir)
+	idx, err := graph.Open(dir)
+	must(err)
+	defer idx.Close()
+	pol, err := policy.Parse("bench", []byte(benchPolicy))
+	must(err)
+	before := count()
+	must(graph.Build(ctx, drv, idx, graph.WithWorkers(*workers), graph.WithDeferredStats(true)))
+	p, err := gc.NewPlan(ctx, idx, gc.WithPolicy(pol), gc.WithGracePeriod(0))
+	must(err)
+	if len(p.Tags) == 0 {
+		must(fmt.Errorf("the benchmark policy deletes no tag"))
+	}
+	return count() - before
+}
+
 func markAndSweep(ctx context.Context, drv driver.StorageDriver, m bool, count func() int64) int64 {
 	ns, err := storage.NewRegistry(ctx, drv, storage.EnableDelete)
 	must(err)
@@ -251,6 +276,8 @@ func benchFS(ctx context.Context, sc scale) {
 	row(scen, "regsweep", d, calls, mas, masCalls)
 	d, calls = measure(ctx, sc.runs, regsweep, ours, true)
 	row(scen, "regsweep -m", d, calls, mas, masCalls)
+	d, calls = measure(ctx, sc.runs, regsweepPolicy, ours, true)
+	row(scen, "regsweep --policy (MarkAndSweep has none)", d, calls, mas, masCalls)
 	d, _ = median(sc.runs, func() int64 { return floor(root) })
 	row(scen, "floor: 1-thread walk + read manifests", d, 0, mas, 0)
 	if _, err := exec.LookPath("find"); err == nil {
