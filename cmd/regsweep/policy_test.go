@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -276,9 +277,9 @@ func TestWindowStopsAndContinues(t *testing.T) {
 	mustRun(t, "gc", one, "--policy", buildsPolicy, "-q", "--index", t.TempDir())
 
 	idx := t.TempDir()
-	n := 0
+	var n atomic.Int32 // the hook runs on the sweep's workers
 	testBeforeDelete = func(string) error {
-		if n++; n > 5 {
+		if n.Add(1) > 5 {
 			time.Sleep(300 * time.Millisecond) // the window ends a few deletes in
 		}
 		return nil

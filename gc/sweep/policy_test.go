@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -157,12 +158,18 @@ func TestSweepStopsAtDeadlineAndContinues(t *testing.T) {
 	regtest.CopyTree(t, orig, cut)
 	p1 := plan(cut)
 	deadline := time.Now().Add(time.Hour)
-	clock := time.Now()
-	n := 0
-	var afterDeadline []string
+	var (
+		mu            sync.Mutex // the hook runs on a worker, the clock is read everywhere
+		clock         = time.Now()
+		n             int
+		afterDeadline []string
+	)
+	readClock := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
 	res, err := sweep.Run(ctx, storage.NewFilesystem(cut), p1, sweep.WithWorkers(1), sweep.WithDeadline(deadline),
-		sweep.WithClock(func() time.Time { return clock }),
+		sweep.WithClock(readClock),
 		sweep.WithBeforeDelete(func(p string) error {
+			mu.Lock()
+			defer mu.Unlock()
 			if !clock.Before(deadline) {
 				afterDeadline = append(afterDeadline, p)
 			}
