@@ -21,6 +21,7 @@ import (
 	"github.com/regsweep/regsweep/gc"
 	"github.com/regsweep/regsweep/gc/analysis"
 	"github.com/regsweep/regsweep/gc/sweep"
+	"github.com/regsweep/regsweep/gc/verify"
 	"github.com/regsweep/regsweep/graph"
 	"github.com/regsweep/regsweep/internal/probe"
 	"github.com/regsweep/regsweep/internal/runlock"
@@ -185,6 +186,7 @@ func (s *session) plan(ctx context.Context, m markFlags, opts ...gc.Option) (*gc
 // sweepOptions of the commands that delete.
 type sweepFlags struct {
 	windowFlags
+	noVerify         bool
 	maxOps           float64
 	ignoreUnreadable bool
 	allowMassDelete  bool
@@ -195,6 +197,7 @@ type sweepFlags struct {
 
 func (f *sweepFlags) bind(cmd *cobra.Command) {
 	f.windowFlags.bind(cmd)
+	cmd.Flags().BoolVar(&f.noVerify, "no-verify", false, "skip the check after a real sweep that every root's image is still whole (it scans the storage again; exit 6 when one is not)")
 	cmd.Flags().Float64Var(&f.maxOps, "max-ops", 0, "at most this many deletes per second (0: no limit)")
 	cmd.Flags().BoolVar(&f.ignoreUnreadable, "ignore-unreadable", false, "sweep even when unreadable manifests or broken roots are reachable (every blob they might reference is still kept)")
 	cmd.Flags().StringVar(&f.registryURL, "registry-url", "", "the registry serving this storage, probed before deleting: a sweep refuses (exit 4) if it accepts pushes (default: http.addr and http.host of the config; none: do not probe)")
@@ -365,7 +368,46 @@ func (s *session) sweep(cmd *cobra.Command, plan *gc.Plan, c storageFlags, f swe
 	if err := s.idx.JournalPlan(nil); err != nil {
 		return nil, fmt.Errorf("clear journal: %w", err)
 	}
+	if f.noVerify {
+		return rep, nil
+	}
+	rep.Verify, err = s.verifyAfter(cmd, plan, c)
+	if err != nil {
+		return rep, err
+	}
+	if rep.Verify != nil && !rep.Verify.Clean() {
+		return rep, &codeError{exitDamaged, fmt.Errorf("the sweep finished, but live data is missing or corrupt: %d problem(s); first: %s. Run regsweep verify for the whole picture", rep.Verify.Summary.LiveProblems, rep.Verify.Problems[0])}
+	}
 	return rep, nil
+}
+
+// verifyAfter scans the storage again after a sweep and checks every root's
+// closure, in the plan's mode, so that a sweep never ends green over a broken tag.
+// Within a window it stops at the window's end: the sweep is done, so that is not
+// an error, and the report says the check was skipped.
+func (s *session) verifyAfter(cmd *cobra.Command, plan *gc.Plan, c storageFlags) (*verify.Report, error) {
+	ctx := cmd.Context()
+	if !s.deadline.IsZero() {
+		if !time.Now().Before(s.deadline) {
+			s.log.Warn("the window has ended: the check after the sweep is skipped; run regsweep verify")
+			return nil, nil
+		}
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadlineCause(ctx, s.deadline, errWindowEnded)
+		defer cancel()
+	}
+	s.log.Info("checking that every root's image is whole (--no-verify skips this)")
+	err := graph.Build(ctx, s.drv, s.idx, graph.WithWorkers(c.workers), graph.WithDeferredStats(true), graph.WithScanOptions(storage.WithTagTimes(s.tagTimes)),
+		graph.WithLogger(s.log, time.Minute), graph.WithProgress(s.prog), graph.WithStorageID(s.id))
+	s.doneProgress()
+	if errors.Is(context.Cause(ctx), errWindowEnded) && cmd.Context().Err() == nil {
+		s.log.Warn("the window ended during the check after the sweep: skipped; run regsweep verify")
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("scan %s again to check it: %w", s.id, err)
+	}
+	return s.verify(ctx, plan.Mode.DeleteUntagged, plan.Mode.KeepReferrers, false, c.workers)
 }
 
 // writeMetrics writes rep's metrics when asked; a failed run writes none, so the last

@@ -253,6 +253,10 @@ func writeText(w io.Writer, r *analysis.Report) {
 			fmt.Fprintf(w, "Left alone: %d planned items are, or lie below, symbolic links.\n", res.LeftAlone)
 		}
 	}
+	if r.Verify != nil {
+		fmt.Fprintln(w)
+		writeProblems(w, r.Verify)
+	}
 	writeWindowText(w, r.Window, r.Result)
 	if len(r.Dropped) > 0 {
 		fmt.Fprintf(w, "\nKept since the plan was made (referenced again or younger than grace): %d paths\n", len(r.Dropped))

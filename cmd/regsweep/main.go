@@ -30,6 +30,7 @@ const (
 	exitBlocked  = 3  // unreadable manifests, broken roots or incomplete storage: a sweep refuses
 	exitWritable = 4  // the registry serving the storage accepts writes: a sweep refuses
 	exitWindow   = 5  // stopped at the maintenance window's end: run again to continue
+	exitDamaged  = 6  // live data is missing or corrupt (verify, or gc's check after a sweep)
 	exitCrash    = 70 // an internal error (EX_SOFTWARE): a panic or a fatal runtime error
 )
 
@@ -64,7 +65,7 @@ func newRootCommand() *cobra.Command {
 	}
 	root.PersistentFlags().Int64Var(&memLimit, "memory-limit", DefaultMemoryLimit,
 		"soft limit in bytes on resident memory, the mapped index included (GOMEMLIMIT overrides, for the Go runtime alone; 0: none). Not a cap: a larger live set still runs, with more garbage collection")
-	root.AddCommand(newGCCommand(), newApplyCommand(), newScanCommand(), newReportCommand(), newGraphCommand())
+	root.AddCommand(newGCCommand(), newApplyCommand(), newScanCommand(), newReportCommand(), newGraphCommand(), newVerifyCommand())
 	// Every usage error is exit 2: bad flags and flag values, and wrong arguments.
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &codeError{exitUsage, err} })
 	for _, c := range root.Commands() {

@@ -9,6 +9,7 @@ import (
 	"github.com/regsweep/regsweep/gc"
 	"github.com/regsweep/regsweep/gc/policy"
 	"github.com/regsweep/regsweep/gc/sweep"
+	"github.com/regsweep/regsweep/gc/verify"
 	"github.com/regsweep/regsweep/graph"
 )
 
@@ -38,6 +39,9 @@ type Report struct {
 	Retention *gc.Retention `json:"retention,omitempty"`
 	// Window is the maintenance window of the run and whether the plan fits it.
 	Window *Window `json:"window,omitempty"`
+	// Verify is the closure check after a real sweep (absent with --no-verify, or
+	// when the window ended first).
+	Verify *verify.Report `json:"verify,omitempty"`
 }
 
 // Window is a run's maintenance window: when it ends, and whether the plan fits it

@@ -175,7 +175,9 @@ func Check(ctx context.Context, g *graph.Graph, o Options) (*Report, error) {
 					return // not what the root needs: a guess, or what a referrer points at
 				}
 				reached.Set(id)
-				if !g.Present(id) {
+				// A manifest whose directory is listed but whose data cannot be read
+				// is as missing as one not listed.
+				if man, ok := g.Manifest(id); !g.Present(id) || ok && man.Missing {
 					if !seen[id] {
 						seen[id] = true
 						c.holes = append(c.holes, hole{id, parent, kind})
