@@ -81,7 +81,7 @@ func TestGCChecksAfterSweep(t *testing.T) {
 		Result *struct {
 			DeletedBlobs int `json:"deleted_blobs"`
 		} `json:"result"`
-		Verify *verify.Report              `json:"verify"`
+		Verify *verify.Report `json:"verify"`
 	}
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatal(err)

@@ -118,7 +118,9 @@ func TestVerifyCleanRegistries(t *testing.T) {
 // worked out from the manifests on disk.
 func TestVerifyFaults(t *testing.T) {
 	debian := func(root string) v1.Manifest { return manifestOf(t, root, tagDigest(t, root, "library/debian", "12")) }
-	web := func(root string) v1.Manifest { return manifestOf(t, root, tagDigest(t, root, "team/app/web", "latest")) }
+	web := func(root string) v1.Manifest {
+		return manifestOf(t, root, tagDigest(t, root, "team/app/web", "latest"))
+	}
 	apiChildren := func(root string) []v1.Descriptor {
 		var idx v1.Index
 		regtest.ReadJSON(t, root, tagDigest(t, root, "team/app/api", "v1"), &idx)
