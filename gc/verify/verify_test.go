@@ -3,7 +3,9 @@ package verify_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -262,5 +264,99 @@ func TestVerifyNotLive(t *testing.T) {
 	}
 	if ps := find(r, verify.ForeignLayer, foreign); len(ps) != 1 || ps[0].Live || !strings.Contains(ps[0].Detail, "urls") {
 		t.Errorf("foreign layer: %+v", ps)
+	}
+}
+
+// closureOf reads, from the files, every digest a manifest needs: itself, its
+// config and layers, and its children's.
+func closureOf(t *testing.T, root string, d digest.Digest, out map[digest.Digest]bool) {
+	if out[d] {
+		return
+	}
+	out[d] = true
+	var m struct {
+		Config    *v1.Descriptor  `json:"config"`
+		Layers    []v1.Descriptor `json:"layers"`
+		Manifests []v1.Descriptor `json:"manifests"`
+	}
+	regtest.ReadJSON(t, root, d, &m)
+	if m.Config != nil {
+		out[m.Config.Digest] = true
+	}
+	for _, l := range m.Layers {
+		out[l.Digest] = true
+	}
+	for _, c := range m.Manifests {
+		closureOf(t, root, c.Digest, out)
+	}
+}
+
+// On generated registries: a layer or config of some tag's image is removed; the
+// problem names, per repository, exactly the tags whose images need it, as the
+// files say.
+func TestVerifyFaultsOnGeneratedRegistries(t *testing.T) {
+	for seed := int64(1); seed <= 6; seed++ {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			ctx := context.Background()
+			root := t.TempDir()
+			_, ns, err := synth.NewFilesystem(ctx, root)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sum, err := synth.Populate(ctx, ns, seed, synth.Small())
+			if err != nil {
+				t.Fatal(err)
+			}
+			need := map[string]map[string]map[digest.Digest]bool{} // repo -> tag -> closure
+			var victim digest.Digest
+			for _, repo := range sum.Repos {
+				for _, tag := range slices.Sorted(maps.Keys(sum.Tags[repo])) {
+					d := sum.Tags[repo][tag]
+					c := map[digest.Digest]bool{}
+					closureOf(t, root, d, c)
+					if need[repo] == nil {
+						need[repo] = map[string]map[digest.Digest]bool{}
+					}
+					need[repo][tag] = c
+					if victim == "" {
+						for _, x := range slices.Sorted(maps.Keys(c)) {
+							if x != d && sum.Blobs[x] > 0 {
+								victim = x // a config or layer (or a child manifest)
+								break
+							}
+						}
+					}
+				}
+			}
+			if victim == "" {
+				t.Skip("no tagged image")
+			}
+			if err := os.RemoveAll(filepath.Dir(regtest.FSPath(root, regtest.Path(t, storage.Spec{Kind: storage.BlobData, Digest: victim})))); err != nil {
+				t.Fatal(err)
+			}
+			want := map[string][]string{}
+			for repo, tags := range need {
+				for tag, c := range tags {
+					if c[victim] {
+						want[repo] = append(want[repo], tag)
+					}
+				}
+				slices.Sort(want[repo])
+			}
+			r := check(t, root, true, false)
+			got := map[string][]string{}
+			for _, p := range r.Problems {
+				if p.Digest == victim.String() && p.Live {
+					got[p.Repository] = p.Tags
+				}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("removed %s: problems name %v, the files say %v", victim, got, want)
+				dump(t, r)
+			}
+			if r.Clean() {
+				t.Error("clean")
+			}
+		})
 	}
 }
