@@ -615,6 +615,9 @@ func (b *builder) addManifest(r parseResult) error {
 			edges = append(edges, byte(ref.Kind))
 			edges = binary.BigEndian.AppendUint32(edges, to)
 			b.def.noteSize(to, ref.Size, false)
+			if ref.Platform != "" {
+				m.Platforms = append(m.Platforms, ChildPlatform{ID: to, Platform: ref.Platform})
+			}
 			switch ref.Kind {
 			case EdgeChild:
 				b.enqueue(to, ref.Digest)

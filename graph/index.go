@@ -117,6 +117,15 @@ type Manifest struct {
 	// Partial is set when not every byte of an unreadable manifest could be read:
 	// Mentions is incomplete, and it might reference any blob.
 	Partial bool `json:"p,omitempty"`
+	// Platforms of an index's children, where the index names them. Not held in
+	// a loaded Graph: read with Index.ManifestRecord.
+	Platforms []ChildPlatform `json:"pl,omitempty"`
+}
+
+// ChildPlatform is the platform an index gives one of its children.
+type ChildPlatform struct {
+	ID       uint32 `json:"i"`
+	Platform string `json:"p"`
 }
 
 // Edge is one reference out of a manifest.
@@ -554,6 +563,15 @@ func (x *Index) Manifests(fn func(Manifest) error) error {
 		m.ID = binary.BigEndian.Uint32(k[1:])
 		return fn(m)
 	})
+}
+
+// ManifestRecord returns what the index holds about manifest id; false when id is
+// no manifest.
+func (x *Index) ManifestRecord(id uint32) (Manifest, bool, error) {
+	var m Manifest
+	ok, err := x.get(idKey(pManifest, id), func(v []byte) error { return json.Unmarshal(v, &m) })
+	m.ID = id
+	return m, ok, err
 }
 
 // Edges calls fn for every reference out of manifest id.

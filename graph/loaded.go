@@ -84,7 +84,7 @@ func Load(ctx context.Context, idx *Index, opts ...LoadOption) (*Graph, error) {
 			// Held for every manifest: drop the digest (the index has it) and share
 			// the few media types.
 			return idx.Manifests(func(m Manifest) error {
-				m.Digest = ""
+				m.Digest, m.Platforms = "", nil
 				m.MediaType, m.ArtifactType = intern(m.MediaType), intern(m.ArtifactType)
 				g.manifests[m.ID] = m
 				return nil
@@ -237,6 +237,10 @@ func (g *Graph) Edges(id uint32) ([]Edge, error) {
 	err := g.idx.Edges(id, func(e Edge) error { out = append(out, e); return nil })
 	return out, err
 }
+
+// ManifestRecord reads what the index holds about manifest id, the platforms of an
+// index's children included (which the loaded graph does not hold).
+func (g *Graph) ManifestRecord(id uint32) (Manifest, bool, error) { return g.idx.ManifestRecord(id) }
 
 // Digest returns id's digest, from the index.
 func (g *Graph) Digest(id uint32) (digest.Digest, error) {

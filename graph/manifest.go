@@ -64,6 +64,20 @@ type Ref struct {
 	Kind   EdgeKind
 	Digest digest.Digest
 	Size   int64 // as the descriptor says; -1 when the format has none (schema1)
+	// Platform of an index child ("linux/arm64/v8"), when the index gives one.
+	Platform string
+}
+
+// PlatformString renders a platform as os/architecture[/variant] ("" for none).
+func PlatformString(p *v1.Platform) string {
+	if p == nil || p.OS == "" && p.Architecture == "" {
+		return ""
+	}
+	s := p.OS + "/" + p.Architecture
+	if p.Variant != "" {
+		s += "/" + p.Variant
+	}
+	return s
 }
 
 // Parsed is what a manifest says about the graph.
@@ -166,9 +180,9 @@ func ParseManifest(b []byte) (Parsed, error) {
 
 func blobRefs(config v1.Descriptor, layers []v1.Descriptor) []Ref {
 	refs := make([]Ref, 0, 1+len(layers))
-	refs = append(refs, Ref{EdgeConfig, config.Digest, config.Size})
+	refs = append(refs, Ref{Kind: EdgeConfig, Digest: config.Digest, Size: config.Size})
 	for _, l := range layers {
-		refs = append(refs, Ref{EdgeLayer, l.Digest, l.Size})
+		refs = append(refs, Ref{Kind: EdgeLayer, Digest: l.Digest, Size: l.Size})
 	}
 	return refs
 }
@@ -188,7 +202,9 @@ func (manifestListParser) Parse(b []byte) (Parsed, error) {
 	}
 	var p Parsed
 	for _, c := range m.Manifests {
-		p.Refs = append(p.Refs, Ref{EdgeChild, c.Digest, c.Size})
+		pl := c.Platform
+		p.Refs = append(p.Refs, Ref{Kind: EdgeChild, Digest: c.Digest, Size: c.Size,
+			Platform: PlatformString(&v1.Platform{OS: pl.OS, Architecture: pl.Architecture, Variant: pl.Variant})})
 	}
 	return p, nil
 }
@@ -208,7 +224,7 @@ func (ociManifestParser) Parse(b []byte) (Parsed, error) {
 	}
 	p := Parsed{ArtifactType: m.ArtifactType, Refs: blobRefs(m.Config, m.Layers)}
 	if m.Subject != nil {
-		p.Refs = append(p.Refs, Ref{EdgeSubject, m.Subject.Digest, m.Subject.Size})
+		p.Refs = append(p.Refs, Ref{Kind: EdgeSubject, Digest: m.Subject.Digest, Size: m.Subject.Size})
 	}
 	return p, nil
 }
@@ -220,10 +236,10 @@ func (ociIndexParser) Parse(b []byte) (Parsed, error) {
 	}
 	p := Parsed{ArtifactType: m.ArtifactType}
 	for _, c := range m.Manifests {
-		p.Refs = append(p.Refs, Ref{EdgeChild, c.Digest, c.Size})
+		p.Refs = append(p.Refs, Ref{Kind: EdgeChild, Digest: c.Digest, Size: c.Size, Platform: PlatformString(c.Platform)})
 	}
 	if m.Subject != nil {
-		p.Refs = append(p.Refs, Ref{EdgeSubject, m.Subject.Digest, m.Subject.Size})
+		p.Refs = append(p.Refs, Ref{Kind: EdgeSubject, Digest: m.Subject.Digest, Size: m.Subject.Size})
 	}
 	return p, nil
 }
@@ -243,7 +259,7 @@ func (schema1Parser) Parse(b []byte) (Parsed, error) {
 	}
 	var p Parsed
 	for _, l := range m.FSLayers {
-		p.Refs = append(p.Refs, Ref{EdgeFSLayer, l.BlobSum, -1})
+		p.Refs = append(p.Refs, Ref{Kind: EdgeFSLayer, Digest: l.BlobSum, Size: -1})
 	}
 	return p, nil
 }

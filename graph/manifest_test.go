@@ -334,7 +334,7 @@ func TestParseManifest(t *testing.T) {
 		return graph.Ref{Kind: graph.EdgeLayer, Digest: d.Digest, Size: d.Size}
 	}
 	child := func(d v1.Descriptor) graph.Ref {
-		return graph.Ref{Kind: graph.EdgeChild, Digest: d.Digest, Size: d.Size}
+		return graph.Ref{Kind: graph.EdgeChild, Digest: d.Digest, Size: d.Size, Platform: graph.PlatformString(d.Platform)}
 	}
 	subject := func(d v1.Descriptor) graph.Ref {
 		return graph.Ref{Kind: graph.EdgeSubject, Digest: d.Digest, Size: d.Size}
@@ -345,7 +345,13 @@ func TestParseManifest(t *testing.T) {
 	if err := json.Unmarshal(dockerList, &dl); err != nil {
 		t.Fatal(err)
 	}
-	dockerChildren := []graph.Ref{child(dl.Manifests[0].Descriptor), child(dl.Manifests[1].Descriptor), child(dl.Manifests[2].Descriptor)}
+	// A Docker list's platform sits beside its descriptor.
+	dockerChild := func(m manifestlist.ManifestDescriptor) graph.Ref {
+		r := child(m.Descriptor)
+		r.Platform = graph.PlatformString(&v1.Platform{OS: m.Platform.OS, Architecture: m.Platform.Architecture, Variant: m.Platform.Variant})
+		return r
+	}
+	dockerChildren := []graph.Ref{dockerChild(dl.Manifests[0]), dockerChild(dl.Manifests[1]), dockerChild(dl.Manifests[2])}
 
 	cases := []manifestCase{
 		{
