@@ -65,7 +65,7 @@ func newRootCommand() *cobra.Command {
 	}
 	root.PersistentFlags().Int64Var(&memLimit, "memory-limit", DefaultMemoryLimit,
 		"soft limit in bytes on resident memory, the mapped index included (GOMEMLIMIT overrides, for the Go runtime alone; 0: none). Not a cap: a larger live set still runs, with more garbage collection")
-	root.AddCommand(newGCCommand(), newApplyCommand(), newScanCommand(), newReportCommand(), newGraphCommand(), newVerifyCommand())
+	root.AddCommand(newGCCommand(), newApplyCommand(), newScanCommand(), newReportCommand(), newGraphCommand(), newVerifyCommand(), newInspectCommand())
 	// Every usage error is exit 2: bad flags and flag values, and wrong arguments.
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &codeError{exitUsage, err} })
 	for _, c := range root.Commands() {

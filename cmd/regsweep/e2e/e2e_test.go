@@ -107,6 +107,7 @@ func TestE2E(t *testing.T) {
 	phase("storage-matches-model", true, func(t *testing.T) { checkStorageMatchesModel(t, s) })
 	phase("dry-run-vs-2.8.2", false, func(t *testing.T) { dryRunDifferential(t, s) })
 	phase("report-matches-gc", false, func(t *testing.T) { reportMatchesGC(t, s) })
+	phase("inspect-matches-skopeo", false, func(t *testing.T) { inspectMatchesSkopeo(t, s) })
 	for _, mode := range []struct {
 		name     string
 		untagged bool
