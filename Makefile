@@ -8,7 +8,7 @@ BUILDS_DIR := $(CURDIR)/build/demo-builds
 all: build
 
 build:
-	$(GO) build -o $(BIN) ./cmd/regsweep
+	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/regsweep
 
 # Unit, differential and bad-input tests, under the race detector. With CI=true a
 # missing chromium or graphviz fails the tests that need them instead of skipping.

@@ -29,7 +29,10 @@ same manifest, unpushed since. A plan made for other storage is refused.
 
 Exit codes: 0 success, 1 error, 2 usage or wrong storage, 3 unreadable manifests
 reachable, 4 registry accepts writes, 5 stopped at the window's end (--until,
---max-duration), 70 internal error.`,
+--max-duration), 6 live data missing or corrupt after the sweep, 70 internal error.`,
+		Example: `  regsweep gc /etc/docker/registry/config.yml -m --dry-run --plan-out plan.json
+  # review plan.json, then in the maintenance window:
+  regsweep apply /etc/docker/registry/config.yml plan.json --until 05:00`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.commonOptions.verify(); err != nil {

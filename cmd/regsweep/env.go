@@ -359,8 +359,8 @@ func (s *session) sweep(cmd *cobra.Command, plan *gc.Plan, c storageFlags, f swe
 		// The journal keeps the plan: the next run knows a sweep was cut short.
 		window.Stopped = true
 		left := res.Remaining
-		return rep, windowStopped(fmt.Sprintf("%d items left: %d tags, %d manifest revisions, %d blobs (%s), %d layer links, %d uploads",
-			left.Items(), left.Tags, left.Manifests, left.Blobs, ib(left.Bytes), left.LayerLinks, left.Uploads))
+		return rep, windowStopped(fmt.Sprintf("%s left: %s, %s, %s (%s), %s, %s",
+			plural(left.Items(), "item"), plural(left.Tags, "tag"), plural(left.Manifests, "manifest revision"), nBlobs(left.Blobs), ib(left.Bytes), plural(left.LayerLinks, "layer link"), plural(left.Uploads, "upload")))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w; rerun the same command to finish", err)

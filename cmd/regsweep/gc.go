@@ -52,7 +52,12 @@ Exit codes:
      sweep refuses (unless --ignore-unreadable); see the warnings
   4  the registry serving the storage accepts writes: the sweep refuses
   5  stopped at the maintenance window's end; run again to continue
+  6  after the sweep, live data is missing or corrupt (see the check's problems)
   70 internal error`,
+		Example: `  regsweep gc /etc/docker/registry/config.yml --dry-run          # what default-mode GC would free
+  regsweep gc CONFIG -m --dry-run -o json > report.json            # delete-untagged, the JSON report
+  regsweep gc CONFIG -m --until 05:00 --metrics-file gc.prom       # for real, in a window
+  regsweep gc CONFIG --policy policy.yaml --dry-run                 # retention policy: which tags go`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.verify(); err != nil {
@@ -177,12 +182,12 @@ func writeText(w io.Writer, r *analysis.Report) {
 		mode += ", retention policy " + pol.Name
 	}
 	fmt.Fprintf(w, "regsweep gc — %s, grace %s\n\n", mode, time.Duration(r.Mode.GraceSeconds)*time.Second)
-	fmt.Fprintf(w, "Storage:  %d repositories, %d tags, %d manifests, %d blobs (%s)\n", s.Repositories, s.Tags, s.Manifests, s.Blobs, b(s.BlobBytes))
-	fmt.Fprintf(w, "Live:     %d blobs (%s)\n", s.LiveBlobs, b(s.LiveBytes))
-	fmt.Fprintf(w, "Garbage:  %s %d blobs (%s), %d manifest revisions, %d layer links, %d uploads\n",
-		verb, s.DeleteBlobs, b(s.DeleteBytes), s.DeleteManifests, s.DeleteLayerLinks, s.DeleteUploads)
+	fmt.Fprintf(w, "Storage:  %s, %s, %s, %s (%s)\n", plural(s.Repositories, "repository"), plural(s.Tags, "tag"), plural(s.Manifests, "manifest"), nBlobs(s.Blobs), b(s.BlobBytes))
+	fmt.Fprintf(w, "Live:     %s (%s)\n", nBlobs(s.LiveBlobs), b(s.LiveBytes))
+	fmt.Fprintf(w, "Garbage:  %s %s (%s), %s, %s, %s\n",
+		verb, nBlobs(s.DeleteBlobs), b(s.DeleteBytes), plural(s.DeleteManifests, "manifest revision"), plural(s.DeleteLayerLinks, "layer link"), plural(s.DeleteUploads, "upload"))
 	if r.Mode.Policy != nil {
-		fmt.Fprintf(w, "Tags:     %s %d of %d tags (retention policy), first\n", verb, s.DeleteTags, s.Tags)
+		fmt.Fprintf(w, "Tags:     %s %d of %s (retention policy), first\n", verb, s.DeleteTags, plural(s.Tags, "tag"))
 	}
 	if s.KeptByGrace > 0 || len(r.Kept) > 0 {
 		fmt.Fprintf(w, "Kept:     %d items not live but kept (%d younger than grace)\n", len(r.Kept), s.KeptByGrace)
@@ -237,8 +242,9 @@ func writeText(w io.Writer, r *analysis.Report) {
 		fmt.Fprintln(w)
 	}
 	if res := r.Result; res != nil {
-		fmt.Fprintf(w, "\nSwept: deleted %d tags, %d blobs (%s freed), %d manifest revisions, %d tag history entries, %d layer links, %d uploads",
-			res.DeletedTags, res.DeletedBlobs, b(res.FreedBytes), res.DeletedManifests, res.DeletedTagIndex, res.DeletedLayerLinks, res.DeletedUploads)
+		fmt.Fprintf(w, "\nSwept: deleted %s, %s (%s freed), %s, %s, %s, %s",
+			plural(res.DeletedTags, "tag"), nBlobs(res.DeletedBlobs), b(res.FreedBytes), plural(res.DeletedManifests, "manifest revision"),
+			plural(res.DeletedTagIndex, "tag history entry"), plural(res.DeletedLayerLinks, "layer link"), plural(res.DeletedUploads, "upload"))
 		if res.AlreadyDone > 0 || res.Missing > 0 {
 			fmt.Fprintf(w, " (%d done by an interrupted run, %d already gone)", res.AlreadyDone, res.Missing)
 		}

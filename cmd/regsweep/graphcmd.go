@@ -30,6 +30,9 @@ free them).
   regsweep graph --index DIR team/app | dot -Tsvg > team-app.svg
 
 Exit codes: 0 success, 1 error, 2 usage (unknown repository included).`,
+		Example: `  regsweep scan CONFIG --index /var/tmp/regsweep
+  regsweep graph --index /var/tmp/regsweep team/app | dot -Tsvg > team-app.svg
+  regsweep graph --index /var/tmp/regsweep team/app -m --format mermaid`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.planFlags.verify(); err != nil {

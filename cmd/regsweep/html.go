@@ -135,14 +135,6 @@ func num(n int64) string { return humanize.Comma(n) }
 
 func raw(n int64) string { return strconv.FormatInt(n, 10) }
 
-// nBlobs is "1 blob", "1,234 blobs".
-func nBlobs(n int) string {
-	if n == 1 {
-		return "1 blob"
-	}
-	return num(int64(n)) + " blobs"
-}
-
 // writeHTML renders the report. dotCmd draws the image graphs; when it cannot be found
 // or fails, the page shows their Mermaid source instead.
 func writeHTML(ctx context.Context, w io.Writer, r *capacityReport, graphs []*analysis.ImageGraph, dotCmd string) error {

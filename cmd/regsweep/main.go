@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -51,20 +52,21 @@ func (e *codeError) Unwrap() error { return e.err }
 const DefaultMemoryLimit = 256 << 20
 
 func newRootCommand() *cobra.Command {
-	var memLimit int64
+	memLimit := byteSize(DefaultMemoryLimit)
 	root := &cobra.Command{
+		Version:       version(),
 		Use:           "regsweep",
 		Short:         "Storage analyzer and garbage collector for CNCF Distribution (registry v2) storage",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRun: func(cmd *cobra.Command, _ []string) {
 			if _, set := os.LookupEnv("GOMEMLIMIT"); !set && memLimit > 0 {
-				memlimit.Start(cmd.Context(), memLimit, time.Second)
+				memlimit.Start(cmd.Context(), int64(memLimit), time.Second)
 			}
 		},
 	}
-	root.PersistentFlags().Int64Var(&memLimit, "memory-limit", DefaultMemoryLimit,
-		"soft limit in bytes on resident memory, the mapped index included (GOMEMLIMIT overrides, for the Go runtime alone; 0: none). Not a cap: a larger live set still runs, with more garbage collection")
+	root.PersistentFlags().Var(&memLimit, "memory-limit",
+		"soft limit on resident memory (256MiB, 1GB, or bytes), the mapped index included (GOMEMLIMIT overrides, for the Go runtime alone; 0: none). Not a cap: a larger live set still runs, with more garbage collection")
 	root.AddCommand(newGCCommand(), newApplyCommand(), newScanCommand(), newReportCommand(), newGraphCommand(), newVerifyCommand(), newInspectCommand())
 	// Every usage error is exit 2: bad flags and flag values, and wrong arguments.
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &codeError{exitUsage, err} })
@@ -118,4 +120,33 @@ func runMain() int {
 		return childUsage // the supervisor makes it 2 again
 	}
 	return code
+}
+
+// version is the module version and the VCS revision the binary was built from.
+func version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	v := bi.Main.Version
+	var rev, when, dirty string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.time":
+			when = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = ", modified"
+			}
+		}
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if rev != "" {
+		v += " (" + rev + " " + when + dirty + ")"
+	}
+	return v + ", " + bi.GoVersion
 }

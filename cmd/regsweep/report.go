@@ -139,6 +139,10 @@ per policy and repository the bytes their untagging frees (JSON: delete.tags and
 retention; text, CSV and HTML show the same).
 
 Exit codes: 0 success, 1 error, 2 usage.`,
+		Example: `  regsweep scan CONFIG --index /var/tmp/regsweep
+  regsweep report --index /var/tmp/regsweep -o html > report.html
+  regsweep report --index /var/tmp/regsweep -m --what-if-untag team/app:old
+  regsweep report --index /var/tmp/regsweep --policy policy.yaml -o csv`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := o.verify(); err != nil {
@@ -408,9 +412,9 @@ func writeCapacityText(w io.Writer, r *capacityReport) {
 	s, c := r.Summary, r.Capacity
 	fmt.Fprintf(w, "regsweep report — %s\n", modeText(r.Mode))
 	fmt.Fprintf(w, "Index %s: %s storage scanned %s\n\n", r.Index.Dir, r.Index.Driver, r.Index.ScanStarted.UTC().Format(time.RFC3339))
-	fmt.Fprintf(w, "Stored:   %s in %d blobs (%d repositories, %d tags, %d manifests)\n", ib(c.TotalBytes), s.Blobs, s.Repositories, s.Tags, s.Manifests)
-	fmt.Fprintf(w, "Live:     %s in %d blobs\n", ib(c.LiveBytes), s.LiveBlobs)
-	fmt.Fprintf(w, "Garbage:  %s in %d blobs: what GC frees now\n", ib(c.GarbageBytes), s.DeleteBlobs)
+	fmt.Fprintf(w, "Stored:   %s in %s (%s, %s, %s)\n", ib(c.TotalBytes), nBlobs(s.Blobs), plural(s.Repositories, "repository"), plural(s.Tags, "tag"), plural(s.Manifests, "manifest"))
+	fmt.Fprintf(w, "Live:     %s in %s\n", ib(c.LiveBytes), nBlobs(s.LiveBlobs))
+	fmt.Fprintf(w, "Garbage:  %s in %s: what GC frees now\n", ib(c.GarbageBytes), nBlobs(s.DeleteBlobs))
 	if c.KeptBytes > 0 {
 		fmt.Fprintf(w, "Kept:     %s not live but kept (younger than grace, or fail-closed)\n", ib(c.KeptBytes))
 	}

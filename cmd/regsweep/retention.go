@@ -15,10 +15,10 @@ func writeRetentionText(w io.Writer, r *gc.Retention, tags []gc.TagItem, verb st
 	if r == nil {
 		return
 	}
-	fmt.Fprintf(w, "\nRetention policy %s: %s %d tags; untagging frees %s (%s, %d manifest revisions)\n",
-		r.File, verb, len(tags), ib(r.FreedBytes), nBlobs(r.FreedBlobs), r.FreedManifests)
+	fmt.Fprintf(w, "\nRetention policy %s: %s %s; untagging frees %s (%s, %s)\n",
+		r.File, verb, plural(len(tags), "tag"), ib(r.FreedBytes), nBlobs(r.FreedBlobs), plural(r.FreedManifests, "manifest revision"))
 	for _, p := range r.Policies {
-		fmt.Fprintf(w, "  %s: %d repositories, %d of %d tags, frees %s (%s)", p.Policy, p.Repositories, p.DeleteTags, p.Tags, ib(p.FreedBytes), nBlobs(p.FreedBlobs))
+		fmt.Fprintf(w, "  %s: %s, %d of %s, frees %s (%s)", p.Policy, plural(p.Repositories, "repository"), p.DeleteTags, plural(p.Tags, "tag"), ib(p.FreedBytes), nBlobs(p.FreedBlobs))
 		if p.KeptBySafety > 0 {
 			fmt.Fprintf(w, "; %d kept by safety rules", p.KeptBySafety)
 		}

@@ -18,6 +18,8 @@ an earlier scan recorded there. It deletes nothing and plans nothing: regsweep r
 regsweep graph then answer from the index without touching storage.
 
 Exit codes: 0 success, 1 error, 2 usage.`,
+		Example: `  regsweep scan /etc/docker/registry/config.yml --index /var/tmp/regsweep
+  REGISTRY_STORAGE_S3_BUCKET=other regsweep scan CONFIG --index /var/tmp/other`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if o.indexDir == "" {

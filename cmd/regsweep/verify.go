@@ -128,8 +128,8 @@ func writeVerify(w io.Writer, rep *verify.Report, format string) error {
 		mode = "delete-untagged (tags are roots)"
 	}
 	fmt.Fprintf(w, "regsweep verify — %s\n\n", mode)
-	fmt.Fprintf(w, "Checked:  %d repositories, %d tags, %d roots, %d manifests, %s; the roots reach %d\n",
-		s.Repositories, s.Tags, s.Roots, s.Manifests, nBlobs(s.Blobs), s.Reached)
+	fmt.Fprintf(w, "Checked:  %s, %s, %s, %s, %s; the roots reach %s\n",
+		plural(s.Repositories, "repository"), plural(s.Tags, "tag"), plural(s.Roots, "root"), plural(s.Manifests, "manifest"), nBlobs(s.Blobs), plural(s.Reached, "blob"))
 	if rep.Checksums {
 		fmt.Fprintf(w, "Hashed:   %s, %s\n", nBlobs(s.BlobsHashed), ib(s.BytesHashed))
 	}

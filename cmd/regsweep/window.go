@@ -167,7 +167,7 @@ func writeWindowText(w io.Writer, win *analysis.Window, res *sweep.Result) {
 	if win == nil {
 		return
 	}
-	fmt.Fprintf(w, "\nWindow:   ends %s; the plan holds %d deletes", win.Until.Local().Format("2006-01-02 15:04 MST"), win.Items)
+	fmt.Fprintf(w, "\nWindow:   ends %s; the plan holds %s", win.Until.Local().Format("2006-01-02 15:04 MST"), plural(win.Items, "delete"))
 	switch {
 	case win.Fits == nil:
 		fmt.Fprintf(w, " (no delete rate measured on this storage yet)\n")
@@ -180,8 +180,8 @@ func writeWindowText(w io.Writer, win *analysis.Window, res *sweep.Result) {
 		fmt.Fprintf(w, "Stopped at the window's end")
 		if res != nil && res.Remaining != nil {
 			l := res.Remaining
-			fmt.Fprintf(w, ": left %d tags, %d manifest revisions, %d tag history entries, %d blobs (%s), %d layer links, %d uploads",
-				l.Tags, l.Manifests, l.TagIndex, l.Blobs, ib(l.Bytes), l.LayerLinks, l.Uploads)
+			fmt.Fprintf(w, ": left %s, %s, %s, %s (%s), %s, %s",
+				plural(l.Tags, "tag"), plural(l.Manifests, "manifest revision"), plural(l.TagIndex, "tag history entry"), nBlobs(l.Blobs), ib(l.Bytes), plural(l.LayerLinks, "layer link"), plural(l.Uploads, "upload"))
 		}
 		fmt.Fprintf(w, ". Run the same command again to continue.\n")
 	}
