@@ -170,6 +170,7 @@ type UploadItem struct {
 	Repository string    `json:"repository"`
 	ID         string    `json:"id"`
 	StartedAt  time.Time `json:"started_at"`
+	Size       int64     `json:"size"` // of its files
 	Path       string    `json:"path"`
 }
 
@@ -198,6 +199,7 @@ type Summary struct {
 	DeleteManifests     int   `json:"delete_manifests"`
 	DeleteLayerLinks    int   `json:"delete_layer_links"`
 	DeleteUploads       int   `json:"delete_uploads"`
+	DeleteUploadBytes   int64 `json:"delete_upload_bytes"`
 	DeleteTags          int   `json:"delete_tags"`
 	KeptByGrace         int   `json:"kept_by_grace"`
 	UnreadableManifests int   `json:"unreadable_manifests"`
@@ -506,7 +508,7 @@ func NewPlan(ctx context.Context, src Source, opts ...Option) (*Plan, error) {
 		if err != nil || o.only != nil && !o.only[path] {
 			continue
 		}
-		p.Uploads = append(p.Uploads, UploadItem{Repository: u.Repo, ID: u.ID, StartedAt: u.StartedAt, Path: path})
+		p.Uploads = append(p.Uploads, UploadItem{Repository: u.Repo, ID: u.ID, StartedAt: u.StartedAt, Size: u.Size, Path: path})
 	}
 
 	if tagWarn != nil {

@@ -37,6 +37,9 @@ func (p *Plan) stats(g *graph.Graph, tags []graph.Tag, m *marks, deleted graph.B
 	sum.DeleteManifests = len(p.Manifests)
 	sum.DeleteLayerLinks = len(p.LayerLinks)
 	sum.DeleteUploads = len(p.Uploads)
+	for _, u := range p.Uploads {
+		sum.DeleteUploadBytes += u.Size
+	}
 
 	// One slot per repository directory that has _manifests, in name order.
 	var names []string

@@ -450,7 +450,7 @@ func (b *builder) add(e storage.Entry) error {
 				return err
 			}
 		}
-		return b.putJSON(nameKey(pUpload, e.Repo, e.Upload), Upload{StartedAt: started, Bad: e.Warning})
+		return b.putJSON(nameKey(pUpload, e.Repo, e.Upload), Upload{StartedAt: started, Size: e.Size, Bad: e.Warning})
 	case storage.KindRepo:
 		r := Repo{HasManifests: e.HasManifests, Bad: e.Warning}
 		if pin, ok := b.pinned[e.Repo]; ok {

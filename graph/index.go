@@ -98,6 +98,7 @@ type Upload struct {
 	Repo      string    `json:"-"`
 	ID        string    `json:"-"`
 	StartedAt time.Time `json:"s"`
+	Size      int64     `json:"z,omitempty"` // of its files: data and hash states
 	Bad       string    `json:"b,omitempty"`
 }
 

@@ -516,8 +516,22 @@ func (l *repoLister) scanUploads(ctx context.Context, repo, dir string) error {
 			continue // an upload holding a link is left alone, link and all
 		}
 		for _, f := range files {
-			if fi, err := l.drv.Stat(ctx, f); err == nil && fi.ModTime().After(e.ModTime) {
-				e.ModTime = fi.ModTime()
+			if fi, err := l.drv.Stat(ctx, f); err == nil {
+				e.Size += fi.Size()
+				if fi.ModTime().After(e.ModTime) {
+					e.ModTime = fi.ModTime()
+				}
+			}
+		}
+		// The hash states below hashstates/<alg>: what an upload holds besides data.
+		if hs, _, err := list(ctx, l.drv, u+"/hashstates", l.emit); err == nil {
+			for _, alg := range hs {
+				states, _, _ := list(ctx, l.drv, alg, l.emit)
+				for _, st := range states {
+					if fi, err := l.drv.Stat(ctx, st); err == nil && !fi.IsDir() {
+						e.Size += fi.Size()
+					}
+				}
 			}
 		}
 		b, err := l.read(ctx, u+"/startedat")

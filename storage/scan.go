@@ -24,7 +24,7 @@ var ErrNoRegistry = errors.New("storage root holds no " + Root)
 //	TagCurrentLink  Repo, Tag, Target, ModTime
 //	TagIndexLink    Repo, Tag, Digest
 //	LayerLink       Repo, Digest, Target, ModTime
-//	UploadDir       Repo, Upload, StartedAt, ModTime
+//	UploadDir       Repo, Upload, StartedAt, ModTime, Size (of its files)
 //	KindRepo        Repo, HasManifests
 //	KindWarning     Path, Warning
 //
@@ -325,6 +325,7 @@ func scanRepos(ctx context.Context, drv driver.StorageDriver, top string, emit f
 			if fi.ModTime().After(u.ModTime) {
 				u.ModTime = fi.ModTime()
 			}
+			u.Size += fi.Size()
 			if s.Kind == UploadStartedAt {
 				started = append(started, &Entry{Path: p, Upload: key})
 			}

@@ -2,7 +2,9 @@ package storage_test
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -69,5 +71,41 @@ func TestScanRecordsTagPushTimes(t *testing.T) {
 	}, storage.WithWalk(false), storage.WithDeferredStats(true), storage.WithTagTimes(false))
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// An upload's size is that of all its files (data, startedat, hash states), in
+// every strategy: stale uploads count in what a sweep frees.
+func TestScanSizesUploads(t *testing.T) {
+	root := regtest.Sample(t)
+	want := map[string]int64{}
+	for _, f := range regtest.Files(t, root) {
+		if place, _ := storage.Locate("/" + f); place != storage.PlaceAside || !strings.Contains(f, "/_uploads/") {
+			continue
+		}
+		fi, serr := os.Stat(regtest.FSPath(root, "/"+f))
+		if serr != nil {
+			t.Fatal(serr)
+		}
+		rest := f[strings.Index(f, "/_uploads/")+len("/_uploads/"):]
+		want[strings.SplitN(rest, "/", 2)[0]] += fi.Size()
+	}
+	if len(want) == 0 {
+		t.Fatal("the sample has no upload")
+	}
+	for _, walk := range []bool{false, true} {
+		got := map[string]int64{}
+		err := storage.Scan(context.Background(), storage.NewFilesystem(root), func(e storage.Entry) error {
+			if e.Kind == storage.UploadDir {
+				got[e.Upload] = e.Size
+			}
+			return nil
+		}, storage.WithWalk(walk))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("walk=%v: upload sizes %v, the files say %v", walk, got, want)
+		}
 	}
 }

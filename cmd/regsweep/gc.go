@@ -184,8 +184,9 @@ func writeText(w io.Writer, r *analysis.Report) {
 	fmt.Fprintf(w, "regsweep gc — %s, grace %s\n\n", mode, time.Duration(r.Mode.GraceSeconds)*time.Second)
 	fmt.Fprintf(w, "Storage:  %s, %s, %s, %s (%s)\n", plural(s.Repositories, "repository"), plural(s.Tags, "tag"), plural(s.Manifests, "manifest"), nBlobs(s.Blobs), b(s.BlobBytes))
 	fmt.Fprintf(w, "Live:     %s (%s)\n", nBlobs(s.LiveBlobs), b(s.LiveBytes))
-	fmt.Fprintf(w, "Garbage:  %s %s (%s), %s, %s, %s\n",
-		verb, nBlobs(s.DeleteBlobs), b(s.DeleteBytes), plural(s.DeleteManifests, "manifest revision"), plural(s.DeleteLayerLinks, "layer link"), plural(s.DeleteUploads, "upload"))
+	fmt.Fprintf(w, "Garbage:  %s %s (%s), %s, %s, %s (%s); %s in all\n",
+		verb, nBlobs(s.DeleteBlobs), b(s.DeleteBytes), plural(s.DeleteManifests, "manifest revision"), plural(s.DeleteLayerLinks, "layer link"),
+		plural(s.DeleteUploads, "stale upload"), b(s.DeleteUploadBytes), b(s.DeleteBytes+s.DeleteUploadBytes))
 	if r.Mode.Policy != nil {
 		fmt.Fprintf(w, "Tags:     %s %d of %s (retention policy), first\n", verb, s.DeleteTags, plural(s.Tags, "tag"))
 	}
@@ -244,7 +245,7 @@ func writeText(w io.Writer, r *analysis.Report) {
 	if res := r.Result; res != nil {
 		fmt.Fprintf(w, "\nSwept: deleted %s, %s (%s freed), %s, %s, %s, %s",
 			plural(res.DeletedTags, "tag"), nBlobs(res.DeletedBlobs), b(res.FreedBytes), plural(res.DeletedManifests, "manifest revision"),
-			plural(res.DeletedTagIndex, "tag history entry"), plural(res.DeletedLayerLinks, "layer link"), plural(res.DeletedUploads, "upload"))
+			plural(res.DeletedTagIndex, "tag history entry"), plural(res.DeletedLayerLinks, "layer link"), plural(res.DeletedUploads, "upload")+" ("+b(res.FreedUploadBytes)+")")
 		if res.AlreadyDone > 0 || res.Missing > 0 {
 			fmt.Fprintf(w, " (%d done by an interrupted run, %d already gone)", res.AlreadyDone, res.Missing)
 		}

@@ -157,7 +157,9 @@ type Result struct {
 	DeletedBlobs      int   `json:"deleted_blobs"`
 	DeletedLayerLinks int   `json:"deleted_layer_links"`
 	DeletedUploads    int   `json:"deleted_uploads"`
-	FreedBytes        int64 `json:"freed_bytes"`
+	FreedBytes        int64 `json:"freed_bytes"` // of blobs
+	// FreedUploadBytes is what the uploads deleted held.
+	FreedUploadBytes int64 `json:"freed_upload_bytes"`
 	// AlreadyDone counts items an earlier, interrupted sweep had deleted.
 	AlreadyDone int `json:"already_done"`
 	// Missing counts items that were gone when the sweep came to them.
@@ -532,7 +534,8 @@ func Run(ctx context.Context, drv driver.StorageDriver, p *gc.Plan, opts ...Opti
 	// 5. Uploads: no root references one.
 	var ups []job
 	for _, u := range p.Uploads {
-		ups = append(ups, job{path: u.Path, left: &rem.Uploads, count: func() { res.DeletedUploads++ }})
+		size := u.Size
+		ups = append(ups, job{path: u.Path, left: &rem.Uploads, count: func() { res.DeletedUploads++; res.FreedUploadBytes += size }})
 	}
 	if err := phase("uploads", false, ups); err != nil {
 		return &res, err
