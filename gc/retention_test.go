@@ -328,3 +328,20 @@ func TestPolicyApplyKeepsRepushedTags(t *testing.T) {
 		t.Errorf("dropped %s, want b1 and b2", got)
 	}
 }
+
+// A repository's manifests count what it keeps, as its bytes do: under -m the
+// untagged manifests the plan deletes count in neither.
+func TestRepoStatsFollowMode(t *testing.T) {
+	root := regtest.Sample(t)
+	for _, tc := range []struct {
+		m    bool
+		want int
+	}{{false, 2}, {true, 1}} {
+		p := regtest.Plan(t, root, nil, gc.WithDeleteUntagged(tc.m))
+		for _, r := range p.Repositories {
+			if r.Name == "library/debian" && r.Manifests != tc.want {
+				t.Errorf("-m=%v: library/debian counts %d manifests, want %d (12.0 is untagged)", tc.m, r.Manifests, tc.want)
+			}
+		}
+	}
+}

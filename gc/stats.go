@@ -66,8 +66,10 @@ func (p *Plan) stats(g *graph.Graph, tags []graph.Tag, m *marks, deleted graph.B
 		if !ok {
 			continue
 		}
-		rs[i].Manifests++
+		// What the repository keeps: under delete-untagged, the untagged manifests a
+		// plan deletes count neither here nor in the bytes.
 		if m.liveManifest.Has(l.ID) {
+			rs[i].Manifests++
 			roots[i] = append(roots[i], l.ID)
 		}
 	}

@@ -27,13 +27,13 @@ type Capacity struct {
 	// KeptBytes is neither live nor deleted: kept by grace or by fail-closed rules.
 	KeptBytes int64 `json:"kept_bytes"`
 
-	// Images counts the tags that name a manifest the registry can serve (the tag's
-	// repository has a revision link for it): each is one image.
+	// Images counts the distinct manifests, per repository, that tags name and the
+	// registry can serve (the repository has a revision link for it). Two tags naming
+	// one manifest are one image.
 	Images int `json:"images"`
-	// LogicalBytes is the sum, over those tags, of each image's bytes (ImageInfo.Bytes):
-	// what the registry would hold if every tag were stored on its own, without sharing
-	// a blob with any other tag, image or repository. Two tags naming the same manifest
-	// count twice.
+	// LogicalBytes is the sum, over those images, of each image's bytes
+	// (ImageInfo.Bytes): what the registry would hold if every image were stored on its
+	// own, without sharing a blob with any other image or repository.
 	LogicalBytes int64 `json:"logical_bytes"`
 	// DedupRatio is LogicalBytes / TotalBytes: how many bytes of tagged images each
 	// stored byte serves (0 when nothing is stored). It counts against all stored bytes,
@@ -248,8 +248,8 @@ func NewCapacity(ctx context.Context, p *gc.Plan, opts ...CapacityOption) (*Capa
 		}
 		slices.Sort(tags)
 		images[k.repo] = append(images[k.repo], ImageInfo{Tags: tags, Digest: d, Bytes: bytes, Blobs: blobs})
-		c.Images += len(tags)
-		c.LogicalBytes += bytes * int64(len(tags))
+		c.Images++
+		c.LogicalBytes += bytes
 	}
 	if c.TotalBytes > 0 {
 		c.DedupRatio = float64(c.LogicalBytes) / float64(c.TotalBytes)
