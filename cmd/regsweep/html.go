@@ -44,6 +44,7 @@ type page struct {
 	RepoChart barChart
 	SizeChart barChart
 	AgeChart  barChart
+	AgeNote   string
 	Repos     []repoRow
 	Graphs    []graphView
 	Warnings  int
@@ -231,6 +232,7 @@ func writeHTML(ctx context.Context, w io.Writer, r *capacityReport, graphs []*an
 	p.RepoChart = repoChart(c)
 	p.SizeChart = bucketChart("chart-sizes", sizeRows(c))
 	p.AgeChart = bucketChart("chart-ages", ageRows(c))
+	p.AgeNote = unknownAgeNote(c)
 
 	repos := slices.Clone(c.Repositories)
 	slices.SortStableFunc(repos, func(a, b analysis.RepoCapacity) int { return cmp.Compare(b.Bytes, a.Bytes) })

@@ -478,7 +478,21 @@ func writeCapacityText(w io.Writer, r *capacityReport) {
 	for _, a := range c.Age {
 		fmt.Fprintf(w, "  %-18s %7d blobs %10s  %s\n", a.Label, a.Blobs, ib(a.Bytes), bar(a.Bytes, maxBytes))
 	}
+	if note := unknownAgeNote(c); note != "" {
+		fmt.Fprintf(w, "  %s\n", note)
+	}
 	if len(r.Warnings) > 0 {
 		fmt.Fprintf(w, "\n%d warnings (use --output json to list them)\n", len(r.Warnings))
 	}
+}
+
+// unknownAgeNote explains an "unknown" age bucket: an index built by gc does not
+// know the times of blobs that tags reach.
+func unknownAgeNote(c *analysis.Capacity) string {
+	for _, a := range c.Age {
+		if a.MaxAgeSeconds < 0 && a.Blobs > 0 {
+			return fmt.Sprintf("%s have no known age: this index was built by gc or apply, which state only what a plan may delete; build it with regsweep scan CONFIG --index DIR to see every age", nBlobs(a.Blobs))
+		}
+	}
+	return ""
 }
