@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -49,6 +51,10 @@ type Capacity struct {
 
 	Repositories []RepoCapacity  `json:"repositories"`
 	Top          TopRepositories `json:"top"`
+	// Namespaces roll repositories up by their first path component ("team/*").
+	Namespaces []NamespaceCapacity `json:"namespaces"`
+	// Tags lists every tag the registry can serve, most unique bytes first.
+	Tags []TagInfo `json:"tags"`
 }
 
 // RepoCapacity is one repository: its gc.RepoStats and its largest images.
@@ -57,6 +63,35 @@ type RepoCapacity struct {
 	// LargestImages are the repository's images (tags grouped by manifest), largest
 	// first, at most the top-N the capacity was computed with.
 	LargestImages []ImageInfo `json:"largest_images"`
+	// LastPush is the newest time of its tag and revision links (tags' times are
+	// known in an index regsweep scan built).
+	LastPush time.Time `json:"last_push,omitzero"`
+}
+
+// NamespaceCapacity is the repositories under one first path component. Bytes are
+// the distinct blobs their live manifests reach; unique those no repository outside
+// the namespace reaches.
+type NamespaceCapacity struct {
+	Name             string    `json:"name"` // "team/*", or a repository without a namespace
+	Repositories     int       `json:"repositories"`
+	Tags             int       `json:"tags"`
+	Manifests        int       `json:"manifests"`
+	Bytes            int64     `json:"bytes"`
+	UniqueBytes      int64     `json:"unique_bytes"`
+	ReclaimableBytes int64     `json:"reclaimable_bytes"`
+	LastPush         time.Time `json:"last_push,omitzero"`
+}
+
+// TagInfo is one tag: its image's bytes, and of those the bytes no other image (no
+// other manifest a tag names) reaches. Two tags naming one manifest show the same
+// image: deleting one of them frees nothing.
+type TagInfo struct {
+	Repository  string        `json:"repository"`
+	Tag         string        `json:"tag"`
+	Digest      digest.Digest `json:"digest"`
+	PushedAt    time.Time     `json:"pushed_at,omitzero"`
+	Bytes       int64         `json:"bytes"`
+	UniqueBytes int64         `json:"unique_bytes"`
 }
 
 // ImageInfo is one manifest a repository's tags name. Bytes are the sizes of the
@@ -221,19 +256,16 @@ func NewCapacity(ctx context.Context, p *gc.Plan, opts ...CapacityOption) (*Capa
 		}
 		linked[l.Repo][l.ID] = true
 	}
-	type key struct {
-		repo string
-		id   uint32
-	}
-	tagsOf := map[key][]string{}
+	tagsOf := map[tagKey][]string{}
 	for _, t := range g.Tags() {
 		if t.Bad == "" && t.ID != 0 && linked[t.Repo][t.ID] {
-			k := key{t.Repo, t.ID}
+			k := tagKey{t.Repo, t.ID}
 			tagsOf[k] = append(tagsOf[k], t.Name)
 		}
 	}
 	w := newImageWalker(g)
 	images := map[string][]ImageInfo{}
+	imageBytes := map[uint32]int64{}
 	for k, tags := range tagsOf {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -248,11 +280,34 @@ func NewCapacity(ctx context.Context, p *gc.Plan, opts ...CapacityOption) (*Capa
 		}
 		slices.Sort(tags)
 		images[k.repo] = append(images[k.repo], ImageInfo{Tags: tags, Digest: d, Bytes: bytes, Blobs: blobs})
+		imageBytes[k.id] = bytes
 		c.Images++
 		c.LogicalBytes += bytes
 	}
 	if c.TotalBytes > 0 {
 		c.DedupRatio = float64(c.LogicalBytes) / float64(c.TotalBytes)
+	}
+
+	if err := c.tagsAndNamespaces(ctx, p, tagsOf, imageBytes); err != nil {
+		return nil, err
+	}
+	lastPush := map[string]time.Time{}
+	for _, l := range g.Revisions() {
+		if l.ModTime.After(lastPush[l.Repo]) {
+			lastPush[l.Repo] = l.ModTime
+		}
+	}
+	for _, t := range g.Tags() {
+		if t.ModTime.After(lastPush[t.Repo]) {
+			lastPush[t.Repo] = t.ModTime
+		}
+	}
+	for i := range c.Namespaces {
+		for r, when := range lastPush {
+			if namespaceOf(r) == c.Namespaces[i].Name && when.After(c.Namespaces[i].LastPush) {
+				c.Namespaces[i].LastPush = when
+			}
+		}
 	}
 
 	c.Repositories = make([]RepoCapacity, len(p.Repositories))
@@ -264,7 +319,7 @@ func NewCapacity(ctx context.Context, p *gc.Plan, opts ...CapacityOption) (*Capa
 		if len(imgs) > o.top {
 			imgs = imgs[:o.top]
 		}
-		c.Repositories[i] = RepoCapacity{RepoStats: r, LargestImages: nonNil(imgs)}
+		c.Repositories[i] = RepoCapacity{RepoStats: r, LargestImages: nonNil(imgs), LastPush: lastPush[r.Name]}
 	}
 	rank := func(v func(gc.RepoStats) int64) []RepoBytes {
 		out := []RepoBytes{}
@@ -368,4 +423,146 @@ func NewWhatIf(base, after *gc.Plan, untag, repos []string) WhatIf {
 		}
 	}
 	return w
+}
+
+// tagKey is a manifest of a repository that tags name.
+type tagKey struct {
+	repo string
+	id   uint32
+}
+
+// namespaceOf is a repository's first path component and "/*", or the repository
+// itself when it has none.
+func namespaceOf(repo string) string {
+	if ns, _, ok := strings.Cut(repo, "/"); ok {
+		return ns + "/*"
+	}
+	return repo
+}
+
+// tagsAndNamespaces fills c.Tags (with the bytes of each image no other image
+// reaches) and c.Namespaces, by the shared walk.
+func (c *Capacity) tagsAndNamespaces(ctx context.Context, p *gc.Plan, tagsOf map[tagKey][]string, imageBytes map[uint32]int64) error {
+	g := p.Graph()
+	// Whether one or several distinct tagged manifests reach each blob: two bits a
+	// blob, as the repository stats keep, not a count.
+	once, many := graph.NewBitset(g.MaxID()), graph.NewBitset(g.MaxID())
+	ids := map[uint32]bool{}
+	for k := range tagsOf {
+		ids[k.id] = true
+	}
+	w := newImageWalker(g)
+	sorted := slices.Sorted(maps.Keys(ids))
+	for _, id := range sorted {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if _, _, err := w.image(id); err != nil {
+			return err
+		}
+		for _, x := range w.ids {
+			if once.Set(x) {
+				many.Set(x)
+			}
+		}
+	}
+	unique := map[uint32]int64{}
+	for _, id := range sorted {
+		if _, _, err := w.image(id); err != nil {
+			return err
+		}
+		for _, x := range w.ids {
+			if !many.Has(x) && g.Present(x) {
+				unique[id] += g.Size(x)
+			}
+		}
+	}
+	pushed := map[tagKey]map[string]time.Time{}
+	for _, t := range g.Tags() {
+		k := tagKey{t.Repo, t.ID}
+		if pushed[k] == nil {
+			pushed[k] = map[string]time.Time{}
+		}
+		pushed[k][t.Name] = t.ModTime
+	}
+	for k, tags := range tagsOf {
+		d, err := g.Digest(k.id)
+		if err != nil {
+			return err
+		}
+		for _, t := range tags {
+			c.Tags = append(c.Tags, TagInfo{Repository: k.repo, Tag: t, Digest: d, PushedAt: pushed[k][t], Bytes: imageBytes[k.id], UniqueBytes: unique[k.id]})
+		}
+	}
+	slices.SortFunc(c.Tags, func(a, b TagInfo) int {
+		return cmp.Or(cmp.Compare(b.UniqueBytes, a.UniqueBytes), cmp.Compare(b.Bytes, a.Bytes), cmp.Compare(a.Repository, b.Repository), cmp.Compare(a.Tag, b.Tag))
+	})
+	c.Tags = nonNil(c.Tags)
+
+	// Namespaces: which namespace's live manifests reach each blob (-1: several).
+	nsIndex := map[string]int{}
+	for _, r := range p.Repositories {
+		ns := namespaceOf(r.Name)
+		i, ok := nsIndex[ns]
+		if !ok {
+			i = len(c.Namespaces)
+			nsIndex[ns] = i
+			c.Namespaces = append(c.Namespaces, NamespaceCapacity{Name: ns})
+		}
+		n := &c.Namespaces[i]
+		n.Repositories++
+		n.Tags += r.Tags
+		n.Manifests += r.Manifests
+		n.ReclaimableBytes += r.ReclaimableBytes
+	}
+	rootsOf := make([][]uint32, len(c.Namespaces))
+	for _, l := range g.Revisions() {
+		if i, ok := nsIndex[namespaceOf(l.Repo)]; ok && p.LiveManifest(l.ID) {
+			rootsOf[i] = append(rootsOf[i], l.ID)
+		}
+	}
+	// Two walks per namespace over two bitsets, as for repositories: the first marks
+	// what one namespace reaches and what several do, the second sums.
+	nsOnce, nsMany := graph.NewBitset(g.MaxID()), graph.NewBitset(g.MaxID())
+	walker := g.NewWalker(graph.WalkOptions{})
+	seen := graph.NewBitset(g.MaxID())
+	reach := func(roots []uint32, fn func(x uint32)) error {
+		var touched []uint32
+		_, err := walker.Walk(roots, func(x, _ uint32, kind graph.EdgeKind) {
+			if kind == graph.EdgeSubject || seen.Set(x) {
+				return
+			}
+			touched = append(touched, x)
+			fn(x)
+		})
+		for _, x := range touched {
+			seen.Clear(x)
+		}
+		return err
+	}
+	for _, roots := range rootsOf {
+		if err := reach(roots, func(x uint32) {
+			if nsOnce.Set(x) {
+				nsMany.Set(x)
+			}
+		}); err != nil {
+			return err
+		}
+	}
+	for i, roots := range rootsOf {
+		n := &c.Namespaces[i]
+		if err := reach(roots, func(x uint32) {
+			if g.Present(x) {
+				n.Bytes += g.Size(x)
+				if !nsMany.Has(x) {
+					n.UniqueBytes += g.Size(x)
+				}
+			}
+		}); err != nil {
+			return err
+		}
+	}
+	slices.SortFunc(c.Namespaces, func(a, b NamespaceCapacity) int { return cmp.Or(cmp.Compare(b.Bytes, a.Bytes), cmp.Compare(a.Name, b.Name)) })
+	c.Namespaces = nonNil(c.Namespaces)
+	return nil
 }
