@@ -562,7 +562,9 @@ func (c *Capacity) tagsAndNamespaces(ctx context.Context, p *gc.Plan, tagsOf map
 			return err
 		}
 	}
-	slices.SortFunc(c.Namespaces, func(a, b NamespaceCapacity) int { return cmp.Or(cmp.Compare(b.Bytes, a.Bytes), cmp.Compare(a.Name, b.Name)) })
+	slices.SortFunc(c.Namespaces, func(a, b NamespaceCapacity) int {
+		return cmp.Or(cmp.Compare(b.Bytes, a.Bytes), cmp.Compare(a.Name, b.Name))
+	})
 	c.Namespaces = nonNil(c.Namespaces)
 	return nil
 }
