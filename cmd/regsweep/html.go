@@ -48,6 +48,12 @@ type page struct {
 	Repos     []repoRow
 	Graphs    []graphView
 	Warnings  int
+	// WarningRows are the first maxHTMLWarnings warnings; Namespaces and Tags the
+	// capacity's roll-ups and tags (the first maxHTMLTags).
+	WarningRows []repoRow
+	Namespaces  []repoRow
+	Tags        []repoRow
+	MoreTags    int
 }
 
 type card struct {
@@ -70,7 +76,10 @@ type retentionView struct {
 	MoreTags int
 }
 
-const maxHTMLTags = 500
+const (
+	maxHTMLTags     = 500
+	maxHTMLWarnings = 200
+)
 
 // barChart is a horizontal bar chart: one row per item, each bar made of segments.
 type barChart struct {
@@ -249,8 +258,33 @@ func writeHTML(ctx context.Context, w io.Writer, r *capacityReport, graphs []*an
 			{Col: "name", Raw: rc.Name, Text: rc.Name},
 			n("tags", rc.Tags), n("manifests", rc.Manifests),
 			b("bytes", rc.Bytes), b("unique_bytes", rc.UniqueBytes), b("shared_bytes", rc.SharedBytes),
-			b("reclaimable_bytes", rc.ReclaimableBytes), img, imgBytes,
+			b("reclaimable_bytes", rc.ReclaimableBytes), img, imgBytes, when("last_push", rc.LastPush),
 		}})
+	}
+	for _, n := range c.Namespaces {
+		b := func(col string, v int64) cell { return cell{Col: col, Raw: raw(v), Text: ib(v)} }
+		cnt := func(col string, v int) cell { return cell{Col: col, Raw: strconv.Itoa(v), Text: num(int64(v))} }
+		p.Namespaces = append(p.Namespaces, repoRow{Name: n.Name, Cells: []cell{{Col: "name", Raw: n.Name, Text: n.Name},
+			cnt("repositories", n.Repositories), cnt("tags", n.Tags), cnt("manifests", n.Manifests),
+			b("bytes", n.Bytes), b("unique_bytes", n.UniqueBytes), b("reclaimable_bytes", n.ReclaimableBytes), when("last_push", n.LastPush)}})
+	}
+	for i, tg := range c.Tags {
+		if i == maxHTMLTags {
+			p.MoreTags = len(c.Tags) - i
+			break
+		}
+		ref := tg.Repository + ":" + tg.Tag
+		p.Tags = append(p.Tags, repoRow{Name: ref, Cells: []cell{{Col: "tag", Raw: ref, Text: ref},
+			when("pushed_at", tg.PushedAt), {Col: "bytes", Raw: raw(tg.Bytes), Text: ib(tg.Bytes)},
+			{Col: "unique_bytes", Raw: raw(tg.UniqueBytes), Text: ib(tg.UniqueBytes)},
+			{Col: "digest", Raw: tg.Digest.String(), Text: fmt.Sprintf("%.19s", tg.Digest), Title: tg.Digest.String()}}})
+	}
+	for i, wn := range r.Warnings {
+		if i == maxHTMLWarnings {
+			break
+		}
+		p.WarningRows = append(p.WarningRows, repoRow{Name: wn.Path, Cells: []cell{{Col: "kind", Raw: wn.Kind, Text: wn.Kind},
+			{Col: "repository", Raw: wn.Repository, Text: wn.Repository}, {Col: "path", Raw: wn.Path, Text: wn.Path}, {Col: "detail", Raw: wn.Detail, Text: wn.Detail}}})
 	}
 
 	dotPath := ""
@@ -424,4 +458,12 @@ func bucketChart(id string, rows []bucket) barChart {
 	}
 	ch.Height = legendH + len(ch.Rows)*rowHeight + 4
 	return ch
+}
+
+// when is a time cell: RFC 3339 raw, a date shown; "—" when unknown.
+func when(col string, t time.Time) cell {
+	if t.IsZero() {
+		return cell{Col: col, Raw: "", Text: "—"}
+	}
+	return cell{Col: col, Raw: t.UTC().Format(time.RFC3339), Text: t.UTC().Format("2006-01-02 15:04")}
 }

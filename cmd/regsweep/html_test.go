@@ -309,6 +309,9 @@ func checkDOM(t *testing.T, d dom, rep reportJSON) {
 			want["largest_image"] = [2]string{li.Tags[0], strings.Join(li.Tags, ", ")}
 			want["largest_image_bytes"] = [2]string{n(li.Bytes), ib(li.Bytes)}
 		}
+		if !r.LastPush.IsZero() {
+			want["last_push"] = [2]string{r.LastPush.UTC().Format(time.RFC3339), r.LastPush.UTC().Format("2006-01-02 15:04")}
+		}
 		for _, td := range all(tr, func(n *html.Node) bool { return n.Data == "td" }) {
 			col, _ := attr(td, "data-col")
 			w, ok := want[col]
@@ -322,6 +325,55 @@ func checkDOM(t *testing.T, d dom, rep reportJSON) {
 		}
 		if len(want) > 0 {
 			t.Errorf("%s: no cells for %v", name, want)
+		}
+	}
+
+	// The namespace, tag and warning tables: every row of the JSON, in its order.
+	cells := func(tr *html.Node) map[string][2]string {
+		out := map[string][2]string{}
+		for _, td := range all(tr, func(n *html.Node) bool { return n.Data == "td" }) {
+			col, _ := attr(td, "data-col")
+			v, _ := attr(td, "data-value")
+			out[col] = [2]string{v, text(td)}
+		}
+		return out
+	}
+	tableRows := func(id string) []*html.Node {
+		l := all(d.root, func(n *html.Node) bool { v, _ := attr(n, "id"); return v == id })
+		if len(l) == 0 {
+			return nil
+		}
+		return all(l[0], func(n *html.Node) bool { return n.Data == "tr" && n.Parent != nil && n.Parent.Data == "tbody" })
+	}
+	nsRows := tableRows("namespaces")
+	if len(nsRows) != len(c.Namespaces) {
+		t.Errorf("namespace table has %d rows, JSON %d", len(nsRows), len(c.Namespaces))
+	}
+	for i, tr := range nsRows {
+		ns, got := c.Namespaces[i], cells(tr)
+		if got["name"][0] != ns.Name || got["bytes"] != [2]string{n(ns.Bytes), ib(ns.Bytes)} || got["unique_bytes"] != [2]string{n(ns.UniqueBytes), ib(ns.UniqueBytes)} ||
+			got["repositories"][0] != strconv.Itoa(ns.Repositories) {
+			t.Errorf("namespace row %d: %v, JSON %+v", i, got, ns)
+		}
+	}
+	tagRows := tableRows("tags")
+	if len(tagRows) != min(len(c.Tags), maxHTMLTags) {
+		t.Errorf("tag table has %d rows, JSON %d tags", len(tagRows), len(c.Tags))
+	}
+	for i, tr := range tagRows {
+		tg, got := c.Tags[i], cells(tr)
+		if got["tag"][0] != tg.Repository+":"+tg.Tag || got["unique_bytes"] != [2]string{n(tg.UniqueBytes), ib(tg.UniqueBytes)} ||
+			got["bytes"] != [2]string{n(tg.Bytes), ib(tg.Bytes)} || got["digest"][0] != tg.Digest.String() {
+			t.Errorf("tag row %d: %v, JSON %+v", i, got, tg)
+		}
+	}
+	if warnRows := tableRows("warnings"); len(warnRows) != min(len(rep.Warnings), maxHTMLWarnings) {
+		t.Errorf("warning table has %d rows, JSON %d warnings", len(warnRows), len(rep.Warnings))
+	} else {
+		for i, tr := range warnRows {
+			if got := cells(tr); got["kind"][0] != rep.Warnings[i].Kind || got["path"][0] != rep.Warnings[i].Path {
+				t.Errorf("warning row %d: %v, JSON %+v", i, got, rep.Warnings[i])
+			}
 		}
 	}
 

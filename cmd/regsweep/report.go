@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -326,7 +327,7 @@ func writeMetricsFile(name string, rep *analysis.Report, extra analysis.MetricsE
 
 // csvHeader names report's CSV columns; scripts read them by name, so they are stable.
 var csvHeader = []string{"name", "tags", "manifests", "bytes", "unique_bytes", "shared_bytes", "reclaimable_bytes", "largest_image", "largest_image_bytes",
-	"policy", "policy_delete_tags", "policy_freed_bytes"}
+	"policy", "policy_delete_tags", "policy_freed_bytes", "last_push"}
 
 // writeCapacityCSV writes one row per repository, in name order. largest_image is the
 // first tag (by name) of the repository's largest image, empty when it has no tag. The
@@ -353,7 +354,11 @@ func writeCapacityCSV(w io.Writer, r *capacityReport) error {
 		if x, ok := retention[rc.Name]; ok {
 			pol, polTags, polBytes = x.Policy, i(x.DeleteTags), n(x.FreedBytes)
 		}
-		row := []string{rc.Name, i(rc.Tags), i(rc.Manifests), n(rc.Bytes), n(rc.UniqueBytes), n(rc.SharedBytes), n(rc.ReclaimableBytes), img, imgBytes, pol, polTags, polBytes}
+		last := ""
+		if !rc.LastPush.IsZero() {
+			last = rc.LastPush.UTC().Format(time.RFC3339)
+		}
+		row := []string{rc.Name, i(rc.Tags), i(rc.Manifests), n(rc.Bytes), n(rc.UniqueBytes), n(rc.SharedBytes), n(rc.ReclaimableBytes), img, imgBytes, pol, polTags, polBytes, last}
 		if err := cw.Write(row); err != nil {
 			return err
 		}
@@ -452,6 +457,27 @@ func writeCapacityText(w io.Writer, r *capacityReport) {
 	}
 	ranking("Top repositories by unique bytes (what deleting each would free)", c.Top.ByUniqueBytes)
 	ranking("Top repositories by reclaimable bytes", c.Top.ByReclaimableBytes)
+	if len(c.Namespaces) > 0 {
+		fmt.Fprintf(w, "\nNamespaces (unique: reached by no repository outside):\n")
+		fmt.Fprintf(w, "  %-24s %5s %5s %10s %10s %12s  %s\n", "NAMESPACE", "REPOS", "TAGS", "BYTES", "UNIQUE", "RECLAIMABLE", "LAST PUSH")
+		for i, n := range c.Namespaces {
+			if i == 20 {
+				fmt.Fprintf(w, "  … %d more (use --output json for all)\n", len(c.Namespaces)-i)
+				break
+			}
+			fmt.Fprintf(w, "  %-24s %5d %5d %10s %10s %12s  %s\n", n.Name, n.Repositories, n.Tags, ib(n.Bytes), ib(n.UniqueBytes), ib(n.ReclaimableBytes), day(n.LastPush))
+		}
+	}
+	if len(c.Tags) > 0 {
+		fmt.Fprintf(w, "\nTags with the most unique bytes (what deleting the image and gc -m free):\n")
+		for i, tg := range c.Tags {
+			if i == 10 {
+				fmt.Fprintf(w, "  … %d more tags (use --output json or html for all)\n", len(c.Tags)-i)
+				break
+			}
+			fmt.Fprintf(w, "  %2d. %-40s %10s of %10s  pushed %s\n", i+1, tg.Repository+":"+tg.Tag, ib(tg.UniqueBytes), ib(tg.Bytes), day(tg.PushedAt))
+		}
+	}
 
 	bar := func(v, maxV int64) string {
 		if maxV <= 0 {
@@ -482,8 +508,23 @@ func writeCapacityText(w io.Writer, r *capacityReport) {
 		fmt.Fprintf(w, "  %s\n", note)
 	}
 	if len(r.Warnings) > 0 {
-		fmt.Fprintf(w, "\n%d warnings (use --output json to list them)\n", len(r.Warnings))
+		fmt.Fprintf(w, "\nWarnings (%d):\n", len(r.Warnings))
+		for i, x := range r.Warnings {
+			if i == 20 {
+				fmt.Fprintf(w, "  … %d more (use --output json for all)\n", len(r.Warnings)-i)
+				break
+			}
+			fmt.Fprintf(w, "  [%s] %s: %s\n", x.Kind, cmp.Or(x.Path, x.Repository), x.Detail)
+		}
 	}
+}
+
+// day is a date, or "-" when unknown.
+func day(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.DateOnly)
 }
 
 // unknownAgeNote explains an "unknown" age bucket: an index built by gc does not

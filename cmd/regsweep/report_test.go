@@ -21,6 +21,7 @@ import (
 
 	"github.com/regsweep/regsweep/gc"
 	"github.com/regsweep/regsweep/gc/analysis"
+	"github.com/regsweep/regsweep/graph"
 	"github.com/regsweep/regsweep/internal/synth"
 )
 
@@ -92,6 +93,7 @@ type reportJSON struct {
 	Mode         analysis.ReportMode `json:"mode"`
 	Capacity     analysis.Capacity   `json:"capacity"`
 	WhatIf       *analysis.WhatIf    `json:"what_if"`
+	Warnings     []graph.Warning     `json:"warnings"`
 }
 
 func decodeReport(t *testing.T, out string) reportJSON {
@@ -150,7 +152,7 @@ func TestReportCSV(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := []string{"name", "tags", "manifests", "bytes", "unique_bytes", "shared_bytes", "reclaimable_bytes", "largest_image", "largest_image_bytes", "policy", "policy_delete_tags", "policy_freed_bytes"}
+		want := []string{"name", "tags", "manifests", "bytes", "unique_bytes", "shared_bytes", "reclaimable_bytes", "largest_image", "largest_image_bytes", "policy", "policy_delete_tags", "policy_freed_bytes", "last_push"}
 		if !reflect.DeepEqual(rows[0], want) {
 			t.Fatalf("header %v, want %v", rows[0], want)
 		}
@@ -163,7 +165,10 @@ func TestReportCSV(t *testing.T) {
 				img, imgBytes = rc.LargestImages[0].Tags[0], strconv.FormatInt(rc.LargestImages[0].Bytes, 10)
 			}
 			w := []string{rc.Name, strconv.Itoa(rc.Tags), strconv.Itoa(rc.Manifests), fmt.Sprint(rc.Bytes), fmt.Sprint(rc.UniqueBytes),
-				fmt.Sprint(rc.SharedBytes), fmt.Sprint(rc.ReclaimableBytes), img, imgBytes, "", "", ""}
+				fmt.Sprint(rc.SharedBytes), fmt.Sprint(rc.ReclaimableBytes), img, imgBytes, "", "", "", ""}
+			if !rc.LastPush.IsZero() {
+				w[len(w)-1] = rc.LastPush.UTC().Format(time.RFC3339)
+			}
 			if !reflect.DeepEqual(rows[i+1], w) {
 				t.Errorf("%s: row %v, JSON says %v", c.name, rows[i+1], w)
 			}
