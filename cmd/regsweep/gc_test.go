@@ -326,7 +326,7 @@ func TestGCMetricsFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{`regsweep_deleted_total{kind="blobs"} 7`, "regsweep_last_success_timestamp_seconds", "regsweep_run_duration_seconds"} {
+	for _, want := range []string{`regsweep_last_sweep_deleted{kind="blobs"} 7`, "regsweep_last_success_timestamp_seconds", "regsweep_run_duration_seconds"} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("metrics lack %q:\n%s", want, b)
 		}

@@ -472,7 +472,7 @@ func TestPolicyReportContract(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"regsweep_window_stopped 1\n", "regsweep_window_remaining_items ", `regsweep_deleted_total{kind="tags"} `,
+	for _, want := range []string{"regsweep_window_stopped 1\n", "regsweep_window_remaining_items ", `regsweep_last_sweep_deleted{kind="tags"} `,
 		`regsweep_retention_freed_bytes{policy="policies[0] (team/**, library/*)"} `, `regsweep_retention_tags{policy="policies[0] (team/**, library/*)",decision="delete"} 14`} {
 		if !strings.Contains(string(m), want) {
 			t.Errorf("metrics lack %q:\n%s", want, m)

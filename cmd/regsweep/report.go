@@ -306,7 +306,7 @@ func runReport(cmd *cobra.Command, o reportOptions) error {
 		return err
 	}
 	if o.metricsFile != "" {
-		extra := analysis.MetricsExtra{Duration: time.Since(start), LastSuccess: time.Now()}
+		extra := analysis.MetricsExtra{Duration: time.Since(start), LastSuccess: time.Now(), Prefix: "regsweep_report_"}
 		if err := writeMetricsFile(o.metricsFile, rep.Report, extra); err != nil {
 			return fmt.Errorf("metrics: %w", err)
 		}

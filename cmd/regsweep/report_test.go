@@ -325,29 +325,29 @@ func TestReportMetricsFile(t *testing.T) {
 			want   float64
 		}
 		checks := []check{
-			{"regsweep_blobs", map[string]string{"state": "live"}, float64(s.LiveBlobs)},
-			{"regsweep_blobs", map[string]string{"state": "garbage"}, float64(s.DeleteBlobs)},
-			{"regsweep_bytes", map[string]string{"state": "live"}, float64(s.LiveBytes)},
-			{"regsweep_bytes", map[string]string{"state": "garbage"}, float64(s.DeleteBytes)},
-			{"regsweep_bytes", map[string]string{"state": "kept"}, float64(rep.Capacity.KeptBytes)},
+			{"regsweep_report_blobs", map[string]string{"state": "live", "dry_run": "true"}, float64(s.LiveBlobs)},
+			{"regsweep_report_blobs", map[string]string{"state": "garbage", "dry_run": "true"}, float64(s.DeleteBlobs)},
+			{"regsweep_report_bytes", map[string]string{"state": "live", "dry_run": "true"}, float64(s.LiveBytes)},
+			{"regsweep_report_bytes", map[string]string{"state": "garbage", "dry_run": "true"}, float64(s.DeleteBytes)},
+			{"regsweep_report_bytes", map[string]string{"state": "kept", "dry_run": "true"}, float64(rep.Capacity.KeptBytes)},
 		}
 		for _, rs := range rep.Repositories {
 			checks = append(checks,
-				check{"regsweep_repository_bytes", map[string]string{"repository": rs.Name, "kind": "total"}, float64(rs.Bytes)},
-				check{"regsweep_repository_bytes", map[string]string{"repository": rs.Name, "kind": "unique"}, float64(rs.UniqueBytes)},
-				check{"regsweep_repository_bytes", map[string]string{"repository": rs.Name, "kind": "shared"}, float64(rs.SharedBytes)},
-				check{"regsweep_repository_bytes", map[string]string{"repository": rs.Name, "kind": "reclaimable"}, float64(rs.ReclaimableBytes)})
+				check{"regsweep_report_repository_bytes", map[string]string{"repository": rs.Name, "kind": "total"}, float64(rs.Bytes)},
+				check{"regsweep_report_repository_bytes", map[string]string{"repository": rs.Name, "kind": "unique"}, float64(rs.UniqueBytes)},
+				check{"regsweep_report_repository_bytes", map[string]string{"repository": rs.Name, "kind": "shared"}, float64(rs.SharedBytes)},
+				check{"regsweep_report_repository_bytes", map[string]string{"repository": rs.Name, "kind": "reclaimable"}, float64(rs.ReclaimableBytes)})
 		}
 		for _, ck := range checks {
 			if got := get(ck.name, ck.labels); got != ck.want {
 				t.Errorf("%s: %s%v = %v, JSON says %v", c.name, ck.name, ck.labels, got, ck.want)
 			}
 		}
-		ts := get("regsweep_last_success_timestamp_seconds", nil)
+		ts := get("regsweep_report_last_success_timestamp_seconds", map[string]string{"dry_run": "true"})
 		if ts < float64(before.Unix())-1 || ts > float64(time.Now().Unix())+1 {
 			t.Errorf("last success %v, not the time of the run", ts)
 		}
-		if d := get("regsweep_run_duration_seconds", nil); d <= 0 || d > 60 {
+		if d := get("regsweep_report_run_duration_seconds", map[string]string{"dry_run": "true"}); d <= 0 || d > 60 {
 			t.Errorf("run duration %v", d)
 		}
 	}

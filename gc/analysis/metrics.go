@@ -11,6 +11,10 @@ import (
 
 // MetricsExtra is what a report does not know about the run that made it.
 type MetricsExtra struct {
+	// Prefix starts every metric name (default "regsweep_"): regsweep report writes
+	// "regsweep_report_", so that gc's and report's files can share a textfile
+	// directory without colliding.
+	Prefix string
 	// Duration is how long the run took (scan, plan and sweep, or the report).
 	Duration time.Duration
 	// LastSuccess is when the run finished successfully; zero leaves the metric out,
@@ -21,15 +25,22 @@ type MetricsExtra struct {
 // WriteMetrics writes rep as Prometheus metrics in the text exposition format that
 // node_exporter's textfile collector reads. Counts of a real sweep come from
 // rep.Result and are left out when it is nil (dry runs, reports). Every value is of
-// the last run, so every metric is a gauge.
+// the last run, so every metric is a gauge, and none is named _total. The state of
+// the blob store carries dry_run: after a real sweep, garbage is what is left.
 func WriteMetrics(w io.Writer, rep *Report, extra MetricsExtra) error {
 	bw := bufio.NewWriter(w)
 	s := rep.Summary
+	prefix := extra.Prefix
+	if prefix == "" {
+		prefix = "regsweep_"
+	}
 	family := func(name, help string) {
+		name = prefix + name
 		fmt.Fprintf(bw, "# HELP %s %s\n# TYPE %s gauge\n", name, escapeHelp(help), name)
 	}
+	dry := strconv.FormatBool(rep.Mode.DryRun || rep.Result == nil)
 	sample := func(name string, v float64, labels ...string) {
-		bw.WriteString(name)
+		bw.WriteString(prefix + name)
 		if len(labels) > 0 {
 			bw.WriteByte('{')
 			for i := 0; i+1 < len(labels); i += 2 {
@@ -47,44 +58,54 @@ func WriteMetrics(w io.Writer, rep *Report, extra MetricsExtra) error {
 
 	keptBlobs := s.Blobs - s.LiveBlobs - s.DeleteBlobs
 	keptBytes := s.BlobBytes - s.LiveBytes - s.DeleteBytes
-	family("regsweep_blobs", "Blobs in the blob store by state: live (reachable), garbage (the plan deletes them), kept (neither: younger than grace or kept by fail-closed rules).")
-	sample("regsweep_blobs", float64(s.LiveBlobs), "state", "live")
-	sample("regsweep_blobs", float64(s.DeleteBlobs), "state", "garbage")
-	sample("regsweep_blobs", float64(keptBlobs), "state", "kept")
-	family("regsweep_bytes", "Bytes of the blobs in the blob store by state, as regsweep_blobs.")
-	sample("regsweep_bytes", float64(s.LiveBytes), "state", "live")
-	sample("regsweep_bytes", float64(s.DeleteBytes), "state", "garbage")
-	sample("regsweep_bytes", float64(keptBytes), "state", "kept")
+	garbageBlobs, garbageBytes := s.DeleteBlobs, s.DeleteBytes
+	if res := rep.Result; res != nil {
+		// What the sweep left: what it did not delete.
+		garbageBlobs, garbageBytes = max(0, s.DeleteBlobs-res.DeletedBlobs), max(0, s.DeleteBytes-res.FreedBytes)
+	}
+	family("blobs", "Blobs in the blob store by state: live (reachable), garbage (what the plan deletes; after a real sweep, what it left), kept (neither: younger than grace or kept by fail-closed rules).")
+	sample("blobs", float64(s.LiveBlobs), "state", "live", "dry_run", dry)
+	sample("blobs", float64(garbageBlobs), "state", "garbage", "dry_run", dry)
+	sample("blobs", float64(keptBlobs), "state", "kept", "dry_run", dry)
+	family("bytes", "Bytes of the blobs in the blob store by state, as the blobs metric.")
+	sample("bytes", float64(s.LiveBytes), "state", "live", "dry_run", dry)
+	sample("bytes", float64(garbageBytes), "state", "garbage", "dry_run", dry)
+	sample("bytes", float64(keptBytes), "state", "kept", "dry_run", dry)
 
-	family("regsweep_repository_bytes", "Per repository: total (distinct blobs its live manifests reach), unique (reached by no other repository), shared (total - unique), reclaimable (garbage it links).")
+	family("repository_bytes", "Per repository: total (distinct blobs its live manifests reach), unique (reached by no other repository), shared (total - unique), reclaimable (garbage it links).")
 	for _, r := range rep.Repositories {
-		sample("regsweep_repository_bytes", float64(r.Bytes), "repository", r.Name, "kind", "total")
-		sample("regsweep_repository_bytes", float64(r.UniqueBytes), "repository", r.Name, "kind", "unique")
-		sample("regsweep_repository_bytes", float64(r.SharedBytes), "repository", r.Name, "kind", "shared")
-		sample("regsweep_repository_bytes", float64(r.ReclaimableBytes), "repository", r.Name, "kind", "reclaimable")
+		sample("repository_bytes", float64(r.Bytes), "repository", r.Name, "kind", "total")
+		sample("repository_bytes", float64(r.UniqueBytes), "repository", r.Name, "kind", "unique")
+		sample("repository_bytes", float64(r.SharedBytes), "repository", r.Name, "kind", "shared")
+		sample("repository_bytes", float64(r.ReclaimableBytes), "repository", r.Name, "kind", "reclaimable")
 	}
 
-	family("regsweep_run_duration_seconds", "How long the last run took.")
-	sample("regsweep_run_duration_seconds", extra.Duration.Seconds())
+	family("run_duration_seconds", "How long the last run took.")
+	sample("run_duration_seconds", extra.Duration.Seconds(), "dry_run", dry)
 
 	if res := rep.Result; res != nil {
-		family("regsweep_deleted_total", "What the last sweep deleted, by kind (of that run, not cumulative).")
-		sample("regsweep_deleted_total", float64(res.DeletedTags), "kind", "tags")
-		sample("regsweep_deleted_total", float64(res.DeletedBlobs), "kind", "blobs")
-		sample("regsweep_deleted_total", float64(res.DeletedManifests), "kind", "manifests")
-		sample("regsweep_deleted_total", float64(res.DeletedLayerLinks), "kind", "layer_links")
-		sample("regsweep_deleted_total", float64(res.DeletedUploads), "kind", "uploads")
+		family("last_sweep_deleted", "What the last sweep deleted, by kind.")
+		for _, k := range []struct {
+			kind string
+			n    int
+		}{{"tags", res.DeletedTags}, {"manifests", res.DeletedManifests}, {"tag_index", res.DeletedTagIndex}, {"blobs", res.DeletedBlobs},
+			{"layer_links", res.DeletedLayerLinks}, {"uploads", res.DeletedUploads}} {
+			sample("last_sweep_deleted", float64(k.n), "kind", k.kind)
+		}
+		family("last_sweep_freed_bytes", "Bytes the last sweep freed: blob data and stale uploads.")
+		sample("last_sweep_freed_bytes", float64(res.FreedBytes), "kind", "blobs")
+		sample("last_sweep_freed_bytes", float64(res.FreedUploadBytes), "kind", "uploads")
 	}
 	if r := rep.Retention; r != nil {
-		family("regsweep_retention_tags", "Per retention policy: tags in the repositories it applies to, by what it decides (delete, or kept by a safety rule although no entry keeps them).")
+		family("retention_tags", "Per retention policy: tags in the repositories it applies to, by what it decides (delete, or kept by a safety rule although no entry keeps them).")
 		for _, p := range r.Policies {
-			sample("regsweep_retention_tags", float64(p.Tags), "policy", p.Policy, "decision", "all")
-			sample("regsweep_retention_tags", float64(p.DeleteTags), "policy", p.Policy, "decision", "delete")
-			sample("regsweep_retention_tags", float64(p.KeptBySafety), "policy", p.Policy, "decision", "kept_by_safety")
+			sample("retention_tags", float64(p.Tags), "policy", p.Policy, "decision", "all")
+			sample("retention_tags", float64(p.DeleteTags), "policy", p.Policy, "decision", "delete")
+			sample("retention_tags", float64(p.KeptBySafety), "policy", p.Policy, "decision", "kept_by_safety")
 		}
-		family("regsweep_retention_freed_bytes", "Per retention policy: bytes the plan deletes only because of the tags the policy deletes.")
+		family("retention_freed_bytes", "Per retention policy: bytes the plan deletes only because of the tags the policy deletes.")
 		for _, p := range r.Policies {
-			sample("regsweep_retention_freed_bytes", float64(p.FreedBytes), "policy", p.Policy)
+			sample("retention_freed_bytes", float64(p.FreedBytes), "policy", p.Policy)
 		}
 	}
 	if w := rep.Window; w != nil {
@@ -92,16 +113,16 @@ func WriteMetrics(w io.Writer, rep *Report, extra MetricsExtra) error {
 		if w.Stopped {
 			stopped = 1
 		}
-		family("regsweep_window_stopped", "1 when the last run stopped at its maintenance window's end with work left (the next run continues).")
-		sample("regsweep_window_stopped", stopped)
+		family("window_stopped", "1 when the last run stopped at its maintenance window's end with work left (the next run continues).")
+		sample("window_stopped", stopped)
 		if res := rep.Result; res != nil && res.Remaining != nil {
-			family("regsweep_window_remaining_items", "Deletes the last run left for the next one when its window ended.")
-			sample("regsweep_window_remaining_items", float64(res.Remaining.Items()))
+			family("window_remaining_items", "Deletes the last run left for the next one when its window ended.")
+			sample("window_remaining_items", float64(res.Remaining.Items()))
 		}
 	}
 	if !extra.LastSuccess.IsZero() {
-		family("regsweep_last_success_timestamp_seconds", "Unix time the last successful run finished.")
-		sample("regsweep_last_success_timestamp_seconds", float64(extra.LastSuccess.UnixNano())/1e9)
+		family("last_success_timestamp_seconds", "Unix time the last successful run finished.")
+		sample("last_success_timestamp_seconds", float64(extra.LastSuccess.UnixNano())/1e9, "dry_run", dry)
 	}
 	return bw.Flush()
 }

@@ -79,7 +79,7 @@ func TestMetrics(t *testing.T) {
 			}
 			var blobs, bytes float64
 			for k, v := range want {
-				got := metricValue(t, fams, k[0], "state", k[1])
+				got := metricValue(t, fams, k[0], "state", k[1], "dry_run", "true")
 				if got != v {
 					t.Errorf("%s: %s{state=%q} = %v, want %v", r.name, k[0], k[1], got, v)
 				}
@@ -102,13 +102,18 @@ func TestMetrics(t *testing.T) {
 			if n := len(fams["regsweep_repository_bytes"].Metric); n != 4*len(rep.Repositories) {
 				t.Errorf("%d repository samples, want %d", n, 4*len(rep.Repositories))
 			}
-			if got := metricValue(t, fams, "regsweep_run_duration_seconds"); got != 1.5 {
+			if got := metricValue(t, fams, "regsweep_run_duration_seconds", "dry_run", "true"); got != 1.5 {
 				t.Errorf("duration %v", got)
 			}
-			if got := metricValue(t, fams, "regsweep_last_success_timestamp_seconds"); got != 1700000000.5 {
+			if got := metricValue(t, fams, "regsweep_last_success_timestamp_seconds", "dry_run", "true"); got != 1700000000.5 {
 				t.Errorf("last success %v", got)
 			}
-			if _, ok := fams["regsweep_deleted_total"]; ok {
+			for name := range fams {
+				if strings.HasSuffix(name, "_total") {
+					t.Errorf("%s: a gauge named as a counter", name)
+				}
+			}
+			if _, ok := fams["regsweep_last_sweep_deleted"]; ok {
 				t.Error("a dry run reports deletions")
 			}
 		}
@@ -118,8 +123,9 @@ func TestMetrics(t *testing.T) {
 func TestMetricsResultAndEscaping(t *testing.T) {
 	odd := "team/a\"b\\c\nd"
 	rep := &analysis.Report{
+		Summary:      gc.Summary{Blobs: 10, LiveBlobs: 4, DeleteBlobs: 5, BlobBytes: 100, LiveBytes: 40, DeleteBytes: 50},
 		Repositories: []gc.RepoStats{{Name: odd, Bytes: 10, UniqueBytes: 4, SharedBytes: 6, ReclaimableBytes: 1}},
-		Result:       &sweep.Result{DeletedBlobs: 3, DeletedManifests: 2, DeletedLayerLinks: 5, DeletedUploads: 1},
+		Result:       &sweep.Result{DeletedTags: 4, DeletedBlobs: 3, FreedBytes: 30, FreedUploadBytes: 7, DeletedManifests: 2, DeletedLayerLinks: 5, DeletedUploads: 1},
 	}
 	var b bytes.Buffer
 	if err := analysis.WriteMetrics(&b, rep, analysis.MetricsExtra{}); err != nil {
@@ -132,10 +138,22 @@ func TestMetricsResultAndEscaping(t *testing.T) {
 	if got := metricValue(t, fams, "regsweep_repository_bytes", "repository", odd, "kind", "unique"); got != 4 {
 		t.Errorf("escaped repository round trip: %v", got)
 	}
-	for kind, v := range map[string]float64{"blobs": 3, "manifests": 2, "layer_links": 5, "uploads": 1} {
-		if got := metricValue(t, fams, "regsweep_deleted_total", "kind", kind); got != v {
+	for kind, v := range map[string]float64{"tags": 4, "blobs": 3, "manifests": 2, "layer_links": 5, "uploads": 1} {
+		if got := metricValue(t, fams, "regsweep_last_sweep_deleted", "kind", kind); got != v {
 			t.Errorf("deleted %s = %v, want %v", kind, got, v)
 		}
+	}
+	for kind, v := range map[string]float64{"blobs": 30, "uploads": 7} {
+		if got := metricValue(t, fams, "regsweep_last_sweep_freed_bytes", "kind", kind); got != v {
+			t.Errorf("freed %s bytes = %v, want %v", kind, got, v)
+		}
+	}
+	// After a real sweep the garbage gauges say what is left: 5 planned, 3 deleted.
+	if got := metricValue(t, fams, "regsweep_blobs", "state", "garbage", "dry_run", "false"); got != 2 {
+		t.Errorf("garbage blobs after the sweep = %v, want 2", got)
+	}
+	if got := metricValue(t, fams, "regsweep_bytes", "state", "garbage", "dry_run", "false"); got != 20 {
+		t.Errorf("garbage bytes after the sweep = %v, want 20", got)
 	}
 	if _, ok := fams["regsweep_last_success_timestamp_seconds"]; ok {
 		t.Error("last success written without a success time")
