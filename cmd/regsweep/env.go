@@ -94,12 +94,12 @@ func openSession(cmd *cobra.Command, config string, c storageFlags, deletes, reb
 	}
 	dir := c.indexDir
 	if dir == "" {
-		cache, err := os.UserCacheDir()
+		root, err := indexRoot()
 		if err != nil {
-			return nil, fmt.Errorf("no user cache directory for the index (%v): pass --index DIR", err)
+			return nil, fmt.Errorf("%v; pass --index DIR", err)
 		}
 		sum := sha256.Sum256([]byte(s.id))
-		dir = filepath.Join(cache, "regsweep", hex.EncodeToString(sum[:8]))
+		dir = filepath.Join(root, hex.EncodeToString(sum[:8]))
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		s.close()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/regsweep/regsweep/graph"
 )
 
 // A capacity report from an index gc built says why ages are unknown and how to get
@@ -53,5 +56,63 @@ func TestMetricsFilesDoNotCollide(t *testing.T) {
 	}
 	if !strings.Contains(string(a), `regsweep_blobs{state="garbage",dry_run="false"} 0`) {
 		t.Errorf("after a real sweep the garbage gauge is not what is left:\n%s", a)
+	}
+}
+
+// The cached indexes: listed with their storage and state; prune removes the unused
+// ones, never one holding an interrupted sweep's journal unless told.
+func TestIndexListAndPrune(t *testing.T) {
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	t.Setenv("HOME", t.TempDir())
+	a, b := sampleConfig(t), sampleConfig(t)
+	mustRun(t, "gc", a, "-d", "-q")
+	mustRun(t, "gc", b, "-d", "-q")
+	root, err := indexRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ixs []cachedIndex
+	if err := json.Unmarshal([]byte(mustRun(t, "index", "list", "-o", "json")), &ixs); err != nil {
+		t.Fatal(err)
+	}
+	if len(ixs) != 2 || ixs[0].Storage == "" || ixs[0].State != "ok" || ixs[0].Bytes == 0 || ixs[0].Scanned.IsZero() {
+		t.Fatalf("indexes %+v", ixs)
+	}
+	// One holds an interrupted sweep.
+	stuck := ixs[1].Dir
+	idx, err := graph.Open(stuck)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := idx.JournalPlan([]byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	idx.Close()
+	if out := mustRun(t, "index", "prune", "--older-than", "1h"); !strings.Contains(out, "removed 0 indexes") {
+		t.Errorf("prune of fresh indexes:\n%s", out)
+	}
+	if out := mustRun(t, "index", "prune", "--older-than", "0", "-d"); !strings.Contains(out, "would remove 1 index") {
+		t.Errorf("dry run:\n%s", out)
+	}
+	mustRun(t, "index", "prune", "--older-than", "0")
+	left, _ := os.ReadDir(root)
+	if len(left) != 1 || filepath.Join(root, left[0].Name()) != stuck {
+		t.Errorf("left %v, want only the one with the unfinished sweep", left)
+	}
+	mustRun(t, "index", "prune", "--older-than", "0", "--all")
+	if left, _ := os.ReadDir(root); len(left) != 0 {
+		t.Errorf("--all left %v", left)
+	}
+}
+
+func TestPlural(t *testing.T) {
+	for _, c := range []struct {
+		n          int
+		noun, want string
+	}{{1, "blob", "1 blob"}, {0, "blob", "0 blobs"}, {1234, "blob", "1,234 blobs"}, {2, "repository", "2 repositories"},
+		{3, "tag history entry", "3 tag history entries"}, {2, "index", "2 indexes"}, {1, "index", "1 index"}, {2, "layer link", "2 layer links"}} {
+		if got := plural(c.n, c.noun); got != c.want {
+			t.Errorf("plural(%d, %q) = %q, want %q", c.n, c.noun, got, c.want)
+		}
 	}
 }

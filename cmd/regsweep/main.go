@@ -67,7 +67,7 @@ func newRootCommand() *cobra.Command {
 	}
 	root.PersistentFlags().Var(&memLimit, "memory-limit",
 		"soft limit on resident memory (256MiB, 1GB, or bytes), the mapped index included (GOMEMLIMIT overrides, for the Go runtime alone; 0: none). Not a cap: a larger live set still runs, with more garbage collection")
-	root.AddCommand(newGCCommand(), newApplyCommand(), newScanCommand(), newReportCommand(), newGraphCommand(), newVerifyCommand(), newInspectCommand())
+	root.AddCommand(newGCCommand(), newApplyCommand(), newScanCommand(), newReportCommand(), newGraphCommand(), newVerifyCommand(), newInspectCommand(), newIndexCommand())
 	// Every usage error is exit 2: bad flags and flag values, and wrong arguments.
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &codeError{exitUsage, err} })
 	for _, c := range root.Commands() {

@@ -19,6 +19,8 @@ func pluralOf(noun string) string {
 	switch {
 	case strings.HasSuffix(noun, "ry") || strings.HasSuffix(noun, "ty"):
 		return noun[:len(noun)-1] + "ies"
+	case strings.HasSuffix(noun, "ex"):
+		return noun + "es"
 	case strings.HasSuffix(noun, "s"):
 		return noun
 	}
