@@ -18,6 +18,7 @@ type options struct {
 	withoutTags     map[string]bool // "repo:tag"
 	withoutRepos    map[string]bool
 	allowMassDelete bool
+	pruneRepos      bool
 	policy          *policy.File
 	onlyTags        map[string]TagItem // by path, from the plan being applied
 	untaggedIn      map[string]bool    // repositories whose policy says deleteUntagged
@@ -70,6 +71,12 @@ func WithUploadAge(d time.Duration) Option {
 // WithNow sets the time the run counts from (default: time.Now()).
 func WithNow(t time.Time) Option {
 	return func(o *options) error { o.now = t; return nil }
+}
+
+// WithPruneEmptyRepositories also plans the removal of repository directories the
+// plan leaves with no tag, revision, tag history, layer link or upload.
+func WithPruneEmptyRepositories(v bool) Option {
+	return func(o *options) error { o.pruneRepos = v; return nil }
 }
 
 // WithAllowMassDelete plans even storage that looks incomplete (ErrIncompleteStorage).

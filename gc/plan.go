@@ -32,8 +32,11 @@ type Plan struct {
 	Uploads    []UploadItem   `json:"uploads"`
 	// Tags are the tags retention policies delete (WithPolicy); a sweep deletes
 	// them first.
-	Tags []TagItem  `json:"tags,omitempty"`
-	Kept []KeptItem `json:"kept"`
+	Tags []TagItem `json:"tags,omitempty"`
+	// EmptyRepositories are repositories the plan leaves with nothing in them
+	// (WithPruneEmptyRepositories); a sweep removes their directories last.
+	EmptyRepositories []RepoItem `json:"empty_repositories,omitempty"`
+	Kept              []KeptItem `json:"kept"`
 	// Blocked lists unreadable manifests that a root reaches. A sweep refuses while
 	// it is not empty; every blob they might reference is kept regardless.
 	Blocked      []graph.Warning `json:"blocked"`
@@ -80,6 +83,8 @@ type Mode struct {
 	// Policy is the retention policy file the plan applied: apply decides again
 	// with it and deletes only the tags both decisions agree on.
 	Policy *policy.File `json:"policy,omitempty"`
+	// PruneEmptyRepositories: the plan lists the repositories it leaves empty.
+	PruneEmptyRepositories bool `json:"prune_empty_repositories,omitempty"`
 }
 
 // BlobItem is a blob directory to delete. Plans of large registries hold millions of
@@ -174,6 +179,25 @@ type UploadItem struct {
 	Path       string    `json:"path"`
 }
 
+// RepoItem is a repository whose directory a sweep removes: it holds no tag,
+// revision, tag history, layer link or upload once the plan's other items are
+// deleted. Paths are its data directories (_manifests, _layers, _uploads); nested
+// repositories live beside them and are never touched.
+type RepoItem struct {
+	Repository string   `json:"repository"`
+	Path       string   `json:"path"`
+	Paths      []string `json:"paths"`
+	// Links are the revision and layer links the repository still holds, of
+	// manifests and blobs other repositories keep alive: they free no byte and go
+	// with it (where tags are the roots, a repository without tags serves nothing).
+	Revisions  int      `json:"revisions"`
+	LayerLinks int      `json:"layer_links"`
+	Links      []string `json:"links,omitempty"`
+	// Before: a file in the repository modified after this time (grace before the
+	// plan's time) keeps it, as does any file not in Links.
+	Before time.Time `json:"before"`
+}
+
 // KeptItem is a blob or manifest that is not live but is kept, or a tag a policy
 // would delete but a safety rule keeps, and why.
 type KeptItem struct {
@@ -201,6 +225,7 @@ type Summary struct {
 	DeleteUploads       int   `json:"delete_uploads"`
 	DeleteUploadBytes   int64 `json:"delete_upload_bytes"`
 	DeleteTags          int   `json:"delete_tags"`
+	DeleteRepositories  int   `json:"delete_repositories"`
 	KeptByGrace         int   `json:"kept_by_grace"`
 	UnreadableManifests int   `json:"unreadable_manifests"`
 	// KeptReferrers counts untagged referrers (signatures, SBOMs, attestations) that
@@ -244,6 +269,9 @@ func (p *Plan) Paths() map[string]bool {
 	}
 	for _, t := range p.Tags {
 		out[t.Path] = true
+	}
+	for _, r := range p.EmptyRepositories {
+		out[r.Path] = true
 	}
 	return out
 }
@@ -322,7 +350,7 @@ func NewPlan(ctx context.Context, src Source, opts ...Option) (*Plan, error) {
 	p := &Plan{Mode: Mode{
 		DeleteUntagged: o.deleteUntagged, KeepReferrers: o.keepReferrers,
 		GraceSeconds: int64(o.grace / time.Second), UploadAgeSeconds: int64(o.uploadAge / time.Second), Now: o.now,
-		Policy: o.policy,
+		Policy: o.policy, PruneEmptyRepositories: o.pruneRepos,
 	}, g: g, scanned: base, m: m, Tags: tagItems, Kept: tagKept}
 	// The index holds a digest for every id it hands out; one that is lost means a
 	// damaged index, which is an error, not a reason to guess.
@@ -511,6 +539,11 @@ func NewPlan(ctx context.Context, src Source, opts ...Option) (*Plan, error) {
 		p.Uploads = append(p.Uploads, UploadItem{Repository: u.Repo, ID: u.ID, StartedAt: u.StartedAt, Size: u.Size, Path: path})
 	}
 
+	if o.pruneRepos {
+		if err := p.emptyRepositories(g, m, o, protect); err != nil {
+			return nil, err
+		}
+	}
 	if tagWarn != nil {
 		p.Warnings = append(p.Warnings, *tagWarn)
 	}
@@ -656,4 +689,148 @@ func (p *Plan) sort() {
 	slices.SortFunc(p.Kept, func(a, b KeptItem) int {
 		return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Repository, b.Repository), cmp.Compare(a.Tag, b.Tag), cmp.Compare(a.Digest, b.Digest))
 	})
+}
+
+// emptyRepositories lists the repositories that hold nothing once the plan's items
+// are deleted. Anything the plan keeps in a repository keeps it: a tag (readable or
+// not), a revision, tag history, a layer link, an upload, a warning naming it or a
+// path below it. Fails closed: with everything kept (keepAll) no repository goes.
+//
+// Where tags are the roots, a repository with no tag left holds nothing it can
+// serve by tag: the revision links and layer links the plan keeps there (for
+// manifests and blobs other repositories keep alive, so deleting them frees no
+// byte) go with it, unless younger than grace (a push under way).
+func (p *Plan) emptyRepositories(g *graph.Graph, m *marks, o options, protect map[digest.Digest]string) error {
+	if m.keepAll != "" {
+		return nil
+	}
+	gone := p.Paths()
+	deletedTags := map[[2]string]bool{}
+	for _, t := range p.Tags {
+		deletedTags[[2]string{t.Repository, t.Tag}] = true
+	}
+	left := map[string]bool{}
+	for _, t := range g.Tags() { // without the tags the plan deletes
+		left[t.Repo] = true
+	}
+	linkLeft := func(repo string, s storage.Spec) error {
+		path, err := storage.Path(s)
+		if err != nil {
+			return err
+		}
+		if !gone[path] {
+			left[repo] = true
+		}
+		return nil
+	}
+	for _, e := range g.TagIndex() {
+		if left[e.Repo] {
+			continue
+		}
+		if deletedTags[[2]string{e.Repo, e.Tag}] {
+			continue // the tag's directory goes, history and all
+		}
+		d, err := g.Digest(e.ID)
+		if err != nil {
+			return err
+		}
+		if err := linkLeft(e.Repo, storage.Spec{Kind: storage.TagIndexDir, Repo: e.Repo, Tag: e.Tag, Digest: d}); err != nil {
+			return err
+		}
+	}
+	orphanRevs := map[string][]string{}
+	for _, l := range g.Revisions() {
+		if left[l.Repo] {
+			continue
+		}
+		d, err := g.Digest(l.ID)
+		if err != nil {
+			return err
+		}
+		path, err := storage.Path(storage.Spec{Kind: storage.RevisionDir, Repo: l.Repo, Digest: d})
+		if err != nil {
+			return err
+		}
+		switch {
+		case gone[path]:
+		case !o.untagged(l.Repo) || l.Bad != "" || l.ModTime.After(o.cutoff()) || m.youngOnly.Has(l.ID) ||
+			protect[d] != "":
+			left[l.Repo] = true
+		default:
+			// The link file, which the sweep finds and checks when it looks again.
+			orphanRevs[l.Repo] = append(orphanRevs[l.Repo], path+"/link")
+		}
+	}
+	// Layer links the plan keeps in a repository with no manifest left link blobs
+	// other repositories keep: nothing in this one needs them once it is empty.
+	// Their times are not in the index (a listing does not stat them): the sweep
+	// stats each before removing the repository, and a young one keeps it.
+	orphans := map[string][]string{}
+	err := g.Layers(func(l graph.Link) error {
+		if left[l.Repo] {
+			return nil
+		}
+		d, err := g.Digest(l.ID)
+		if err != nil {
+			return err
+		}
+		path, err := storage.Path(storage.Spec{Kind: storage.LayerLink, Repo: l.Repo, Digest: d})
+		if err != nil {
+			return err
+		}
+		switch {
+		case gone[path]:
+		case l.Bad != "" || l.ModTime.After(o.cutoff()):
+			left[l.Repo] = true
+		default:
+			orphans[l.Repo] = append(orphans[l.Repo], path)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, u := range g.Uploads() {
+		if err := linkLeft(u.Repo, storage.Spec{Kind: storage.UploadDir, Repo: u.Repo, Upload: u.ID}); err != nil {
+			left[u.Repo] = true // an upload id the grammar rejects stays, and its repository
+		}
+	}
+	for _, w := range g.Warnings() {
+		if w.Repository != "" {
+			left[w.Repository] = true
+		}
+		if s, err := storage.Parse(w.Path); err == nil && s.Repo != "" {
+			left[s.Repo] = true
+		} else if w.Repository == "" && w.Path != "" && !strings.HasPrefix(w.Path, storage.Root+"/blobs/") {
+			// A stray file somewhere under repositories: it may be any repository's.
+			return nil
+		}
+	}
+	for _, r := range g.Repos() {
+		if left[r.Name] || r.Bad != "" || m.pinnedRepo[r.Name] != "" {
+			continue
+		}
+		dir, err := storage.RepoPath(r.Name)
+		if err != nil {
+			continue
+		}
+		item := RepoItem{Repository: r.Name, Path: dir, Before: o.cutoff()}
+		for _, sub := range storage.RepoDataDirs {
+			sp, err := storage.Path(storage.Spec{Kind: storage.RepoDataDir, Repo: r.Name, Rest: sub})
+			if err != nil {
+				return err
+			}
+			item.Paths = append(item.Paths, sp)
+		}
+		if o.only != nil && !o.only[dir] {
+			continue
+		}
+		item.Revisions, item.LayerLinks = len(orphanRevs[r.Name]), len(orphans[r.Name])
+		item.Links = append(orphanRevs[r.Name], orphans[r.Name]...)
+		slices.Sort(item.Links)
+		p.EmptyRepositories = append(p.EmptyRepositories, item)
+	}
+	slices.SortFunc(p.EmptyRepositories, func(a, b RepoItem) int { return strings.Compare(a.Repository, b.Repository) })
+	p.Summary.DeleteRepositories = len(p.EmptyRepositories)
+	return nil
 }

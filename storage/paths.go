@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/distribution/reference"
@@ -56,14 +57,19 @@ const (
 	UploadHashState      // <repo>/_uploads/<id>/hashstates/<alg>/<offset>
 	UploadDir            // <repo>/_uploads/<id>
 	TagDir               // <repo>/_manifests/tags/<tag>: a tag, its current link and history
+	RepoDataDir          // <repo>/_manifests, <repo>/_layers or <repo>/_uploads (Rest names which)
 )
+
+// RepoDataDirs are the directories of one repository's own data; nested
+// repositories live beside them, never inside.
+var RepoDataDirs = []string{"_manifests", "_layers", "_uploads"}
 
 var kindNames = map[Kind]string{
 	BlobData: "blob data", BlobDir: "blob", RevisionLink: "revision link", RevisionDir: "revision",
 	TagCurrentLink: "tag link", TagIndexLink: "tag index link", TagIndexDir: "tag index entry",
 	LayerLink: "layer link", LayerDir: "layer", UploadStartedAt: "upload startedat",
 	UploadData: "upload data", UploadHashState: "upload hash state", UploadDir: "upload",
-	TagDir: "tag",
+	TagDir: "tag", RepoDataDir: "repository data",
 }
 
 func (k Kind) String() string {
@@ -80,7 +86,7 @@ type Spec struct {
 	Tag    string        // tag name
 	Digest digest.Digest // blob, revision, layer or tag index digest
 	Upload string        // upload id
-	Rest   string        // hash state "<alg>/<offset>"
+	Rest   string        // hash state "<alg>/<offset>"; for RepoDataDir, _manifests, _layers or _uploads
 }
 
 // Path returns the driver path of s.
@@ -164,6 +170,14 @@ func Path(s Spec) (string, error) {
 			p += "/link"
 		}
 		return p, nil
+	case RepoDataDir:
+		if err := needRepo(); err != nil {
+			return "", err
+		}
+		if !slices.Contains(RepoDataDirs, s.Rest) {
+			return "", fmt.Errorf("%v path: %q is not one of %v: %w", s.Kind, s.Rest, RepoDataDirs, ErrBadPath)
+		}
+		return repo(s.Rest), nil
 	case UploadStartedAt, UploadData, UploadHashState, UploadDir:
 		if err := needRepo(); err != nil {
 			return "", err
@@ -185,6 +199,15 @@ func Path(s Spec) (string, error) {
 		return repo("_uploads", s.Upload), nil
 	}
 	return "", fmt.Errorf("path kind %d: %w", s.Kind, ErrBadPath)
+}
+
+// RepoPath returns the directory of repository name.
+func RepoPath(name string) (string, error) {
+	p, err := Path(Spec{Kind: RepoDataDir, Repo: name, Rest: "_manifests"})
+	if err != nil {
+		return "", err
+	}
+	return path.Dir(p), nil
 }
 
 // Parse maps a driver path back to its Spec. Paths of the layout that a sweep never
@@ -233,6 +256,10 @@ func Parse(p string) (Spec, error) {
 	s := Spec{Repo: strings.Join(parts[:i], "/")}
 	tail := parts[i:]
 	at := func(n int, want string) bool { return len(tail) > n && tail[n] == want }
+	if len(tail) == 1 && slices.Contains(RepoDataDirs, tail[0]) {
+		s.Kind, s.Rest = RepoDataDir, tail[0]
+		return s, nil
+	}
 	switch tail[0] {
 	case "_manifests":
 		switch {

@@ -93,6 +93,13 @@ var validCases = []pathCase{
 		v2 + "/repositories/busybox/_uploads/u1/hashstates/sha256/0"},
 	{"upload dir", storage.Spec{Kind: storage.UploadDir, Repo: "team/app/api", Upload: "0b5a2c4e-7d1f-4d2a-9f0e-3c6b8a1d2e4f"},
 		v2 + "/repositories/team/app/api/_uploads/0b5a2c4e-7d1f-4d2a-9f0e-3c6b8a1d2e4f"},
+
+	{"repository manifests", storage.Spec{Kind: storage.RepoDataDir, Repo: "team/app/api", Rest: "_manifests"},
+		v2 + "/repositories/team/app/api/_manifests"},
+	{"repository layers", storage.Spec{Kind: storage.RepoDataDir, Repo: "busybox", Rest: "_layers"},
+		v2 + "/repositories/busybox/_layers"},
+	{"repository uploads", storage.Spec{Kind: storage.RepoDataDir, Repo: "team/app", Rest: "_uploads"},
+		v2 + "/repositories/team/app/_uploads"},
 }
 
 func TestPathAllKinds(t *testing.T) {
@@ -109,7 +116,7 @@ func TestPathAllKinds(t *testing.T) {
 		})
 		seen[tc.spec.Kind] = true
 	}
-	for k := storage.BlobData; k <= storage.UploadDir; k++ {
+	for k := storage.BlobData; k <= storage.RepoDataDir; k++ {
 		if !seen[k] {
 			t.Errorf("kind %v (%d) has no case in validCases", k, k)
 		}
@@ -376,7 +383,6 @@ func TestParseRejects(t *testing.T) {
 		{"repository without underscore dir", repo},
 		{"repository plain file", repo + "/README"},
 		{"unknown underscore dir", repo + "/_tags/latest/current/link"},
-		{"_manifests alone", repo + "/_manifests"},
 		{"revisions dir", repo + "/_manifests/revisions"},
 		{"revisions alg dir", repo + "/_manifests/revisions/sha256"},
 		{"revision short hex", repo + "/_manifests/revisions/sha256/2cf24dba/link"},
@@ -391,12 +397,10 @@ func TestParseRejects(t *testing.T) {
 		{"tag index bad hex", repo + "/_manifests/tags/latest/index/sha256/xyz/link"},
 		{"tag index not link", repo + "/_manifests/tags/latest/index/sha256/" + helloHex + "/data"},
 		{"tag unknown subdir", repo + "/_manifests/tags/latest/other/link"},
-		{"layers dir", repo + "/_layers"},
 		{"layer alg dir", repo + "/_layers/sha256"},
 		{"layer bad hex", repo + "/_layers/sha256/" + helloHex[:63] + "/link"},
 		{"layer unknown algorithm", repo + "/_layers/sha999/" + helloHex + "/link"},
 		{"layer not link", repo + "/_layers/sha256/" + helloHex + "/data"},
-		{"uploads dir", repo + "/_uploads"},
 		{"unknown upload file", repo + "/_uploads/u1/junk"},
 		{"upload data too deep", repo + "/_uploads/u1/data/x"},
 		{"upload hashstates dir", repo + "/_uploads/u1/hashstates"},
@@ -459,6 +463,10 @@ func TestPathRejects(t *testing.T) {
 		{"tag index invalid digest", storage.Spec{Kind: storage.TagIndexLink, Repo: "team/app", Tag: "latest", Digest: "sha256:1234"}},
 		{"tag index dir empty digest", storage.Spec{Kind: storage.TagIndexDir, Repo: "team/app", Tag: "latest"}},
 
+		{"repository data empty repo", storage.Spec{Kind: storage.RepoDataDir, Rest: "_manifests"}},
+		{"repository data unknown dir", storage.Spec{Kind: storage.RepoDataDir, Repo: "team/app", Rest: "_other"}},
+		{"repository data empty rest", storage.Spec{Kind: storage.RepoDataDir, Repo: "team/app"}},
+		{"repository data climbs", storage.Spec{Kind: storage.RepoDataDir, Repo: "team/app", Rest: "../../blobs"}},
 		{"upload empty repo", storage.Spec{Kind: storage.UploadDir, Upload: "u1"}},
 		{"upload repo component _", storage.Spec{Kind: storage.UploadDir, Repo: "team/_app", Upload: "u1"}},
 		{"upload empty id", storage.Spec{Kind: storage.UploadDir, Repo: "team/app"}},
@@ -543,7 +551,7 @@ func TestValidRepoName(t *testing.T) {
 
 func TestKindString(t *testing.T) {
 	seen := map[string]storage.Kind{}
-	for k := storage.BlobData; k <= storage.UploadDir; k++ {
+	for k := storage.BlobData; k <= storage.RepoDataDir; k++ {
 		s := k.String()
 		if s == "" || s == "unknown" {
 			t.Errorf("Kind(%d).String() = %q", k, s)
@@ -579,7 +587,7 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
-		if s.Kind < storage.BlobData || s.Kind > storage.TagDir {
+		if s.Kind < storage.BlobData || s.Kind > storage.RepoDataDir {
 			t.Fatalf("Parse(%q) = kind %d", p, s.Kind)
 		}
 		back, err := storage.Path(s)

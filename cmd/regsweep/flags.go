@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/regsweep/regsweep/gc"
+	"github.com/regsweep/regsweep/gc/analysis"
 	"github.com/regsweep/regsweep/gc/policy"
 )
 
@@ -18,6 +19,7 @@ type markFlags struct {
 	grace, uploadAge time.Duration
 	policyFile       string
 	policy           *policy.File // read by verify
+	pruneRepos       bool
 }
 
 // bind adds the flags; what says how a command uses them ("delete" or "count as
@@ -28,6 +30,7 @@ func (m *markFlags) bind(cmd *cobra.Command, what string) {
 	f.BoolVar(&m.dropReferrers, "delete-untagged-referrers", false, "with -m, also "+what+" untagged referrers (signatures, SBOMs) of live manifests, as distribution does")
 	f.DurationVar(&m.grace, "grace", time.Hour, "keep anything modified less than this before the run (before the scan, for an index)")
 	f.DurationVar(&m.uploadAge, "upload-age", 168*time.Hour, what+" uploads started longer ago than this")
+	f.BoolVar(&m.pruneRepos, "prune-empty-repositories", false, what+" the directories of repositories left with no tag, revision, tag history, layer link or upload, last")
 	f.StringVar(&m.policyFile, "policy", "", "retention policy file (YAML): "+what+" the tags it does not keep, and in repositories whose policy says deleteUntagged the manifests left untagged")
 }
 
@@ -58,6 +61,7 @@ func (m markFlags) options(now time.Time) []gc.Option {
 	opts := []gc.Option{
 		gc.WithDeleteUntagged(m.deleteUntagged), gc.WithKeepReferrers(!m.dropReferrers),
 		gc.WithGracePeriod(m.grace), gc.WithUploadAge(m.uploadAge), gc.WithNow(now),
+		gc.WithPruneEmptyRepositories(m.pruneRepos),
 	}
 	if m.policy != nil {
 		opts = append(opts, gc.WithPolicy(m.policy))
@@ -70,7 +74,7 @@ func modeFlags(mode gc.Mode) markFlags {
 	return markFlags{
 		deleteUntagged: mode.DeleteUntagged, dropReferrers: !mode.KeepReferrers,
 		grace: time.Duration(mode.GraceSeconds) * time.Second, uploadAge: time.Duration(mode.UploadAgeSeconds) * time.Second,
-		policy: mode.Policy,
+		policy: mode.Policy, pruneRepos: mode.PruneEmptyRepositories,
 	}
 }
 
@@ -100,4 +104,29 @@ func (s storageFlags) verify() error {
 		return fmt.Errorf("--request-timeout %v: want more than 0", s.requestTimeout)
 	}
 	return nil
+}
+
+// scopeFlags narrow what a report shows to some repositories. They never narrow
+// marking: every repository's roots keep what they reach.
+type scopeFlags struct {
+	repos   []string
+	matcher *analysis.RepoMatcher
+}
+
+func (s *scopeFlags) bind(cmd *cobra.Command) {
+	cmd.Flags().StringArrayVar(&s.repos, "repo", nil, `GLOB: show only repositories matching it ("team/*", "**/cache"; repeatable); what is live is still decided over all of them`)
+}
+
+func (s *scopeFlags) verify() error {
+	m, err := analysis.NewRepoMatcher(s.repos)
+	if err != nil {
+		return fmt.Errorf("--repo: %w", err)
+	}
+	s.matcher = m
+	return nil
+}
+
+// narrow applies the scope to a report of plan p.
+func (s *scopeFlags) narrow(r *analysis.Report, p *gc.Plan) (*analysis.Report, error) {
+	return analysis.Narrow(r, p, s.matcher)
 }

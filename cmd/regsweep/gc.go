@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/dustin/go-humanize"
@@ -19,6 +20,7 @@ type gcOptions struct {
 	commonOptions
 	sweepFlags
 	markFlags
+	scopeFlags
 	dryRun      bool
 	planOut     string
 	maxIndexAge time.Duration
@@ -70,6 +72,7 @@ Exit codes:
 	o.sweepFlags.bind(cmd)
 	f := cmd.Flags()
 	o.markFlags.bind(cmd, "delete")
+	o.scopeFlags.bind(cmd)
 	f.BoolVarP(&o.dryRun, "dry-run", "d", false, "do everything except delete")
 	f.StringVar(&o.planOut, "plan-out", "", "write the plan as JSON to this file (for regsweep apply)")
 	f.DurationVar(&o.maxIndexAge, "max-index-age", 0, "with --dry-run, reuse the index if a scan finished less than this long ago (0: always rescan); real sweeps always rescan")
@@ -82,6 +85,15 @@ func (o *gcOptions) verify() error {
 	}
 	if err := o.markFlags.verify(); err != nil {
 		return err
+	}
+	if err := o.scopeFlags.verify(); err != nil {
+		return err
+	}
+	if len(o.repos) > 0 && !o.dryRun {
+		return fmt.Errorf("--repo narrows dry-run reports only: a sweep frees blobs registry-wide (to delete tags in some repositories, use a --policy whose repositories say which)")
+	}
+	if len(o.repos) > 0 && o.planOut != "" {
+		return fmt.Errorf("--repo with --plan-out: a plan is always the whole storage's; leave out --repo to write it")
 	}
 	return o.sweepFlags.verify()
 }
@@ -127,7 +139,11 @@ func runGC(cmd *cobra.Command, config string, o gcOptions) error {
 	if o.dryRun {
 		rep := analysis.NewReport(plan, true)
 		rep.Window = s.estimate(plan, o.end, o.maxOps)
-		if err := writeReport(out, rep, o.output); err != nil {
+		shown, err := o.narrow(rep, plan)
+		if err != nil {
+			return err
+		}
+		if err := writeReport(out, shown, o.output); err != nil {
 			return err
 		}
 		s.logWarnings(plan)
@@ -190,6 +206,28 @@ func writeText(w io.Writer, r *analysis.Report) {
 	if r.Mode.Policy != nil {
 		fmt.Fprintf(w, "Tags:     %s %d of %s (retention policy), first\n", verb, s.DeleteTags, plural(s.Tags, "tag"))
 	}
+	if r.Mode.PruneEmptyRepositories {
+		names := []string{}
+		revs, links := 0, 0
+		for i, x := range r.Delete.Repositories {
+			revs += x.Revisions
+			links += x.LayerLinks
+			switch {
+			case i < 5:
+				names = append(names, x.Repository)
+			case i == 5:
+				names = append(names, fmt.Sprintf("… %d more", len(r.Delete.Repositories)-i))
+			}
+		}
+		fmt.Fprintf(w, "Empty:    %s %s, last", verb, plural(len(r.Delete.Repositories), "empty repository"))
+		if revs+links > 0 {
+			fmt.Fprintf(w, ", with the %s and %s they hold of images kept elsewhere", plural(revs, "revision link"), plural(links, "layer link"))
+		}
+		if len(names) > 0 {
+			fmt.Fprintf(w, ": %s", strings.Join(names, ", "))
+		}
+		fmt.Fprintln(w)
+	}
 	if s.KeptByGrace > 0 || len(r.Kept) > 0 {
 		fmt.Fprintf(w, "Kept:     %d items not live but kept (%d younger than grace)\n", len(r.Kept), s.KeptByGrace)
 	}
@@ -199,6 +237,7 @@ func writeText(w io.Writer, r *analysis.Report) {
 	if s.UnreadableManifests > 0 {
 		fmt.Fprintf(w, "Unreadable manifests: %d\n", s.UnreadableManifests)
 	}
+	writeScopeText(w, r.Scope, verb)
 
 	repos := slices.Clone(r.Repositories)
 	slices.SortStableFunc(repos, func(a, b gc.RepoStats) int {
@@ -246,6 +285,12 @@ func writeText(w io.Writer, r *analysis.Report) {
 		fmt.Fprintf(w, "\nSwept: deleted %s, %s (%s freed), %s, %s, %s, %s",
 			plural(res.DeletedTags, "tag"), nBlobs(res.DeletedBlobs), b(res.FreedBytes), plural(res.DeletedManifests, "manifest revision"),
 			plural(res.DeletedTagIndex, "tag history entry"), plural(res.DeletedLayerLinks, "layer link"), plural(res.DeletedUploads, "upload")+" ("+b(res.FreedUploadBytes)+")")
+		if res.DeletedRepositories > 0 || res.KeptRepositories > 0 {
+			fmt.Fprintf(w, ", %s removed", plural(res.DeletedRepositories, "empty repository"))
+			if res.KeptRepositories > 0 {
+				fmt.Fprintf(w, " (%d kept: not empty any more)", res.KeptRepositories)
+			}
+		}
 		if res.AlreadyDone > 0 || res.Missing > 0 {
 			fmt.Fprintf(w, " (%d done by an interrupted run, %d already gone)", res.AlreadyDone, res.Missing)
 		}
@@ -287,4 +332,21 @@ func untaggedByPolicy(r *analysis.Report) bool {
 		}
 	}
 	return false
+}
+
+// writeScopeText says what the repositories of --repo account for.
+func writeScopeText(w io.Writer, sc *analysis.Scope, verb string) {
+	if sc == nil {
+		return
+	}
+	fmt.Fprintf(w, "\nScope:    --repo %s: %s of %d, %s, %s, %s live (%s reached by no other repository)\n",
+		strings.Join(sc.Globs, " --repo "), plural(sc.Repositories, "repository"), sc.Repositories+sc.RepositoriesOutOfScope,
+		plural(sc.Tags, "tag"), plural(sc.Manifests, "manifest"), ib(sc.Bytes), ib(sc.UniqueBytes))
+	fmt.Fprintf(w, "          %s %s (%s) only they link, %s (%s) they and other repositories link, %s, %s, %s (%s)\n",
+		verb, nBlobs(sc.DeleteBlobs), ib(sc.DeleteBytes), nBlobs(sc.SharedDeleteBlobs), ib(sc.SharedDeleteBytes),
+		plural(sc.DeleteManifests, "manifest revision"), plural(sc.DeleteLayerLinks, "layer link"), plural(sc.DeleteUploads, "stale upload"), ib(sc.DeleteUploadBytes))
+	if sc.UnlinkedDeleteBlobs > 0 {
+		fmt.Fprintf(w, "          and %s (%s) no repository links, outside any scope\n", nBlobs(sc.UnlinkedDeleteBlobs), ib(sc.UnlinkedDeleteBytes))
+	}
+	fmt.Fprintln(w, "          Lists below show the scope; the totals above are the whole storage's, as a sweep frees blobs registry-wide.")
 }

@@ -19,6 +19,7 @@ import (
 
 type inspectOptions struct {
 	storageFlags
+	scopeFlags
 	output      string
 	grace       time.Duration
 	maxIndexAge time.Duration
@@ -27,7 +28,7 @@ type inspectOptions struct {
 func newInspectCommand() *cobra.Command {
 	var o inspectOptions
 	cmd := &cobra.Command{
-		Use:   "inspect [CONFIG] REPOSITORY:TAG|REPOSITORY@DIGEST",
+		Use:   "inspect [CONFIG] REPOSITORY:TAG|REPOSITORY@DIGEST|DIGEST|:TAG",
 		Short: "Show the stored digest behind a tag, what deleting it removes, and what GC would do",
 		Long: `inspect shows one manifest as the storage holds it: its digest and media type (the digest
 a DELETE /v2/<repository>/manifests/<digest> must use: a client that does not accept
@@ -37,15 +38,24 @@ same digest (deleting the digest removes them all), other repositories linking i
 referrers (signatures, SBOMs), its bytes (total; unique: what deleting it and running
 gc -m frees; shared), its push time, and whether GC would keep it in each mode.
 
+A bare DIGEST (or @DIGEST) inspects it in every repository with a revision link for
+it, and :TAG that tag in every repository having it; --repo GLOB (repeatable) limits
+which. JSON is then a list, one object per repository.
+
 It reads the storage CONFIG names (scanning it, or reusing an index younger than
 --max-index-age), or with --index DIR and no CONFIG, an index regsweep scan filled.
 
 Exit codes: 0 success, 1 error, 2 usage (unknown repository, tag or digest included).`,
 		Example: `  regsweep inspect /etc/docker/registry/config.yml team/app:v1.2.0
-  regsweep inspect --index /var/tmp/regsweep team/app@sha256:4b7e54fd… -o json`,
+  regsweep inspect --index /var/tmp/regsweep team/app@sha256:4b7e54fd… -o json
+  regsweep inspect CONFIG sha256:4b7e54fd…                   # every repository holding it
+  regsweep inspect CONFIG :latest --repo 'team/*'             # latest of every team repository`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.storageFlags.verify(); err != nil {
+				return &codeError{exitUsage, err}
+			}
+			if err := o.scopeFlags.verify(); err != nil {
 				return &codeError{exitUsage, err}
 			}
 			if o.output != "text" && o.output != "json" {
@@ -58,6 +68,9 @@ Exit codes: 0 success, 1 error, 2 usage (unknown repository, tag or digest inclu
 			if err != nil {
 				return &codeError{exitUsage, err}
 			}
+			if repo != "" && !o.matcher.Match(repo) {
+				return &codeError{exitUsage, fmt.Errorf("%s is not matched by --repo %s", repo, strings.Join(o.repos, " --repo "))}
+			}
 			config := ""
 			if len(args) == 2 {
 				config = args[0]
@@ -66,6 +79,7 @@ Exit codes: 0 success, 1 error, 2 usage (unknown repository, tag or digest inclu
 		},
 	}
 	o.storageFlags.bind(cmd, "directory of the on-disk index (without CONFIG: an index regsweep scan filled)")
+	o.scopeFlags.bind(cmd)
 	f := cmd.Flags()
 	f.StringVarP(&o.output, "output", "o", "text", "text or json")
 	f.DurationVar(&o.grace, "grace", time.Hour, "for the GC verdicts: keep anything modified less than this before the scan")
@@ -73,16 +87,20 @@ Exit codes: 0 success, 1 error, 2 usage (unknown repository, tag or digest inclu
 	return cmd
 }
 
-// parseRef splits REPOSITORY:TAG or REPOSITORY@DIGEST.
+// parseRef splits REPOSITORY:TAG or REPOSITORY@DIGEST; repo is empty for DIGEST,
+// @DIGEST and :TAG.
 func parseRef(s string) (repo, ref string, err error) {
+	if _, err := digest.Parse(s); err == nil {
+		return "", s, nil
+	}
 	if r, d, ok := strings.Cut(s, "@"); ok {
-		if _, err := digest.Parse(d); err != nil || r == "" {
+		if _, err := digest.Parse(d); err != nil {
 			return "", "", fmt.Errorf("%q: want REPOSITORY@DIGEST with a digest such as sha256:<64 hex> (%v)", s, err)
 		}
 		return r, d, nil
 	}
 	i := strings.LastIndex(s, ":")
-	if i <= 0 || i == len(s)-1 || strings.Contains(s[i:], "/") {
+	if i < 0 || i == len(s)-1 || strings.Contains(s[i:], "/") {
 		return "", "", fmt.Errorf("%q: want REPOSITORY:TAG or REPOSITORY@DIGEST", s)
 	}
 	return s[:i], s[i+1:], nil
@@ -123,29 +141,60 @@ func runInspect(cmd *cobra.Command, config, repo, ref string, o inspectOptions) 
 		now = meta.Started
 	}
 	defer done()
-	in, err := inspect(ctx, g, now, o.grace, repo, ref)
-	if errors.Is(err, analysis.ErrNoSuchReference) {
-		return &codeError{exitUsage, err}
-	}
+	def, untagged, err := inspectPlans(ctx, g, now, o.grace)
 	if err != nil {
 		return err
 	}
-	return writeInspection(cmd.OutOrStdout(), in, o.output)
+	refs := []analysis.RepoRef{{Repository: repo, Reference: ref}}
+	if repo == "" {
+		if refs = analysis.FindRefs(g, ref, o.matcher); len(refs) == 0 {
+			where := "no repository"
+			if !o.matcher.All() {
+				where += " matching --repo " + strings.Join(o.repos, " --repo ")
+			}
+			return &codeError{exitUsage, fmt.Errorf("%w: %s holds %s", analysis.ErrNoSuchReference, where, ref)}
+		}
+	}
+	var all []*analysis.Inspection
+	for _, r := range refs {
+		in, err := analysis.Inspect(ctx, def, untagged, r.Repository, r.Reference)
+		if errors.Is(err, analysis.ErrNoSuchReference) {
+			return &codeError{exitUsage, err}
+		}
+		if err != nil {
+			return err
+		}
+		all = append(all, in)
+	}
+	out := cmd.OutOrStdout()
+	if repo == "" && o.output == "json" {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(all)
+	}
+	for i, in := range all {
+		if i > 0 {
+			fmt.Fprintln(out)
+		}
+		if err := writeInspection(out, in, o.output); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-func inspect(ctx context.Context, g *graph.Graph, now time.Time, grace time.Duration, repo, ref string) (*analysis.Inspection, error) {
+// inspectPlans plans the graph in both modes, for the verdicts.
+func inspectPlans(ctx context.Context, g *graph.Graph, now time.Time, grace time.Duration) (def, untagged *gc.Plan, err error) {
 	plan := func(m bool) (*gc.Plan, error) {
 		return gc.NewPlan(ctx, g, gc.WithDeleteUntagged(m), gc.WithGracePeriod(grace), gc.WithNow(now), gc.WithAllowMassDelete(true))
 	}
-	def, err := plan(false)
-	if err != nil {
-		return nil, err
+	if def, err = plan(false); err != nil {
+		return nil, nil, err
 	}
-	untagged, err := plan(true)
-	if err != nil {
-		return nil, err
+	if untagged, err = plan(true); err != nil {
+		return nil, nil, err
 	}
-	return analysis.Inspect(ctx, def, untagged, repo, ref)
+	return def, untagged, nil
 }
 
 func writeInspection(w io.Writer, in *analysis.Inspection, format string) error {

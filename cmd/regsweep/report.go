@@ -105,6 +105,7 @@ func indexError(dir string, err error) error {
 
 type reportOptions struct {
 	planFlags
+	scopeFlags
 	output      string
 	top         int
 	untag       []string
@@ -153,6 +154,7 @@ Exit codes: 0 success, 1 error, 2 usage.`,
 		},
 	}
 	o.planFlags.bind(cmd)
+	o.scopeFlags.bind(cmd)
 	f := cmd.Flags()
 	f.StringVarP(&o.output, "output", "o", "text", "report format: text, json, csv or html")
 	f.IntVar(&o.top, "top", 10, "repositories per ranking and images per repository")
@@ -166,6 +168,9 @@ Exit codes: 0 success, 1 error, 2 usage.`,
 
 func (o *reportOptions) verify() error {
 	if err := o.planFlags.verify(); err != nil {
+		return err
+	}
+	if err := o.scopeFlags.verify(); err != nil {
 		return err
 	}
 	switch o.output {
@@ -272,6 +277,13 @@ func runReport(cmd *cobra.Command, o reportOptions) error {
 		return err
 	}
 	defer done()
+	full := rep.Report
+	if !o.matcher.All() {
+		if rep.Report, err = o.narrow(rep.Report, plan); err != nil {
+			return err
+		}
+		rep.Capacity = analysis.NarrowCapacity(rep.Capacity, o.matcher)
+	}
 	// Render to memory first: a failing HTML graph leaves no half-written output.
 	var buf bytes.Buffer
 	switch o.output {
@@ -307,7 +319,8 @@ func runReport(cmd *cobra.Command, o reportOptions) error {
 	}
 	if o.metricsFile != "" {
 		extra := analysis.MetricsExtra{Duration: time.Since(start), LastSuccess: time.Now(), Prefix: "regsweep_report_"}
-		if err := writeMetricsFile(o.metricsFile, rep.Report, extra); err != nil {
+		// Metrics are the whole storage's whatever the scope: one series per repository.
+		if err := writeMetricsFile(o.metricsFile, full, extra); err != nil {
 			return fmt.Errorf("metrics: %w", err)
 		}
 	}
@@ -424,6 +437,7 @@ func writeCapacityText(w io.Writer, r *capacityReport) {
 		fmt.Fprintf(w, "Kept:     %s not live but kept (younger than grace, or fail-closed)\n", ib(c.KeptBytes))
 	}
 	fmt.Fprintf(w, "Dedup:    %d tagged images reference %s, %.2f× the stored bytes\n", c.Images, ib(c.LogicalBytes), c.DedupRatio)
+	writeScopeText(w, r.Scope, "would delete")
 	if r.WhatIf != nil {
 		fmt.Fprintf(w, "\nWhat if: %s\n", whatIfText(r.WhatIf))
 	}

@@ -515,15 +515,37 @@ func (c *Capacity) tagsAndNamespaces(ctx context.Context, p *gc.Plan, tagsOf map
 		n.Manifests += r.Manifests
 		n.ReclaimableBytes += r.ReclaimableBytes
 	}
-	rootsOf := make([][]uint32, len(c.Namespaces))
+	nsBytes, nsUnique, err := groupBytes(p, len(c.Namespaces), func(repo string) (int, bool) {
+		i, ok := nsIndex[namespaceOf(repo)]
+		return i, ok
+	})
+	if err != nil {
+		return err
+	}
+	for i := range c.Namespaces {
+		c.Namespaces[i].Bytes, c.Namespaces[i].UniqueBytes = nsBytes[i], nsUnique[i]
+	}
+	slices.SortFunc(c.Namespaces, func(a, b NamespaceCapacity) int {
+		return cmp.Or(cmp.Compare(b.Bytes, a.Bytes), cmp.Compare(a.Name, b.Name))
+	})
+	c.Namespaces = nonNil(c.Namespaces)
+	return nil
+}
+
+// groupBytes sums, for n groups of repositories, the distinct present blobs the
+// live manifests of each group reach, and of those the bytes no other group reaches.
+// groupOf places a repository in a group (false: in none, and it reaches nothing).
+func groupBytes(p *gc.Plan, n int, groupOf func(repo string) (int, bool)) (bytes, unique []int64, err error) {
+	g := p.Graph()
+	rootsOf := make([][]uint32, n)
 	for _, l := range g.Revisions() {
-		if i, ok := nsIndex[namespaceOf(l.Repo)]; ok && p.LiveManifest(l.ID) {
+		if i, ok := groupOf(l.Repo); ok && p.LiveManifest(l.ID) {
 			rootsOf[i] = append(rootsOf[i], l.ID)
 		}
 	}
-	// Two walks per namespace over two bitsets, as for repositories: the first marks
-	// what one namespace reaches and what several do, the second sums.
-	nsOnce, nsMany := graph.NewBitset(g.MaxID()), graph.NewBitset(g.MaxID())
+	// Two walks per group over two bitsets, as for repositories: the first marks
+	// what one group reaches and what several do, the second sums.
+	once, many := graph.NewBitset(g.MaxID()), graph.NewBitset(g.MaxID())
 	walker := g.NewWalker(graph.WalkOptions{})
 	seen := graph.NewBitset(g.MaxID())
 	reach := func(roots []uint32, fn func(x uint32)) error {
@@ -542,29 +564,25 @@ func (c *Capacity) tagsAndNamespaces(ctx context.Context, p *gc.Plan, tagsOf map
 	}
 	for _, roots := range rootsOf {
 		if err := reach(roots, func(x uint32) {
-			if nsOnce.Set(x) {
-				nsMany.Set(x)
+			if once.Set(x) {
+				many.Set(x)
 			}
 		}); err != nil {
-			return err
+			return nil, nil, err
 		}
 	}
+	bytes, unique = make([]int64, n), make([]int64, n)
 	for i, roots := range rootsOf {
-		n := &c.Namespaces[i]
 		if err := reach(roots, func(x uint32) {
 			if g.Present(x) {
-				n.Bytes += g.Size(x)
-				if !nsMany.Has(x) {
-					n.UniqueBytes += g.Size(x)
+				bytes[i] += g.Size(x)
+				if !many.Has(x) {
+					unique[i] += g.Size(x)
 				}
 			}
 		}); err != nil {
-			return err
+			return nil, nil, err
 		}
 	}
-	slices.SortFunc(c.Namespaces, func(a, b NamespaceCapacity) int {
-		return cmp.Or(cmp.Compare(b.Bytes, a.Bytes), cmp.Compare(a.Name, b.Name))
-	})
-	c.Namespaces = nonNil(c.Namespaces)
-	return nil
+	return bytes, unique, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -259,4 +260,34 @@ func verdict(mode string, p *gc.Plan, repo string, id uint32, in *Inspection) GC
 		}
 	}
 	return v
+}
+
+// RepoRef is a reference within one repository: a tag or a digest.
+type RepoRef struct{ Repository, Reference string }
+
+// FindRefs lists, in repository order, the repositories m matches that hold ref: a
+// digest (a revision link names it) or a tag name.
+func FindRefs(g *graph.Graph, ref string, m *RepoMatcher) []RepoRef {
+	seen := map[string]bool{}
+	if d, err := digest.Parse(ref); err == nil {
+		for _, l := range g.Revisions() {
+			if seen[l.Repo] || !m.Match(l.Repo) {
+				continue
+			}
+			if ld, err := g.Digest(l.ID); err == nil && ld == d {
+				seen[l.Repo] = true
+			}
+		}
+	} else {
+		for _, t := range g.Tags() {
+			if t.Name == ref && m.Match(t.Repo) {
+				seen[t.Repo] = true
+			}
+		}
+	}
+	var out []RepoRef
+	for _, r := range slices.Sorted(maps.Keys(seen)) {
+		out = append(out, RepoRef{r, ref})
+	}
+	return out
 }

@@ -42,6 +42,8 @@ type Report struct {
 	// Verify is the closure check after a real sweep (absent with --no-verify, or
 	// when the window ended first).
 	Verify *verify.Report `json:"verify,omitempty"`
+	// Scope is set when --repo narrowed the report to some repositories.
+	Scope *Scope `json:"scope,omitempty"`
 }
 
 // Window is a run's maintenance window: when it ends, and whether the plan fits it
@@ -75,6 +77,8 @@ type ReportMode struct {
 	UploadAgeSeconds int64 `json:"upload_age_seconds"`
 	// Policy is the retention policy file applied, if any.
 	Policy *policy.File `json:"policy,omitempty"`
+	// PruneEmptyRepositories: delete.repositories lists the empty repositories.
+	PruneEmptyRepositories bool `json:"prune_empty_repositories,omitempty"`
 }
 
 // Deletions is the delete object of the report.
@@ -85,6 +89,8 @@ type Deletions struct {
 	Manifests  []gc.ManifestItem `json:"manifests"`
 	LayerLinks []gc.LinkItem     `json:"layer_links"`
 	Uploads    []gc.UploadItem   `json:"uploads"`
+	// Repositories are removed last, when --prune-empty-repositories finds them empty.
+	Repositories []gc.RepoItem `json:"repositories,omitempty"`
 }
 
 // NewReport renders a plan as the report contract.
@@ -93,11 +99,12 @@ func NewReport(p *gc.Plan, dryRun bool) *Report {
 		Mode: ReportMode{
 			DryRun: dryRun, DeleteUntagged: p.Mode.DeleteUntagged, GraceSeconds: p.Mode.GraceSeconds,
 			KeepReferrers: p.Mode.KeepReferrers, UploadAgeSeconds: p.Mode.UploadAgeSeconds, Policy: p.Mode.Policy,
+			PruneEmptyRepositories: p.Mode.PruneEmptyRepositories,
 		},
 		Summary: p.Summary,
 		Delete: Deletions{
 			Tags: nonNil(p.Tags), Blobs: nonNil(p.Blobs), Manifests: nonNil(p.Manifests),
-			LayerLinks: nonNil(p.LayerLinks), Uploads: nonNil(p.Uploads),
+			LayerLinks: nonNil(p.LayerLinks), Uploads: nonNil(p.Uploads), Repositories: p.EmptyRepositories,
 		},
 		Repositories: nonNil(p.Repositories),
 		Warnings:     nonNil(p.Warnings),

@@ -157,6 +157,10 @@ type Result struct {
 	DeletedBlobs      int   `json:"deleted_blobs"`
 	DeletedLayerLinks int   `json:"deleted_layer_links"`
 	DeletedUploads    int   `json:"deleted_uploads"`
+	// DeletedRepositories counts empty repositories removed; KeptRepositories
+	// those planned but found holding a file just before (pushed since the plan).
+	DeletedRepositories int `json:"deleted_repositories"`
+	KeptRepositories    int `json:"kept_repositories,omitempty"`
 	FreedBytes        int64 `json:"freed_bytes"` // of blobs
 	// FreedUploadBytes is what the uploads deleted held.
 	FreedUploadBytes int64 `json:"freed_upload_bytes"`
@@ -192,11 +196,13 @@ type Remaining struct {
 	Bytes      int64 `json:"bytes"`
 	LayerLinks int   `json:"layer_links"`
 	Uploads    int   `json:"uploads"`
+	// Repositories are empty repositories not yet removed.
+	Repositories int `json:"repositories"`
 }
 
 // Items counts the items left.
 func (r Remaining) Items() int {
-	return r.Tags + r.TagIndex + r.Manifests + r.Blobs + r.LayerLinks + r.Uploads
+	return r.Tags + r.TagIndex + r.Manifests + r.Blobs + r.LayerLinks + r.Uploads + r.Repositories
 }
 
 // Run deletes what p names, in the order that lets a rerun finish a crashed one:
@@ -540,6 +546,39 @@ func Run(ctx context.Context, drv driver.StorageDriver, p *gc.Plan, opts ...Opti
 	if err := phase("uploads", false, ups); err != nil {
 		return &res, err
 	}
+	// 6. Empty repositories, last: only once everything in them is gone, and each
+	// looked at again just before, so a push since the plan keeps its repository.
+	if n := len(p.EmptyRepositories); n > 0 {
+		if o.beforePhase != nil {
+			if err := o.beforePhase("empty repositories"); err != nil {
+				return &res, err
+			}
+		}
+		o.log.Info("sweep phase", "phase", "empty repositories", "items", n)
+		for _, r := range p.EmptyRepositories {
+			if ended() {
+				return &res, stop()
+			}
+			if err := limit.Wait(ctx); err != nil {
+				return &res, err
+			}
+			deleted, err := removeRepository(ctx, drv, r, o.log)
+			if err != nil {
+				return &res, fmt.Errorf("sweep empty repositories: %w", err)
+			}
+			if deleted {
+				res.DeletedRepositories++
+				if fsys != nil || o.fsRoot != "" {
+					prune = append(prune, r.Path)
+				}
+			} else {
+				res.KeptRepositories++
+			}
+			rem.Repositories--
+			o.progress.Add(1)
+			done.Add(1)
+		}
+	}
 	switch {
 	case fsys != nil:
 		// Also every blob prefix directory: one a crashed sweep emptied is found by
@@ -552,9 +591,77 @@ func Run(ctx context.Context, drv driver.StorageDriver, p *gc.Plan, opts ...Opti
 	return &res, nil
 }
 
+// errHoldsFile stops the walk of a repository at its first file.
+var errHoldsFile = errors.New("holds a file")
+
+// removeRepository deletes the data directories of a repository the plan found
+// empty, unless one holds a file now (or cannot be listed, or is a link): then it
+// keeps the repository and says why. Nested repositories are never below them.
+func removeRepository(ctx context.Context, drv driver.StorageDriver, r gc.RepoItem, log *slog.Logger) (bool, error) {
+	// Not deletable(): no other item may name these directories.
+	for _, d := range r.Paths {
+		if s, err := storage.Parse(d); err != nil || s.Kind != storage.RepoDataDir || s.Repo != r.Repository {
+			return false, fmt.Errorf("refusing to delete %q: not a data directory of repository %s: %w", d, r.Repository, ErrNotDeletable)
+		}
+	}
+	links := map[string]bool{}
+	for _, l := range r.Links {
+		links[l] = true
+	}
+	for _, d := range r.Paths {
+		var why, found string
+		err := drv.Walk(ctx, d, func(fi driver.FileInfo) error {
+			if fi.IsDir() {
+				return nil
+			}
+			found = fi.Path()
+			if !links[found] {
+				why = "it holds a file the plan did not know (pushed since the plan?)"
+				return errHoldsFile
+			}
+			// A listing may carry no time (the filesystem's does not): ask.
+			st, err := drv.Stat(ctx, found)
+			if err != nil {
+				return fmt.Errorf("stat %s: %w", found, err)
+			}
+			if st.ModTime().After(r.Before) {
+				why = fmt.Sprintf("a link in it is younger than grace (%s): a push under way?", st.ModTime().UTC().Format(time.RFC3339))
+				return errHoldsFile
+			}
+			return nil
+		})
+		var nf driver.PathNotFoundError
+		switch {
+		case errors.Is(err, errHoldsFile):
+			log.Info("kept repository: "+why, "repository", r.Repository, "file", found)
+			return false, nil
+		case errors.As(err, &nf):
+		case errors.Is(err, storage.ErrSymlink):
+			log.Warn("kept: the repository holds a symbolic link", "repository", r.Repository, "path", d)
+			return false, nil
+		case err != nil:
+			return false, fmt.Errorf("list %s before removing repository %s: %w", d, r.Repository, err)
+		}
+	}
+	for _, d := range r.Paths {
+		err := drv.Delete(ctx, d)
+		var nf driver.PathNotFoundError
+		if errors.Is(err, storage.ErrSymlink) {
+			log.Warn("kept: the repository holds a symbolic link", "repository", r.Repository, "path", d)
+			return false, nil
+		}
+		if err != nil && !errors.As(err, &nf) {
+			return false, fmt.Errorf("delete %s of empty repository %s: %w", d, r.Repository, err)
+		}
+	}
+	log.Info("removed empty repository", "repository", r.Repository)
+	return true, nil
+}
+
 // planned counts what p deletes, by kind.
 func planned(p *gc.Plan) Remaining {
-	r := Remaining{Tags: len(p.Tags), Manifests: len(p.Manifests), Blobs: len(p.Blobs), LayerLinks: len(p.LayerLinks), Uploads: len(p.Uploads)}
+	r := Remaining{Tags: len(p.Tags), Manifests: len(p.Manifests), Blobs: len(p.Blobs), LayerLinks: len(p.LayerLinks), Uploads: len(p.Uploads),
+		Repositories: len(p.EmptyRepositories)}
 	for _, m := range p.Manifests {
 		r.TagIndex += len(m.TagIndex)
 	}
