@@ -150,18 +150,18 @@ type Result struct {
 	// DeletedTags counts tag directories deleted; KeptTags the planned ones not
 	// deleted because the tag was pushed again (or names another manifest) since
 	// the plan was made.
-	DeletedTags       int   `json:"deleted_tags"`
-	KeptTags          int   `json:"kept_tags"`
-	DeletedManifests  int   `json:"deleted_manifests"`
-	DeletedTagIndex   int   `json:"deleted_tag_index"`
-	DeletedBlobs      int   `json:"deleted_blobs"`
-	DeletedLayerLinks int   `json:"deleted_layer_links"`
-	DeletedUploads    int   `json:"deleted_uploads"`
+	DeletedTags       int `json:"deleted_tags"`
+	KeptTags          int `json:"kept_tags"`
+	DeletedManifests  int `json:"deleted_manifests"`
+	DeletedTagIndex   int `json:"deleted_tag_index"`
+	DeletedBlobs      int `json:"deleted_blobs"`
+	DeletedLayerLinks int `json:"deleted_layer_links"`
+	DeletedUploads    int `json:"deleted_uploads"`
 	// DeletedRepositories counts empty repositories removed; KeptRepositories
 	// those planned but found holding a file just before (pushed since the plan).
-	DeletedRepositories int `json:"deleted_repositories"`
-	KeptRepositories    int `json:"kept_repositories,omitempty"`
-	FreedBytes        int64 `json:"freed_bytes"` // of blobs
+	DeletedRepositories int   `json:"deleted_repositories"`
+	KeptRepositories    int   `json:"kept_repositories,omitempty"`
+	FreedBytes          int64 `json:"freed_bytes"` // of blobs
 	// FreedUploadBytes is what the uploads deleted held.
 	FreedUploadBytes int64 `json:"freed_upload_bytes"`
 	// AlreadyDone counts items an earlier, interrupted sweep had deleted.
