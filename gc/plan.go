@@ -795,15 +795,29 @@ func (p *Plan) emptyRepositories(g *graph.Graph, m *marks, o options, protect ma
 			left[u.Repo] = true // an upload id the grammar rejects stays, and its repository
 		}
 	}
-	for _, w := range g.Warnings() {
-		if w.Repository != "" {
-			left[w.Repository] = true
+	repoDirs := map[string]string{}
+	for _, r := range g.Repos() {
+		if dir, err := storage.RepoPath(r.Name); err == nil {
+			repoDirs[dir] = r.Name
 		}
-		if s, err := storage.Parse(w.Path); err == nil && s.Repo != "" {
-			left[s.Repo] = true
-		} else if w.Repository == "" && w.Path != "" && !strings.HasPrefix(w.Path, storage.Root+"/blobs/") {
-			// A stray file somewhere under repositories: it may be any repository's.
-			return nil
+	}
+	for _, w := range g.Warnings() {
+		switch {
+		case w.Kind == "orphan_repository":
+			// Only _layers or _uploads, no _manifests: what is in them decides.
+		case w.Repository != "":
+			left[w.Repository] = true
+		case strings.HasPrefix(w.Path, storage.Root+"/blobs/") || w.Path == "":
+		default:
+			if s, err := storage.Parse(w.Path); err == nil && s.Repo != "" {
+				left[s.Repo] = true
+			} else if name, ok := repoDirs[w.Path]; ok {
+				left[name] = true
+			} else {
+				// A stray file somewhere under repositories: it may be any
+				// repository's, so none is removed.
+				return nil
+			}
 		}
 	}
 	for _, r := range g.Repos() {

@@ -28,6 +28,9 @@ type pruneFixture struct {
 	ns   distribution.Namespace
 	img  *image // pushed to team/app and other/keep
 	web  *image // pushed to team/app/web
+	// orphans hold only _layers links, of blobs no manifest references: an
+	// abandoned first push.
+	orphans []string
 }
 
 func newPruneFixture(t *testing.T) *pruneFixture {
@@ -55,7 +58,10 @@ func newPruneFixture(t *testing.T) *pruneFixture {
 	if len(imgs) < 2 {
 		t.Fatal("the synthetic registry has fewer than 2 tags")
 	}
-	f := &pruneFixture{root: root, ns: ns, img: imgs[0], web: imgs[1]}
+	f := &pruneFixture{root: root, ns: ns, img: imgs[0], web: imgs[1], orphans: sum.OrphanRepos}
+	if len(f.orphans) == 0 {
+		t.Fatal("the synthetic registry has no orphan repository")
+	}
 	for _, x := range []struct {
 		repo, tag string
 		img       *image
@@ -138,8 +144,10 @@ func TestPruneEmptyRepository(t *testing.T) {
 	f := newPruneFixture(t)
 	p := f.plan(t, gc.WithDeleteUntagged(true), gc.WithPruneEmptyRepositories(true))
 	names := emptyRepoNames(p)
-	if !slices.Contains(names, "team/app") {
-		t.Fatalf("empty repositories %v: want team/app among them", names)
+	for _, want := range append([]string{"team/app"}, f.orphans...) {
+		if !slices.Contains(names, want) {
+			t.Fatalf("empty repositories %v: want %s among them", names, want)
+		}
 	}
 	for _, n := range names {
 		if n == "team/app/web" || n == "other/keep" {
@@ -254,8 +262,14 @@ func TestPruneKeepsRepositoriesInUse(t *testing.T) {
 }
 
 // A push to an empty repository after the plan keeps it: the sweep looks again just
-// before removing it.
+// before removing it. Also when the files come with old times (restored from a
+// backup, copied with rsync -t): they are not the links the plan knew.
 func TestPruneKeepsRepositoryPushedSincePlan(t *testing.T) {
+	t.Run("pushed", func(t *testing.T) { pruneAfterPush(t, false) })
+	t.Run("restored with old times", func(t *testing.T) { pruneAfterPush(t, true) })
+}
+
+func pruneAfterPush(t *testing.T, oldTimes bool) {
 	ctx := context.Background()
 	f := newPruneFixture(t)
 	p := f.plan(t, gc.WithDeleteUntagged(true), gc.WithPruneEmptyRepositories(true))
@@ -264,8 +278,14 @@ func TestPruneKeepsRepositoryPushedSincePlan(t *testing.T) {
 	}
 	res, err := sweep.Run(ctx, storage.NewFilesystem(f.root), p, sweep.WithWorkers(4),
 		sweep.WithBeforePhase(func(phase string) error {
-			if phase == "empty repositories" {
-				return push(ctx, f.ns, "team/app", "v9", f.web)
+			if phase != "empty repositories" {
+				return nil
+			}
+			if err := push(ctx, f.ns, "team/app", "v9", f.web); err != nil {
+				return err
+			}
+			if oldTimes {
+				regtest.Age(t, f.root, time.Now().Add(-48*time.Hour))
 			}
 			return nil
 		}))
