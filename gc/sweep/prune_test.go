@@ -245,6 +245,19 @@ func TestPruneKeepsRepositoriesInUse(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// A file the layout does not know: the repository stays, and with a stray file
+	// outside any repository's data, no repository goes.
+	stray := regtest.FSPath(f.root, storage.Root+"/repositories/team/app/_manifests/notes.txt")
+	if err := os.WriteFile(stray, []byte("ops notes"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if p := f.plan(t, gc.WithDeleteUntagged(true), gc.WithPruneEmptyRepositories(true)); len(p.EmptyRepositories) != 0 {
+		t.Errorf("a stray file in team/app: empty repositories %v, want none", emptyRepoNames(p))
+	}
+	if err := os.Remove(stray); err != nil {
+		t.Fatal(err)
+	}
+
 	// An upload started an hour ago: not stale, so the repository is in use.
 	w, err := repoOf(t, f.ns, "team/app").Blobs(context.Background()).Create(context.Background())
 	if err != nil {
