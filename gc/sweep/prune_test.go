@@ -245,16 +245,32 @@ func TestPruneKeepsRepositoriesInUse(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// A file the layout does not know: the repository stays, and with a stray file
-	// outside any repository's data, no repository goes.
+	// A file the layout does not know in a repository's data (the scan does not
+	// list those directories whole): the sweep finds it and keeps the repository.
 	stray := regtest.FSPath(f.root, storage.Root+"/repositories/team/app/_manifests/notes.txt")
 	if err := os.WriteFile(stray, []byte("ops notes"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if p := f.plan(t, gc.WithDeleteUntagged(true), gc.WithPruneEmptyRepositories(true)); len(p.EmptyRepositories) != 0 {
-		t.Errorf("a stray file in team/app: empty repositories %v, want none", emptyRepoNames(p))
+	regtest.Age(t, f.root, time.Now().Add(-48*time.Hour))
+	p = f.plan(t, gc.WithDeleteUntagged(true), gc.WithPruneEmptyRepositories(true))
+	if res, err = sweep.Run(context.Background(), storage.NewFilesystem(f.root), p, sweep.WithWorkers(4)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stray); err != nil || res.KeptRepositories == 0 {
+		t.Errorf("a stray file in team/app: kept %d repositories, the file: %v", res.KeptRepositories, err)
 	}
 	if err := os.Remove(stray); err != nil {
+		t.Fatal(err)
+	}
+	// A stray file beside repositories, which no repository owns: none goes.
+	other := regtest.FSPath(f.root, storage.Root+"/repositories/team/README")
+	if err := os.WriteFile(other, []byte("ops notes"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if p := f.plan(t, gc.WithDeleteUntagged(true), gc.WithPruneEmptyRepositories(true)); len(p.EmptyRepositories) != 0 {
+		t.Errorf("a stray file under repositories: empty repositories %v, want none", emptyRepoNames(p))
+	}
+	if err := os.Remove(other); err != nil {
 		t.Fatal(err)
 	}
 
