@@ -26,6 +26,9 @@ func Open(ctx context.Context, configPath string) (driver.StorageDriver, *config
 	if err != nil {
 		return nil, nil, fmt.Errorf("parse registry config %s: %w", configPath, err)
 	}
+	if cfg.Storage.Type() == "inmemory" {
+		return nil, nil, fmt.Errorf("%s: storage inmemory lives in the registry process's memory, where no other program can read it; point regsweep at a config whose storage is filesystem, s3, gcs or azure", configPath)
+	}
 	drv, err := factory.Create(ctx, cfg.Storage.Type(), cfg.Storage.Parameters())
 	if err != nil {
 		return nil, nil, fmt.Errorf("create %q storage driver from %s: %w", cfg.Storage.Type(), configPath, err)

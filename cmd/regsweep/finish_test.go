@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"github.com/spf13/cobra"
 
 	"github.com/regsweep/regsweep/graph"
 )
@@ -113,6 +115,51 @@ func TestPlural(t *testing.T) {
 		{3, "tag history entry", "3 tag history entries"}, {2, "index", "2 indexes"}, {1, "index", "1 index"}, {2, "layer link", "2 layer links"}} {
 		if got := plural(c.n, c.noun); got != c.want {
 			t.Errorf("plural(%d, %q) = %q, want %q", c.n, c.noun, got, c.want)
+		}
+	}
+}
+
+// inmemory storage is the registry process's own memory: refused, saying so.
+func TestInmemoryRefused(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "config.yml")
+	if err := os.WriteFile(cfg, []byte("version: 0.1\nstorage:\n  inmemory: {}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := run(t, "gc", cfg, "-d", "-q", "--index", t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), "inmemory lives in the registry process's memory") {
+		t.Errorf("inmemory config: %v", err)
+	}
+}
+
+// make docs: a man page for every command, and completion scripts the shells accept.
+func TestDocs(t *testing.T) {
+	dir := t.TempDir()
+	mustRun(t, "docs", dir)
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		if c.Hidden || c.Name() == "help" {
+			return
+		}
+		page := filepath.Join(dir, "man", strings.ReplaceAll(c.CommandPath(), " ", "-")+".1")
+		b, err := os.ReadFile(page)
+		if err != nil {
+			t.Errorf("%s: no man page: %v", c.CommandPath(), err)
+		} else if !strings.Contains(string(b), ".SH NAME") || !strings.Contains(string(b), c.Name()) {
+			t.Errorf("%s: man page without NAME", page)
+		}
+		for _, s := range c.Commands() {
+			walk(s)
+		}
+	}
+	walk(newRootCommand())
+	bash := filepath.Join(dir, "completion", "regsweep.bash")
+	out, err := exec.Command("bash", "-c", "source "+bash+" && complete -p regsweep").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "regsweep") {
+		t.Errorf("bash completion does not load: %v\n%s", err, out)
+	}
+	for _, f := range []string{"_regsweep", "regsweep.fish"} {
+		if b, err := os.ReadFile(filepath.Join(dir, "completion", f)); err != nil || !strings.Contains(string(b), "regsweep") {
+			t.Errorf("%s: %v", f, err)
 		}
 	}
 }

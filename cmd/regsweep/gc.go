@@ -34,7 +34,10 @@ func newGCCommand() *cobra.Command {
 		Long: `gc reads the registry configuration file CONFIG (REGISTRY_* environment overrides
 apply, as for the registry), scans its storage into an on-disk index, marks what is live
 and deletes the rest: tag history and revision links of dead manifests (-m only), then
-blobs, then layer links, then stale uploads. With --dry-run it only reports.
+blobs, then layer links, then stale uploads, then (--prune-empty-repositories) the
+directories of repositories left with nothing in them. With --dry-run it only reports;
+--repo GLOB then narrows the lists to some repositories (what is live is still decided
+over all of them).
 
 Run it while the registry is read-only or stopped, as for registry garbage-collect. The
 grace period protects pushes that race the run. If a sweep is interrupted, run the same

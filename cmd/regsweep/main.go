@@ -12,11 +12,11 @@ import (
 	"syscall"
 	"time"
 
-	// Storage drivers register themselves with distribution's factory.
+	// Storage drivers register themselves with distribution's factory. Not inmemory:
+	// no other process can read it.
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/azure"
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/gcs"
-	_ "github.com/distribution/distribution/v3/registry/storage/driver/inmemory"
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/s3-aws"
 	"github.com/spf13/cobra"
 
@@ -67,7 +67,7 @@ func newRootCommand() *cobra.Command {
 	}
 	root.PersistentFlags().Var(&memLimit, "memory-limit",
 		"soft limit on resident memory (256MiB, 1GB, or bytes), the mapped index included (GOMEMLIMIT overrides, for the Go runtime alone; 0: none). Not a cap: a larger live set still runs, with more garbage collection")
-	root.AddCommand(newGCCommand(), newApplyCommand(), newScanCommand(), newReportCommand(), newGraphCommand(), newVerifyCommand(), newInspectCommand(), newIndexCommand())
+	root.AddCommand(newGCCommand(), newApplyCommand(), newScanCommand(), newReportCommand(), newGraphCommand(), newVerifyCommand(), newInspectCommand(), newIndexCommand(), newDocsCommand())
 	// Every usage error is exit 2: bad flags and flag values, and wrong arguments.
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &codeError{exitUsage, err} })
 	for _, c := range root.Commands() {
