@@ -3,7 +3,7 @@ BIN := bin/regsweep
 DEMO_DIR := $(CURDIR)/build/demo-registry
 BUILDS_DIR := $(CURDIR)/build/demo-builds
 
-.PHONY: all build test demo lint e2e bench clean sample fuzz
+.PHONY: all build test demo lint e2e bench clean sample fuzz docs static image image-smoke
 
 all: build
 
@@ -82,6 +82,32 @@ lint:
 	test -z "$$(gofmt -l .)" || (gofmt -l . && false)
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
+
+# Man pages and bash/zsh/fish completions, generated from the command tree.
+docs: build
+	rm -rf build/docs && ./$(BIN) docs build/docs
+	@echo "man pages in build/docs/man (man -l build/docs/man/regsweep-gc.1), completions in build/docs/completion"
+
+# The container image's binary: static, no local paths, stripped.
+static:
+	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=auto -ldflags "-s -w" -o bin/regsweep-static ./cmd/regsweep
+
+# The image: regsweep:<version> (distroless, non-root) and <version>-kubectl (for
+# docs/deploy/cronjob.yaml). Needs docker or podman with a daemon and the base images.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+IMAGE ?= regsweep
+CONTAINER ?= $(shell for c in docker podman; do command -v $$c >/dev/null && $$c info >/dev/null 2>&1 && echo $$c && break; done)
+image:
+	@test -n "$(CONTAINER)" || { echo "make image: no container builder here (docker or podman with a running daemon); 'make image-smoke' checks what the image runs"; exit 1; }
+	$(CONTAINER) build -t $(IMAGE):$(VERSION) -t $(IMAGE):latest .
+	$(CONTAINER) build --target with-kubectl -t $(IMAGE):$(VERSION)-kubectl .
+	$(CONTAINER) run --rm --user 65532:65532 $(IMAGE):$(VERSION) --version
+
+# What the image runs, without a container runtime: the static binary as the image's
+# unprivileged user (65532), a home of its own for the index cache, on a read-only
+# copy of the sample: a dry run, verify and inspect.
+image-smoke: static
+	.ci/image-smoke bin/regsweep-static
 
 clean:
 	rm -rf bin build
