@@ -89,7 +89,7 @@ func WriteMetrics(w io.Writer, rep *Report, extra MetricsExtra) error {
 			kind string
 			n    int
 		}{{"tags", res.DeletedTags}, {"manifests", res.DeletedManifests}, {"tag_index", res.DeletedTagIndex}, {"blobs", res.DeletedBlobs},
-			{"layer_links", res.DeletedLayerLinks}, {"uploads", res.DeletedUploads}} {
+			{"layer_links", res.DeletedLayerLinks}, {"uploads", res.DeletedUploads}, {"repositories", res.DeletedRepositories}} {
 			sample("last_sweep_deleted", float64(k.n), "kind", k.kind)
 		}
 		family("last_sweep_freed_bytes", "Bytes the last sweep freed: blob data and stale uploads.")
