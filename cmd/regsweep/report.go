@@ -507,7 +507,7 @@ func writeCapacityText(w io.Writer, r *capacityReport) {
 	if len(c.SizeHistogram) > 0 {
 		fmt.Fprintf(w, "\nBlob sizes (bar: bytes):\n")
 		for _, b := range c.SizeHistogram {
-			fmt.Fprintf(w, "  %-18s %7d blobs %10s  %s\n", bucketLabel(b), b.Blobs, ib(b.Bytes), bar(b.Bytes, maxBytes))
+			fmt.Fprintf(w, "  %-18s %13s %10s  %s\n", bucketLabel(b), nBlobs(b.Blobs), ib(b.Bytes), bar(b.Bytes, maxBytes))
 		}
 	}
 	maxBytes = 0
@@ -516,7 +516,7 @@ func writeCapacityText(w io.Writer, r *capacityReport) {
 	}
 	fmt.Fprintf(w, "\nBlob age at the scan (bar: bytes):\n")
 	for _, a := range c.Age {
-		fmt.Fprintf(w, "  %-18s %7d blobs %10s  %s\n", a.Label, a.Blobs, ib(a.Bytes), bar(a.Bytes, maxBytes))
+		fmt.Fprintf(w, "  %-18s %13s %10s  %s\n", a.Label, nBlobs(a.Blobs), ib(a.Bytes), bar(a.Bytes, maxBytes))
 	}
 	if note := unknownAgeNote(c); note != "" {
 		fmt.Fprintf(w, "  %s\n", note)
