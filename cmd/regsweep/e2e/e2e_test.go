@@ -117,6 +117,7 @@ func TestE2E(t *testing.T) {
 	}
 	phase("2.8.2-delete-untagged-breaks-indexes", false, func(t *testing.T) { distBreaksIndexes(t, s) })
 	phase("sweep-refused-while-writable-then-read-only", false, func(t *testing.T) { sweepWhileServing(t, s) })
+	phase("prune-empty-repository", false, func(t *testing.T) { pruneEmptyRepository(t, s) })
 }
 
 // sweepWhileServing runs a real sweep against a running docker-registry on the same
