@@ -29,6 +29,13 @@ type buildOptions struct {
 	workers    int
 	log        *slog.Logger
 	every      time.Duration
+	noCache    bool
+}
+
+// WithManifestCache turns the manifest cache (mcache.go) on or off: off, every
+// manifest is read again, and the cache is neither used nor written. On by default.
+func WithManifestCache(v bool) BuildOption {
+	return func(o *buildOptions) error { o.noCache = !v; return nil }
 }
 
 // BuildOption tunes Build.
@@ -102,6 +109,12 @@ func Build(ctx context.Context, drv driver.StorageDriver, idx *Index, opts ...Bu
 		return err
 	}
 	b := &builder{idx: idx, wb: idx.db.NewWriteBatch(), digests: map[uint32]digest.Digest{}, runs: map[string]*linkRun{}, meta: Meta{Format: indexFormat, Driver: drv.Name(), Storage: o.storageID, Started: time.Now()}}
+	if !o.noCache {
+		var err error
+		if b.cache, err = idx.loadManifestCache(); err != nil {
+			return err
+		}
+	}
 	defer func() { b.wb.Cancel() }()           // the batch of the moment: flush replaces it
 	b.idBuf = appendIDRecord(b.idBuf, "", nil) // id 0 means none: a placeholder keeps chunks aligned
 
@@ -111,7 +124,7 @@ func Build(ctx context.Context, drv driver.StorageDriver, idx *Index, opts ...Bu
 	defer cancel()
 	// Manifests are read while the listing goes on: a pool pulls ids the builder
 	// queues as revision links, tags and index children turn up.
-	pool := newReadPool(ctx, storage.ReadDriver(drv), o.workers)
+	pool := newReadPool(ctx, storage.ReadDriver(drv), idx, o.workers)
 	defer pool.close()
 	b.pool = pool
 	entries := 0
@@ -179,6 +192,9 @@ func Build(ctx context.Context, drv driver.StorageDriver, idx *Index, opts ...Bu
 	if err := b.finish(); err != nil {
 		return err
 	}
+	if err := b.finishCache(); err != nil {
+		return err
+	}
 	if err := idx.packs.sync(); err != nil {
 		return err
 	}
@@ -191,7 +207,8 @@ func Build(ctx context.Context, drv driver.StorageDriver, idx *Index, opts ...Bu
 		return fmt.Errorf("write index: %w", err)
 	}
 	idx.forgetDigests()
-	o.log.Info("index built", "blobs", b.meta.Blobs, "manifests", b.meta.Manifests, "took", b.meta.Finished.Sub(b.meta.Started).Round(time.Millisecond))
+	o.log.Info("index built", "blobs", b.meta.Blobs, "manifests", b.meta.Manifests, "manifests read", b.meta.ManifestsRead,
+		"from the cache", b.meta.ManifestsCached, "took", b.meta.Finished.Sub(b.meta.Started).Round(time.Millisecond))
 	return nil
 }
 
@@ -215,6 +232,11 @@ type builder struct {
 	idChunkN uint32 // its number
 	runs     map[string]*linkRun
 	pinned   map[string]Repo // repositories a warning pinned: a later entry keeps the pin
+
+	cache      *manifestCache // nil: off
+	cacheValid Bitset         // listed with the validator of their cached parse
+	cacheStat  Bitset         // listed without a time: a stat says whether the cache holds
+	fresh      []uint32       // parsed from a read; their validator is in the listing
 }
 
 // linkRun collects one repository's layer links into one index key.
@@ -340,7 +362,14 @@ func (b *builder) enqueue(id uint32, d digest.Digest) {
 			b.missing = append(b.missing, id)
 			return
 		}
-		b.pool.add(id, d)
+		j := readJob{id: id, d: d, deferred: b.def.blobs.Has(id)}
+		switch {
+		case b.cacheValid.Has(id):
+			j.mode, j.v = readCached, b.cache.find(d).v
+		case b.cacheStat.Has(id):
+			j.mode, j.v = readStatCached, b.cache.find(d).v
+		}
+		b.pool.add(j)
 	}
 }
 
@@ -387,6 +416,15 @@ func (b *builder) add(e storage.Entry) error {
 		b.ids.addBlob(e.Digest, id)
 		b.present.Set(id)
 		b.meta.Blobs++
+		if c := b.cache.find(e.Digest); c != nil {
+			c.seen = true
+			switch {
+			case e.Deferred:
+				b.cacheStat.Set(id)
+			case c.v == (validator{e.Size, unixNanos(e.ModTime)}):
+				b.cacheValid.Set(id)
+			}
+		}
 		if e.Deferred {
 			b.def.blobs.Set(id)
 			return b.putID(id, e.Digest, &Blob{}) // filled in by resolveDeferred
@@ -485,6 +523,8 @@ func (b *builder) add(e storage.Entry) error {
 type parseResult struct {
 	id       uint32
 	size     int64 // bytes read
+	cached   bool  // parsed from the cache: nothing read
+	valid    *validator
 	missing  bool
 	parsed   Parsed
 	err      error
@@ -578,6 +618,9 @@ func streamMentions(rc io.Reader, carry []byte, chunk int, collect func([]byte))
 
 func (b *builder) addManifest(r parseResult) error {
 	d := b.digests[r.id]
+	if !r.cached && !r.missing {
+		b.meta.ManifestsRead++
+	}
 	m := Manifest{Digest: d, Missing: r.missing}
 	blobPath, err := storage.Path(storage.Spec{Kind: storage.BlobData, Digest: d})
 	if err != nil {
@@ -599,6 +642,16 @@ func (b *builder) addManifest(r parseResult) error {
 		}
 	default:
 		b.meta.Manifests++
+		if r.cached {
+			b.meta.ManifestsCached++
+		} else if b.cache != nil {
+			if err := putCache(b.wb, d, r.parsed, r.valid); err != nil {
+				return err
+			}
+			if r.valid == nil {
+				b.fresh = append(b.fresh, r.id)
+			}
+		}
 		m.MediaType, m.ArtifactType = r.parsed.MediaType, r.parsed.ArtifactType
 		if m.MediaType == MediaTypeSchema1 || m.MediaType == MediaTypeSchema1Signed {
 			if err := b.warn(Warning{Kind: "schema1_manifest", Digest: d.String(), Path: blobPath, Detail: "legacy schema1 manifest (distribution v3 cannot read it); its fsLayers are kept"}); err != nil {
@@ -646,6 +699,7 @@ func (b *builder) addManifest(r parseResult) error {
 type readPool struct {
 	ctx      context.Context
 	drv      driver.StorageDriver
+	idx      *Index
 	mu       sync.Mutex
 	cond     *sync.Cond
 	queue    []readJob
@@ -656,12 +710,23 @@ type readPool struct {
 }
 
 type readJob struct {
-	id uint32
-	d  digest.Digest
+	id       uint32
+	d        digest.Digest
+	mode     readMode
+	v        validator // of the cached parse, for readStatCached
+	deferred bool      // listed without size and time
 }
 
-func newReadPool(ctx context.Context, drv driver.StorageDriver, workers int) *readPool {
-	p := &readPool{ctx: ctx, drv: drv}
+type readMode int
+
+const (
+	readBlob       readMode = iota
+	readCached              // the listing matched the cache's validator
+	readStatCached          // a stat decides between the cache and a read
+)
+
+func newReadPool(ctx context.Context, drv driver.StorageDriver, idx *Index, workers int) *readPool {
+	p := &readPool{ctx: ctx, drv: drv, idx: idx}
 	p.cond = sync.NewCond(&p.mu)
 	for range workers {
 		go p.work()
@@ -683,7 +748,7 @@ func (p *readPool) work() {
 		p.queue = p.queue[:len(p.queue)-1]
 		p.inflight++
 		p.mu.Unlock()
-		r := readManifest(p.ctx, p.drv, j.id, j.d)
+		r := p.do(j)
 		p.mu.Lock()
 		p.inflight--
 		p.done++
@@ -692,11 +757,48 @@ func (p *readPool) work() {
 	}
 }
 
-func (p *readPool) add(id uint32, d digest.Digest) {
+func (p *readPool) add(j readJob) {
 	p.mu.Lock()
-	p.queue = append(p.queue, readJob{id, d})
+	p.queue = append(p.queue, j)
 	p.mu.Unlock()
 	p.cond.Signal()
+}
+
+// do parses one manifest: from the cache when the blob is the file the cached parse
+// came from, else by reading it. A read of a blob listed without a time stats it
+// first, for the validator the cache keeps with the parse.
+func (p *readPool) do(j readJob) parseResult {
+	var v *validator
+	if j.mode == readStatCached || j.deferred {
+		if path, err := storage.Path(storage.Spec{Kind: storage.BlobData, Digest: j.d}); err == nil {
+			if fi, err := p.drv.Stat(p.ctx, path); err == nil && !fi.IsDir() {
+				v = &validator{fi.Size(), unixNanos(fi.ModTime())}
+			}
+		}
+	}
+	if j.mode == readCached || j.mode == readStatCached && v != nil && *v == j.v {
+		if parsed, ok, err := p.idx.cachedParse(j.d); ok && err == nil {
+			size := j.v.size
+			if v != nil {
+				size = v.size
+			}
+			return parseResult{id: j.id, size: size, cached: true, parsed: parsed}
+		}
+		if j.mode == readCached {
+			v = nil // the listing's validator: written at the end of the build
+		}
+	}
+	r := readManifest(p.ctx, p.drv, j.id, j.d)
+	r.valid = v
+	return r
+}
+
+// unixNanos is t in Unix nanoseconds, 0 for the zero time (as the index keeps it).
+func unixNanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
 }
 
 // wait blocks until there are results or nothing is left, and returns the results

@@ -160,6 +160,10 @@ type Meta struct {
 	Blobs     int       `json:"blobs"`
 	Manifests int       `json:"manifests"`
 	Edges     int       `json:"edges"` // references out of all manifests
+	// ManifestsRead were read from storage; ManifestsCached parsed from the manifest
+	// cache (their blobs unchanged since a build read them).
+	ManifestsRead   int `json:"manifests_read"`
+	ManifestsCached int `json:"manifests_cached"`
 }
 
 // indexFormat changes whenever the key schema or a value encoding does: an index

@@ -209,8 +209,21 @@ func checkSeed(t *testing.T, seed int64, cfg synth.Config) seedResult {
 		workers = 64
 	}
 	// Every fourth seed stats every blob; the others defer as regsweep gc does.
-	if err := graph.Build(ctx, drv, idx, graph.WithWorkers(workers), graph.WithDeferredStats(seed%4 != 1)); err != nil {
-		t.Fatalf("graph.Build: %v", err)
+	// Seeds divisible by 3 build without the manifest cache; the others build twice,
+	// and plan from the second build, which parses every manifest from the cache.
+	cache := seed%3 != 0
+	build := func() {
+		t.Helper()
+		if err := graph.Build(ctx, drv, idx, graph.WithWorkers(workers), graph.WithDeferredStats(seed%4 != 1), graph.WithManifestCache(cache)); err != nil {
+			t.Fatalf("graph.Build: %v", err)
+		}
+	}
+	build()
+	if cache {
+		build()
+		if m, _ := idx.Meta(); m.ManifestsRead != 0 || m.ManifestsCached != m.Manifests {
+			t.Errorf("second build on an unchanged tree: read %d manifests, %d of %d from the cache", m.ManifestsRead, m.ManifestsCached, m.Manifests)
+		}
 	}
 	now := time.Now().Add(time.Hour)
 	plan := func(name string, extra ...gc.Option) *gc.Plan {
