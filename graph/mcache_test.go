@@ -229,6 +229,28 @@ func TestManifestCacheS3(t *testing.T) {
 		t.Errorf("S3 rerun: %d GETs, %d HEADs of blobs; meta %+v", gets.Load(), heads.Load(), again)
 	}
 	sameSnapshot(t, "S3 rerun", snapshot(t, idx), fresh)
+
+	// A manifest blob replaced by another object of the same key: the listing's
+	// size and time differ, so it is read again, and found unreadable.
+	var victim string
+	for d, m := range fresh {
+		if m.Unreadable == "" && !m.Missing {
+			victim = d
+			break
+		}
+	}
+	key := regtest.Path(t, storage.Spec{Kind: storage.BlobData, Digest: digestOf(victim)})
+	if err := drv.PutContent(ctx, key, []byte(`{"schemaVersion":2}`)); err != nil {
+		t.Fatal(err)
+	}
+	gets.Store(0)
+	replaced := buildMeta(t, drv, idx)
+	if gets.Load() != 1 || replaced.ManifestsRead != 1 {
+		t.Errorf("S3, one manifest object replaced: %d GETs, meta %+v", gets.Load(), replaced)
+	}
+	if m := snapshot(t, idx)[victim]; m.Unreadable == "" {
+		t.Errorf("replaced manifest %s not found unreadable: %+v", victim, m)
+	}
 }
 
 func digestOf(s string) digest.Digest { return digest.Digest(s) }
