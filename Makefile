@@ -20,8 +20,11 @@ test:
 # skopeo (apt-get install docker-registry skopeo). Pushes built images, deletes through
 # the registry API, compares regsweep with 2.8.2's garbage-collect, sweeps and pulls
 # every remaining tag. Skips without the tools unless CI=true. See cmd/regsweep/e2e.
+# The suite runs twice: with a fresh index per command, and with an index a scan just
+# filled (manifests from its manifest cache).
 e2e:
 	$(GO) test -tags e2e -count=1 -v -timeout 15m ./cmd/regsweep/e2e/
+	REGSWEEP_E2E_WARM_INDEX=1 $(GO) test -tags e2e -count=1 -v -timeout 15m ./cmd/regsweep/e2e/
 
 # Dry-run report on the bundled sample registry. Git does not keep file times, so the
 # demo copies the sample and ages it by two days: the default 1h grace period then

@@ -145,7 +145,7 @@ func (s *session) scan(cmd *cobra.Command, c storageFlags, forPlan bool) error {
 		ctx, cancel = context.WithDeadlineCause(ctx, s.deadline, errWindowEnded)
 		defer cancel()
 	}
-	if err := graph.Build(ctx, s.drv, s.idx, graph.WithWorkers(c.workers), graph.WithVerifyLinks(c.verifyLinks), graph.WithDeferredStats(forPlan), graph.WithScanOptions(storage.WithTagTimes(!forPlan || s.tagTimes)), graph.WithLogger(s.log, time.Minute), graph.WithProgress(s.prog), graph.WithStorageID(s.id)); err != nil {
+	if err := graph.Build(ctx, s.drv, s.idx, graph.WithWorkers(c.workers), graph.WithVerifyLinks(c.verifyLinks), graph.WithDeferredStats(forPlan), graph.WithScanOptions(storage.WithTagTimes(!forPlan || s.tagTimes)), graph.WithLogger(s.log, time.Minute), graph.WithProgress(s.prog), graph.WithStorageID(s.id), graph.WithManifestCache(!c.noCache)); err != nil {
 		if errors.Is(context.Cause(ctx), errWindowEnded) && cmd.Context().Err() == nil {
 			s.doneProgress()
 			return windowStopped("the window ended during the scan; nothing was deleted")
@@ -398,7 +398,7 @@ func (s *session) verifyAfter(cmd *cobra.Command, plan *gc.Plan, c storageFlags)
 	}
 	s.log.Info("checking that every root's image is whole (--no-verify skips this)")
 	err := graph.Build(ctx, s.drv, s.idx, graph.WithWorkers(c.workers), graph.WithDeferredStats(true), graph.WithScanOptions(storage.WithTagTimes(s.tagTimes)),
-		graph.WithLogger(s.log, time.Minute), graph.WithProgress(s.prog), graph.WithStorageID(s.id))
+		graph.WithLogger(s.log, time.Minute), graph.WithProgress(s.prog), graph.WithStorageID(s.id), graph.WithManifestCache(!c.noCache))
 	s.doneProgress()
 	if errors.Is(context.Cause(ctx), errWindowEnded) && cmd.Context().Err() == nil {
 		s.log.Warn("the window ended during the check after the sweep: skipped; run regsweep verify")

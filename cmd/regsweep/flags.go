@@ -85,6 +85,7 @@ type storageFlags struct {
 	quiet          bool
 	verifyLinks    bool
 	requestTimeout time.Duration
+	noCache        bool
 }
 
 func (s *storageFlags) bind(cmd *cobra.Command, indexHelp string) {
@@ -94,6 +95,7 @@ func (s *storageFlags) bind(cmd *cobra.Command, indexHelp string) {
 	f.BoolVarP(&s.quiet, "quiet", "q", false, "log only warnings and errors")
 	f.BoolVar(&s.verifyLinks, "verify-links", false, "read every revision and layer link and check it against its path (one more read per link)")
 	f.DurationVar(&s.requestTimeout, "request-timeout", 30*time.Second, "object stores: give up on a request after this long without an answer and try again (5 tries, with backoff)")
+	f.BoolVar(&s.noCache, "no-manifest-cache", false, "read every manifest again instead of reusing the parses the index keeps of manifest blobs unchanged (same size and time) since an earlier run")
 }
 
 func (s storageFlags) verify() error {
