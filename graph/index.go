@@ -200,6 +200,9 @@ func Open(dir string) (*Index, error) {
 	if err := checkClosedSizes(dir); err != nil {
 		return nil, err
 	}
+	if err := checkTables(dir); err != nil {
+		return nil, err
+	}
 	opts := badger.DefaultOptions(dir).
 		WithLogger(nil).
 		WithNumVersionsToKeep(1).
@@ -213,7 +216,7 @@ func Open(dir string) (*Index, error) {
 		// little on disk and its table-building buffers cost tens of MiB of memory.
 		WithCompression(options.None).
 		// A damaged block is an error, not a wrong answer.
-		WithChecksumVerificationMode(options.OnTableAndBlockRead)
+		WithChecksumVerificationMode(options.OnBlockRead) // whole tables: checkTables
 	db, err := badger.Open(opts)
 	if err != nil {
 		// badger formats its lock error without wrapping it.

@@ -60,6 +60,8 @@ type session struct {
 	dir   string        // of the index
 	lock  *runlock.Lock // held by runs that delete
 	start time.Time
+	// workers is --workers, or the default for the storage (storage.Concurrency).
+	workers int
 	// deadline is when the maintenance window of a real run ends (zero: none).
 	deadline time.Time
 	// tagTimes: the plan applies a retention policy, which needs tags' push times.
@@ -79,6 +81,15 @@ func openSession(cmd *cobra.Command, config string, c storageFlags, deletes, reb
 	var err error
 	if s.drv, s.cfg, err = storage.Open(cmd.Context(), config); err != nil {
 		return nil, err
+	}
+	var adaptive *storage.AdaptiveOptions
+	s.workers, adaptive = storage.Concurrency(s.drv.Name(), c.workers)
+	if adaptive != nil {
+		// Object stores: many requests in flight, fewer when the store throttles.
+		adaptive.OnCut = func(limit int, err error) {
+			s.log.Warn("storage: fewer requests in flight", "limit", limit, "because", err)
+		}
+		s.drv = storage.NewAdaptive(s.drv, *adaptive)
 	}
 	if s.drv.Name() != "filesystem" {
 		// Object stores: no request may wait forever, and passing faults pass.
@@ -145,7 +156,7 @@ func (s *session) scan(cmd *cobra.Command, c storageFlags, forPlan bool) error {
 		ctx, cancel = context.WithDeadlineCause(ctx, s.deadline, errWindowEnded)
 		defer cancel()
 	}
-	if err := graph.Build(ctx, s.drv, s.idx, graph.WithWorkers(c.workers), graph.WithVerifyLinks(c.verifyLinks), graph.WithDeferredStats(forPlan), graph.WithScanOptions(storage.WithTagTimes(!forPlan || s.tagTimes)), graph.WithLogger(s.log, time.Minute), graph.WithProgress(s.prog), graph.WithStorageID(s.id), graph.WithManifestCache(!c.noCache)); err != nil {
+	if err := graph.Build(ctx, s.drv, s.idx, graph.WithWorkers(s.workers), graph.WithVerifyLinks(c.verifyLinks), graph.WithDeferredStats(forPlan), graph.WithScanOptions(storage.WithTagTimes(!forPlan || s.tagTimes)), graph.WithLogger(s.log, time.Minute), graph.WithProgress(s.prog), graph.WithStorageID(s.id), graph.WithManifestCache(!c.noCache)); err != nil {
 		if errors.Is(context.Cause(ctx), errWindowEnded) && cmd.Context().Err() == nil {
 			s.doneProgress()
 			return windowStopped("the window ended during the scan; nothing was deleted")
@@ -347,12 +358,12 @@ func (s *session) sweep(cmd *cobra.Command, plan *gc.Plan, c storageFlags, f swe
 		window.Stopped = true
 		return rep, windowStopped("the window ended before the sweep began; nothing was deleted")
 	}
-	roots := sweep.NewRootCheck(s.drv, plan.Scanned(), meta.Started, time.Duration(plan.Mode.GraceSeconds)*time.Second, c.workers, plan.Mode.KeepReferrers)
+	roots := sweep.NewRootCheck(s.drv, plan.Scanned(), meta.Started, time.Duration(plan.Mode.GraceSeconds)*time.Second, s.workers, plan.Mode.KeepReferrers)
 	res, err := sweep.Run(cmd.Context(), s.drv, plan, sweep.WithRecheck(roots.Check, recheckEvery), sweep.WithBeforeDelete(testBeforeDelete),
-		sweep.WithWorkers(c.workers), sweep.WithMaxOps(f.maxOps), sweep.WithJournal(s.idx), sweep.WithDeadline(s.deadline),
+		sweep.WithWorkers(s.workers), sweep.WithMaxOps(f.maxOps), sweep.WithJournal(s.idx), sweep.WithDeadline(s.deadline),
 		sweep.WithIgnoreUnreadable(f.ignoreUnreadable), sweep.WithLogger(s.log), sweep.WithProgress(s.prog))
 	s.doneProgress()
-	s.saveRate(res, c.workers)
+	s.saveRate(res, s.workers)
 	rep := analysis.NewReport(plan, false)
 	rep.Result, rep.Registry, rep.Window = res, checks, window
 	if errors.Is(err, sweep.ErrWindowEnded) {
@@ -397,7 +408,7 @@ func (s *session) verifyAfter(cmd *cobra.Command, plan *gc.Plan, c storageFlags)
 		defer cancel()
 	}
 	s.log.Info("checking that every root's image is whole (--no-verify skips this)")
-	err := graph.Build(ctx, s.drv, s.idx, graph.WithWorkers(c.workers), graph.WithDeferredStats(true), graph.WithScanOptions(storage.WithTagTimes(s.tagTimes)),
+	err := graph.Build(ctx, s.drv, s.idx, graph.WithWorkers(s.workers), graph.WithDeferredStats(true), graph.WithScanOptions(storage.WithTagTimes(s.tagTimes)),
 		graph.WithLogger(s.log, time.Minute), graph.WithProgress(s.prog), graph.WithStorageID(s.id), graph.WithManifestCache(!c.noCache))
 	s.doneProgress()
 	if errors.Is(context.Cause(ctx), errWindowEnded) && cmd.Context().Err() == nil {
@@ -407,7 +418,7 @@ func (s *session) verifyAfter(cmd *cobra.Command, plan *gc.Plan, c storageFlags)
 	if err != nil {
 		return nil, fmt.Errorf("scan %s again to check it: %w", s.id, err)
 	}
-	return s.verify(ctx, plan.Mode.DeleteUntagged, plan.Mode.KeepReferrers, false, c.workers)
+	return s.verify(ctx, plan.Mode.DeleteUntagged, plan.Mode.KeepReferrers, false, s.workers)
 }
 
 // writeMetrics writes rep's metrics when asked; a failed run writes none, so the last

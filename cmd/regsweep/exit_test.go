@@ -36,7 +36,7 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"gc", cfg, "--no-such-flag"}, "", 2, "unknown flag"},
 		{[]string{"gc", cfg, "-Z"}, "", 2, "unknown shorthand"},
 		{[]string{"gc", cfg, "--grace", "nonsense"}, "", 2, "--grace"},
-		{[]string{"gc", cfg, "--workers", "0"}, "", 2, "--workers"},
+		{[]string{"gc", cfg, "--workers", "-1"}, "", 2, "--workers"},
 		{[]string{"nosuchcommand"}, "", 2, "unknown command"},
 		{[]string{"report"}, "", 2, ""},
 		{[]string{"gc", cfg, "-d", "-q", "--index", t.TempDir()}, "", 0, ""},

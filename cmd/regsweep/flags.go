@@ -9,6 +9,7 @@ import (
 	"github.com/regsweep/regsweep/gc"
 	"github.com/regsweep/regsweep/gc/analysis"
 	"github.com/regsweep/regsweep/gc/policy"
+	"github.com/regsweep/regsweep/storage"
 )
 
 // markFlags are what decides what is live: gc, report and graph bind them, apply
@@ -91,7 +92,7 @@ type storageFlags struct {
 func (s *storageFlags) bind(cmd *cobra.Command, indexHelp string) {
 	f := cmd.Flags()
 	f.StringVar(&s.indexDir, "index", "", indexHelp)
-	f.IntVar(&s.workers, "workers", 16, "concurrent storage operations")
+	f.IntVar(&s.workers, "workers", 0, fmt.Sprintf("the most storage operations in flight (0: %d on a filesystem; on object stores from %d, adapting up to %d and halving when the store throttles)", storage.LocalWorkers, storage.ObjectStoreStart, storage.ObjectStoreMax))
 	f.BoolVarP(&s.quiet, "quiet", "q", false, "log only warnings and errors")
 	f.BoolVar(&s.verifyLinks, "verify-links", false, "read every revision and layer link and check it against its path (one more read per link)")
 	f.DurationVar(&s.requestTimeout, "request-timeout", 30*time.Second, "object stores: give up on a request after this long without an answer and try again (5 tries, with backoff)")
@@ -99,8 +100,8 @@ func (s *storageFlags) bind(cmd *cobra.Command, indexHelp string) {
 }
 
 func (s storageFlags) verify() error {
-	if s.workers < 1 {
-		return fmt.Errorf("--workers %d: want at least 1", s.workers)
+	if s.workers < 0 {
+		return fmt.Errorf("--workers %d: want 0 (automatic) or more", s.workers)
 	}
 	if s.requestTimeout <= 0 {
 		return fmt.Errorf("--request-timeout %v: want more than 0", s.requestTimeout)

@@ -71,7 +71,7 @@ func runVerify(cmd *cobra.Command, config string, o verifyOptions) error {
 	if err := s.scan(cmd, o.storageFlags, false); err != nil {
 		return err
 	}
-	rep, err := s.verify(cmd.Context(), o.deleteUntagged, !o.dropReferrers, o.checksums, o.workers)
+	rep, err := s.verify(cmd.Context(), o.deleteUntagged, !o.dropReferrers, o.checksums, s.workers)
 	if err != nil {
 		return err
 	}
