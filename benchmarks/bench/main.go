@@ -6,6 +6,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -42,6 +43,7 @@ type scale struct {
 	runs                   int
 	fs                     synth.Layout
 	s3                     synth.Layout
+	s3Large                synth.Layout // 10× the manifests, without MarkAndSweep
 	s3SlowRuns             int
 	untaggedN              int
 	sweepGarbage           int
@@ -53,18 +55,20 @@ var scales = map[string]scale{
 		runs:       3,
 		fs:         synth.Layout{Repos: 30, ManifestsPerRepo: 20, TagsPerRepo: 12, LayersPerManifest: 4, ShareRatio: 0.3, IndexFraction: 0.1, OrphanBlobs: 200},
 		s3:         synth.Layout{Repos: 4, ManifestsPerRepo: 10, TagsPerRepo: 6, LayersPerManifest: 3, ShareRatio: 0.3, IndexFraction: 0.1, OrphanBlobs: 20},
+		s3Large:    synth.Layout{Repos: 40, ManifestsPerRepo: 10, TagsPerRepo: 6, LayersPerManifest: 3, ShareRatio: 0.3, IndexFraction: 0.1, OrphanBlobs: 200},
 		s3SlowRuns: 1, untaggedN: 200, sweepGarbage: 3000, rssTreeBlobs: 50_000, rssSynth: 500_000,
 	},
 	"full": {
 		runs:       5,
 		fs:         synth.Layout{Repos: 200, ManifestsPerRepo: 20, TagsPerRepo: 12, LayersPerManifest: 4, ShareRatio: 0.3, IndexFraction: 0.1, OrphanBlobs: 1000},
 		s3:         synth.Layout{Repos: 20, ManifestsPerRepo: 10, TagsPerRepo: 6, LayersPerManifest: 3, ShareRatio: 0.3, IndexFraction: 0.1, OrphanBlobs: 100},
+		s3Large:    synth.Layout{Repos: 200, ManifestsPerRepo: 10, TagsPerRepo: 6, LayersPerManifest: 3, ShareRatio: 0.3, IndexFraction: 0.1, OrphanBlobs: 1000},
 		s3SlowRuns: 1, untaggedN: 1000, sweepGarbage: 20_000, rssTreeBlobs: 1_000_000, rssSynth: 10_000_000,
 	},
 }
 
 var (
-	workers    = flag.Int("workers", 32, "regsweep concurrency")
+	workers    = flag.Int("workers", 0, "regsweep --workers (0: the default for the storage, as the CLI)")
 	cpuprofile = flag.String("cpuprofile", "", "write a CPU profile of the regsweep runs to this file")
 )
 
@@ -159,18 +163,45 @@ func row(scenario, tool string, d time.Duration, calls int64, base time.Duration
 func regsweep(ctx context.Context, drv driver.StorageDriver, m bool, count func() int64) int64 {
 	dir := tempDir("bench-index-")
 	defer os.RemoveAll(dir)
+	return regsweepIn(ctx, dir, drv, m, count)
+}
+
+// lastPeak is the most requests in flight of the last regsweepIn on an object store.
+var lastPeak int64
+
+// asCLI wraps drv as regsweep gc does, with the workers the CLI would run: on
+// object stores, the adaptive limit and patience.
+func asCLI(drv driver.StorageDriver) (driver.StorageDriver, int, *rstorage.Adaptive) {
+	if _, ok := drv.(*benchenv.Synthetic); ok {
+		return drv, cmp.Or(*workers, 32), nil // as the rows recorded before 2026-12
+	}
+	n, ao := rstorage.Concurrency(drv.Name(), *workers)
+	if ao == nil {
+		return drv, n, nil
+	}
+	a := rstorage.NewAdaptive(drv, *ao)
+	return rstorage.NewPatient(a, rstorage.PatientOptions{}), n, a
+}
+
+// regsweepIn plans with the index in dir, which may hold an earlier build's
+// manifest cache.
+func regsweepIn(ctx context.Context, dir string, drv driver.StorageDriver, m bool, count func() int64) int64 {
 	idx, err := graph.Open(dir)
 	must(err)
 	defer idx.Close()
 	before := count()
+	drv, n, a := asCLI(drv)
 	// As regsweep gc without a policy builds.
-	opts := []graph.BuildOption{graph.WithWorkers(*workers), graph.WithDeferredStats(true), graph.WithScanOptions(rstorage.WithTagTimes(false))}
+	opts := []graph.BuildOption{graph.WithWorkers(n), graph.WithDeferredStats(true), graph.WithScanOptions(rstorage.WithTagTimes(false))}
 	if _, ok := drv.(*benchenv.Synthetic); ok {
 		opts = append(opts, graph.WithScanOptions(rstorage.WithWalk(true)))
 	}
 	must(graph.Build(ctx, drv, idx, opts...))
 	_, err = gc.NewPlan(ctx, idx, gc.WithDeleteUntagged(m), gc.WithGracePeriod(0))
 	must(err)
+	if a != nil {
+		lastPeak = a.Peak()
+	}
 	return count() - before
 }
 
@@ -189,7 +220,8 @@ func regsweepPolicy(ctx context.Context, drv driver.StorageDriver, _ bool, count
 	pol, err := policy.Parse("bench", []byte(benchPolicy))
 	must(err)
 	before := count()
-	must(graph.Build(ctx, drv, idx, graph.WithWorkers(*workers), graph.WithDeferredStats(true)))
+	drv, n, _ := asCLI(drv)
+	must(graph.Build(ctx, drv, idx, graph.WithWorkers(n), graph.WithDeferredStats(true)))
 	p, err := gc.NewPlan(ctx, idx, gc.WithPolicy(pol), gc.WithGracePeriod(0))
 	must(err)
 	if len(p.Tags) == 0 {
@@ -292,33 +324,58 @@ func benchFS(ctx context.Context, sc scale) {
 }
 
 func benchS3(ctx context.Context, sc scale) {
-	s3, err := benchenv.NewS3("registry")
-	must(err)
-	defer s3.Close()
-	drv, err := s3.Driver(ctx, "/")
-	must(err)
-	st, err := synth.Generate(ctx, drv, 7, sc.s3)
-	must(err)
-	for _, lat := range []time.Duration{0, 20 * time.Millisecond} {
-		s3.SetLatency(lat)
-		runs := sc.runs
-		if lat > 0 {
-			runs = sc.s3SlowRuns
-		}
-		scen := fmt.Sprintf("S3 (gofakes3) +%v/request, %d repos / %d manifests / %d blobs", lat, st.Repos, st.Manifests, st.Blobs)
-		mas, masCalls := median(runs, func() int64 { return markAndSweep(ctx, drv, false, s3.Requests) })
-		row(scen, "MarkAndSweep", mas, masCalls, 0, 0)
-		d, calls := median(max(runs, 3), func() int64 { return regsweep(ctx, drv, false, s3.Requests) })
-		row(scen, "regsweep", d, calls, mas, masCalls)
-		if lat > 0 {
-			// The request floor: every list page (blob prefixes and repositories, 1000 keys
-			// a page) and one GET per manifest and tag link, spread over the workers.
+	for _, size := range []struct {
+		layout synth.Layout
+		mas    bool // MarkAndSweep takes ~0.5 s a manifest at 20 ms: the small one only
+	}{{sc.s3, true}, {sc.s3Large, false}} {
+		s3, err := benchenv.NewS3("registry")
+		must(err)
+		drv, err := s3.Driver(ctx, "/")
+		must(err)
+		st, err := synth.Generate(ctx, drv, 7, size.layout)
+		must(err)
+		for _, lat := range []time.Duration{0, 20 * time.Millisecond, 100 * time.Millisecond} {
+			if lat == 0 && !size.mas {
+				continue
+			}
+			s3.SetLatency(lat)
+			runs := sc.runs
+			if lat > 0 {
+				runs = sc.s3SlowRuns
+			}
+			scen := fmt.Sprintf("S3 (gofakes3) +%v/request, %d repos / %d manifests / %d blobs", lat, st.Repos, st.Manifests, st.Blobs)
+			var mas time.Duration
+			var masCalls int64
+			if size.mas && lat <= 20*time.Millisecond {
+				mas, masCalls = median(runs, func() int64 { return markAndSweep(ctx, drv, false, s3.Requests) })
+				row(scen, "MarkAndSweep", mas, masCalls, 0, 0)
+			}
+			d, calls := median(max(runs, 3), func() int64 { return regsweep(ctx, drv, false, s3.Requests) })
+			peak := lastPeak
+			row(scen, fmt.Sprintf("regsweep (default flags; peak %d in flight)", peak), d, calls, mas, masCalls)
+			if lat == 0 {
+				continue
+			}
+			// The request floor at the concurrency the run reached: every list page
+			// (blob prefixes and repositories, 1000 keys a page) and one GET per
+			// manifest and tag link, spread over that many requests in flight, plus
+			// one round for index children, which are known only once their index
+			// is read.
 			pages := int64(256 + st.Repos)
 			gets := int64(st.Manifests + st.Indexes + st.Tags)
-			rounds := (pages + int64(*workers) - 1) / int64(*workers)
-			rounds += (gets + int64(*workers) - 1) / int64(*workers)
-			row(scen, "request floor (computed)", time.Duration(rounds)*lat, pages+gets, mas, masCalls)
+			w := max(peak, 1)
+			rounds := (pages+w-1)/w + (gets+w-1)/w + 1
+			fl := time.Duration(rounds) * lat
+			row(scen, fmt.Sprintf("request floor (computed, %d in flight)", w), fl, pages+gets, mas, masCalls)
+			fmt.Printf("| %s | regsweep ÷ floor | %.2f× | | |\n", scen, float64(d)/float64(fl))
+			// A rerun with the index of the last: manifests come from its cache.
+			dir := tempDir("bench-index-")
+			regsweepIn(ctx, dir, drv, false, s3.Requests)
+			rd, rcalls := median(max(runs, 3), func() int64 { return regsweepIn(ctx, dir, drv, false, s3.Requests) })
+			os.RemoveAll(dir)
+			row(scen, fmt.Sprintf("regsweep rerun, manifest cache (%.1f× faster than the first run)", float64(d)/float64(rd)), rd, rcalls, mas, masCalls)
 		}
+		s3.Close()
 	}
 }
 
@@ -350,15 +407,16 @@ func benchSweep(ctx context.Context, sc scale) {
 		dir := tempDir("bench-index-")
 		idx, err := graph.Open(dir)
 		must(err)
-		must(graph.Build(ctx, drv, idx, graph.WithWorkers(*workers)))
+		n, _ := rstorage.Concurrency(drv.Name(), *workers)
+		must(graph.Build(ctx, drv, idx, graph.WithWorkers(n)))
 		meta, err := idx.Meta()
 		must(err)
 		p, err := gc.NewPlan(ctx, idx, gc.WithGracePeriod(0), gc.WithNow(time.Now().Add(time.Hour)))
 		must(err)
 		// As regsweep gc sweeps: roots checked again before each phase.
-		check := sweep.NewRootCheck(drv, p.Scanned(), meta.Started, 0, *workers, true)
+		check := sweep.NewRootCheck(drv, p.Scanned(), meta.Started, 0, n, true)
 		start := time.Now()
-		res, err := sweep.Run(ctx, drv, p, sweep.WithWorkers(*workers), sweep.WithJournal(idx), sweep.WithRecheck(check.Check, time.Minute))
+		res, err := sweep.Run(ctx, drv, p, sweep.WithWorkers(n), sweep.WithJournal(idx), sweep.WithRecheck(check.Check, time.Minute))
 		must(err)
 		ds = append(ds, time.Since(start))
 		deleted = res.DeletedBlobs
