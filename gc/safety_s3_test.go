@@ -155,7 +155,7 @@ func TestS3HungRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 	var n atomic.Int64
-	s3.SetFault(s3.Hang(func(*http.Request) bool { return n.Add(1)%20 == 0 }))
+	s3.SetFault(s3.Hang(func(*http.Request) bool { return n.Add(1)%7 == 0 }))
 	patient := storage.NewPatient(drv, storage.PatientOptions{Timeout: 500 * time.Millisecond, Backoff: 10 * time.Millisecond})
 	var got *gc.Plan
 	done := make(chan struct{})

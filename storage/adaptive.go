@@ -237,8 +237,8 @@ func (r *adaptiveReader) Close() error {
 // stores start wide and adapt (Adaptive), up to ObjectStoreMax or --workers.
 const (
 	LocalWorkers     = 16
-	ObjectStoreStart = 64
-	ObjectStoreMax   = 256
+	ObjectStoreStart = 256
+	ObjectStoreMax   = 512
 )
 
 // Concurrency returns how many workers to run on the driver named name, and for an

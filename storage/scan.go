@@ -141,12 +141,17 @@ func Scan(ctx context.Context, drv driver.StorageDriver, fn func(Entry) error, o
 		walk = *o.walk
 	}
 	defer_ := o.deferStats && !walk && !o.verifyLinks && !o.linksOnly
-	var blobRoots []string
-	var blobErr error
+	// Both roots at once: on an object store each is a round trip.
+	var (
+		blobRoots, repoRoots []string
+		blobErr, repoErr     error
+		roots                sync.WaitGroup
+	)
 	if !o.linksOnly {
-		blobRoots, blobErr = drv.List(ctx, blobsDir)
+		roots.Go(func() { blobRoots, blobErr = drv.List(ctx, blobsDir) })
 	}
-	repoRoots, repoErr := drv.List(ctx, reposDir)
+	roots.Go(func() { repoRoots, repoErr = drv.List(ctx, reposDir) })
+	roots.Wait()
 	var nf driver.PathNotFoundError
 	if (o.linksOnly || errors.As(blobErr, &nf)) && errors.As(repoErr, &nf) {
 		return fmt.Errorf("scan %s storage: %w", drv.Name(), ErrNoRegistry)
@@ -198,15 +203,35 @@ func Scan(ctx context.Context, drv driver.StorageDriver, fn func(Entry) error, o
 		mu.Unlock()
 		return nil
 	}
-	// blobs/<alg>/<xx>: expand one level so each prefix is its own task.
+	// blobs/<alg>/<xx>: expand one level so each prefix is its own task. Where the
+	// driver walks natively, a first walk of the whole <alg> directory often lists a
+	// small blob store in one request; past probeKeys it stops, and the prefixes are
+	// walked in parallel, skipping what the probe emitted.
 	for _, algDir := range blobRoots {
+		emitBlob := emit
+		if walk {
+			seen := map[string]bool{}
+			complete, err := probeBlobs(gctx, drv, algDir, func(e Entry) error { seen[e.Path] = true; return emit(e) })
+			if err != nil {
+				return err
+			}
+			if complete {
+				continue
+			}
+			emitBlob = func(e Entry) error {
+				if seen[e.Path] {
+					return nil
+				}
+				return emit(e)
+			}
+		}
 		prefixes, _, err := list(gctx, drv, algDir, holdEmit)
 		if err != nil {
 			return err
 		}
 		for _, p := range prefixes {
 			if walk {
-				g.Go(func() error { return scanBlobs(gctx, drv, p, emit) })
+				g.Go(func() error { return scanBlobs(gctx, drv, p, emitBlob) })
 			} else {
 				g.Go(func() error { return statBlobs(gctx, drv, p, defer_, holdEmit) })
 			}
@@ -234,16 +259,50 @@ func Scan(ctx context.Context, drv driver.StorageDriver, fn func(Entry) error, o
 	return g.Wait()
 }
 
+// probeKeys is about one listing page of an object store.
+const probeKeys = 1000
+
+var errProbeFull = errors.New("more than one page of blobs")
+
+// probeBlobs walks dir until probeKeys files and reports whether that was all of it.
+func probeBlobs(ctx context.Context, drv driver.StorageDriver, dir string, emit func(Entry) error) (bool, error) {
+	n, full := 0, false
+	err := drv.Walk(ctx, dir, func(fi driver.FileInfo) error {
+		if fi.IsDir() {
+			return nil
+		}
+		if n++; n > probeKeys {
+			full = true // drivers wrap the error without %w
+			return errProbeFull
+		}
+		return emitBlobFile(fi, emit)
+	})
+	var nf driver.PathNotFoundError
+	switch {
+	case full:
+		return false, nil
+	case errors.As(err, &nf):
+		return true, nil
+	case err != nil:
+		return false, fmt.Errorf("walk %s: %w", dir, err)
+	}
+	return true, nil
+}
+
+func emitBlobFile(fi driver.FileInfo, emit func(Entry) error) error {
+	s, err := Parse(fi.Path())
+	if err != nil || s.Kind != BlobData {
+		return emit(Entry{Kind: KindWarning, Path: fi.Path(), Warning: "unexpected file in blob store"})
+	}
+	return emit(Entry{Kind: BlobData, Digest: s.Digest, Size: fi.Size(), ModTime: fi.ModTime(), Path: fi.Path()})
+}
+
 func scanBlobs(ctx context.Context, drv driver.StorageDriver, prefix string, emit func(Entry) error) error {
 	err := drv.Walk(ctx, prefix, func(fi driver.FileInfo) error {
 		if fi.IsDir() {
 			return nil
 		}
-		s, err := Parse(fi.Path())
-		if err != nil || s.Kind != BlobData {
-			return emit(Entry{Kind: KindWarning, Path: fi.Path(), Warning: "unexpected file in blob store"})
-		}
-		return emit(Entry{Kind: BlobData, Digest: s.Digest, Size: fi.Size(), ModTime: fi.ModTime(), Path: fi.Path()})
+		return emitBlobFile(fi, emit)
 	})
 	var nf driver.PathNotFoundError
 	if errors.As(err, &nf) {

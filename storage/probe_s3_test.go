@@ -1,0 +1,84 @@
+package storage_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync/atomic"
+	"testing"
+
+	"github.com/opencontainers/go-digest"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/regsweep/regsweep/benchmarks/benchenv"
+	"github.com/regsweep/regsweep/storage"
+)
+
+// The blob store on S3 is first walked whole, up to a page; a larger one is then
+// walked prefix by prefix. Either way every blob is emitted exactly once, and a
+// small store costs one listing request.
+func TestS3BlobListingProbe(t *testing.T) {
+	for _, n := range []int{300, 2500} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			ctx := context.Background()
+			s3, err := benchenv.NewS3("registry")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s3.Close()
+			drv, err := s3.Driver(ctx, "/")
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := map[digest.Digest]bool{}
+			g, gctx := errgroup.WithContext(ctx)
+			g.SetLimit(32)
+			for i := range n {
+				d := digest.FromString(fmt.Sprint(i))
+				want[d] = true
+				p, err := storage.Path(storage.Spec{Kind: storage.BlobData, Digest: d})
+				if err != nil {
+					t.Fatal(err)
+				}
+				g.Go(func() error { return drv.PutContent(gctx, p, []byte(fmt.Sprint(i))) })
+			}
+			if err := g.Wait(); err != nil {
+				t.Fatal(err)
+			}
+			var lists atomic.Int64
+			s3.SetFault(func(_ http.ResponseWriter, r *http.Request) bool {
+				if r.URL.Query().Get("list-type") == "2" {
+					lists.Add(1)
+				}
+				return false
+			})
+			got := map[digest.Digest]int{}
+			// As regsweep opens an object store: patient, with adaptive concurrency.
+			_, ao := storage.Concurrency(drv.Name(), 0)
+			wrapped := storage.NewPatient(storage.NewAdaptive(drv, *ao), storage.PatientOptions{})
+			err = storage.Scan(ctx, wrapped, func(e storage.Entry) error {
+				if e.Kind == storage.BlobData {
+					got[e.Digest]++
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for d := range want {
+				if got[d] != 1 {
+					t.Errorf("blob %s emitted %d times", d, got[d])
+				}
+			}
+			if len(got) != len(want) {
+				t.Errorf("%d blobs emitted, %d stored", len(got), len(want))
+			}
+			// Small: the two roots, the whole <alg> walk (one page). Large: also the
+			// <alg> directory and its 256 prefixes.
+			if n <= 1000 && lists.Load() > 4 || n > 1000 && lists.Load() < 256 {
+				t.Errorf("%d blobs: %d listing requests", n, lists.Load())
+			}
+			t.Logf("%d blobs: %d listing requests", n, lists.Load())
+		})
+	}
+}
