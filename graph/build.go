@@ -30,6 +30,14 @@ type buildOptions struct {
 	log        *slog.Logger
 	every      time.Duration
 	noCache    bool
+	linkCache  bool
+}
+
+// WithTagLinkCache reads tag links from the index's cache where the listing shows
+// the same file (mcache.go): for runs that delete nothing, on object stores. Off by
+// default.
+func WithTagLinkCache(v bool) BuildOption {
+	return func(o *buildOptions) error { o.linkCache = v; return nil }
 }
 
 // WithManifestCache turns the manifest cache (mcache.go) on or off: off, every
@@ -115,6 +123,11 @@ func Build(ctx context.Context, drv driver.StorageDriver, idx *Index, opts ...Bu
 			return err
 		}
 	}
+	scanOpts := append([]storage.ScanOption{storage.WithWorkers(o.workers), storage.WithVerifyLinks(o.verify), storage.WithDeferredStats(o.deferStats)}, o.scan...)
+	if o.linkCache && !o.noCache {
+		b.links = map[string]bool{}
+		scanOpts = append(scanOpts, storage.WithLinkCache(linkCache{idx}))
+	}
 	defer func() { b.wb.Cancel() }()           // the batch of the moment: flush replaces it
 	b.idBuf = appendIDRecord(b.idBuf, "", nil) // id 0 means none: a placeholder keeps chunks aligned
 
@@ -152,7 +165,7 @@ func Build(ctx context.Context, drv driver.StorageDriver, idx *Index, opts ...Bu
 		default:
 		}
 		return b.add(e)
-	}, append([]storage.ScanOption{storage.WithWorkers(o.workers), storage.WithVerifyLinks(o.verify), storage.WithDeferredStats(o.deferStats)}, o.scan...)...)
+	}, scanOpts...)
 	if err != nil {
 		return err
 	}
@@ -195,6 +208,9 @@ func Build(ctx context.Context, drv driver.StorageDriver, idx *Index, opts ...Bu
 	if err := b.finishCache(); err != nil {
 		return err
 	}
+	if err := b.dropUnseenLinks(); err != nil {
+		return err
+	}
 	if err := idx.packs.sync(); err != nil {
 		return err
 	}
@@ -233,10 +249,11 @@ type builder struct {
 	runs     map[string]*linkRun
 	pinned   map[string]Repo // repositories a warning pinned: a later entry keeps the pin
 
-	cache      *manifestCache // nil: off
-	cacheValid Bitset         // listed with the validator of their cached parse
-	cacheStat  Bitset         // listed without a time: a stat says whether the cache holds
-	fresh      []uint32       // parsed from a read; their validator is in the listing
+	cache      *manifestCache  // nil: off
+	cacheValid Bitset          // listed with the validator of their cached parse
+	cacheStat  Bitset          // listed without a time: a stat says whether the cache holds
+	fresh      []uint32        // parsed from a read; their validator is in the listing
+	links      map[string]bool // tag links listed, with the link cache on
 }
 
 // linkRun collects one repository's layer links into one index key.
@@ -460,6 +477,15 @@ func (b *builder) add(e storage.Entry) error {
 		}
 		return b.wb.Set(nameIDKey(prefix, id, e.Repo), linkValue(target, e.ModTime, e.Warning))
 	case storage.TagCurrentLink:
+		if e.LinkCached {
+			b.meta.TagLinksCached++
+		}
+		if b.links != nil {
+			b.links[e.Path] = true
+			if err := b.cacheLink(e); err != nil {
+				return err
+			}
+		}
 		if target != 0 {
 			b.enqueue(target, e.Target)
 			if b.def.on() {

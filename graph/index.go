@@ -164,6 +164,8 @@ type Meta struct {
 	// cache (their blobs unchanged since a build read them).
 	ManifestsRead   int `json:"manifests_read"`
 	ManifestsCached int `json:"manifests_cached"`
+	// TagLinksCached were taken from the tag link cache (WithTagLinkCache).
+	TagLinksCached int `json:"tag_links_cached"`
 }
 
 // indexFormat changes whenever the key schema or a value encoding does: an index

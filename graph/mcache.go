@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/opencontainers/go-digest"
@@ -180,4 +181,61 @@ func (b *builder) finishCache() error {
 	}
 	b.fresh = nil
 	return b.cache.dropUnseen(b.wb)
+}
+
+// Tag links are cached too, for runs that delete nothing (WithLinkCache): unlike a
+// manifest, a tag link is rewritten in place when the tag moves. Its listed size and
+// time tell the same file from a rewritten one only if the rewrite changed them; an
+// object store's times are whole seconds, so a link is cached only when its time is
+// at least a second before it was read: a later rewrite then has a later time.
+//
+//	C<ver>L<path> -> size i64, modtime (unix ns) i64, content
+type linkCache struct{ x *Index }
+
+func (c linkCache) Link(path string, size int64, mt time.Time) ([]byte, bool) {
+	var content []byte
+	ok, err := c.x.get(append([]byte{pCache, cacheVersion, 'L'}, path...), func(v []byte) error {
+		if len(v) < 16 || int64(binary.BigEndian.Uint64(v)) != size || int64(binary.BigEndian.Uint64(v[8:])) != unixNanos(mt) {
+			return nil
+		}
+		content = append([]byte(nil), v[16:]...)
+		return nil
+	})
+	return content, ok && err == nil && content != nil
+}
+
+// cacheLink records a tag link read in this build, when it may be trusted later.
+func (b *builder) cacheLink(e storage.Entry) error {
+	if b.links == nil || e.LinkCached || e.Warning != "" || e.Target == "" || e.ModTime.IsZero() || e.ReadAt.IsZero() {
+		return nil
+	}
+	if !e.ModTime.Before(e.ReadAt.Truncate(time.Second).Add(-time.Second)) {
+		return nil
+	}
+	v := validator{e.Size, unixNanos(e.ModTime)}.encode()
+	return b.wb.Set(append([]byte{pCache, cacheVersion, 'L'}, e.Path...), append(v, e.Target...))
+}
+
+// dropUnseenLinks deletes the cached tag links this build did not list.
+func (b *builder) dropUnseenLinks() error {
+	if b.links == nil {
+		return nil
+	}
+	prefix := []byte{pCache, cacheVersion, 'L'}
+	var gone [][]byte
+	err := b.idx.scan(prefix, true, func(k, _ []byte) error {
+		if !b.links[string(k[len(prefix):])] {
+			gone = append(gone, append([]byte(nil), k...))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range gone {
+		if err := b.wb.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -200,7 +200,7 @@ func TestManifestCacheS3(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var gets, heads atomic.Int64
+	var gets, heads, tagGets atomic.Int64
 	s3.SetFault(func(_ http.ResponseWriter, r *http.Request) bool {
 		if strings.Contains(r.URL.Path, "/blobs/") {
 			switch r.Method {
@@ -210,8 +210,13 @@ func TestManifestCacheS3(t *testing.T) {
 				heads.Add(1)
 			}
 		}
+		if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/current/link") {
+			tagGets.Add(1)
+		}
 		return false
 	})
+	// Tag links are cached only when written at least a second before they are read.
+	time.Sleep(2 * time.Second)
 	idx, err := graph.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -229,6 +234,43 @@ func TestManifestCacheS3(t *testing.T) {
 		t.Errorf("S3 rerun: %d GETs, %d HEADs of blobs; meta %+v", gets.Load(), heads.Load(), again)
 	}
 	sameSnapshot(t, "S3 rerun", snapshot(t, idx), fresh)
+
+	// With the tag link cache (runs that delete nothing): the first build with it
+	// reads the tag links and keeps them, the next reads none; a tag moved since is
+	// read again, and the index names its new manifest.
+	buildMeta(t, drv, idx, graph.WithTagLinkCache(true))
+	tagGets.Store(0)
+	cachedTags := buildMeta(t, drv, idx, graph.WithTagLinkCache(true))
+	if tagGets.Load() != 0 || cachedTags.TagLinksCached == 0 {
+		t.Errorf("S3 rerun with the tag link cache: %d tag link GETs, %d cached", tagGets.Load(), cachedTags.TagLinksCached)
+	}
+	tagKey := "/docker/registry/v2/repositories/team/app/web/_manifests/tags/latest/current/link"
+	moved, err := drv.GetContent(ctx, "/docker/registry/v2/repositories/team/app/web/_manifests/tags/multi/current/link")
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond) // a new second: the rewrite gets a new time
+	if err := drv.PutContent(ctx, tagKey, moved); err != nil {
+		t.Fatal(err)
+	}
+	tagGets.Store(0)
+	buildMeta(t, drv, idx, graph.WithTagLinkCache(true))
+	if tagGets.Load() != 1 {
+		t.Errorf("one tag moved: %d tag link GETs, want 1", tagGets.Load())
+	}
+	var latest, multi uint32
+	idx.Tags(func(tg graph.Tag) error {
+		switch {
+		case tg.Repo == "team/app/web" && tg.Name == "latest":
+			latest = tg.ID
+		case tg.Repo == "team/app/web" && tg.Name == "multi":
+			multi = tg.ID
+		}
+		return nil
+	})
+	if latest == 0 || latest != multi {
+		t.Errorf("after moving latest to multi's manifest: latest %d, multi %d", latest, multi)
+	}
 
 	// A manifest blob replaced by another object of the same key: the listing's
 	// size and time differ, so it is read again, and found unreadable.

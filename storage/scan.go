@@ -55,6 +55,23 @@ type Entry struct {
 	// Blocks: what the path hides is unknown and may be referenced from anywhere;
 	// a sweep must refuse, and nothing in the blob store may be freed.
 	Blocks bool
+	// LinkCached: a tag link's content came from a LinkCache, not a read. ReadAt
+	// is when it was read otherwise.
+	LinkCached bool
+	ReadAt     time.Time
+}
+
+// LinkCache gives the content a tag link had when it was last read, if the link
+// listed now is the same file: the same size and modification time.
+type LinkCache interface {
+	Link(path string, size int64, modTime time.Time) ([]byte, bool)
+}
+
+// WithLinkCache reads tag links from c where it has them (for runs that delete
+// nothing: a real run reads every tag link). Only where the driver walks natively
+// (object stores), whose listing gives each link's size and time.
+func WithLinkCache(c LinkCache) ScanOption {
+	return func(o *scanOptions) error { o.linkCache = c; return nil }
 }
 
 // Scan-only kinds: a repository found, and a problem with a path.
@@ -70,6 +87,7 @@ type scanOptions struct {
 	deferStats  bool
 	tagTimes    bool
 	linksOnly   bool
+	linkCache   LinkCache
 }
 
 // ScanOption tunes Scan.
@@ -251,7 +269,7 @@ func Scan(ctx context.Context, drv driver.StorageDriver, fn func(Entry) error, o
 	lister := &repoLister{drv: drv, emit: emit, sem: reads, verify: o.verifyLinks, deferStats: defer_, tagTimes: o.tagTimes, linksOnly: o.linksOnly, g: g}
 	for _, r := range repoRoots {
 		if walk {
-			g.Go(func() error { return scanRepos(gctx, drv, r, emit, reads, o.verifyLinks, o.linksOnly) })
+			g.Go(func() error { return scanRepos(gctx, drv, r, emit, reads, o.verifyLinks, o.linksOnly, o.linkCache) })
 		} else {
 			g.Go(func() error { return lister.scanDir(gctx, r) })
 		}
@@ -317,7 +335,7 @@ func scanBlobs(ctx context.Context, drv driver.StorageDriver, prefix string, emi
 // scanRepos walks everything under one top-level repository directory; names nest,
 // so it may find several repositories. Links to read are collected during the walk
 // and read concurrently after it, bounded by sem.
-func scanRepos(ctx context.Context, drv driver.StorageDriver, top string, emit func(Entry) error, sem chan struct{}, verify, linksOnly bool) error {
+func scanRepos(ctx context.Context, drv driver.StorageDriver, top string, emit func(Entry) error, sem chan struct{}, verify, linksOnly bool, cache LinkCache) error {
 	repos := map[string]bool{} // name -> has _manifests
 	uploads := map[string]*Entry{}
 	var (
@@ -357,7 +375,7 @@ func scanRepos(ctx context.Context, drv driver.StorageDriver, top string, emit f
 			}
 			return emit(*e)
 		case TagCurrentLink:
-			e := &Entry{Kind: TagCurrentLink, Repo: s.Repo, Tag: s.Tag, ModTime: fi.ModTime(), Path: p}
+			e := &Entry{Kind: TagCurrentLink, Repo: s.Repo, Tag: s.Tag, Size: fi.Size(), ModTime: fi.ModTime(), Path: p}
 			if linksOnly {
 				return emit(*e)
 			}
@@ -399,11 +417,20 @@ func scanRepos(ctx context.Context, drv driver.StorageDriver, top string, emit f
 	g, gctx := errgroup.WithContext(ctx)
 	for _, e := range toRead {
 		g.Go(func() error {
+			if e.Kind == TagCurrentLink && cache != nil {
+				if b, ok := cache.Link(e.Path, e.Size, e.ModTime); ok {
+					checkLink(e, b, nil)
+					e.LinkCached = true
+					return nil
+				}
+			}
+			readAt := time.Now()
 			b, err := readBounded(gctx, drv, sem, e.Path)
 			if gctx.Err() != nil {
 				return gctx.Err()
 			}
 			checkLink(e, b, err)
+			e.ReadAt = readAt
 			return nil
 		})
 	}

@@ -192,7 +192,7 @@ func regsweepIn(ctx context.Context, dir string, drv driver.StorageDriver, m boo
 	before := count()
 	drv, n, a := asCLI(drv)
 	// As regsweep gc without a policy builds.
-	opts := []graph.BuildOption{graph.WithWorkers(n), graph.WithDeferredStats(true), graph.WithScanOptions(rstorage.WithTagTimes(false))}
+	opts := []graph.BuildOption{graph.WithWorkers(n), graph.WithDeferredStats(true), graph.WithScanOptions(rstorage.WithTagTimes(false)), graph.WithTagLinkCache(true)}
 	if _, ok := drv.(*benchenv.Synthetic); ok {
 		opts = append(opts, graph.WithScanOptions(rstorage.WithWalk(true)))
 	}

@@ -156,7 +156,8 @@ func (s *session) scan(cmd *cobra.Command, c storageFlags, forPlan bool) error {
 		ctx, cancel = context.WithDeadlineCause(ctx, s.deadline, errWindowEnded)
 		defer cancel()
 	}
-	if err := graph.Build(ctx, s.drv, s.idx, graph.WithWorkers(s.workers), graph.WithVerifyLinks(c.verifyLinks), graph.WithDeferredStats(forPlan), graph.WithScanOptions(storage.WithTagTimes(!forPlan || s.tagTimes)), graph.WithLogger(s.log, time.Minute), graph.WithProgress(s.prog), graph.WithStorageID(s.id), graph.WithManifestCache(!c.noCache)); err != nil {
+	if err := graph.Build(ctx, s.drv, s.idx, graph.WithWorkers(s.workers), graph.WithVerifyLinks(c.verifyLinks), graph.WithDeferredStats(forPlan), graph.WithScanOptions(storage.WithTagTimes(!forPlan || s.tagTimes)), graph.WithLogger(s.log, time.Minute), graph.WithProgress(s.prog), graph.WithStorageID(s.id), graph.WithManifestCache(!c.noCache),
+		graph.WithTagLinkCache(s.lock == nil)); err != nil { // a run that deletes reads every tag link
 		if errors.Is(context.Cause(ctx), errWindowEnded) && cmd.Context().Err() == nil {
 			s.doneProgress()
 			return windowStopped("the window ended during the scan; nothing was deleted")
