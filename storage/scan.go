@@ -159,21 +159,6 @@ func Scan(ctx context.Context, drv driver.StorageDriver, fn func(Entry) error, o
 		walk = *o.walk
 	}
 	defer_ := o.deferStats && !walk && !o.verifyLinks && !o.linksOnly
-	// Both roots at once: on an object store each is a round trip.
-	var (
-		blobRoots, repoRoots []string
-		blobErr, repoErr     error
-		roots                sync.WaitGroup
-	)
-	if !o.linksOnly {
-		roots.Go(func() { blobRoots, blobErr = drv.List(ctx, blobsDir) })
-	}
-	roots.Go(func() { repoRoots, repoErr = drv.List(ctx, reposDir) })
-	roots.Wait()
-	var nf driver.PathNotFoundError
-	if (o.linksOnly || errors.As(blobErr, &nf)) && errors.As(repoErr, &nf) {
-		return fmt.Errorf("scan %s storage: %w", drv.Name(), ErrNoRegistry)
-	}
 	var (
 		mu   sync.Mutex
 		emit = func(e Entry) error {
@@ -182,6 +167,33 @@ func Scan(ctx context.Context, drv driver.StorageDriver, fn func(Entry) error, o
 			return fn(e)
 		}
 	)
+	// Both roots at once: on an object store each is a round trip. Where the driver
+	// walks natively, the blob store is walked whole, up to about a page, instead
+	// of listed: a small one is then done in that one request (probeBlobs).
+	var (
+		blobRoots, repoRoots []string
+		blobErr, repoErr     error
+		probed               bool // the probe listed the whole blob store
+		probeSeen            = map[string]bool{}
+		roots                sync.WaitGroup
+	)
+	if !o.linksOnly {
+		roots.Go(func() {
+			if walk {
+				probed, blobErr = probeBlobs(ctx, drv, blobsDir, func(e Entry) error { probeSeen[e.Path] = true; return emit(e) })
+				if probed || blobErr != nil {
+					return
+				}
+			}
+			blobRoots, blobErr = drv.List(ctx, blobsDir)
+		})
+	}
+	roots.Go(func() { repoRoots, repoErr = drv.List(ctx, reposDir) })
+	roots.Wait()
+	var nf driver.PathNotFoundError
+	if (o.linksOnly || errors.As(blobErr, &nf)) && errors.As(repoErr, &nf) {
+		return fmt.Errorf("scan %s storage: %w", drv.Name(), ErrNoRegistry)
+	}
 	warn := func(p, format string, a ...any) error {
 		return emit(Entry{Kind: KindWarning, Path: p, Warning: fmt.Sprintf(format, a...)})
 	}
@@ -221,28 +233,18 @@ func Scan(ctx context.Context, drv driver.StorageDriver, fn func(Entry) error, o
 		mu.Unlock()
 		return nil
 	}
-	// blobs/<alg>/<xx>: expand one level so each prefix is its own task. Where the
-	// driver walks natively, a first walk of the whole <alg> directory often lists a
-	// small blob store in one request; past probeKeys it stops, and the prefixes are
-	// walked in parallel, skipping what the probe emitted.
-	for _, algDir := range blobRoots {
-		emitBlob := emit
-		if walk {
-			seen := map[string]bool{}
-			complete, err := probeBlobs(gctx, drv, algDir, func(e Entry) error { seen[e.Path] = true; return emit(e) })
-			if err != nil {
-				return err
+	// blobs/<alg>/<xx>: expand one level so each prefix is its own task; after a
+	// probe that stopped at probeKeys, skipping what it emitted.
+	emitBlob := emit
+	if walk && len(probeSeen) > 0 {
+		emitBlob = func(e Entry) error {
+			if probeSeen[e.Path] {
+				return nil // emitted by the probe
 			}
-			if complete {
-				continue
-			}
-			emitBlob = func(e Entry) error {
-				if seen[e.Path] {
-					return nil
-				}
-				return emit(e)
-			}
+			return emit(e)
 		}
+	}
+	for _, algDir := range blobRoots {
 		prefixes, _, err := list(gctx, drv, algDir, holdEmit)
 		if err != nil {
 			return err
@@ -282,7 +284,8 @@ const probeKeys = 1000
 
 var errProbeFull = errors.New("more than one page of blobs")
 
-// probeBlobs walks dir until probeKeys files and reports whether that was all of it.
+// probeBlobs walks dir until probeKeys files and reports whether that was all of
+// it. A missing dir is driver.PathNotFoundError.
 func probeBlobs(ctx context.Context, drv driver.StorageDriver, dir string, emit func(Entry) error) (bool, error) {
 	n, full := 0, false
 	err := drv.Walk(ctx, dir, func(fi driver.FileInfo) error {
@@ -300,7 +303,7 @@ func probeBlobs(ctx context.Context, drv driver.StorageDriver, dir string, emit 
 	case full:
 		return false, nil
 	case errors.As(err, &nf):
-		return true, nil
+		return false, err
 	case err != nil:
 		return false, fmt.Errorf("walk %s: %w", dir, err)
 	}
