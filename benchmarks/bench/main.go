@@ -335,9 +335,6 @@ func benchS3(ctx context.Context, sc scale) {
 		st, err := synth.Generate(ctx, drv, 7, size.layout)
 		must(err)
 		for _, lat := range []time.Duration{0, 20 * time.Millisecond, 100 * time.Millisecond} {
-			if lat == 0 && !size.mas {
-				continue
-			}
 			s3.SetLatency(lat)
 			runs := sc.runs
 			if lat > 0 {
