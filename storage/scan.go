@@ -180,10 +180,13 @@ func Scan(ctx context.Context, drv driver.StorageDriver, fn func(Entry) error, o
 	if !o.linksOnly {
 		roots.Go(func() {
 			if walk {
+				var nf driver.PathNotFoundError
 				probed, blobErr = probeBlobs(ctx, drv, blobsDir, func(e Entry) error { probeSeen[e.Path] = true; return emit(e) })
-				if probed || blobErr != nil {
+				if probed || blobErr != nil && !errors.As(blobErr, &nf) {
 					return
 				}
+				// Not found: the listing below says so too, or the driver cannot walk
+				// that far up and lists instead.
 			}
 			blobRoots, blobErr = drv.List(ctx, blobsDir)
 		})

@@ -145,7 +145,15 @@ func (s *Synthetic) List(_ context.Context, p string) ([]string, error) {
 }
 
 // Walk implements driver.StorageDriver for blob prefixes and the repositories.
-func (s *Synthetic) Walk(_ context.Context, p string, f driver.WalkFn, _ ...func(*driver.WalkOptions)) error {
+func (s *Synthetic) Walk(ctx context.Context, p string, f driver.WalkFn, opts ...func(*driver.WalkOptions)) error {
+	if p == synthRoot+"/blobs" || p == synthRoot+"/blobs/sha256" {
+		for b := range 256 {
+			if err := s.Walk(ctx, fmt.Sprintf("%s/blobs/sha256/%02x", synthRoot, b), f, opts...); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	if pre, ok := strings.CutPrefix(p, synthRoot+"/blobs/sha256/"); ok {
 		var b byte
 		if _, err := fmt.Sscanf(pre, "%02x", &b); err != nil {
