@@ -118,6 +118,9 @@ func Build(ctx context.Context, drv driver.StorageDriver, idx *Index, opts ...Bu
 	}
 	b := &builder{idx: idx, wb: idx.db.NewWriteBatch(), digests: map[uint32]digest.Digest{}, runs: map[string]*linkRun{}, meta: Meta{Format: indexFormat, Driver: drv.Name(), Storage: o.storageID, Started: time.Now()}}
 	if !o.noCache {
+		if err := idx.compactManifestCache(); err != nil {
+			return err
+		}
 		var err error
 		if b.cache, err = idx.loadManifestCache(); err != nil {
 			return err
@@ -212,6 +215,9 @@ func Build(ctx context.Context, drv driver.StorageDriver, idx *Index, opts ...Bu
 		return err
 	}
 	if err := idx.packs.sync(); err != nil {
+		return err
+	}
+	if err := idx.mcache.sync(); err != nil {
 		return err
 	}
 	b.meta.Finished = time.Now()
@@ -671,7 +677,7 @@ func (b *builder) addManifest(r parseResult) error {
 		if r.cached {
 			b.meta.ManifestsCached++
 		} else if b.cache != nil {
-			if err := putCache(b.wb, d, r.parsed, r.valid); err != nil {
+			if err := b.idx.putCache(b.wb, d, r.parsed, r.valid); err != nil {
 				return err
 			}
 			if r.valid == nil {

@@ -190,6 +190,9 @@ const cleanFile = "regsweep-closed"
 type Index struct {
 	db    *badger.DB
 	packs *packFile
+	// mcache holds the manifest cache's parses (mcache.go): unlike packs, it
+	// outlives the builds.
+	mcache *packFile
 	dir   string
 
 	mu          sync.Mutex
@@ -232,14 +235,21 @@ func Open(dir string) (*Index, error) {
 		db.Close()
 		return nil, err
 	}
+	mcache, err := openPackFile(dir, "mcache")
+	if err != nil {
+		db.Close()
+		packs.close()
+		return nil, err
+	}
 	// Open now: a crash from here on leaves no record, and the next Open trusts
 	// badger's own recovery.
 	if err := os.Remove(filepath.Join(dir, cleanFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		db.Close()
 		packs.close()
+		mcache.close()
 		return nil, fmt.Errorf("open index %s: %w", dir, err)
 	}
-	return &Index{db: db, packs: packs, dir: dir}, nil
+	return &Index{db: db, packs: packs, mcache: mcache, dir: dir}, nil
 }
 
 // checkClosedSizes compares the index's files with the sizes recorded when it was
@@ -301,7 +311,7 @@ func Wipe(dir string) error {
 	}
 	ours := func(name string) bool {
 		switch name {
-		case "MANIFEST", "KEYREGISTRY", "DISCARD", "LOCK", "packs", cleanFile:
+		case "MANIFEST", "KEYREGISTRY", "DISCARD", "LOCK", "packs", "mcache", cleanFile:
 			return true
 		}
 		ext := filepath.Ext(name)
@@ -327,6 +337,9 @@ func Wipe(dir string) error {
 // Close closes the index and records the sizes of its files for the next Open.
 func (x *Index) Close() error {
 	err := x.packs.close()
+	if cerr := x.mcache.close(); err == nil {
+		err = cerr
+	}
 	if cerr := x.db.Close(); err == nil {
 		err = cerr
 	}

@@ -2,7 +2,7 @@ package graph
 
 import (
 	"encoding/binary"
-	"encoding/json"
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"time"
@@ -22,12 +22,16 @@ import (
 // listing are dropped at the end of a build.
 //
 //	C<ver>V<digest> -> validator: size i64, modtime (unix ns) i64
-//	C<ver>P<digest> -> the parse (JSON of Parsed)
+//	C<ver>P<digest> -> a reference into the mcache pack file, where the parse is
+//	                   (encodeParsed): a manifest list of a hundred layers is kilobytes,
+//	                   which badger would map into memory
 //
 // ver changes whenever what a parse yields does: old entries are then never read.
+// The pack file only grows; when less than half of it is live, the cache is
+// cleared and the next build reads every manifest again.
 const (
 	pCache       = 'C'
-	cacheVersion = 1
+	cacheVersion = 2
 )
 
 func cacheKey(kind byte, d digest.Digest) []byte {
@@ -103,17 +107,24 @@ func (c *manifestCache) find(d digest.Digest) *cached {
 // cachedParse reads the parse of d.
 func (x *Index) cachedParse(d digest.Digest) (Parsed, bool, error) {
 	var p Parsed
-	ok, err := x.get(cacheKey('P', d), func(v []byte) error { return json.Unmarshal(v, &p) })
+	ok, err := x.get(cacheKey('P', d), func(ref []byte) error {
+		b, err := x.mcache.get(ref, nil)
+		if err != nil {
+			return err
+		}
+		p, err = decodeParsed(b)
+		return err
+	})
 	return p, ok && err == nil, err
 }
 
 // putCache writes a parse and, when known, its validator.
-func putCache(wb *badger.WriteBatch, d digest.Digest, p Parsed, v *validator) error {
-	j, err := json.Marshal(p)
+func (x *Index) putCache(wb *badger.WriteBatch, d digest.Digest, p Parsed, v *validator) error {
+	ref, err := x.mcache.put(encodeParsed(p))
 	if err != nil {
 		return err
 	}
-	if err := wb.Set(cacheKey('P', d), j); err != nil {
+	if err := wb.Set(cacheKey('P', d), ref); err != nil {
 		return err
 	}
 	if v == nil {
@@ -138,10 +149,125 @@ func (c *manifestCache) dropUnseen(wb *badger.WriteBatch) error {
 	return nil
 }
 
-// ClearManifestCache forgets every cached parse: the next build reads every
-// manifest again.
+// ClearManifestCache forgets every cached parse and tag link: the next build reads
+// every manifest again.
 func (x *Index) ClearManifestCache() error {
-	return x.db.DropPrefix([]byte{pCache})
+	if err := x.db.DropPrefix([]byte{pCache}); err != nil {
+		return err
+	}
+	return x.mcache.reset()
+}
+
+// compactManifestCache clears the cache when most of its pack file is parses no
+// entry points at any more (replaced or dropped), and the file is worth the
+// trouble.
+func (x *Index) compactManifestCache() error {
+	if x.mcache.size < 64<<20 {
+		return nil
+	}
+	var live int64
+	err := x.scan(cacheKey('P', ""), false, func(_, ref []byte) error {
+		if len(ref) == packRefLen && ref[0] == packFar {
+			live += int64(binary.BigEndian.Uint32(ref[9:]))
+		} else {
+			live += int64(len(ref))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if live*2 >= x.mcache.size {
+		return nil
+	}
+	return x.ClearManifestCache()
+}
+
+// encodeParsed writes a parse compactly: media and artifact types, then each
+// reference's kind, digest (32 raw bytes for sha256), size and platform.
+func encodeParsed(p Parsed) []byte {
+	b := appendString(nil, p.MediaType)
+	b = appendString(b, p.ArtifactType)
+	b = binary.AppendUvarint(b, uint64(len(p.Refs)))
+	for _, r := range p.Refs {
+		b = append(b, byte(r.Kind))
+		if raw, ok := storage.SHA256Bytes(r.Digest); ok {
+			b = append(b, 1)
+			b = append(b, raw[:]...)
+		} else {
+			b = append(b, 0)
+			b = appendString(b, string(r.Digest))
+		}
+		b = binary.AppendVarint(b, r.Size)
+		b = appendString(b, r.Platform)
+	}
+	return b
+}
+
+func appendString(b []byte, s string) []byte {
+	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
+}
+
+var errCacheEncoding = fmt.Errorf("%w: a cached manifest parse is malformed", ErrDamaged)
+
+func decodeParsed(b []byte) (Parsed, error) {
+	var p Parsed
+	str := func() (string, bool) {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || uint64(len(b)-k) < n {
+			return "", false
+		}
+		s := string(b[k : k+int(n)])
+		b = b[k+int(n):]
+		return s, true
+	}
+	var ok bool
+	if p.MediaType, ok = str(); !ok {
+		return p, errCacheEncoding
+	}
+	if p.ArtifactType, ok = str(); !ok {
+		return p, errCacheEncoding
+	}
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n > uint64(len(b)) {
+		return p, errCacheEncoding
+	}
+	b = b[k:]
+	p.Refs = make([]Ref, 0, n)
+	for range n {
+		if len(b) < 2 {
+			return p, errCacheEncoding
+		}
+		r := Ref{Kind: EdgeKind(b[0])}
+		raw := b[1] == 1
+		b = b[2:]
+		if raw {
+			if len(b) < 32 {
+				return p, errCacheEncoding
+			}
+			r.Digest = digest.Digest("sha256:" + hex.EncodeToString(b[:32]))
+			b = b[32:]
+		} else {
+			s, ok := str()
+			if !ok {
+				return p, errCacheEncoding
+			}
+			r.Digest = digest.Digest(s)
+		}
+		size, k := binary.Varint(b)
+		if k <= 0 {
+			return p, errCacheEncoding
+		}
+		r.Size, b = size, b[k:]
+		if r.Platform, ok = str(); !ok {
+			return p, errCacheEncoding
+		}
+		p.Refs = append(p.Refs, r)
+	}
+	if len(b) != 0 {
+		return p, errCacheEncoding
+	}
+	return p, nil
 }
 
 // finishCache writes the validators of manifests read from blobs the listing gave a

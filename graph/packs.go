@@ -40,8 +40,11 @@ const (
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-func openPacks(dir string) (*packFile, error) {
-	name := filepath.Join(dir, "packs")
+func openPacks(dir string) (*packFile, error) { return openPackFile(dir, "packs") }
+
+// openPackFile opens (creating) the pack file called file in dir.
+func openPackFile(dir, file string) (*packFile, error) {
+	name := filepath.Join(dir, file)
 	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open index %s: %w", name, err)

@@ -1,0 +1,57 @@
+package graph
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/opencontainers/go-digest"
+)
+
+// Every manifest of the sample registry: its parse survives the cache's encoding,
+// and a truncated encoding is an error, never a shorter parse.
+func TestParsedEncodingRoundTrip(t *testing.T) {
+	blobs := filepath.Join("..", "testdata", "sample", "registry", "docker", "registry", "v2", "blobs")
+	n := 0
+	err := filepath.WalkDir(blobs, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		parsed, err := ParseManifest(b)
+		if err != nil {
+			return nil // a layer or config
+		}
+		n++
+		enc := encodeParsed(parsed)
+		got, err := decodeParsed(enc)
+		if err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		if diff := cmp.Diff(parsed, got); diff != "" {
+			t.Errorf("%s (-parsed +decoded):\n%s", p, diff)
+		}
+		for cut := range len(enc) {
+			if _, err := decodeParsed(enc[:cut]); err == nil {
+				t.Errorf("%s: the encoding cut at %d of %d decodes", p, cut, len(enc))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n < 5 {
+		t.Fatalf("%d manifests in the sample", n)
+	}
+	// A digest that is not sha256 is kept as text.
+	p := Parsed{MediaType: "m", Refs: []Ref{{Kind: EdgeLayer, Digest: digest.Digest("sha512:" + string(make([]byte, 0))) + "ab", Size: -1, Platform: "linux/arm64/v8"}}}
+	got, err := decodeParsed(encodeParsed(p))
+	if err != nil || !cmp.Equal(p, got) {
+		t.Errorf("non-sha256 ref: %+v, %v", got, err)
+	}
+}
