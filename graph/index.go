@@ -193,7 +193,7 @@ type Index struct {
 	// mcache holds the manifest cache's parses (mcache.go): unlike packs, it
 	// outlives the builds.
 	mcache *packFile
-	dir   string
+	dir    string
 
 	mu          sync.Mutex
 	cached      []byte // the value of id chunk cachedChunk

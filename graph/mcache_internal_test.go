@@ -49,7 +49,7 @@ func TestParsedEncodingRoundTrip(t *testing.T) {
 		t.Fatalf("%d manifests in the sample", n)
 	}
 	// A digest that is not sha256 is kept as text.
-	p := Parsed{MediaType: "m", Refs: []Ref{{Kind: EdgeLayer, Digest: digest.Digest("sha512:" + string(make([]byte, 0))) + "ab", Size: -1, Platform: "linux/arm64/v8"}}}
+	p := Parsed{MediaType: "m", Refs: []Ref{{Kind: EdgeLayer, Digest: digest.Digest("sha512:"+string(make([]byte, 0))) + "ab", Size: -1, Platform: "linux/arm64/v8"}}}
 	got, err := decodeParsed(encodeParsed(p))
 	if err != nil || !cmp.Equal(p, got) {
 		t.Errorf("non-sha256 ref: %+v, %v", got, err)
