@@ -128,7 +128,7 @@ func Build(ctx context.Context, drv driver.StorageDriver, idx *Index, opts ...Bu
 	}
 	scanOpts := append([]storage.ScanOption{storage.WithWorkers(o.workers), storage.WithVerifyLinks(o.verify), storage.WithDeferredStats(o.deferStats)}, o.scan...)
 	if o.linkCache && !o.noCache {
-		b.links = map[string]bool{}
+		b.linkCacheOn = true
 		scanOpts = append(scanOpts, storage.WithLinkCache(linkCache{idx}))
 	}
 	defer func() { b.wb.Cancel() }()           // the batch of the moment: flush replaces it
@@ -211,7 +211,7 @@ func Build(ctx context.Context, drv driver.StorageDriver, idx *Index, opts ...Bu
 	if err := b.finishCache(); err != nil {
 		return err
 	}
-	if err := b.dropUnseenLinks(); err != nil {
+	if err := b.dropStaleLinks(); err != nil {
 		return err
 	}
 	if err := idx.packs.sync(); err != nil {
@@ -255,11 +255,12 @@ type builder struct {
 	runs     map[string]*linkRun
 	pinned   map[string]Repo // repositories a warning pinned: a later entry keeps the pin
 
-	cache      *manifestCache  // nil: off
-	cacheValid Bitset          // listed with the validator of their cached parse
-	cacheStat  Bitset          // listed without a time: a stat says whether the cache holds
-	fresh      []uint32        // parsed from a read; their validator is in the listing
-	links      map[string]bool // tag links listed, with the link cache on
+	cache       *manifestCache // nil: off
+	cacheValid  Bitset         // listed with the validator of their cached parse
+	cacheStat   Bitset         // listed without a time: a stat says whether the cache holds
+	fresh       []uint32       // parsed from a read; their validator is in the listing
+	linkCacheOn bool           // the tag link cache is read and written
+	tagLinks    int            // tag links listed
 }
 
 // linkRun collects one repository's layer links into one index key.
@@ -486,11 +487,9 @@ func (b *builder) add(e storage.Entry) error {
 		if e.LinkCached {
 			b.meta.TagLinksCached++
 		}
-		if b.links != nil {
-			b.links[e.Path] = true
-			if err := b.cacheLink(e); err != nil {
-				return err
-			}
+		b.tagLinks++
+		if err := b.cacheLink(e); err != nil {
+			return err
 		}
 		if target != 0 {
 			b.enqueue(target, e.Target)

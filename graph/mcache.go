@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
@@ -158,24 +159,27 @@ func (x *Index) ClearManifestCache() error {
 	return x.mcache.reset()
 }
 
+// mcacheCompactMin is the least size of the mcache file worth clearing.
+var mcacheCompactMin int64 = 64 << 20
+
 // compactManifestCache clears the cache when most of its pack file is parses no
 // entry points at any more (replaced or dropped), and the file is worth the
 // trouble.
 func (x *Index) compactManifestCache() error {
-	if x.mcache.size < 64<<20 {
+	if x.mcache.size < mcacheCompactMin {
 		return nil
 	}
 	var live int64
-	err := x.scan(cacheKey('P', ""), false, func(_, ref []byte) error {
-		if len(ref) == packRefLen && ref[0] == packFar {
-			live += int64(binary.BigEndian.Uint32(ref[9:]))
-		} else {
-			live += int64(len(ref))
+	for _, kind := range []byte{'P', 'L'} {
+		err := x.scan([]byte{pCache, cacheVersion, kind}, false, func(_, ref []byte) error {
+			if len(ref) == packRefLen && ref[0] == packFar {
+				live += int64(binary.BigEndian.Uint32(ref[9:]))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
-		return nil
-	})
-	if err != nil {
-		return err
 	}
 	if live*2 >= x.mcache.size {
 		return nil
@@ -315,16 +319,30 @@ func (b *builder) finishCache() error {
 // object store's times are whole seconds, so a link is cached only when its time is
 // at least a second before it was read: a later rewrite then has a later time.
 //
-//	C<ver>L<path> -> size i64, modtime (unix ns) i64, content
+//	C<ver>L<sha256(path)[:16]> -> a reference into mcache: size i64, modtime
+//	                               (unix ns) i64, path length u16, path, content
+//
+// Short keys and the record in the pack file keep badger, whose tables are mapped
+// into memory, to some 40 bytes a tag.
 type linkCache struct{ x *Index }
+
+func linkKey(path string) []byte {
+	h := sha256.Sum256([]byte(path))
+	return append([]byte{pCache, cacheVersion, 'L'}, h[:16]...)
+}
 
 func (c linkCache) Link(path string, size int64, mt time.Time) ([]byte, bool) {
 	var content []byte
-	ok, err := c.x.get(append([]byte{pCache, cacheVersion, 'L'}, path...), func(v []byte) error {
-		if len(v) < 16 || int64(binary.BigEndian.Uint64(v)) != size || int64(binary.BigEndian.Uint64(v[8:])) != unixNanos(mt) {
+	ok, err := c.x.get(linkKey(path), func(ref []byte) error {
+		v, err := c.x.mcache.get(ref, nil)
+		if err != nil || len(v) < 18 || int64(binary.BigEndian.Uint64(v)) != size || int64(binary.BigEndian.Uint64(v[8:])) != unixNanos(mt) {
+			return err
+		}
+		n := int(binary.BigEndian.Uint16(v[16:]))
+		if len(v) < 18+n || string(v[18:18+n]) != path {
 			return nil
 		}
-		content = append([]byte(nil), v[16:]...)
+		content = append([]byte(nil), v[18+n:]...)
 		return nil
 	})
 	return content, ok && err == nil && content != nil
@@ -332,36 +350,36 @@ func (c linkCache) Link(path string, size int64, mt time.Time) ([]byte, bool) {
 
 // cacheLink records a tag link read in this build, when it may be trusted later.
 func (b *builder) cacheLink(e storage.Entry) error {
-	if b.links == nil || e.LinkCached || e.Warning != "" || e.Target == "" || e.ModTime.IsZero() || e.ReadAt.IsZero() {
+	if !b.linkCacheOn || e.LinkCached || e.Warning != "" || e.Target == "" || e.ModTime.IsZero() || e.ReadAt.IsZero() {
 		return nil
 	}
 	if !e.ModTime.Before(e.ReadAt.Truncate(time.Second).Add(-time.Second)) {
 		return nil
 	}
 	v := validator{e.Size, unixNanos(e.ModTime)}.encode()
-	return b.wb.Set(append([]byte{pCache, cacheVersion, 'L'}, e.Path...), append(v, e.Target...))
-}
-
-// dropUnseenLinks deletes the cached tag links this build did not list.
-func (b *builder) dropUnseenLinks() error {
-	if b.links == nil {
-		return nil
-	}
-	prefix := []byte{pCache, cacheVersion, 'L'}
-	var gone [][]byte
-	err := b.idx.scan(prefix, true, func(k, _ []byte) error {
-		if !b.links[string(k[len(prefix):])] {
-			gone = append(gone, append([]byte(nil), k...))
-		}
-		return nil
-	})
+	v = binary.BigEndian.AppendUint16(v, uint16(len(e.Path)))
+	v = append(append(v, e.Path...), e.Target...)
+	ref, err := b.idx.mcache.put(v)
 	if err != nil {
 		return err
 	}
-	for _, k := range gone {
-		if err := b.wb.Delete(k); err != nil {
-			return err
-		}
+	return b.wb.Set(linkKey(e.Path), ref)
+}
+
+// dropStaleLinks forgets every cached tag link when the cache holds more than twice
+// as many as this build listed: links of deleted tags pile up otherwise, and a
+// seen-set of every tag path would cost memory in proportion to the tags.
+func (b *builder) dropStaleLinks() error {
+	if !b.linkCacheOn {
+		return nil
 	}
-	return nil
+	n := 0
+	err := b.idx.scan([]byte{pCache, cacheVersion, 'L'}, true, func(_, _ []byte) error { n++; return nil })
+	if err != nil || n <= 2*max(b.tagLinks, 1024) {
+		return err
+	}
+	if err := b.flush(); err != nil {
+		return err
+	}
+	return b.idx.db.DropPrefix([]byte{pCache, cacheVersion, 'L'})
 }

@@ -1,12 +1,15 @@
 package graph
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/opencontainers/go-digest"
+
+	"github.com/regsweep/regsweep/storage"
 )
 
 // Every manifest of the sample registry: its parse survives the cache's encoding,
@@ -53,5 +56,40 @@ func TestParsedEncodingRoundTrip(t *testing.T) {
 	got, err := decodeParsed(encodeParsed(p))
 	if err != nil || !cmp.Equal(p, got) {
 		t.Errorf("non-sha256 ref: %+v, %v", got, err)
+	}
+}
+
+// The mcache file only grows; once less than half of it is live, the next build
+// clears it and reads every manifest again.
+func TestManifestCacheCleared(t *testing.T) {
+	old := mcacheCompactMin
+	mcacheCompactMin = 0
+	defer func() { mcacheCompactMin = old }()
+	ctx := context.Background()
+	idx, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idx.Close()
+	drv := storage.NewFilesystem(filepath.Join("..", "testdata", "sample", "registry"))
+	build := func() Meta {
+		t.Helper()
+		if err := Build(ctx, drv, idx); err != nil {
+			t.Fatal(err)
+		}
+		m, _ := idx.Meta()
+		return m
+	}
+	first := build()
+	if m := build(); m.ManifestsRead != 0 {
+		t.Fatalf("rerun read %d manifests", m.ManifestsRead)
+	}
+	// Garbage: as many dead bytes as live ones, and one more.
+	idx.mcache.put(make([]byte, idx.mcache.size+1))
+	if m := build(); m.ManifestsRead != first.ManifestsRead || m.ManifestsCached != 0 {
+		t.Errorf("after the cache went mostly dead: read %d, cached %d; want every manifest read (%d)", m.ManifestsRead, m.ManifestsCached, first.ManifestsRead)
+	}
+	if m := build(); m.ManifestsRead != 0 {
+		t.Errorf("the rebuilt cache: read %d", m.ManifestsRead)
 	}
 }
