@@ -224,3 +224,43 @@ func TestS3PolicySweep(t *testing.T) {
 		t.Errorf("the kept tag: %v", err)
 	}
 }
+
+// --prune-empty-repositories on S3 with one request in flight (--workers 1): the
+// repository is listed, then its files stated after the listing, not from inside it
+// (a call made inside a walk would wait forever for the slot the walk holds).
+func TestS3PruneEmptyRepositoryOneWorker(t *testing.T) {
+	_, drv := sampleS3(t)
+	ctx := context.Background()
+	if err := drv.Delete(ctx, "/docker/registry/v2/repositories/library/debian/_manifests/tags"); err != nil {
+		t.Fatal(err)
+	}
+	p, err := planS3(t, drv, gc.WithDeleteUntagged(true), gc.WithPruneEmptyRepositories(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.EmptyRepositories) != 1 || p.EmptyRepositories[0].Repository != "library/debian" {
+		t.Fatalf("empty repositories %+v", p.EmptyRepositories)
+	}
+	_, ao := storage.Concurrency(drv.Name(), 1)
+	one := storage.NewPatient(storage.NewAdaptive(drv, *ao), storage.PatientOptions{})
+	done := make(chan struct{})
+	var res *sweep.Result
+	go func() {
+		defer close(done)
+		res, err = sweep.Run(ctx, one, p, sweep.WithWorkers(1))
+	}()
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("the sweep waits forever with one request in flight")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.DeletedRepositories != 1 {
+		t.Errorf("removed %d repositories, want 1", res.DeletedRepositories)
+	}
+	if _, err := drv.List(ctx, "/docker/registry/v2/repositories/library/debian"); err == nil {
+		t.Errorf("library/debian still lists after the sweep")
+	}
+}

@@ -591,9 +591,6 @@ func Run(ctx context.Context, drv driver.StorageDriver, p *gc.Plan, opts ...Opti
 	return &res, nil
 }
 
-// errHoldsFile stops the walk of a repository at its first file.
-var errHoldsFile = errors.New("holds a file")
-
 // removeRepository deletes the data directories of a repository the plan found
 // empty, unless one holds a file now (or cannot be listed, or is a link): then it
 // keeps the repository and says why. Nested repositories are never below them.
@@ -608,39 +605,39 @@ func removeRepository(ctx context.Context, drv driver.StorageDriver, r gc.RepoIt
 	for _, l := range r.Links {
 		links[l] = true
 	}
+	// Files are collected during the walk and looked at after it: a call made from
+	// inside a walk could wait forever for a slot of an adaptive limit the walk holds.
+	var files []string
 	for _, d := range r.Paths {
-		var why, found string
 		err := drv.Walk(ctx, d, func(fi driver.FileInfo) error {
-			if fi.IsDir() {
-				return nil
-			}
-			found = fi.Path()
-			if !links[found] {
-				why = "it holds a file the plan did not know (pushed since the plan?)"
-				return errHoldsFile
-			}
-			// A listing may carry no time (the filesystem's does not): ask.
-			st, err := drv.Stat(ctx, found)
-			if err != nil {
-				return fmt.Errorf("stat %s: %w", found, err)
-			}
-			if st.ModTime().After(r.Before) {
-				why = fmt.Sprintf("a link in it is younger than grace (%s): a push under way?", st.ModTime().UTC().Format(time.RFC3339))
-				return errHoldsFile
+			if !fi.IsDir() {
+				files = append(files, fi.Path())
 			}
 			return nil
 		})
 		var nf driver.PathNotFoundError
 		switch {
-		case errors.Is(err, errHoldsFile):
-			log.Info("kept repository: "+why, "repository", r.Repository, "file", found)
-			return false, nil
 		case errors.As(err, &nf):
 		case errors.Is(err, storage.ErrSymlink):
 			log.Warn("kept: the repository holds a symbolic link", "repository", r.Repository, "path", d)
 			return false, nil
 		case err != nil:
 			return false, fmt.Errorf("list %s before removing repository %s: %w", d, r.Repository, err)
+		}
+	}
+	for _, f := range files {
+		if !links[f] {
+			log.Info("kept repository: it holds a file the plan did not know (pushed since the plan?)", "repository", r.Repository, "file", f)
+			return false, nil
+		}
+		// A listing may carry no time (the filesystem's does not): ask.
+		st, err := drv.Stat(ctx, f)
+		if err != nil {
+			return false, fmt.Errorf("stat %s before removing repository %s: %w", f, r.Repository, err)
+		}
+		if st.ModTime().After(r.Before) {
+			log.Info("kept repository: a link in it is younger than grace (a push under way?)", "repository", r.Repository, "file", f, "modified", st.ModTime().UTC().Format(time.RFC3339))
+			return false, nil
 		}
 	}
 	for _, d := range r.Paths {
