@@ -234,15 +234,30 @@ func TestS3PruneEmptyRepositoryOneWorker(t *testing.T) {
 	if err := drv.Delete(ctx, "/docker/registry/v2/repositories/library/debian/_manifests/tags"); err != nil {
 		t.Fatal(err)
 	}
-	p, err := planS3(t, drv, gc.WithDeleteUntagged(true), gc.WithPruneEmptyRepositories(true))
+	_, ao := storage.Concurrency(drv.Name(), 1)
+	one := storage.NewPatient(storage.NewAdaptive(drv, *ao), storage.PatientOptions{})
+	idx, err := graph.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idx.Close()
+	built := make(chan error, 1)
+	go func() { built <- graph.Build(ctx, one, idx, graph.WithWorkers(1)) }()
+	select {
+	case err := <-built:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the scan waits forever with one request in flight")
+	}
+	p, err := gc.NewPlan(ctx, idx, gc.WithDeleteUntagged(true), gc.WithPruneEmptyRepositories(true), gc.WithGracePeriod(0), gc.WithNow(time.Now().Add(time.Hour)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(p.EmptyRepositories) != 1 || p.EmptyRepositories[0].Repository != "library/debian" {
 		t.Fatalf("empty repositories %+v", p.EmptyRepositories)
 	}
-	_, ao := storage.Concurrency(drv.Name(), 1)
-	one := storage.NewPatient(storage.NewAdaptive(drv, *ao), storage.PatientOptions{})
 	done := make(chan struct{})
 	var res *sweep.Result
 	go func() {
