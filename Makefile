@@ -3,7 +3,7 @@ BIN := bin/regsweep
 DEMO_DIR := $(CURDIR)/build/demo-registry
 BUILDS_DIR := $(CURDIR)/build/demo-builds
 
-.PHONY: all build test demo lint e2e bench clean sample fuzz docs static image image-smoke
+.PHONY: all build test demo lint e2e bench bench-scale clean sample fuzz docs static image image-smoke
 
 all: build
 
@@ -61,6 +61,12 @@ BENCH_SCALE ?= small
 bench:
 	$(GO) test -run XXX -bench . -benchtime 5x ./benchmarks/
 	BENCH_SCALE=$(BENCH_SCALE) $(GO) run ./benchmarks/bench
+
+# Time per blob and peak RSS of a dry run as the blob count grows, with the synthetic
+# driver (SCALE_BLOBS, comma-separated; 100M takes about half an hour).
+SCALE_BLOBS ?= 1000000,3000000,10000000
+bench-scale:
+	$(GO) run ./benchmarks/bench -only scale -synth $(SCALE_BLOBS)
 
 # Fuzz each target for FUZZTIME (the manifest parsers, link and path parsing, the
 # streamed digest scan of unreadable manifests). Seeds are in the tests and the

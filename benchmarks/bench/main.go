@@ -70,6 +70,7 @@ var scales = map[string]scale{
 var (
 	workers    = flag.Int("workers", 0, "regsweep --workers (0: the default for the storage, as the CLI)")
 	cpuprofile = flag.String("cpuprofile", "", "write a CPU profile of the regsweep runs to this file")
+	synthBlobs = flag.String("synth", "", "comma-separated blob counts for the synthetic-driver rows of -only scale (time per blob, peak RSS, index size on disk)")
 )
 
 func main() {
@@ -109,6 +110,9 @@ func main() {
 	}
 	if want("rss") {
 		benchRSS(ctx, sc)
+	}
+	if want("scale") && *only != "" {
+		benchScale()
 	}
 }
 
@@ -442,6 +446,20 @@ func benchRSS(ctx context.Context, sc scale) {
 	fmt.Printf("| %s | regsweep | %s | %s | %.1f× faster, %s |\n", scen, t.Round(time.Millisecond), mib(rss), float64(masT)/float64(t), mem)
 	t, rss = child("regsweep", fmt.Sprintf("synthetic:%d", sc.rssSynth))
 	fmt.Printf("| peak RSS, synthetic driver, %d blobs | regsweep | %s | %s | |\n", sc.rssSynth, t.Round(time.Millisecond), mib(rss))
+}
+
+// benchScale runs the synthetic driver at each -synth count in a process of its own:
+// time per blob and peak RSS as the blob count grows (make bench-scale).
+func benchScale() {
+	for _, f := range strings.Split(cmp.Or(*synthBlobs, "1000000,3000000,10000000"), ",") {
+		var n int
+		if _, err := fmt.Sscan(f, &n); err != nil || n <= 0 {
+			must(fmt.Errorf("-synth %q: want blob counts", f))
+		}
+		t, rss := child("regsweep", fmt.Sprintf("synthetic:%d", n))
+		fmt.Printf("| scale, synthetic driver, %d blobs, %d manifests | regsweep | %s | %s | %.2f µs a blob |\n",
+			n, n/100, t.Round(time.Millisecond), mib(rss), float64(t.Microseconds())/float64(n))
+	}
 }
 
 func mib(kib int64) string { return fmt.Sprintf("%.0f MiB peak RSS", float64(kib)/1024) }
