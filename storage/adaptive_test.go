@@ -203,3 +203,29 @@ func TestAdaptiveS3SlowDown(t *testing.T) {
 		t.Errorf("limit %d after %d cuts: S3 said SlowDown", a.Limit(), a.Cuts())
 	}
 }
+
+// The defaults: gentle and fixed on a local disk; wide and adaptive on an object
+// store; --workers caps both.
+func TestConcurrencyDefaults(t *testing.T) {
+	for _, c := range []struct {
+		name               string
+		cap, workers       int
+		adaptive           bool
+		start, least, most int
+	}{
+		{"filesystem", 0, storage.LocalWorkers, false, 0, 0, 0},
+		{"filesystem", 3, 3, false, 0, 0, 0},
+		{"s3aws", 0, storage.ObjectStoreMax, true, storage.ObjectStoreStart, 4, storage.ObjectStoreMax},
+		{"gcs", 8, 8, true, 8, 4, 8},
+		{"azure", 1, 1, true, 1, 1, 1},
+	} {
+		n, o := storage.Concurrency(c.name, c.cap)
+		if n != c.workers || (o != nil) != c.adaptive {
+			t.Errorf("%s --workers %d: %d workers, adaptive %v", c.name, c.cap, n, o != nil)
+			continue
+		}
+		if o != nil && (o.Start != c.start || o.Min != c.least || o.Max != c.most) {
+			t.Errorf("%s --workers %d: %+v, want start %d, min %d, max %d", c.name, c.cap, *o, c.start, c.least, c.most)
+		}
+	}
+}
