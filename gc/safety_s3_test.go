@@ -3,10 +3,7 @@ package gc_test
 import (
 	"context"
 	"errors"
-	"io/fs"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -36,19 +33,7 @@ func sampleS3(t *testing.T) (*benchenv.S3, driver.StorageDriver) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := "../testdata/sample/registry"
-	err = filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		return drv.PutContent(ctx, "/"+filepath.ToSlash(rel), b)
-	})
-	if err != nil {
+	if err := benchenv.PutTree(ctx, drv, "../testdata/sample/registry"); err != nil {
 		t.Fatal(err)
 	}
 	return s3, drv

@@ -275,11 +275,11 @@ func (b *builder) resolveChunks(ctx context.Context, drv driver.StorageDriver, w
 	recs := make([][]rec, n)
 	for c := range n {
 		chunk := first + c
-		var v []byte
-		if _, err := b.idx.get(idKey(pID, chunk), func(ref []byte) (err error) { v, err = b.idx.packs.get(ref, nil); return err }); err != nil {
+		v, _, err := b.idx.getPacked(idKey(pID, chunk))
+		if err != nil {
 			return err
 		}
-		err := decodeIDChunk(chunk*idChunk, v, func(id uint32, dg digest.Digest, blob *Blob) error {
+		err = decodeIDChunk(chunk*idChunk, v, func(id uint32, dg digest.Digest, blob *Blob) error {
 			r := rec{d: dg, blob: blob}
 			if d.blobs.Has(id) {
 				if d.needsStat(id, reached) {

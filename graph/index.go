@@ -474,14 +474,20 @@ func (x *Index) forgetDigests() {
 	x.mu.Unlock()
 }
 
+// getPacked reads the value of key from the pack file.
+func (x *Index) getPacked(key []byte) ([]byte, bool, error) {
+	var v []byte
+	ok, err := x.get(key, func(ref []byte) (err error) { v, err = x.packs.get(ref, nil); return err })
+	return v, ok, err
+}
+
 // Digest returns the digest of an id. The last chunk read is kept raw: lookups come in runs,
 // and only the digest asked for is decoded.
 func (x *Index) Digest(id uint32) (digest.Digest, error) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if x.cached == nil || x.cachedChunk != id/idChunk {
-		var v []byte
-		ok, err := x.get(chunkKey(id), func(ref []byte) (err error) { v, err = x.packs.get(ref, nil); return err })
+		v, ok, err := x.getPacked(chunkKey(id))
 		if err != nil {
 			return "", err
 		}
@@ -599,8 +605,8 @@ func (x *Index) ManifestRecord(id uint32) (Manifest, bool, error) {
 
 // Edges calls fn for every reference out of manifest id.
 func (x *Index) Edges(id uint32, fn func(Edge) error) error {
-	var v []byte
-	if _, err := x.get(idKey(pEdge, id), func(ref []byte) (err error) { v, err = x.packs.get(ref, nil); return err }); err != nil {
+	v, _, err := x.getPacked(idKey(pEdge, id))
+	if err != nil {
 		return err
 	}
 	return decodeEdges(v, fn)

@@ -291,8 +291,7 @@ func (b *builder) finishCache() error {
 		for ; i < len(b.fresh) && b.fresh[i]/idChunk == chunk; i++ {
 			want[b.fresh[i]] = true
 		}
-		var v []byte
-		ok, err := b.idx.get(chunkKey(chunk*idChunk), func(ref []byte) (err error) { v, err = b.idx.packs.get(ref, nil); return err })
+		v, ok, err := b.idx.getPacked(chunkKey(chunk * idChunk))
 		if err != nil {
 			return err
 		}

@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -185,19 +184,7 @@ func TestManifestCacheS3(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := regtest.SampleDir()
-	err = filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		return drv.PutContent(ctx, "/"+filepath.ToSlash(rel), b)
-	})
-	if err != nil {
+	if err := benchenv.PutTree(ctx, drv, regtest.SampleDir()); err != nil {
 		t.Fatal(err)
 	}
 	var gets, heads, tagGets atomic.Int64

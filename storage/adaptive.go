@@ -143,10 +143,7 @@ func throttled(err error) bool {
 	if err == nil {
 		return false
 	}
-	var de driver.Error
-	if errors.As(err, &de) && de.Detail != nil {
-		err = de.Detail
-	}
+	err = driverCause(err)
 	var sc interface{ StatusCode() int }
 	if errors.As(err, &sc) && (sc.StatusCode() == 429 || sc.StatusCode() == 503) {
 		return true

@@ -112,6 +112,16 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
+// driverCause returns the cause distribution's base wrapper hides in Error.Detail,
+// without Unwrap; err itself otherwise.
+func driverCause(err error) error {
+	var de driver.Error
+	if errors.As(err, &de) && de.Detail != nil {
+		return de.Detail
+	}
+	return err
+}
+
 // mayPass reports whether a failure may pass if the call is made again.
 func mayPass(err error) bool {
 	if err == nil {
@@ -127,11 +137,7 @@ func mayPass(err error) bool {
 		errors.Is(err, ErrSymlink) || errors.Is(err, ErrNotDir) || errors.Is(err, context.Canceled) {
 		return false
 	}
-	// distribution's base wrapper hides the cause in Error.Detail, without Unwrap.
-	var de driver.Error
-	if errors.As(err, &de) && de.Detail != nil {
-		err = de.Detail
-	}
+	err = driverCause(err)
 	var sc interface{ StatusCode() int } // aws-sdk-go's RequestFailure
 	if errors.As(err, &sc) {
 		code := sc.StatusCode()

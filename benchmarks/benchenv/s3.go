@@ -7,8 +7,11 @@ import (
 	"context"
 	"fmt"
 	"html"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -146,4 +149,20 @@ func (s *S3) Driver(ctx context.Context, root string) (driver.StorageDriver, err
 		return nil, fmt.Errorf("create s3 driver for %s: %w", s.srv.URL, err)
 	}
 	return d, nil
+}
+
+// PutTree copies the files under the local directory src into drv, at the same
+// paths: a registry's tree onto an object store.
+func PutTree(ctx context.Context, drv driver.StorageDriver, src string) error {
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		return drv.PutContent(ctx, "/"+filepath.ToSlash(rel), b)
+	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,7 +12,6 @@ import (
 	"time"
 
 	"github.com/distribution/distribution/v3"
-	"github.com/distribution/reference"
 	"github.com/google/go-cmp/cmp"
 	"github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
@@ -19,6 +19,7 @@ import (
 	"github.com/regsweep/regsweep/gc"
 	"github.com/regsweep/regsweep/gc/sweep"
 	"github.com/regsweep/regsweep/graph"
+	"github.com/regsweep/regsweep/internal/regtest"
 	"github.com/regsweep/regsweep/internal/synth"
 	"github.com/regsweep/regsweep/storage"
 )
@@ -122,9 +123,9 @@ func incrementalSeed(t *testing.T, seed int64) {
 	})
 
 	// A tag moved to another manifest of its repository.
-	repos := slices.Sorted(mapsKeys(sum.Tags))
+	repos := slices.Sorted(maps.Keys(sum.Tags))
 	repo := repos[0]
-	tags := slices.Sorted(mapsKeys(sum.Tags[repo]))
+	tags := slices.Sorted(maps.Keys(sum.Tags[repo]))
 	var other digest.Digest
 	for d := range sum.Manifests[repo] {
 		if d != sum.Tags[repo][tags[0]] {
@@ -133,7 +134,7 @@ func incrementalSeed(t *testing.T, seed int64) {
 		}
 	}
 	if other != "" {
-		r := repository(t, ns, repo)
+		r := regtest.Repository(t, ns, repo)
 		mt := manifestMediaType(t, root, other)
 		if err := r.Tags(ctx).Tag(ctx, tags[0], v1.Descriptor{Digest: other, MediaType: mt}); err != nil {
 			t.Fatal(err)
@@ -186,32 +187,9 @@ func planView(p *gc.Plan) string {
 		Warnings int
 		Blocked  int
 		Repos    []gc.RepoStats
-	}{slices.Sorted(mapsKeys(p.Paths())), p.Summary, p.Kept, len(p.Warnings), len(p.Blocked), p.Repositories}
+	}{slices.Sorted(maps.Keys(p.Paths())), p.Summary, p.Kept, len(p.Warnings), len(p.Blocked), p.Repositories}
 	b, _ := json.MarshalIndent(view, "", " ")
 	return string(b)
-}
-
-func mapsKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
-	return func(yield func(K) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
-}
-
-func repository(t *testing.T, ns distribution.Namespace, name string) distribution.Repository {
-	t.Helper()
-	named, err := reference.WithName(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := ns.Repository(context.Background(), named)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
 }
 
 func manifestMediaType(t *testing.T, root string, d digest.Digest) string {
@@ -258,7 +236,7 @@ func saveRepoImage(t *testing.T, root, repo string, d digest.Digest) *repoImage 
 func (img *repoImage) push(t *testing.T, ns distribution.Namespace) {
 	t.Helper()
 	ctx := context.Background()
-	r := repository(t, ns, img.repo)
+	r := regtest.Repository(t, ns, img.repo)
 	for d, b := range img.blobs {
 		w, err := r.Blobs(ctx).Create(ctx)
 		if err != nil {
@@ -299,7 +277,7 @@ func (img *repoImage) push(t *testing.T, ns distribution.Namespace) {
 func apiDelete(t *testing.T, ns distribution.Namespace, repo string, d digest.Digest) {
 	t.Helper()
 	ctx := context.Background()
-	r := repository(t, ns, repo)
+	r := regtest.Repository(t, ns, repo)
 	tags, err := r.Tags(ctx).Lookup(ctx, v1.Descriptor{Digest: d})
 	if err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package sweep_test
 
 import (
 	"context"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -9,7 +10,6 @@ import (
 	"time"
 
 	"github.com/distribution/distribution/v3"
-	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
 
 	"github.com/regsweep/regsweep/gc"
@@ -49,7 +49,7 @@ func newPruneFixture(t *testing.T) *pruneFixture {
 	}
 	var imgs []*image
 	for _, repo := range sum.Repos {
-		for _, tag := range slices.Sorted(mapsKeys(sum.Tags[repo])) {
+		for _, tag := range slices.Sorted(maps.Keys(sum.Tags[repo])) {
 			if len(imgs) < 2 {
 				imgs = append(imgs, saveImage(t, root, sum.Tags[repo][tag]))
 			}
@@ -71,35 +71,12 @@ func newPruneFixture(t *testing.T) *pruneFixture {
 		}
 	}
 	for _, tag := range []string{"v1", "v2"} {
-		if err := repoOf(t, ns, "team/app").Tags(ctx).Untag(ctx, tag); err != nil {
+		if err := regtest.Repository(t, ns, "team/app").Tags(ctx).Untag(ctx, tag); err != nil {
 			t.Fatal(err)
 		}
 	}
 	regtest.Age(t, root, time.Now().Add(-48*time.Hour))
 	return f
-}
-
-func mapsKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
-}
-
-func repoOf(t *testing.T, ns distribution.Namespace, name string) distribution.Repository {
-	t.Helper()
-	named, err := reference.WithName(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := ns.Repository(context.Background(), named)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
 }
 
 func (f *pruneFixture) plan(t *testing.T, opts ...gc.Option) *gc.Plan {
@@ -275,7 +252,7 @@ func TestPruneKeepsRepositoriesInUse(t *testing.T) {
 	}
 
 	// An upload started an hour ago: not stale, so the repository is in use.
-	w, err := repoOf(t, f.ns, "team/app").Blobs(context.Background()).Create(context.Background())
+	w, err := regtest.Repository(t, f.ns, "team/app").Blobs(context.Background()).Create(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/distribution/distribution/v3"
+	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
 
 	"github.com/regsweep/regsweep/gc"
@@ -239,4 +241,19 @@ func CopyTree(t testing.TB, src, dst string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Repository opens repository name of a registry made with distribution's storage
+// API.
+func Repository(t testing.TB, ns distribution.Namespace, name string) distribution.Repository {
+	t.Helper()
+	named, err := reference.WithName(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := ns.Repository(context.Background(), named)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
