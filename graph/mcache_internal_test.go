@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/opencontainers/go-digest"
@@ -91,5 +92,40 @@ func TestManifestCacheCleared(t *testing.T) {
 	}
 	if m := build(); m.ManifestsRead != 0 {
 		t.Errorf("the rebuilt cache: read %d", m.ManifestsRead)
+	}
+}
+
+// A tag link is cached only when written a second or more before it was read: an
+// object store's times are whole seconds, so a rewrite in the same second as the
+// read would otherwise keep the time the cache checks.
+func TestTagLinkCachedOnlyWhenOlderThanItsRead(t *testing.T) {
+	idx, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idx.Close()
+	read := time.Date(2026, 11, 30, 12, 0, 10, 500_000_000, time.UTC)
+	b := &builder{idx: idx, wb: idx.db.NewWriteBatch(), linkCacheOn: true}
+	for _, c := range []struct {
+		written time.Time
+		cached  bool
+	}{
+		{read.Truncate(time.Second), false},                       // the read's own second
+		{read.Truncate(time.Second).Add(-time.Second + 1), false}, // less than a second before that
+		{read.Truncate(time.Second).Add(-2 * time.Second), true},
+	} {
+		p := "/docker/registry/v2/repositories/a/_manifests/tags/" + c.written.Format("150405.000000000") + "/current/link"
+		e := storage.Entry{Path: p, Size: 71, ModTime: c.written, ReadAt: read, Target: digest.FromString("x")}
+		if err := b.cacheLink(e); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.wb.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		b.wb = idx.db.NewWriteBatch()
+		_, got := linkCache{idx}.Link(p, 71, c.written)
+		if got != c.cached {
+			t.Errorf("written %v, read %v: cached %v, want %v", c.written, read, got, c.cached)
+		}
 	}
 }
