@@ -31,6 +31,7 @@ type buildOptions struct {
 	every      time.Duration
 	noCache    bool
 	linkCache  bool
+	spillAt    int
 }
 
 // WithTagLinkCache reads tag links from the index's cache where the listing shows
@@ -44,6 +45,19 @@ func WithTagLinkCache(v bool) BuildOption {
 // manifest is read again, and the cache is neither used nor written. On by default.
 func WithManifestCache(v bool) BuildOption {
 	return func(o *buildOptions) error { o.noCache = !v; return nil }
+}
+
+// WithIDTableMemory sets how many blobs' ids a build holds in memory (12 bytes
+// each) before it spills them to sorted files in the index directory (ids.go);
+// 0 is the default of four million.
+func WithIDTableMemory(blobs int) BuildOption {
+	return func(o *buildOptions) error {
+		if blobs < 0 {
+			return fmt.Errorf("id table memory must be at least 0 blobs, got %d", blobs)
+		}
+		o.spillAt = blobs
+		return nil
+	}
 }
 
 // BuildOption tunes Build.
@@ -131,7 +145,10 @@ func Build(ctx context.Context, drv driver.StorageDriver, idx *Index, opts ...Bu
 		b.linkCacheOn = true
 		scanOpts = append(scanOpts, storage.WithLinkCache(linkCache{idx}))
 	}
-	defer func() { b.wb.Cancel() }()           // the batch of the moment: flush replaces it
+	defer func() { b.wb.Cancel() }() // the batch of the moment: flush replaces it
+	removeSpills(idx.dir)
+	b.ids.dir, b.ids.spillAt = idx.dir, o.spillAt
+	defer b.ids.close()
 	b.idBuf = appendIDRecord(b.idBuf, "", nil) // id 0 means none: a placeholder keeps chunks aligned
 
 	tick := time.NewTicker(o.every)
@@ -339,8 +356,8 @@ func (b *builder) id(d digest.Digest) (uint32, error) {
 			return 0, err
 		}
 	}
-	if id := b.ids.lookup(d); id != 0 {
-		return id, nil
+	if id, err := b.ids.lookup(d); id != 0 || err != nil {
+		return id, err
 	}
 	id, err := b.newID(d)
 	if err != nil {
@@ -354,7 +371,8 @@ func (b *builder) id(d digest.Digest) (uint32, error) {
 // that colliding prefixes can be resolved from the index. The blob count is known
 // now: the index's disk must have room for all of them.
 func (b *builder) seal() error {
-	if err := b.idx.CheckSpace(b.meta.Blobs); err != nil {
+	// A spilled id table is written once more, merged, while its runs still exist.
+	if err := b.idx.CheckSpace(b.meta.Blobs + b.meta.Blobs*idRecord/BytesPerBlob); err != nil {
 		return err
 	}
 	if err := b.flush(); err != nil {
@@ -437,7 +455,9 @@ func (b *builder) add(e storage.Entry) error {
 		}
 		b.next++
 		id := b.next
-		b.ids.addBlob(e.Digest, id)
+		if err := b.ids.addBlob(e.Digest, id); err != nil {
+			return err
+		}
 		b.present.Set(id)
 		b.meta.Blobs++
 		if c := b.cache.find(e.Digest); c != nil {

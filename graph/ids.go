@@ -1,36 +1,66 @@
 package graph
 
 import (
+	"bufio"
+	"cmp"
+	"container/heap"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"sort"
+	"sync"
 
 	"github.com/opencontainers/go-digest"
 )
 
-// idTable maps the digests of listed blobs to their ids in 12 bytes a blob: the first
-// 64 bits of the digest and the id, sorted once the blob store is listed. The memory
-// of a scan then grows by 12 bytes per blob instead of a map entry with the whole
-// digest string (about 120 bytes). Digests that are not blobs (references to missing
-// data) are few and live in an exact map.
+// idTable maps the digests of listed blobs to their ids by the first 64 bits of the
+// digest and the id: 12 bytes a blob. Digests that are not blobs (references to
+// missing data) are few and live in an exact map.
+//
+// Up to spillAt blobs the table is held in memory and sorted once the blob store is
+// listed. Beyond, it is written in sorted runs to files in the index directory and
+// merged into one sorted file when sealed; lookups then read 3 KiB blocks of it with
+// pread, found through the first key of every block (8 bytes per 256 blobs), and keep
+// a bounded number of blocks. The memory of a scan so stops growing with the blob
+// store: at 100M blobs the table alone would be 1.2 GB.
 //
 // Blobs sharing a 64-bit prefix (chance about n²/2^65) are resolved exactly. A
 // missing digest that shares a prefix with a listed blob (about m·n/2^64) maps to that
 // blob: it can only make a blob look referenced, never free one.
-//
-// The table is split into 256 buckets by the first byte, each grown on its own: one
-// array of ten million entries would, while growing, briefly hold itself twice.
 type idTable struct {
+	dir     string // where runs spill; "" holds everything in memory
+	spillAt int    // entries held before a run is written (0: defaultSpillAt)
+
+	// Entries not yet written, by the first byte of their key so that each grows on
+	// its own: one array of ten million entries would, while growing, briefly hold
+	// itself twice. Sorted, they are the table when nothing spilled.
 	buckets [256]idBucket
-	sealed  bool
-	exact   map[digest.Digest]uint32
+	pending int
+	runs    []string
+
+	sealed bool
+	exact  map[digest.Digest]uint32
+	file   *idFile // the merged table, when runs were written
 }
 
 type idBucket struct {
 	keys []uint64
 	ids  []uint32
 }
+
+const (
+	idRecord       = 12  // key u64, id u32
+	idBlock        = 256 // records a block of the merged file
+	idCachedBlocks = 4096
+)
+
+// defaultSpillAt keeps registries of up to four million blobs in memory (48 MB).
+var defaultSpillAt = 4 << 20
 
 // prefix64 returns the first 64 bits of d's hex, or false when d is not hex.
 func prefix64(d digest.Digest) (uint64, bool) {
@@ -45,15 +75,19 @@ func prefix64(d digest.Digest) (uint64, bool) {
 	return binary.BigEndian.Uint64(b[:]), true
 }
 
-func (t *idTable) addBlob(d digest.Digest, id uint32) {
+func (t *idTable) addBlob(d digest.Digest, id uint32) error {
 	k, ok := prefix64(d)
 	if !ok || d.Algorithm() != digest.SHA256 {
 		t.addExact(d, id)
-		return
+		return nil
 	}
 	b := &t.buckets[k>>56]
 	b.keys = append(b.keys, k)
 	b.ids = append(b.ids, id)
+	if t.pending++; t.dir != "" && t.pending >= cmp.Or(t.spillAt, defaultSpillAt) {
+		return t.writeRun()
+	}
+	return nil
 }
 
 func (t *idTable) addExact(d digest.Digest, id uint32) {
@@ -70,10 +104,63 @@ func (b *idBucket) Swap(i, j int) {
 	b.ids[i], b.ids[j] = b.ids[j], b.ids[i]
 }
 
+// writeRun sorts the pending entries into a run file and empties the buckets.
+func (t *idTable) writeRun() (err error) {
+	f, err := os.CreateTemp(t.dir, spillPrefix+"run-")
+	if err != nil {
+		return fmt.Errorf("spill the blob id table: %w", err)
+	}
+	t.runs = append(t.runs, f.Name())
+	defer func() {
+		if cerr := f.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("spill the blob id table to %s: %w", f.Name(), cerr)
+		}
+	}()
+	w := bufio.NewWriterSize(f, 1<<20)
+	var rec [idRecord]byte
+	for n := range t.buckets {
+		b := &t.buckets[n]
+		sort.Sort(b)
+		for i, k := range b.keys {
+			binary.BigEndian.PutUint64(rec[:8], k)
+			binary.BigEndian.PutUint32(rec[8:], b.ids[i])
+			if _, err := w.Write(rec[:]); err != nil {
+				return fmt.Errorf("spill the blob id table to %s: %w", f.Name(), err)
+			}
+		}
+		b.keys, b.ids = b.keys[:0], b.ids[:0]
+	}
+	t.pending = 0
+	if err := w.Flush(); err != nil {
+		return fmt.Errorf("spill the blob id table to %s: %w", f.Name(), err)
+	}
+	return nil
+}
+
+// spillPrefix names the files a build spills; removeSpills clears what a killed
+// build left.
+const spillPrefix = "build-ids-"
+
+func removeSpills(dir string) {
+	old, _ := filepath.Glob(filepath.Join(dir, spillPrefix+"*"))
+	for _, p := range old {
+		os.Remove(p)
+	}
+}
+
 // seal sorts the table. Colliding prefixes are moved to the exact map, resolved
 // with digestOf, and their slots are zeroed so lookups go there.
 func (t *idTable) seal(digestOf func(id uint32) (digest.Digest, error)) error {
 	t.sealed = true
+	if len(t.runs) > 0 {
+		if t.pending > 0 {
+			if err := t.writeRun(); err != nil {
+				return err
+			}
+		}
+		t.buckets = [256]idBucket{}
+		return t.merge(digestOf)
+	}
 	for n := range t.buckets {
 		b := &t.buckets[n]
 		sort.Sort(b)
@@ -100,18 +187,215 @@ func (t *idTable) seal(digestOf func(id uint32) (digest.Digest, error)) error {
 }
 
 // lookup returns the id of d, or 0.
-func (t *idTable) lookup(d digest.Digest) uint32 {
+func (t *idTable) lookup(d digest.Digest) (uint32, error) {
 	if id, ok := t.exact[d]; ok {
-		return id
+		return id, nil
 	}
 	k, ok := prefix64(d)
 	if !ok || d.Algorithm() != digest.SHA256 {
-		return 0
+		return 0, nil
+	}
+	if t.file != nil {
+		return t.file.lookup(k)
 	}
 	b := &t.buckets[k>>56]
 	i, found := slices.BinarySearch(b.keys, k)
 	if !found {
-		return 0
+		return 0, nil
 	}
-	return b.ids[i] // 0 when the prefix collided and d is not among the exact ones
+	return b.ids[i], nil // 0 when the prefix collided and d is not among the exact ones
+}
+
+// close removes the table's files.
+func (t *idTable) close() {
+	if t.file != nil {
+		t.file.f.Close()
+		os.Remove(t.file.f.Name())
+		t.file = nil
+	}
+	for _, r := range t.runs {
+		os.Remove(r)
+	}
+	t.runs = nil
+}
+
+// idFile is the merged table on disk.
+type idFile struct {
+	f      *os.File
+	n      int64    // records
+	firsts []uint64 // the first key of each block
+
+	mu     sync.Mutex
+	blocks map[int][]byte // read blocks, at most idCachedBlocks
+}
+
+// runReader reads one run's records in order.
+type runReader struct {
+	r   *bufio.Reader
+	f   *os.File
+	key uint64
+	id  uint32
+}
+
+func (r *runReader) next() (bool, error) {
+	var rec [idRecord]byte
+	if _, err := io.ReadFull(r.r, rec[:]); err != nil {
+		if errors.Is(err, io.EOF) {
+			return false, nil
+		}
+		return false, fmt.Errorf("read the spilled blob id table %s: %w", r.f.Name(), err)
+	}
+	r.key, r.id = binary.BigEndian.Uint64(rec[:8]), binary.BigEndian.Uint32(rec[8:])
+	return true, nil
+}
+
+type runHeap []*runReader
+
+func (h runHeap) Len() int           { return len(h) }
+func (h runHeap) Less(i, j int) bool { return h[i].key < h[j].key }
+func (h runHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *runHeap) Push(x any)        { *h = append(*h, x.(*runReader)) }
+func (h *runHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// merge merges the runs into one sorted file and removes them.
+func (t *idTable) merge(digestOf func(id uint32) (digest.Digest, error)) (err error) {
+	out, err := os.CreateTemp(t.dir, spillPrefix+"table-")
+	if err != nil {
+		return fmt.Errorf("spill the blob id table: %w", err)
+	}
+	file := &idFile{f: out, blocks: map[int][]byte{}}
+	var readers []*runReader
+	defer func() {
+		for _, r := range readers {
+			r.f.Close()
+		}
+		for _, r := range t.runs {
+			os.Remove(r)
+		}
+		t.runs = nil
+		if err != nil {
+			out.Close()
+			os.Remove(out.Name())
+			return
+		}
+		t.file = file
+	}()
+	h := runHeap{}
+	for _, name := range t.runs {
+		f, err := os.Open(name)
+		if err != nil {
+			return fmt.Errorf("read the spilled blob id table: %w", err)
+		}
+		r := &runReader{r: bufio.NewReaderSize(f, 256<<10), f: f}
+		readers = append(readers, r)
+		ok, err := r.next()
+		if err != nil {
+			return err
+		}
+		if ok {
+			h = append(h, r)
+		}
+	}
+	heap.Init(&h)
+	w := bufio.NewWriterSize(out, 1<<20)
+	var rec [idRecord]byte
+	var prev uint64
+	var collided []int64 // records whose key another record shares
+	for len(h) > 0 {
+		r := h[0]
+		k, id := r.key, r.id
+		if file.n > 0 && k == prev {
+			if len(collided) == 0 || collided[len(collided)-1] != file.n-1 {
+				collided = append(collided, file.n-1)
+			}
+			collided = append(collided, file.n)
+		}
+		if file.n%idBlock == 0 {
+			file.firsts = append(file.firsts, k)
+		}
+		binary.BigEndian.PutUint64(rec[:8], k)
+		binary.BigEndian.PutUint32(rec[8:], id)
+		if _, err := w.Write(rec[:]); err != nil {
+			return fmt.Errorf("spill the blob id table to %s: %w", out.Name(), err)
+		}
+		file.n++
+		prev = k
+		ok, err := r.next()
+		if err != nil {
+			return err
+		}
+		if ok {
+			heap.Fix(&h, 0)
+		} else {
+			heap.Pop(&h)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		return fmt.Errorf("spill the blob id table to %s: %w", out.Name(), err)
+	}
+	// Colliding prefixes are rare: resolve them exactly and zero their ids in place.
+	for _, at := range collided {
+		if _, err := out.ReadAt(rec[:], at*idRecord); err != nil {
+			return fmt.Errorf("read the spilled blob id table %s: %w", out.Name(), err)
+		}
+		id := binary.BigEndian.Uint32(rec[8:])
+		d, err := digestOf(id)
+		if err != nil {
+			return err
+		}
+		t.addExact(d, id)
+		if _, err := out.WriteAt(make([]byte, 4), at*idRecord+8); err != nil {
+			return fmt.Errorf("spill the blob id table to %s: %w", out.Name(), err)
+		}
+	}
+	file.firsts = slices.Clip(file.firsts)
+	return nil
+}
+
+// lookup returns the id of the blob with key k, or 0.
+func (f *idFile) lookup(k uint64) (uint32, error) {
+	// The last block whose first key is at most k.
+	b := sort.Search(len(f.firsts), func(i int) bool { return f.firsts[i] > k }) - 1
+	if b < 0 {
+		return 0, nil
+	}
+	blk, err := f.block(b)
+	if err != nil {
+		return 0, err
+	}
+	n := len(blk) / idRecord
+	i := sort.Search(n, func(i int) bool { return binary.BigEndian.Uint64(blk[i*idRecord:]) >= k })
+	if i == n || binary.BigEndian.Uint64(blk[i*idRecord:]) != k {
+		return 0, nil
+	}
+	return binary.BigEndian.Uint32(blk[i*idRecord+8:]), nil
+}
+
+// block returns block b's records, read or kept.
+func (f *idFile) block(b int) ([]byte, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if blk, ok := f.blocks[b]; ok {
+		return blk, nil
+	}
+	n := min(int64(idBlock), f.n-int64(b)*idBlock)
+	var blk []byte
+	if len(f.blocks) >= idCachedBlocks {
+		for old, buf := range f.blocks { // an arbitrary one: map order
+			delete(f.blocks, old)
+			blk = buf
+			break
+		}
+	}
+	blk = slices.Grow(blk[:0], int(n)*idRecord)[:n*idRecord]
+	if _, err := f.f.ReadAt(blk, int64(b)*idBlock*idRecord); err != nil {
+		return nil, fmt.Errorf("read the spilled blob id table %s: %w", f.f.Name(), err)
+	}
+	f.blocks[b] = blk
+	return blk, nil
 }

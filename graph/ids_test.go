@@ -2,52 +2,119 @@ package graph
 
 import (
 	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/opencontainers/go-digest"
 )
 
-func TestIDTableCollisions(t *testing.T) {
-	mk := func(prefix string, n int) digest.Digest {
-		h := prefix + fmt.Sprintf("%x", n)
-		return digest.Digest("sha256:" + h + strings.Repeat("0", 64-len(h)))
+// idTableCase fills a table with n random blobs, plus groups of blobs sharing their
+// first 64 bits (one straddling the block boundary of a spilled table), and checks
+// every lookup, and that unknown digests, colliding or not, find nothing.
+func idTableCase(t *testing.T, tab *idTable, n int) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(1, uint64(n)))
+	mk := func(prefix string) digest.Digest {
+		h := prefix
+		for len(h) < 64 {
+			h += fmt.Sprintf("%016x", rng.Uint64())
+		}
+		return digest.Digest("sha256:" + h[:64])
 	}
-	var tab idTable
 	all := map[digest.Digest]uint32{}
-	id := uint32(0)
-	for i := 0; i < 1000; i++ {
-		id++
-		d := mk("", i*7919+1) // distinct prefixes
+	var order []digest.Digest
+	add := func(d digest.Digest) {
+		id := uint32(len(order) + 1)
 		all[d] = id
-		tab.addBlob(d, id)
+		order = append(order, d)
+		if err := tab.addBlob(d, id); err != nil {
+			t.Fatal(err)
+		}
 	}
-	// Three blobs sharing their first 64 bits.
-	for i := 0; i < 3; i++ {
-		id++
-		d := mk("deadbeefcafef00d", i+1)
-		all[d] = id
-		tab.addBlob(d, id)
+	for i := 0; i < n; i++ {
+		add(mk(""))
+		switch i {
+		case n / 3: // three blobs sharing a prefix, in different runs
+			add(mk("deadbeefcafef00d"))
+		case n / 2, n - 2:
+			add(mk("deadbeefcafef00d"))
+		case n / 4: // a pair at the very end of the key space
+			add(mk("ffffffffffffffff"))
+			add(mk("ffffffffffffffff"))
+		}
 	}
-	byID := map[uint32]digest.Digest{}
-	for d, i := range all {
-		byID[i] = d
-	}
-	if err := tab.seal(func(i uint32) (digest.Digest, error) { return byID[i], nil }); err != nil {
+	// A sha512 blob lives in the exact map.
+	add("sha512:" + digest.Digest(strings.Repeat("ab", 64)))
+	if err := tab.seal(func(i uint32) (digest.Digest, error) { return order[i-1], nil }); err != nil {
 		t.Fatal(err)
 	}
 	for d, want := range all {
-		if got := tab.lookup(d); got != want {
-			t.Errorf("lookup(%s) = %d, want %d", d, got, want)
+		got, err := tab.lookup(d)
+		if err != nil || got != want {
+			t.Fatalf("lookup(%s) = %d, %v; want %d", d, got, err, want)
 		}
 	}
-	if got := tab.lookup(mk("deadbeefcafef00d", 99)); got != 0 {
-		t.Errorf("unknown digest with a colliding prefix = %d, want 0", got)
+	for _, d := range []digest.Digest{mk("deadbeefcafef00d"), mk("ffffffffffffffff"), mk(""), mk("0000000000000000"), "sha512:" + digest.Digest(strings.Repeat("cd", 64))} {
+		if got, err := tab.lookup(d); got != 0 || err != nil {
+			t.Errorf("unknown digest %s = %d, %v; want 0", d, got, err)
+		}
 	}
-	if got := tab.lookup(mk("ffff", 1)); got != 0 {
-		t.Errorf("unknown digest = %d, want 0", got)
+}
+
+func TestIDTableInMemory(t *testing.T) {
+	idTableCase(t, &idTable{}, 5000)
+}
+
+func TestIDTableSpilled(t *testing.T) {
+	for _, n := range []int{idBlock - 1, 5000, 3 * idBlock} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			dir := t.TempDir()
+			tab := &idTable{dir: dir, spillAt: 97}
+			idTableCase(t, tab, n)
+			if tab.file == nil {
+				t.Fatal("a table beyond spillAt was not spilled")
+			}
+			if runs, _ := filepath.Glob(filepath.Join(dir, spillPrefix+"run-*")); len(runs) != 0 {
+				t.Errorf("runs left after the merge: %v", runs)
+			}
+			tab.close()
+			if left, _ := os.ReadDir(dir); len(left) != 0 {
+				t.Errorf("files left after close: %v", left)
+			}
+		})
 	}
-	if got := tab.lookup("sha512:" + digest.Digest(strings.Repeat("ab", 64))); got != 0 {
-		t.Errorf("sha512 digest = %d", got)
+}
+
+// A straddling collision group: the same key at the end of one block and the start
+// of the next must resolve exactly on both sides.
+func TestIDTableSpilledCollisionAcrossBlocks(t *testing.T) {
+	tab := &idTable{dir: t.TempDir(), spillAt: 50}
+	var order []digest.Digest
+	for i := 0; i < 2*idBlock; i++ {
+		// Keys 0,1,...; a run of equal keys around the first block boundary.
+		k := uint64(i)
+		if i >= idBlock-2 && i <= idBlock+1 {
+			k = idBlock - 2
+		}
+		d := digest.Digest(fmt.Sprintf("sha256:%016x%048x", k, i))
+		order = append(order, d)
+		if err := tab.addBlob(d, uint32(i+1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tab.seal(func(i uint32) (digest.Digest, error) { return order[i-1], nil }); err != nil {
+		t.Fatal(err)
+	}
+	defer tab.close()
+	for i, d := range order {
+		if got, err := tab.lookup(d); got != uint32(i+1) || err != nil {
+			t.Errorf("lookup(%s) = %d, %v; want %d", d, got, err, i+1)
+		}
+	}
+	if got, _ := tab.lookup(digest.Digest(fmt.Sprintf("sha256:%016x%048x", idBlock-2, 99999))); got != 0 {
+		t.Errorf("unknown digest in the collision group = %d, want 0", got)
 	}
 }

@@ -211,10 +211,16 @@ func checkSeed(t *testing.T, seed int64, cfg synth.Config) seedResult {
 	// Every fourth seed stats every blob; the others defer as regsweep gc does.
 	// Seeds divisible by 3 build without the manifest cache; the others build twice,
 	// and plan from the second build, which parses every manifest from the cache.
+	// Odd seeds spill the blob id table to disk every 16 blobs, as a registry of
+	// more than four million blobs does.
 	cache := seed%3 != 0
+	spill := 0
+	if seed%2 == 1 {
+		spill = 16
+	}
 	build := func() {
 		t.Helper()
-		if err := graph.Build(ctx, drv, idx, graph.WithWorkers(workers), graph.WithDeferredStats(seed%4 != 1), graph.WithManifestCache(cache)); err != nil {
+		if err := graph.Build(ctx, drv, idx, graph.WithWorkers(workers), graph.WithDeferredStats(seed%4 != 1), graph.WithManifestCache(cache), graph.WithIDTableMemory(spill)); err != nil {
 			t.Fatalf("graph.Build: %v", err)
 		}
 	}
