@@ -49,7 +49,7 @@ func WithManifestCache(v bool) BuildOption {
 
 // WithIDTableMemory sets how many blobs' ids a build holds in memory (12 bytes
 // each) before it spills them to sorted files in the index directory (ids.go);
-// 0 is the default of four million.
+// 0 is the default of about a million.
 func WithIDTableMemory(blobs int) BuildOption {
 	return func(o *buildOptions) error {
 		if blobs < 0 {
@@ -130,7 +130,7 @@ func Build(ctx context.Context, drv driver.StorageDriver, idx *Index, opts ...Bu
 	if err := idx.packs.reset(); err != nil {
 		return err
 	}
-	b := &builder{idx: idx, wb: idx.db.NewWriteBatch(), digests: map[uint32]digest.Digest{}, runs: map[string]*linkRun{}, meta: Meta{Format: indexFormat, Driver: drv.Name(), Storage: o.storageID, Started: time.Now()}}
+	b := &builder{idx: idx, wb: idx.db.NewWriteBatch(), runs: map[string]*linkRun{}, meta: Meta{Format: indexFormat, Driver: drv.Name(), Storage: o.storageID, Started: time.Now()}}
 	if !o.noCache {
 		if err := idx.compactManifestCache(); err != nil {
 			return err
@@ -190,7 +190,7 @@ func Build(ctx context.Context, drv driver.StorageDriver, idx *Index, opts ...Bu
 		return err
 	}
 	o.log.Info("listed storage", "entries", entries, "blobs", b.meta.Blobs)
-	o.progress.Phase("reading manifests", int64(len(b.digests)))
+	o.progress.Phase("reading manifests", int64(b.queuedN))
 	o.progress.Add(int64(pool.doneCount()))
 	for {
 		results, more := pool.wait()
@@ -214,8 +214,8 @@ func Build(ctx context.Context, drv driver.StorageDriver, idx *Index, opts ...Bu
 	}
 	// Named manifests without blob data are recorded as missing; index children among
 	// them may have been named after the listing, so this comes last.
-	for _, id := range b.missing {
-		if err := b.addManifest(parseResult{id: id, missing: true}); err != nil {
+	for _, m := range b.missing {
+		if err := b.addManifest(parseResult{id: m.id, d: m.d, missing: true}); err != nil {
 			return err
 		}
 	}
@@ -257,13 +257,13 @@ type builder struct {
 	idx     *Index
 	wb      *badger.WriteBatch
 	ids     idTable
-	digests map[uint32]digest.Digest // of manifests to read
+	queuedN int // manifests to read
 	next    uint32
 	present Bitset
 	def     deferred
 	queued  Bitset
 	pool    *readPool
-	missing []uint32 // manifests named but without blob data
+	missing []readJob // manifests named but without blob data
 	warnSeq uint64
 	meta    Meta
 
@@ -399,9 +399,9 @@ func (b *builder) flush() error {
 func (b *builder) enqueue(id uint32, d digest.Digest) {
 	if !b.queued.Has(id) {
 		b.queued.Set(id)
-		b.digests[id] = d
+		b.queuedN++
 		if !b.present.Has(id) {
-			b.missing = append(b.missing, id)
+			b.missing = append(b.missing, readJob{id: id, d: d})
 			return
 		}
 		j := readJob{id: id, d: d, deferred: b.def.blobs.Has(id)}
@@ -573,6 +573,7 @@ func (b *builder) add(e storage.Entry) error {
 
 type parseResult struct {
 	id       uint32
+	d        digest.Digest
 	size     int64 // bytes read
 	cached   bool  // parsed from the cache: nothing read
 	valid    *validator
@@ -668,7 +669,7 @@ func streamMentions(rc io.Reader, carry []byte, chunk int, collect func([]byte))
 }
 
 func (b *builder) addManifest(r parseResult) error {
-	d := b.digests[r.id]
+	d := r.d
 	if !r.cached && !r.missing {
 		b.meta.ManifestsRead++
 	}
@@ -833,14 +834,14 @@ func (p *readPool) do(j readJob) parseResult {
 			if v != nil {
 				size = v.size
 			}
-			return parseResult{id: j.id, size: size, cached: true, parsed: parsed}
+			return parseResult{id: j.id, d: j.d, size: size, cached: true, parsed: parsed}
 		}
 		if j.mode == readCached {
 			v = nil // the listing's validator: written at the end of the build
 		}
 	}
 	r := readManifest(p.ctx, p.drv, j.id, j.d)
-	r.valid = v
+	r.d, r.valid = j.d, v
 	return r
 }
 

@@ -59,8 +59,9 @@ const (
 	idCachedBlocks = 4096
 )
 
-// defaultSpillAt keeps registries of up to four million blobs in memory (48 MB).
-var defaultSpillAt = 4 << 20
+// defaultSpillAt keeps registries of up to a million blobs in memory (12 MB, and
+// up to as much again while the buckets grow).
+var defaultSpillAt = 1 << 20
 
 // prefix64 returns the first 64 bits of d's hex, or false when d is not hex.
 func prefix64(d digest.Digest) (uint64, bool) {

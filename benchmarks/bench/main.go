@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"syscall"
 
 	"runtime/pprof"
 	"slices"
@@ -173,6 +174,30 @@ func regsweep(ctx context.Context, drv driver.StorageDriver, m bool, count func(
 // lastPeak is the most requests in flight of the last regsweepIn on an object store.
 var lastPeak int64
 
+// lastIndexBytes is the size on disk of the last regsweepIn's index.
+var lastIndexBytes int64
+
+// dirBytes returns the bytes allocated on disk to the files under dir.
+func dirBytes(dir string) int64 {
+	var n int64
+	must(filepath.WalkDir(dir, func(_ string, e fs.DirEntry, err error) error {
+		if err != nil || e.IsDir() {
+			return err
+		}
+		fi, err := e.Info()
+		if err != nil {
+			return err
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			n += st.Blocks * 512 // sparse value logs are allocated, not sized
+		} else {
+			n += fi.Size()
+		}
+		return nil
+	}))
+	return n
+}
+
 // asCLI wraps drv as regsweep gc does, with the workers the CLI would run: on
 // object stores, the adaptive limit and patience.
 func asCLI(drv driver.StorageDriver) (driver.StorageDriver, int, *rstorage.Adaptive) {
@@ -203,6 +228,7 @@ func regsweepIn(ctx context.Context, dir string, drv driver.StorageDriver, m boo
 	must(graph.Build(ctx, drv, idx, opts...))
 	_, err = gc.NewPlan(ctx, idx, gc.WithDeleteUntagged(m), gc.WithGracePeriod(0))
 	must(err)
+	lastIndexBytes = dirBytes(dir)
 	if a != nil {
 		lastPeak = a.Peak()
 	}
@@ -456,9 +482,9 @@ func benchScale() {
 		if _, err := fmt.Sscan(f, &n); err != nil || n <= 0 {
 			must(fmt.Errorf("-synth %q: want blob counts", f))
 		}
-		t, rss := child("regsweep", fmt.Sprintf("synthetic:%d", n))
-		fmt.Printf("| scale, synthetic driver, %d blobs, %d manifests | regsweep | %s | %s | %.2f µs a blob |\n",
-			n, n/100, t.Round(time.Millisecond), mib(rss), float64(t.Microseconds())/float64(n))
+		t, rss, disk := childIndex("regsweep", fmt.Sprintf("synthetic:%d", n))
+		fmt.Printf("| scale, synthetic driver, %d blobs, %d manifests | regsweep | %s | %s | %.2f µs a blob, index %.0f bytes a blob on disk |\n",
+			n, n/100, t.Round(time.Millisecond), mib(rss), float64(t.Microseconds())/float64(n), float64(disk)/float64(n))
 	}
 }
 
@@ -469,6 +495,12 @@ func mib(kib int64) string { return fmt.Sprintf("%.0f MiB peak RSS", float64(kib
 // CLONE_VM (as Go starts them) counts the parent's peak too, so it would report the
 // harness's memory whenever that is larger.
 func child(tool, source string) (time.Duration, int64) {
+	t, kib, _ := childIndex(tool, source)
+	return t, kib
+}
+
+// childIndex is child, and the size of the index regsweep built (0 for other tools).
+func childIndex(tool, source string) (time.Duration, int64, int64) {
 	c := exec.Command(os.Args[0], "rss", tool, source, fmt.Sprint(*workers))
 	c.Stderr = os.Stderr
 	start := time.Now()
@@ -480,7 +512,11 @@ func child(tool, source string) (time.Duration, int64) {
 	if _, err := fmt.Sscanf(string(out[at:]), "VmHWM: %d kB", &kib); err != nil {
 		must(fmt.Errorf("rss child printed %q, not its VmHWM: %w", out, err))
 	}
-	return took, kib
+	var disk int64
+	if at := strings.LastIndex(string(out), "IndexBytes:"); at >= 0 {
+		fmt.Sscanf(string(out[at:]), "IndexBytes: %d", &disk)
+	}
+	return took, kib, disk
 }
 
 // printPeak prints this process's peak RSS as /proc/self/status has it.
@@ -521,6 +557,7 @@ func rssChild(args []string) {
 		markAndSweep(ctx, drv, false, none)
 	} else {
 		regsweep(ctx, drv, false, none)
+		fmt.Printf("IndexBytes: %d\n", lastIndexBytes)
 	}
 	printPeak()
 }

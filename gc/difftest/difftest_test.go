@@ -212,7 +212,7 @@ func checkSeed(t *testing.T, seed int64, cfg synth.Config) seedResult {
 	// Seeds divisible by 3 build without the manifest cache; the others build twice,
 	// and plan from the second build, which parses every manifest from the cache.
 	// Odd seeds spill the blob id table to disk every 16 blobs, as a registry of
-	// more than four million blobs does.
+	// more than a million blobs does.
 	cache := seed%3 != 0
 	spill := 0
 	if seed%2 == 1 {
