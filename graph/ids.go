@@ -36,11 +36,8 @@ type idTable struct {
 	dir     string // where runs spill; "" holds everything in memory
 	spillAt int    // entries held before a run is written (0: defaultSpillAt)
 
-	// Entries not yet written, by the first byte of their key so that each grows on
-	// its own: one array of ten million entries would, while growing, briefly hold
-	// itself twice. Sorted, they are the table when nothing spilled.
-	buckets [256]idBucket
-	pending int
+	// Entries not yet written; sorted, the table itself when nothing spilled.
+	pending []idEntry
 	runs    []string
 
 	sealed bool
@@ -48,10 +45,12 @@ type idTable struct {
 	file   *idFile // the merged table, when runs were written
 }
 
-type idBucket struct {
-	keys []uint64
-	ids  []uint32
+type idEntry struct {
+	key uint64
+	id  uint32
 }
+
+func byKey(a, b idEntry) int { return cmp.Compare(a.key, b.key) }
 
 const (
 	idRecord       = 12  // key u64, id u32
@@ -82,10 +81,8 @@ func (t *idTable) addBlob(d digest.Digest, id uint32) error {
 		t.addExact(d, id)
 		return nil
 	}
-	b := &t.buckets[k>>56]
-	b.keys = append(b.keys, k)
-	b.ids = append(b.ids, id)
-	if t.pending++; t.dir != "" && t.pending >= cmp.Or(t.spillAt, defaultSpillAt) {
+	t.pending = append(t.pending, idEntry{k, id})
+	if t.dir != "" && len(t.pending) >= cmp.Or(t.spillAt, defaultSpillAt) {
 		return t.writeRun()
 	}
 	return nil
@@ -98,14 +95,8 @@ func (t *idTable) addExact(d digest.Digest, id uint32) {
 	t.exact[d] = id
 }
 
-func (b *idBucket) Len() int           { return len(b.keys) }
-func (b *idBucket) Less(i, j int) bool { return b.keys[i] < b.keys[j] }
-func (b *idBucket) Swap(i, j int) {
-	b.keys[i], b.keys[j] = b.keys[j], b.keys[i]
-	b.ids[i], b.ids[j] = b.ids[j], b.ids[i]
-}
-
-// writeRun sorts the pending entries into a run file and empties the buckets.
+// writeRun sorts the pending entries into a run file and empties them, keeping
+// their array for the next run.
 func (t *idTable) writeRun() (err error) {
 	f, err := os.CreateTemp(t.dir, spillPrefix+"run-")
 	if err != nil {
@@ -119,19 +110,15 @@ func (t *idTable) writeRun() (err error) {
 	}()
 	w := bufio.NewWriterSize(f, 1<<20)
 	var rec [idRecord]byte
-	for n := range t.buckets {
-		b := &t.buckets[n]
-		sort.Sort(b)
-		for i, k := range b.keys {
-			binary.BigEndian.PutUint64(rec[:8], k)
-			binary.BigEndian.PutUint32(rec[8:], b.ids[i])
-			if _, err := w.Write(rec[:]); err != nil {
-				return fmt.Errorf("spill the blob id table to %s: %w", f.Name(), err)
-			}
+	slices.SortFunc(t.pending, byKey)
+	for _, e := range t.pending {
+		binary.BigEndian.PutUint64(rec[:8], e.key)
+		binary.BigEndian.PutUint32(rec[8:], e.id)
+		if _, err := w.Write(rec[:]); err != nil {
+			return fmt.Errorf("spill the blob id table to %s: %w", f.Name(), err)
 		}
-		b.keys, b.ids = b.keys[:0], b.ids[:0]
 	}
-	t.pending = 0
+	t.pending = t.pending[:0]
 	if err := w.Flush(); err != nil {
 		return fmt.Errorf("spill the blob id table to %s: %w", f.Name(), err)
 	}
@@ -154,36 +141,34 @@ func removeSpills(dir string) {
 func (t *idTable) seal(digestOf func(id uint32) (digest.Digest, error)) error {
 	t.sealed = true
 	if len(t.runs) > 0 {
-		if t.pending > 0 {
+		if len(t.pending) > 0 {
 			if err := t.writeRun(); err != nil {
 				return err
 			}
 		}
-		t.buckets = [256]idBucket{}
+		t.pending = nil
 		return t.merge(digestOf)
 	}
-	for n := range t.buckets {
-		b := &t.buckets[n]
-		sort.Sort(b)
-		for i := 1; i < len(b.keys); i++ {
-			if b.keys[i] != b.keys[i-1] {
+	p := t.pending
+	slices.SortFunc(p, byKey)
+	for i := 1; i < len(p); i++ {
+		if p[i].key != p[i-1].key {
+			continue
+		}
+		for _, j := range []int{i - 1, i} {
+			if p[j].id == 0 {
 				continue
 			}
-			for _, j := range []int{i - 1, i} {
-				if b.ids[j] == 0 {
-					continue
-				}
-				d, err := digestOf(b.ids[j])
-				if err != nil {
-					return err
-				}
-				t.addExact(d, b.ids[j])
-				b.ids[j] = 0
+			d, err := digestOf(p[j].id)
+			if err != nil {
+				return err
 			}
+			t.addExact(d, p[j].id)
+			p[j].id = 0
 		}
-		// Copied to their length: append's spare capacity is up to a quarter more.
-		b.keys, b.ids = slices.Clone(b.keys), slices.Clone(b.ids)
 	}
+	// Copied to its length: append's spare capacity is up to a quarter more.
+	t.pending = slices.Clone(p)
 	return nil
 }
 
@@ -199,12 +184,11 @@ func (t *idTable) lookup(d digest.Digest) (uint32, error) {
 	if t.file != nil {
 		return t.file.lookup(k)
 	}
-	b := &t.buckets[k>>56]
-	i, found := slices.BinarySearch(b.keys, k)
+	i, found := slices.BinarySearchFunc(t.pending, idEntry{key: k}, byKey)
 	if !found {
 		return 0, nil
 	}
-	return b.ids[i], nil // 0 when the prefix collided and d is not among the exact ones
+	return t.pending[i].id, nil // 0 when the prefix collided and d is not among the exact ones
 }
 
 // close removes the table's files.
