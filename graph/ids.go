@@ -19,7 +19,7 @@ import (
 )
 
 // idTable maps the digests of listed blobs to their ids by the first 64 bits of the
-// digest and the id: 12 bytes a blob. Digests that are not blobs (references to
+// digest and the id: 16 bytes a blob in memory, 12 on disk. Digests that are not blobs (references to
 // missing data) are few and live in an exact map.
 //
 // Up to spillAt blobs the table is held in memory and sorted once the blob store is
