@@ -371,7 +371,7 @@ func (f *idFile) lookup(k uint64) (uint32, error) {
 		return 0, nil
 	}
 	if len(f.data) > idResident {
-		if f.touched++; f.touched > idResident/4096 {
+		if f.touched++; f.touched > idResident/(2*4096) { // a block may span two pages
 			// Dropped pages stay in the page cache: they fault back cheaply.
 			if err := unix.Madvise(f.data, unix.MADV_DONTNEED); err != nil {
 				return 0, fmt.Errorf("release the spilled blob id table %s: %w", f.name, err)

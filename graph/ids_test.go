@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/opencontainers/go-digest"
+	"golang.org/x/sys/unix"
 )
 
 // idTableCase fills a table with n random blobs, plus groups of blobs sharing their
@@ -79,6 +80,18 @@ func TestIDTableSpilled(t *testing.T) {
 			idTableCase(t, tab, n)
 			if tab.file == nil {
 				t.Fatal("a table beyond spillAt was not spilled")
+			}
+			// At most idResident of the mapping stays in memory, and a lookup's pages.
+			vec := make([]byte, (len(tab.file.data)+4095)/4096)
+			if err := unix.Mincore(tab.file.data, vec); err != nil {
+				t.Fatal(err)
+			}
+			resident := 0
+			for _, v := range vec {
+				resident += int(v & 1)
+			}
+			if limit := idResident/4096 + 2; len(vec) > limit && resident > limit {
+				t.Errorf("%d of the table's %d pages resident, want at most %d", resident, len(vec), limit)
 			}
 			if runs, _ := filepath.Glob(filepath.Join(dir, spillPrefix+"run-*")); len(runs) != 0 {
 				t.Errorf("runs left after the merge: %v", runs)
