@@ -218,6 +218,10 @@ type idFile struct {
 // idResident bounds the bytes of the table a build keeps resident.
 var idResident = 64 << 20
 
+// faultWindow is the most a lookup maps: the kernel maps up to 64 KiB of cached pages
+// around a fault (MADV_RANDOM does not stop it), and a block may span two windows.
+const faultWindow = 128 << 10
+
 // runReader reads one run's records in order.
 type runReader struct {
 	r   *bufio.Reader
@@ -350,6 +354,8 @@ func (t *idTable) merge(digestOf func(id uint32) (digest.Digest, error)) (err er
 		if file.data, err = unix.Mmap(int(out.Fd()), 0, int(n*idRecord), unix.PROT_READ, unix.MAP_SHARED); err != nil {
 			return fmt.Errorf("map the spilled blob id table %s: %w", out.Name(), err)
 		}
+		// Lookups are random: no read-ahead.
+		_ = unix.Madvise(file.data, unix.MADV_RANDOM)
 	}
 	return nil
 }
@@ -371,7 +377,7 @@ func (f *idFile) lookup(k uint64) (uint32, error) {
 		return 0, nil
 	}
 	if len(f.data) > idResident {
-		if f.touched++; f.touched > idResident/(2*4096) { // a block may span two pages
+		if f.touched++; f.touched*faultWindow > idResident {
 			// Dropped pages stay in the page cache: they fault back cheaply.
 			if err := unix.Madvise(f.data, unix.MADV_DONTNEED); err != nil {
 				return 0, fmt.Errorf("release the spilled blob id table %s: %w", f.name, err)

@@ -70,10 +70,10 @@ func TestIDTableInMemory(t *testing.T) {
 }
 
 func TestIDTableSpilled(t *testing.T) {
-	// Pages of the mapping are dropped every two lookups where it is larger.
+	// Pages of the mapping are dropped every lookup where it is larger than 128 KiB.
 	defer func(r int) { idResident = r }(idResident)
-	idResident = 2 * 4096
-	for _, n := range []int{idBlock - 1, 5000, 3 * idBlock} {
+	idResident = faultWindow
+	for _, n := range []int{idBlock - 1, 5000, 3 * idBlock, 40000} {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
 			dir := t.TempDir()
 			tab := &idTable{dir: dir, spillAt: 97}
@@ -83,11 +83,13 @@ func TestIDTableSpilled(t *testing.T) {
 			}
 			// At most idResident of the mapping stays in this process's memory, and
 			// a lookup's pages (the page cache keeps the rest).
-			pages := (len(tab.file.data) + 4095) / 4096
-			if limit := idResident/4096 + 2; pages > limit {
-				if rss := mappedRSS(t, tab.file.data); rss > limit*4096 {
-					t.Errorf("%d bytes of the table's %d resident, want at most %d", rss, len(tab.file.data), limit*4096)
+			if limit := idResident + faultWindow; len(tab.file.data) > limit {
+				if rss := mappedRSS(t, tab.file.data); rss > limit {
+					t.Errorf("%d bytes of the table's %d resident, want at most %d", rss, len(tab.file.data), limit)
 				}
+			}
+			if runs, _ := filepath.Glob(filepath.Join(dir, spillPrefix+"run-*")); len(runs) != 0 {
+				t.Errorf("runs left after the merge: %v", runs)
 			}
 			tab.close()
 			if left, _ := os.ReadDir(dir); len(left) != 0 {
