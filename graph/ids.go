@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
@@ -192,10 +193,8 @@ func (t *idTable) lookup(d digest.Digest) (uint32, error) {
 // close removes the table's files.
 func (t *idTable) close() {
 	if t.file != nil {
-		if t.file.data != nil {
-			unix.Munmap(t.file.data)
-		}
-		os.Remove(t.file.name)
+		t.file.f.Close()
+		os.Remove(t.file.f.Name())
 		t.file = nil
 	}
 	for _, r := range t.runs {
@@ -204,23 +203,24 @@ func (t *idTable) close() {
 	t.runs = nil
 }
 
-// idFile is the merged table on disk, mapped read-only: a lookup touches one page
-// (a fault from the page cache where it is not resident, a quarter of a pread's
-// cost here). Resident pages count as the process's memory, so once lookups may have
-// touched idResident bytes of it, the mapping is dropped from memory and faults again.
+// idFile is the merged table on disk, read a block at a time with pread and kept in
+// a bounded cache. (Mapped instead, its pages would count as the process's memory;
+// dropped from the mapping to bound that, each lookup faults in 64 KiB around it:
+// three times a pread's cost here.)
 type idFile struct {
-	name    string
-	data    []byte   // the mapping
-	firsts  []uint64 // the first key of each block
-	touched int      // lookups since the mapping was last dropped
+	f      *os.File
+	fd     int
+	n      int64    // records
+	firsts []uint64 // the first key of each block
+
+	mu     sync.Mutex
+	blocks map[int][]byte // at most idCachedBlocks
+	last   int            // the block of the last lookup: links come in digest order
+	lastB  []byte
 }
 
-// idResident bounds the bytes of the table a build keeps resident.
-var idResident = 64 << 20
-
-// faultWindow is the most a lookup maps: the kernel maps up to 64 KiB of cached pages
-// around a fault (MADV_RANDOM does not stop it), and a block may span two windows.
-const faultWindow = 128 << 10
+// idCachedBlocks bounds the blocks kept: 24 MiB.
+var idCachedBlocks = 8192
 
 // runReader reads one run's records in order.
 type runReader struct {
@@ -261,7 +261,7 @@ func (t *idTable) merge(digestOf func(id uint32) (digest.Digest, error)) (err er
 	if err != nil {
 		return fmt.Errorf("spill the blob id table: %w", err)
 	}
-	file := &idFile{name: out.Name()}
+	file := &idFile{f: out, fd: int(out.Fd()), blocks: map[int][]byte{}, last: -1}
 	var n int64 // records written
 	var readers []*runReader
 	defer func() {
@@ -272,10 +272,8 @@ func (t *idTable) merge(digestOf func(id uint32) (digest.Digest, error)) (err er
 			os.Remove(r)
 		}
 		t.runs = nil
-		if cerr := out.Close(); err == nil && cerr != nil {
-			err = fmt.Errorf("spill the blob id table to %s: %w", out.Name(), cerr)
-		}
 		if err != nil {
+			out.Close()
 			os.Remove(out.Name())
 			return
 		}
@@ -349,14 +347,7 @@ func (t *idTable) merge(digestOf func(id uint32) (digest.Digest, error)) (err er
 			return fmt.Errorf("spill the blob id table to %s: %w", out.Name(), err)
 		}
 	}
-	file.firsts = slices.Clip(file.firsts)
-	if n > 0 {
-		if file.data, err = unix.Mmap(int(out.Fd()), 0, int(n*idRecord), unix.PROT_READ, unix.MAP_SHARED); err != nil {
-			return fmt.Errorf("map the spilled blob id table %s: %w", out.Name(), err)
-		}
-		// Lookups are random: no read-ahead.
-		_ = unix.Madvise(file.data, unix.MADV_RANDOM)
-	}
+	file.firsts, file.n = slices.Clip(file.firsts), n
 	return nil
 }
 
@@ -376,16 +367,12 @@ func (f *idFile) lookup(k uint64) (uint32, error) {
 	if b < 0 {
 		return 0, nil
 	}
-	if len(f.data) > idResident {
-		if f.touched++; f.touched*faultWindow > idResident {
-			// Dropped pages stay in the page cache: they fault back cheaply.
-			if err := unix.Madvise(f.data, unix.MADV_DONTNEED); err != nil {
-				return 0, fmt.Errorf("release the spilled blob id table %s: %w", f.name, err)
-			}
-			f.touched = 0
-		}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	blk, err := f.block(b)
+	if err != nil {
+		return 0, err
 	}
-	blk := f.data[b*idBlock*idRecord : min(len(f.data), (b+1)*idBlock*idRecord)]
 	n := len(blk) / idRecord
 	lo, hi = 0, n // the first record with a key >= k
 	for lo < hi {
@@ -400,4 +387,29 @@ func (f *idFile) lookup(k uint64) (uint32, error) {
 		return 0, nil
 	}
 	return binary.BigEndian.Uint32(blk[lo*idRecord+8:]), nil
+}
+
+// block returns block b's records, read or kept; f.mu is held.
+func (f *idFile) block(b int) ([]byte, error) {
+	if b == f.last {
+		return f.lastB, nil
+	}
+	blk, ok := f.blocks[b]
+	if !ok {
+		if len(f.blocks) >= idCachedBlocks {
+			for old, buf := range f.blocks { // an arbitrary one: map order
+				delete(f.blocks, old)
+				blk = buf
+				break
+			}
+		}
+		size := int(min(int64(idBlock), f.n-int64(b)*idBlock)) * idRecord
+		blk = slices.Grow(blk[:0], size)[:size]
+		if _, err := unix.Pread(f.fd, blk, int64(b)*idBlock*idRecord); err != nil {
+			return nil, fmt.Errorf("read the spilled blob id table %s: %w", f.f.Name(), err)
+		}
+		f.blocks[b] = blk
+	}
+	f.last, f.lastB = b, blk
+	return blk, nil
 }
