@@ -49,7 +49,7 @@ func WithManifestCache(v bool) BuildOption {
 
 // WithIDTableMemory sets how many blobs' ids a build holds in memory (12 bytes
 // each) before it spills them to sorted files in the index directory (ids.go);
-// 0 is the default of about a million.
+// 0 is the default of about two million.
 func WithIDTableMemory(blobs int) BuildOption {
 	return func(o *buildOptions) error {
 		if blobs < 0 {

@@ -57,9 +57,10 @@ const (
 	idBlock  = 256 // records a block of the merged file
 )
 
-// defaultSpillAt keeps registries of up to a million blobs in memory (12 MB, and
-// up to as much again while the buckets grow).
-var defaultSpillAt = 1 << 20
+// defaultSpillAt keeps registries of up to two million blobs in memory (32 MiB, and
+// a quarter more while the array grows): below it lookups cost nothing; above, the
+// runs are that size.
+var defaultSpillAt = 2 << 20
 
 // prefix64 returns the first 64 bits of d's hex, or false when d is not hex.
 func prefix64(d digest.Digest) (uint64, bool) {
@@ -166,8 +167,6 @@ func (t *idTable) seal(digestOf func(id uint32) (digest.Digest, error)) error {
 			p[j].id = 0
 		}
 	}
-	// Copied to its length: append's spare capacity is up to a quarter more.
-	t.pending = slices.Clone(p)
 	return nil
 }
 
