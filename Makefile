@@ -66,7 +66,7 @@ bench:
 # driver (SCALE_BLOBS, comma-separated; 100M takes about half an hour).
 SCALE_BLOBS ?= 1000000,3000000,10000000
 bench-scale:
-	$(GO) run ./benchmarks/bench -only scale -synth $(SCALE_BLOBS)
+	$(GO) run ./benchmarks/bench -only scale -synth $(SCALE_BLOBS) $(SCALE_FLAGS)
 
 # Fuzz each target for FUZZTIME (the manifest parsers, link and path parsing, the
 # streamed digest scan of unreadable manifests). Seeds are in the tests and the

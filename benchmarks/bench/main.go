@@ -27,6 +27,7 @@ import (
 	"github.com/distribution/distribution/v3/registry/storage"
 	"github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
+	"github.com/dustin/go-humanize"
 	"github.com/sirupsen/logrus"
 
 	"github.com/regsweep/regsweep/benchmarks/benchenv"
@@ -70,6 +71,7 @@ var scales = map[string]scale{
 
 var (
 	workers    = flag.Int("workers", 0, "regsweep --workers (0: the default for the storage, as the CLI)")
+	memLimit   = flag.Int64("memory-limit", 256<<20, "regsweep --memory-limit in bytes for the child processes (256 MiB: the CLI's default)")
 	cpuprofile = flag.String("cpuprofile", "", "write a CPU profile of the regsweep runs to this file")
 	synthBlobs = flag.String("synth", "", "comma-separated blob counts for the synthetic-driver rows of -only scale (time per blob, peak RSS, index size on disk)")
 )
@@ -483,8 +485,12 @@ func benchScale() {
 			must(fmt.Errorf("-synth %q: want blob counts", f))
 		}
 		t, rss, disk := childIndex("regsweep", fmt.Sprintf("synthetic:%d", n))
-		fmt.Printf("| scale, synthetic driver, %d blobs, %d manifests | regsweep | %s | %s | %.2f µs a blob, index %.0f bytes a blob on disk |\n",
-			n, n/100, t.Round(time.Millisecond), mib(rss), float64(t.Microseconds())/float64(n), float64(disk)/float64(n))
+		limit := ""
+		if *memLimit != 256<<20 {
+			limit = fmt.Sprintf(", --memory-limit %s", humanize.IBytes(uint64(*memLimit)))
+		}
+		fmt.Printf("| scale, synthetic driver, %d blobs, %d manifests%s | regsweep | %s | %s | %.2f µs a blob, index %.0f bytes a blob on disk |\n",
+			n, n/100, limit, t.Round(time.Millisecond), mib(rss), float64(t.Microseconds())/float64(n), float64(disk)/float64(n))
 	}
 }
 
@@ -501,7 +507,7 @@ func child(tool, source string) (time.Duration, int64) {
 
 // childIndex is child, and the size of the index regsweep built (0 for other tools).
 func childIndex(tool, source string) (time.Duration, int64, int64) {
-	c := exec.Command(os.Args[0], "rss", tool, source, fmt.Sprint(*workers))
+	c := exec.Command(os.Args[0], "rss", tool, source, fmt.Sprint(*workers), fmt.Sprint(*memLimit))
 	c.Stderr = os.Stderr
 	start := time.Now()
 	out, err := c.Output()
@@ -551,7 +557,11 @@ func rssChild(args []string) {
 	}
 	none := func() int64 { return 0 }
 	if _, set := os.LookupEnv("GOMEMLIMIT"); !set && tool == "regsweep" {
-		memlimit.Start(ctx, 256<<20, time.Second) // as the regsweep command does by default
+		limit := int64(256 << 20)
+		if len(args) > 3 {
+			fmt.Sscan(args[3], &limit)
+		}
+		memlimit.Start(ctx, limit, time.Second) // as the regsweep command does with --memory-limit
 	}
 	if tool == "marksweep" {
 		markAndSweep(ctx, drv, false, none)
