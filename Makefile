@@ -63,7 +63,8 @@ bench:
 	BENCH_SCALE=$(BENCH_SCALE) $(GO) run ./benchmarks/bench
 
 # Time per blob and peak RSS of a dry run as the blob count grows, with the synthetic
-# driver (SCALE_BLOBS, comma-separated; 100M takes about half an hour).
+# driver (SCALE_BLOBS, comma-separated; 100M takes about half an hour). SCALE_FLAGS
+# passes harness flags, such as -memory-limit 1073741824 for the 100M row.
 SCALE_BLOBS ?= 1000000,3000000,10000000
 bench-scale:
 	$(GO) run ./benchmarks/bench -only scale -synth $(SCALE_BLOBS) $(SCALE_FLAGS)
