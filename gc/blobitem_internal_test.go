@@ -3,6 +3,7 @@ package gc
 import (
 	"cmp"
 	"encoding/json"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -46,5 +47,20 @@ func TestBlobItemDigests(t *testing.T) {
 	slices.SortFunc(items, compareBlobs)
 	if !slices.IsSortedFunc(items, func(a, b BlobItem) int { return cmp.Compare(a.Digest(), b.Digest()) }) {
 		t.Errorf("compareBlobs does not order by digest text: %v", items)
+	}
+}
+
+// A plan may hold ten million blob items: they must stay small and hold no pointer,
+// or the collector scans them all on every cycle.
+func TestBlobItemIsFlat(t *testing.T) {
+	typ := reflect.TypeFor[BlobItem]()
+	if typ.Size() > 48 {
+		t.Errorf("BlobItem is %d bytes, want at most 48", typ.Size())
+	}
+	for i := range typ.NumField() {
+		switch f := typ.Field(i); f.Type.Kind() {
+		case reflect.Pointer, reflect.String, reflect.Slice, reflect.Map, reflect.Interface:
+			t.Errorf("BlobItem.%s is a %s: the collector would scan every item", f.Name, f.Type.Kind())
+		}
 	}
 }
