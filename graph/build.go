@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"regexp"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -49,7 +50,8 @@ func WithManifestCache(v bool) BuildOption {
 
 // WithIDTableMemory sets how many blobs' ids a build holds in memory (12 bytes
 // each) before it spills them to sorted files in the index directory (ids.go);
-// 0 is the default of about two million.
+// 0 is an eighth of the Go memory limit (two million blobs under the default
+// 256 MiB), or two million without one.
 func WithIDTableMemory(blobs int) BuildOption {
 	return func(o *buildOptions) error {
 		if blobs < 0 {
@@ -147,7 +149,7 @@ func Build(ctx context.Context, drv driver.StorageDriver, idx *Index, opts ...Bu
 	}
 	defer func() { b.wb.Cancel() }() // the batch of the moment: flush replaces it
 	removeSpills(idx.dir)
-	b.ids.dir, b.ids.spillAt = idx.dir, o.spillAt
+	b.ids.dir, b.ids.spillAt = idx.dir, cmp.Or(o.spillAt, spillFor(debug.SetMemoryLimit(-1)))
 	defer b.ids.close()
 	b.idBuf = appendIDRecord(b.idBuf, "", nil) // id 0 means none: a placeholder keeps chunks aligned
 

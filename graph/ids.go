@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -59,8 +60,18 @@ const (
 
 // defaultSpillAt keeps registries of up to two million blobs in memory (32 MiB, and
 // a quarter more while the array grows): below it lookups cost nothing; above, the
-// runs are that size.
+// runs are that size. It is the share of a 256 MiB memory limit that spillFor gives.
 var defaultSpillAt = 2 << 20
+
+// spillFor returns how many entries the table holds in memory under the Go memory
+// limit: an eighth of it, so that a larger --memory-limit keeps larger registries'
+// lookups in memory (a lookup in a spilled table costs a pread about half the time).
+func spillFor(limit int64) int {
+	if limit <= 0 || limit == math.MaxInt64 {
+		return defaultSpillAt
+	}
+	return int(min(max(limit/8/16, 1<<20), 64<<20))
+}
 
 // prefix64 returns the first 64 bits of d's hex, or false when d is not hex.
 func prefix64(d digest.Digest) (uint64, bool) {

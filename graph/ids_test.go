@@ -2,6 +2,7 @@ package graph
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -122,5 +123,22 @@ func TestIDTableSpilledCollisionAcrossBlocks(t *testing.T) {
 	}
 	if got, _ := tab.lookup(digest.Digest(fmt.Sprintf("sha256:%016x%048x", idBlock-2, 99999))); got != 0 {
 		t.Errorf("unknown digest in the collision group = %d, want 0", got)
+	}
+}
+
+func TestSpillFor(t *testing.T) {
+	for _, c := range []struct {
+		limit int64
+		want  int
+	}{
+		{256 << 20, 2 << 20},
+		{1 << 30, 8 << 20},
+		{math.MaxInt64, defaultSpillAt},
+		{16 << 20, 1 << 20},
+		{64 << 30, 64 << 20},
+	} {
+		if got := spillFor(c.limit); got != c.want {
+			t.Errorf("spillFor(%d) = %d, want %d", c.limit, got, c.want)
+		}
 	}
 }
