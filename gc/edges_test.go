@@ -15,8 +15,9 @@ import (
 	"github.com/regsweep/regsweep/storage"
 )
 
-// TestEdgesFromIndex: planning with references read per manifest from the index (as
-// for large registries) gives the same plan as with all of them held.
+// TestEdgesFromIndex: planning with references read per manifest from the index and
+// blob sizes from a file (as for large registries) gives the same plan as with all of
+// them held.
 func TestEdgesFromIndex(t *testing.T) {
 	ctx := context.Background()
 	root := t.TempDir()
@@ -45,8 +46,8 @@ func TestEdgesFromIndex(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, m := range []bool{false, true} {
-			plan := func(held int) string {
-				g, err := graph.Load(ctx, idx, graph.WithMaxHeldEdges(held))
+			plan := func(held int, sizes int64) string {
+				g, err := graph.Load(ctx, idx, graph.WithMaxHeldEdges(held), graph.WithSizeMemory(sizes))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -57,7 +58,7 @@ func TestEdgesFromIndex(t *testing.T) {
 				b, _ := json.Marshal(p)
 				return string(b)
 			}
-			if d := cmp.Diff(plan(1<<30), plan(0)); d != "" {
+			if d := cmp.Diff(plan(1<<30, 1<<30), plan(0, 0)); d != "" {
 				t.Errorf("%s -m=%v: plans differ (-held +from index):\n%s", name, m, d)
 			}
 		}

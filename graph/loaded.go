@@ -19,7 +19,7 @@ type Graph struct {
 	meta      Meta
 	maxID     uint32
 	present   Bitset
-	sizes     Sizes
+	sizes     sizeSource
 	manifests map[uint32]Manifest
 	repos     []Repo
 	revisions []Link
@@ -41,7 +41,10 @@ var _ walkSource = (*Graph)(nil)
 // when a walk expands it.
 const DefaultMaxHeldEdges = 4 << 20
 
-type loadOptions struct{ maxHeldEdges int }
+type loadOptions struct {
+	maxHeldEdges int
+	sizeMemory   int64 // ids whose sizes are held in memory; -1: an eighth of the memory limit
+}
 
 // LoadOption tunes Load.
 type LoadOption func(*loadOptions)
@@ -50,9 +53,14 @@ type LoadOption func(*loadOptions)
 // use 0 to plan as a large registry does).
 func WithMaxHeldEdges(n int) LoadOption { return func(o *loadOptions) { o.maxHeldEdges = n } }
 
+// WithSizeMemory sets for how many ids Load holds blob sizes in memory (4 bytes
+// each); beyond, they are read from a file beside the index. By default, as many as
+// an eighth of the Go memory limit holds.
+func WithSizeMemory(ids int64) LoadOption { return func(o *loadOptions) { o.sizeMemory = ids } }
+
 // Load reads idx into a Graph.
 func Load(ctx context.Context, idx *Index, opts ...LoadOption) (*Graph, error) {
-	o := loadOptions{maxHeldEdges: DefaultMaxHeldEdges}
+	o := loadOptions{maxHeldEdges: DefaultMaxHeldEdges, sizeMemory: -1}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -63,7 +71,6 @@ func Load(ctx context.Context, idx *Index, opts ...LoadOption) (*Graph, error) {
 	g := &Graph{
 		idx: idx, meta: meta, maxID: meta.MaxID,
 		present:   NewBitset(meta.MaxID),
-		sizes:     NewSizes(meta.MaxID),
 		manifests: map[uint32]Manifest{},
 		edgesOf:   map[uint32][]Edge{},
 		referrers: map[uint32][]uint32{},
@@ -71,12 +78,29 @@ func Load(ctx context.Context, idx *Index, opts ...LoadOption) (*Graph, error) {
 	intern := interned{}.of
 	steps := []func() error{
 		func() error {
+			if o.sizeMemory >= 0 && int64(meta.MaxID) >= o.sizeMemory || o.sizeMemory < 0 && !sizesInMemory(meta.MaxID) {
+				// Past an eighth of the memory limit (4 bytes a blob: 400 MB at 100M
+				// blobs), sizes go to a file read by blocks.
+				z, err := writeSizeFile(idx.dir, meta.MaxID, func(fn func(uint32, int64) error) error {
+					return idx.BlobSizes(func(b Blob) error {
+						if b.ID > g.maxID {
+							return fmt.Errorf("%w: blob id %d beyond the index's max id %d", ErrDamaged, b.ID, g.maxID)
+						}
+						g.present.Set(b.ID)
+						return fn(b.ID, b.Size)
+					})
+				})
+				g.sizes = z
+				return err
+			}
+			sizes := NewSizes(meta.MaxID)
+			g.sizes = &sizes
 			return idx.BlobSizes(func(b Blob) error {
 				if b.ID > g.maxID {
 					return fmt.Errorf("%w: blob id %d beyond the index's max id %d", ErrDamaged, b.ID, g.maxID)
 				}
 				g.present.Set(b.ID)
-				g.sizes.Set(b.ID, b.Size)
+				sizes.Set(b.ID, b.Size)
 				return nil
 			})
 		},

@@ -1,0 +1,155 @@
+package graph
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"slices"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// sizeSource gives a blob's size: held in memory (Sizes) or, for registries whose
+// sizes would take more than an eighth of the memory limit, in a file (sizeFile).
+type sizeSource interface {
+	Lookup(id uint32) (int64, bool)
+	Of(id uint32) int64
+}
+
+// sizeFile holds a loaded graph's blob sizes in a file beside the index, 4 bytes an
+// id as Sizes keeps them, read with pread a 4 KiB block at a time through a bounded
+// cache; the rare sizes of 4 GiB and more stay in memory. The file is unlinked as
+// soon as it is written: its space returns when the graph is collected or the
+// process ends, however it ends.
+type sizeFile struct {
+	f   *os.File
+	n   uint32 // ids held: 0 ... n-1
+	big map[uint32]int64
+
+	mu     sync.Mutex
+	blocks map[uint32][]uint32
+	buf    []byte
+}
+
+const sizeBlock = 1024 // ids a block
+
+// sizeCachedBlocks bounds the blocks kept: 32 MiB.
+var sizeCachedBlocks = 8192
+
+// sizesInMemory reports whether sizes for ids up to maxID fit an eighth of the Go
+// memory limit.
+func sizesInMemory(maxID uint32) bool {
+	limit := debug.SetMemoryLimit(-1)
+	return limit <= 0 || limit == math.MaxInt64 || int64(maxID)*4 <= limit/8
+}
+
+// writeSizeFile writes the sizes each(fn) gives, in increasing id order, to a file
+// in dir.
+func writeSizeFile(dir string, maxID uint32, each func(fn func(id uint32, size int64) error) error) (*sizeFile, error) {
+	f, err := os.CreateTemp(dir, "graph-sizes-")
+	if err != nil {
+		return nil, fmt.Errorf("write blob sizes beside the index: %w", err)
+	}
+	os.Remove(f.Name()) // open: readable until closed
+	z := &sizeFile{f: f, n: maxID + 1, blocks: map[uint32][]uint32{}}
+	w := bufio.NewWriterSize(f, 1<<20)
+	var next uint32 // the id the file reaches
+	var rec [4]byte
+	put := func(v uint32) error {
+		binary.LittleEndian.PutUint32(rec[:], v)
+		_, err := w.Write(rec[:])
+		next++
+		return err
+	}
+	err = each(func(id uint32, size int64) error {
+		if id < next || id > maxID {
+			return fmt.Errorf("%w: blob id %d out of order or beyond the index's max id %d", ErrDamaged, id, maxID)
+		}
+		for next < id {
+			if err := put(0); err != nil {
+				return err
+			}
+		}
+		if size >= 0 && size < bigSize-1 {
+			return put(uint32(size + 1))
+		}
+		if z.big == nil {
+			z.big = map[uint32]int64{}
+		}
+		z.big[id] = size
+		return put(bigSize)
+	})
+	for err == nil && next <= maxID {
+		err = put(0)
+	}
+	if err == nil {
+		err = w.Flush()
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("write blob sizes beside the index: %w", err)
+	}
+	return z, nil
+}
+
+// Lookup returns id's size and whether it is known.
+func (z *sizeFile) Lookup(id uint32) (int64, bool) {
+	if id >= z.n {
+		return 0, false
+	}
+	z.mu.Lock()
+	blk, ok := z.blocks[id/sizeBlock]
+	if !ok {
+		var err error
+		if blk, err = z.read(id / sizeBlock); err != nil {
+			z.mu.Unlock()
+			// The file was written by this process a moment ago: a failed read is
+			// the disk failing under it, and a size read as unknown could only
+			// under-report bytes, never change what is deleted. Say so loudly.
+			panic(fmt.Sprintf("read blob sizes beside the index in %s: %v (check that disk; run again with --memory-limit large enough to hold 4 bytes a blob in memory)", filepath.Dir(z.f.Name()), err))
+		}
+	}
+	v := blk[id%sizeBlock]
+	z.mu.Unlock()
+	switch v {
+	case 0:
+		return 0, false
+	case bigSize:
+		return z.big[id], true
+	}
+	return int64(v) - 1, true
+}
+
+// read reads block b into the cache, evicting one if full; z.mu is held.
+func (z *sizeFile) read(b uint32) ([]uint32, error) {
+	var blk []uint32
+	if len(z.blocks) >= sizeCachedBlocks {
+		for old, buf := range z.blocks { // an arbitrary one: map order
+			delete(z.blocks, old)
+			blk = buf
+			break
+		}
+	}
+	n := min(sizeBlock, int(z.n-b*sizeBlock))
+	z.buf = slices.Grow(z.buf[:0], n*4)[:n*4]
+	if _, err := unix.Pread(int(z.f.Fd()), z.buf, int64(b)*sizeBlock*4); err != nil {
+		return nil, err
+	}
+	blk = slices.Grow(blk[:0], n)[:n]
+	for i := range blk {
+		blk[i] = binary.LittleEndian.Uint32(z.buf[i*4:])
+	}
+	z.blocks[b] = blk
+	return blk, nil
+}
+
+// Of returns id's size, 0 when unknown.
+func (z *sizeFile) Of(id uint32) int64 {
+	n, _ := z.Lookup(id)
+	return n
+}
