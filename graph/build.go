@@ -48,7 +48,7 @@ func WithManifestCache(v bool) BuildOption {
 	return func(o *buildOptions) error { o.noCache = !v; return nil }
 }
 
-// WithIDTableMemory sets how many blobs' ids a build holds in memory (12 bytes
+// WithIDTableMemory sets how many blobs' ids a build holds in memory (16 bytes
 // each) before it spills them to sorted files in the index directory (ids.go);
 // 0 is an eighth of the Go memory limit (two million blobs under the default
 // 256 MiB), or two million without one.
