@@ -13,17 +13,29 @@ import (
 	"runtime/debug"
 	"strconv"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // minShare is the least part of the budget the Go runtime keeps whatever is mapped:
 // below it, collecting garbage would cost more than the pages it makes room for.
 const minShare = 2 // 1/minShare of the budget
 
+// tableShare is the part of the budget mapped index tables may hold resident
+// before their pages are dropped (trimTables).
+const tableShare = 8 // 1/tableShare of the budget
+
 // Start sets the Go memory limit to budget less the file-backed resident memory, and
 // keeps it so every interval until ctx ends. Without /proc it sets budget as is.
+// Where the file-backed memory passes an eighth of the budget, the pages of mapped
+// badger tables are dropped from the process first (trimTables): badger writes and
+// reads its tables through memory maps, and at 100M blobs they held 350 MB resident.
 func Start(ctx context.Context, budget int64, every time.Duration) {
 	set := func() bool {
 		mapped, ok := fileResident()
+		if ok && mapped > budget/tableShare && trimTables() > 0 {
+			mapped, _ = fileResident()
+		}
 		debug.SetMemoryLimit(max(budget-mapped, budget/minShare))
 		return ok
 	}
@@ -62,4 +74,37 @@ func fileResident() (int64, bool) {
 		}
 	}
 	return 0, false
+}
+
+// trimTables asks the kernel to page out the resident pages of every mapped badger
+// table (*.sst) and returns how many mappings it asked for. MADV_PAGEOUT writes dirty
+// pages back and a later read maps them again, so no data is lost; and it is safe if
+// badger unmaps a table between the read of /proc/self/maps and the call and the
+// range is reused, which MADV_DONTNEED is not (it would zero anonymous memory).
+func trimTables() int {
+	b, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		f := bytes.Fields(line)
+		// start-end perms offset dev inode path
+		if len(f) < 6 || !bytes.HasSuffix(f[5], []byte(".sst")) || len(f[1]) < 4 || f[1][3] != 's' {
+			continue
+		}
+		lo, hi, ok := bytes.Cut(f[0], []byte("-"))
+		if !ok {
+			continue
+		}
+		start, err1 := strconv.ParseUint(string(lo), 16, 64)
+		end, err2 := strconv.ParseUint(string(hi), 16, 64)
+		if err1 != nil || err2 != nil || end <= start {
+			continue
+		}
+		if _, _, e := unix.Syscall(unix.SYS_MADVISE, uintptr(start), uintptr(end-start), unix.MADV_PAGEOUT); e == 0 {
+			n++
+		}
+	}
+	return n
 }
