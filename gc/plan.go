@@ -404,7 +404,6 @@ func NewPlan(ctx context.Context, src Source, opts ...Option) (*Plan, error) {
 		candidates += bits.OnesCount64(w)
 	}
 	p.Blobs = make([]BlobItem, 0, candidates)
-	deletedIDs := make([]uint32, 0, candidates) // of p.Blobs, until they are sorted
 	cutoff := o.cutoff()
 	err = g.Blobs(false, func(b graph.Blob) error {
 		id := b.ID
@@ -444,16 +443,23 @@ func NewPlan(ctx context.Context, src Source, opts ...Option) (*Plan, error) {
 		}
 		deleted.Set(id)
 		p.Blobs = append(p.Blobs, newBlobItem(b.Digest, b.Size))
-		deletedIDs = append(deletedIDs, id)
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read blobs from index: %w", err)
 	}
-	// Digests of deleted blobs by id, while p.Blobs is still in id order.
+	// Digests of deleted blobs by id, while p.Blobs is still in id order: the item of
+	// id is the number of deleted ids below it (a rank over the bitset, 4 bytes per 64
+	// ids instead of 4 bytes per deleted blob).
+	below := make([]uint32, len(deleted))
+	for i, n := 1, uint32(0); i < len(deleted); i++ {
+		n += uint32(bits.OnesCount64(deleted[i-1]))
+		below[i] = n
+	}
 	deletedDigest := func(id uint32) digest.Digest {
-		if i, ok := slices.BinarySearch(deletedIDs, id); ok {
-			return p.Blobs[i].Digest()
+		if deleted.Has(id) {
+			w := id / 64
+			return p.Blobs[below[w]+uint32(bits.OnesCount64(deleted[w]&(1<<(id%64)-1)))].Digest()
 		}
 		return dg(id)
 	}
