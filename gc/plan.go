@@ -2,6 +2,7 @@ package gc
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -90,55 +91,56 @@ type Mode struct {
 
 // BlobItem is a blob directory to delete. Plans of large registries hold millions of
 // these, so a sha256 digest is held as its 32 bytes and the path is computed, not held:
-// 48 bytes an item instead of about 110, and no pointer, so that the collector never
+// 40 bytes an item instead of about 110, and no pointer, so that the collector never
 // scans a plan's blobs (ten million at 100M blobs).
 type BlobItem struct {
-	raw   [32]byte
-	Size  int64
-	other uint32 // 1 + the index of the digest in otherDigests when it is not canonical sha256
+	raw  [32]byte
+	size uint64 // otherDigest set: raw is the sha256 of a digest kept in otherDigests
 }
 
-// otherDigests holds the digests of blob items that are not canonical sha256: a
-// handful in a registry, kept for the life of the process.
+const otherDigest = 1 << 63
+
+// otherDigests holds the digests of blob items that are not canonical sha256, by the
+// sha256 of their text: a handful in a registry, kept for the life of the process.
 var otherDigests struct {
 	sync.Mutex
-	list  []digest.Digest
-	index map[digest.Digest]uint32
+	m map[[32]byte]digest.Digest
 }
 
 func newBlobItem(d digest.Digest, size int64) BlobItem {
-	b := BlobItem{Size: size}
+	b := BlobItem{size: uint64(max(size, 0))}
 	var ok bool
 	if b.raw, ok = storage.SHA256Bytes(d); !ok {
+		b.raw = sha256.Sum256([]byte(d))
+		b.size |= otherDigest
 		o := &otherDigests
 		o.Lock()
 		defer o.Unlock()
-		if o.index[d] == 0 {
-			if o.index == nil {
-				o.index = map[digest.Digest]uint32{}
-			}
-			o.list = append(o.list, d)
-			o.index[d] = uint32(len(o.list))
+		if o.m == nil {
+			o.m = map[[32]byte]digest.Digest{}
 		}
-		b.other = o.index[d]
+		o.m[b.raw] = d
 	}
 	return b
 }
 
+// Size returns the blob's size in bytes.
+func (b BlobItem) Size() int64 { return int64(b.size &^ otherDigest) }
+
 // Digest returns the blob's digest.
 func (b BlobItem) Digest() digest.Digest {
-	if b.other != 0 {
+	if b.size&otherDigest != 0 {
 		o := &otherDigests
 		o.Lock()
 		defer o.Unlock()
-		return o.list[b.other-1]
+		return o.m[b.raw]
 	}
 	return digest.NewDigestFromBytes(digest.SHA256, b.raw[:])
 }
 
 // compareBlobs orders by digest text; for two sha256 digests that is their bytes.
 func compareBlobs(a, b BlobItem) int {
-	if a.other == 0 && b.other == 0 {
+	if a.size&otherDigest == 0 && b.size&otherDigest == 0 {
 		return bytes.Compare(a.raw[:], b.raw[:])
 	}
 	return cmp.Compare(a.Digest(), b.Digest())
@@ -156,7 +158,7 @@ type blobItemJSON struct {
 // MarshalJSON implements json.Marshaler.
 func (b BlobItem) MarshalJSON() ([]byte, error) {
 	d := b.Digest()
-	return json.Marshal(blobItemJSON{d, b.Size, blobPath(d)})
+	return json.Marshal(blobItemJSON{d, b.Size(), blobPath(d)})
 }
 
 // UnmarshalJSON implements json.Unmarshaler; the path is recomputed from the digest.
@@ -167,6 +169,9 @@ func (b *BlobItem) UnmarshalJSON(data []byte) error {
 	}
 	if err := j.Digest.Validate(); err != nil {
 		return fmt.Errorf("plan blob %q: %w", j.Digest, err)
+	}
+	if j.Size < 0 {
+		return fmt.Errorf("plan blob %q: negative size %d", j.Digest, j.Size)
 	}
 	*b = newBlobItem(j.Digest, j.Size)
 	return nil

@@ -32,7 +32,7 @@ func (p *Plan) stats(g *graph.Graph, tags []graph.Tag, m *marks, deleted graph.B
 	}
 	sum.DeleteBlobs = len(p.Blobs)
 	for _, b := range p.Blobs {
-		sum.DeleteBytes += b.Size
+		sum.DeleteBytes += b.Size()
 	}
 	sum.DeleteManifests = len(p.Manifests)
 	sum.DeleteLayerLinks = len(p.LayerLinks)

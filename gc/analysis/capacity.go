@@ -419,7 +419,7 @@ func NewWhatIf(base, after *gc.Plan, untag, repos []string) WhatIf {
 	for _, b := range after.Blobs {
 		if !now[b.Digest()] {
 			w.AdditionalBlobs++
-			w.AdditionalBytes += b.Size
+			w.AdditionalBytes += b.Size()
 		}
 	}
 	return w

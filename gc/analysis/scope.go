@@ -118,14 +118,14 @@ func Narrow(r *Report, p *gc.Plan, m *RepoMatcher) (*Report, error) {
 		switch {
 		case !ok:
 			s.UnlinkedDeleteBlobs++
-			s.UnlinkedDeleteBytes += b.Size
+			s.UnlinkedDeleteBytes += b.Size()
 		case h[0] && !h[1]:
 			s.DeleteBlobs++
-			s.DeleteBytes += b.Size
+			s.DeleteBytes += b.Size()
 			out.Delete.Blobs = append(out.Delete.Blobs, b)
 		case h[0]:
 			s.SharedDeleteBlobs++
-			s.SharedDeleteBytes += b.Size
+			s.SharedDeleteBytes += b.Size()
 			out.Delete.Blobs = append(out.Delete.Blobs, b)
 		default:
 			s.DeleteBlobsOutOfScope++

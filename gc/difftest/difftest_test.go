@@ -475,8 +475,8 @@ func planFiles(t *testing.T, root string, p *gc.Plan, name string) fileSet {
 	for _, b := range p.Blobs {
 		want := fmt.Sprintf("/%s/blobs/%s/%s/%s", v2, b.Digest().Algorithm(), b.Digest().Encoded()[:2], b.Digest().Encoded())
 		add("blob", b.Path(), want, true)
-		if fi, err := os.Stat(filepath.Join(root, filepath.FromSlash(blobDataPath(b.Digest())))); err == nil && fi.Size() != b.Size {
-			t.Errorf("plan %s: blob %s size %d, data file has %d bytes", name, b.Digest(), b.Size, fi.Size())
+		if fi, err := os.Stat(filepath.Join(root, filepath.FromSlash(blobDataPath(b.Digest())))); err == nil && fi.Size() != b.Size() {
+			t.Errorf("plan %s: blob %s size %d, data file has %d bytes", name, b.Digest(), b.Size(), fi.Size())
 		}
 	}
 	for _, m := range p.Manifests {

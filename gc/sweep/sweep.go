@@ -523,7 +523,7 @@ func Run(ctx context.Context, drv driver.StorageDriver, p *gc.Plan, opts ...Opti
 	// 3. Blobs.
 	var blobs []job
 	for _, b := range p.Blobs {
-		size := b.Size
+		size := b.Size()
 		blobs = append(blobs, job{path: b.Path(), digest: b.Digest(), left: &rem.Blobs, size: size, count: func() { res.DeletedBlobs++; res.FreedBytes += size }})
 	}
 	if err := phase("blobs", true, blobs); err != nil {
@@ -663,7 +663,7 @@ func planned(p *gc.Plan) Remaining {
 		r.TagIndex += len(m.TagIndex)
 	}
 	for _, b := range p.Blobs {
-		r.Bytes += b.Size
+		r.Bytes += b.Size()
 	}
 	return r
 }

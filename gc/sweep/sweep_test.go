@@ -86,7 +86,7 @@ func TestSweepMatchesPlan(t *testing.T) {
 		}
 		var bytes int64
 		for _, b := range p.Blobs {
-			bytes += b.Size
+			bytes += b.Size()
 		}
 		if res.FreedBytes != bytes || res.DeletedBlobs != len(p.Blobs) || res.DeletedManifests != len(p.Manifests) ||
 			res.DeletedLayerLinks != len(p.LayerLinks) || res.DeletedUploads != len(p.Uploads) {
