@@ -2,9 +2,9 @@ package gc
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"cmp"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"maps"
