@@ -96,15 +96,7 @@ func BenchmarkMarkAndSweepDryRunFS(b *testing.B) {
 // latency: what is left is the tool's own time).
 func BenchmarkRegsweepRerunS3(b *testing.B) {
 	ctx := context.Background()
-	s3, err := benchenv.NewS3("registry")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s3.Close()
-	drv, err := s3.Driver(ctx, "/")
-	if err != nil {
-		b.Fatal(err)
-	}
+	_, drv := benchenv.StartS3(b, "/")
 	if _, err := synth.Generate(ctx, drv, 7, synth.Layout{Repos: 20, ManifestsPerRepo: 10, TagsPerRepo: 6, LayersPerManifest: 3, ShareRatio: 0.3, IndexFraction: 0.1, OrphanBlobs: 100}); err != nil {
 		b.Fatal(err)
 	}

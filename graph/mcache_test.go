@@ -175,15 +175,7 @@ func TestManifestCacheFilesystem(t *testing.T) {
 // sizes and times, so a rerun makes no GET of a manifest blob and no HEAD either.
 func TestManifestCacheS3(t *testing.T) {
 	ctx := context.Background()
-	s3, err := benchenv.NewS3("registry")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s3.Close()
-	drv, err := s3.Driver(ctx, "/prefix")
-	if err != nil {
-		t.Fatal(err)
-	}
+	s3, drv := benchenv.StartS3(t, "/prefix")
 	if err := benchenv.PutTree(ctx, drv, regtest.SampleDir()); err != nil {
 		t.Fatal(err)
 	}

@@ -159,15 +159,7 @@ func TestAdaptiveGrows(t *testing.T) {
 // the reads succeed once the store recovers.
 func TestAdaptiveS3SlowDown(t *testing.T) {
 	ctx := context.Background()
-	s3, err := benchenv.NewS3("registry")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s3.Close()
-	drv, err := s3.Driver(ctx, "/p")
-	if err != nil {
-		t.Fatal(err)
-	}
+	s3, drv := benchenv.StartS3(t, "/p")
 	const files = 10
 	for i := range files {
 		if err := drv.PutContent(ctx, fmt.Sprintf("/f%d", i), []byte("x")); err != nil {

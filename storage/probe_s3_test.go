@@ -21,15 +21,7 @@ func TestS3BlobListingProbe(t *testing.T) {
 	for _, n := range []int{300, 2500} {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
 			ctx := context.Background()
-			s3, err := benchenv.NewS3("registry")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s3.Close()
-			drv, err := s3.Driver(ctx, "/")
-			if err != nil {
-				t.Fatal(err)
-			}
+			s3, drv := benchenv.StartS3(t, "/")
 			want := map[digest.Digest]bool{}
 			g, gctx := errgroup.WithContext(ctx)
 			g.SetLimit(32)
@@ -56,7 +48,7 @@ func TestS3BlobListingProbe(t *testing.T) {
 			// As regsweep opens an object store: patient, with adaptive concurrency.
 			_, ao := storage.Concurrency(drv.Name(), 0)
 			wrapped := storage.NewPatient(storage.NewAdaptive(drv, *ao), storage.PatientOptions{})
-			err = storage.Scan(ctx, wrapped, func(e storage.Entry) error {
+			err := storage.Scan(ctx, wrapped, func(e storage.Entry) error {
 				if e.Kind == storage.BlobData {
 					got[e.Digest]++
 				}

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"testing"
 	"time"
 
 	"github.com/distribution/distribution/v3/registry/storage/driver"
@@ -112,6 +113,22 @@ func NewS3(bucket string) (*S3, error) {
 		h.ServeHTTP(w, r)
 	}))
 	return s, nil
+}
+
+// StartS3 starts a fake S3 server with a bucket "registry" for a test or benchmark,
+// stopped when it ends, and distribution's s3 driver for it under root.
+func StartS3(tb testing.TB, root string) (*S3, driver.StorageDriver) {
+	tb.Helper()
+	s, err := NewS3("registry")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(s.Close)
+	drv, err := s.Driver(context.Background(), root)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s, drv
 }
 
 // SetLatency sets the delay added to every request from now on.

@@ -19,15 +19,7 @@ import (
 // cache and reads none; a real run reads every one of them all the same.
 func TestS3RealRunsReadEveryTagLink(t *testing.T) {
 	ctx := context.Background()
-	s3, err := benchenv.NewS3("registry")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s3.Close()
-	drv, err := s3.Driver(ctx, "/")
-	if err != nil {
-		t.Fatal(err)
-	}
+	s3, drv := benchenv.StartS3(t, "/")
 	if err := benchenv.PutTree(ctx, drv, "../../testdata/sample/registry"); err != nil {
 		t.Fatal(err)
 	}
