@@ -16,7 +16,6 @@ import (
 	"sync"
 
 	"github.com/opencontainers/go-digest"
-	"golang.org/x/sys/unix"
 )
 
 // idTable maps the digests of listed blobs to their ids by the first 64 bits of the
@@ -219,13 +218,12 @@ func (t *idTable) close() {
 // three times a pread's cost here.)
 type idFile struct {
 	f      *os.File
-	fd     int
 	n      int64    // records
 	firsts []uint64 // the first key of each block
 
 	mu     sync.Mutex
-	blocks map[int][]byte // at most idCachedBlocks
-	last   int            // the block of the last lookup: links come in digest order
+	blocks *fileBlocks // at most idCachedBlocks
+	last   int         // the block of the last lookup: links come in digest order
 	lastB  []byte
 }
 
@@ -271,7 +269,7 @@ func (t *idTable) merge(digestOf func(id uint32) (digest.Digest, error)) (err er
 	if err != nil {
 		return fmt.Errorf("spill the blob id table: %w", err)
 	}
-	file := &idFile{f: out, fd: int(out.Fd()), blocks: map[int][]byte{}, last: -1}
+	file := &idFile{f: out, last: -1}
 	var n int64 // records written
 	var readers []*runReader
 	defer func() {
@@ -358,6 +356,7 @@ func (t *idTable) merge(digestOf func(id uint32) (digest.Digest, error)) (err er
 		}
 	}
 	file.firsts, file.n = slices.Clip(file.firsts), n
+	file.blocks = newFileBlocks(out, idBlock*idRecord, n*idRecord, func() int { return idCachedBlocks })
 	return nil
 }
 
@@ -404,21 +403,9 @@ func (f *idFile) block(b int) ([]byte, error) {
 	if b == f.last {
 		return f.lastB, nil
 	}
-	blk, ok := f.blocks[b]
-	if !ok {
-		if len(f.blocks) >= idCachedBlocks {
-			for old, buf := range f.blocks { // an arbitrary one: map order
-				delete(f.blocks, old)
-				blk = buf
-				break
-			}
-		}
-		size := int(min(int64(idBlock), f.n-int64(b)*idBlock)) * idRecord
-		blk = slices.Grow(blk[:0], size)[:size]
-		if _, err := unix.Pread(f.fd, blk, int64(b)*idBlock*idRecord); err != nil {
-			return nil, fmt.Errorf("read the spilled blob id table %s: %w", f.f.Name(), err)
-		}
-		f.blocks[b] = blk
+	blk, err := f.blocks.get(b)
+	if err != nil {
+		return nil, fmt.Errorf("read the spilled blob id table %s: %w", f.f.Name(), err)
 	}
 	f.last, f.lastB = b, blk
 	return blk, nil

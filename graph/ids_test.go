@@ -81,8 +81,8 @@ func TestIDTableSpilled(t *testing.T) {
 			if tab.file == nil {
 				t.Fatal("a table beyond spillAt was not spilled")
 			}
-			if len(tab.file.blocks) > idCachedBlocks {
-				t.Errorf("%d blocks kept, want at most %d", len(tab.file.blocks), idCachedBlocks)
+			if len(tab.file.blocks.m) > idCachedBlocks {
+				t.Errorf("%d blocks kept, want at most %d", len(tab.file.blocks.m), idCachedBlocks)
 			}
 			if runs, _ := filepath.Glob(filepath.Join(dir, spillPrefix+"run-*")); len(runs) != 0 {
 				t.Errorf("runs left after the merge: %v", runs)

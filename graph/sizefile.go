@@ -8,10 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
-	"slices"
 	"sync"
-
-	"golang.org/x/sys/unix"
 )
 
 // sizeSource gives a blob's size: held in memory (Sizes) or, for registries whose
@@ -32,8 +29,7 @@ type sizeFile struct {
 	big map[uint32]int64
 
 	mu     sync.Mutex
-	blocks map[uint32][]uint32
-	buf    []byte
+	blocks *fileBlocks // at most sizeCachedBlocks
 }
 
 const sizeBlock = 1024 // ids a block
@@ -56,7 +52,8 @@ func writeSizeFile(dir string, maxID uint32, each func(fn func(id uint32, size i
 		return nil, fmt.Errorf("write blob sizes beside the index: %w", err)
 	}
 	os.Remove(f.Name()) // open: readable until closed
-	z := &sizeFile{f: f, n: maxID + 1, blocks: map[uint32][]uint32{}}
+	z := &sizeFile{f: f, n: maxID + 1}
+	z.blocks = newFileBlocks(f, sizeBlock*4, int64(z.n)*4, func() int { return sizeCachedBlocks })
 	w := bufio.NewWriterSize(f, 1<<20)
 	var next uint32 // the id the file reaches
 	var rec [4]byte
@@ -103,18 +100,15 @@ func (z *sizeFile) Lookup(id uint32) (int64, bool) {
 		return 0, false
 	}
 	z.mu.Lock()
-	blk, ok := z.blocks[id/sizeBlock]
-	if !ok {
-		var err error
-		if blk, err = z.read(id / sizeBlock); err != nil {
-			z.mu.Unlock()
-			// The file was written by this process a moment ago: a failed read is
-			// the disk failing under it, and a size read as unknown could only
-			// under-report bytes, never change what is deleted. Say so loudly.
-			panic(fmt.Sprintf("read blob sizes beside the index in %s: %v (check that disk; run again with --memory-limit large enough to hold 4 bytes a blob in memory)", filepath.Dir(z.f.Name()), err))
-		}
+	blk, err := z.blocks.get(int(id / sizeBlock))
+	if err != nil {
+		z.mu.Unlock()
+		// The file was written by this process a moment ago: a failed read is
+		// the disk failing under it, and a size read as unknown could only
+		// under-report bytes, never change what is deleted. Say so loudly.
+		panic(fmt.Sprintf("read blob sizes beside the index in %s: %v (check that disk; run again with --memory-limit large enough to hold 4 bytes a blob in memory)", filepath.Dir(z.f.Name()), err))
 	}
-	v := blk[id%sizeBlock]
+	v := binary.LittleEndian.Uint32(blk[id%sizeBlock*4:])
 	z.mu.Unlock()
 	switch v {
 	case 0:
@@ -123,29 +117,6 @@ func (z *sizeFile) Lookup(id uint32) (int64, bool) {
 		return z.big[id], true
 	}
 	return int64(v) - 1, true
-}
-
-// read reads block b into the cache, evicting one if full; z.mu is held.
-func (z *sizeFile) read(b uint32) ([]uint32, error) {
-	var blk []uint32
-	if len(z.blocks) >= sizeCachedBlocks {
-		for old, buf := range z.blocks { // an arbitrary one: map order
-			delete(z.blocks, old)
-			blk = buf
-			break
-		}
-	}
-	n := min(sizeBlock, int(z.n-b*sizeBlock))
-	z.buf = slices.Grow(z.buf[:0], n*4)[:n*4]
-	if _, err := unix.Pread(int(z.f.Fd()), z.buf, int64(b)*sizeBlock*4); err != nil {
-		return nil, err
-	}
-	blk = slices.Grow(blk[:0], n)[:n]
-	for i := range blk {
-		blk[i] = binary.LittleEndian.Uint32(z.buf[i*4:])
-	}
-	z.blocks[b] = blk
-	return blk, nil
 }
 
 // Of returns id's size, 0 when unknown.

@@ -52,8 +52,8 @@ func TestSizeFile(t *testing.T) {
 			t.Fatalf("Lookup(%d) = %d, %v; want %d, %v", id, gn, gk, wn, wk)
 		}
 	}
-	if len(z.blocks) > sizeCachedBlocks {
-		t.Errorf("%d blocks kept, want at most %d", len(z.blocks), sizeCachedBlocks)
+	if len(z.blocks.m) > sizeCachedBlocks {
+		t.Errorf("%d blocks kept, want at most %d", len(z.blocks.m), sizeCachedBlocks)
 	}
 	if left, _ := os.ReadDir(dir); len(left) != 0 {
 		t.Errorf("the sizes file is visible in the index directory: %v", left)
