@@ -1,9 +1,11 @@
 package graph
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/opencontainers/go-digest"
 )
@@ -20,7 +22,7 @@ type Graph struct {
 	maxID     uint32
 	present   Bitset
 	sizes     sizeSource
-	manifests map[uint32]Manifest
+	manifests *manifestTable
 	repos     []Repo
 	revisions []Link
 	tags      []Tag
@@ -29,9 +31,8 @@ type Graph struct {
 	warnings  []Warning
 	edgesOf   map[uint32][]Edge // nil: read per manifest from the index
 	referrers map[uint32][]uint32
-	linkedBy  map[uint32][]string // manifest -> repositories with a revision link
-	revsOf    map[string][]uint32 // repository -> manifests it links
-	goneRepo  map[string]bool     // a what-if: repositories treated as deleted
+	revByID   []uint32        // g.revisions' indexes in manifest id order (revisions are in repository order)
+	goneRepo  map[string]bool // a what-if: repositories treated as deleted
 }
 
 var _ walkSource = (*Graph)(nil)
@@ -71,7 +72,7 @@ func Load(ctx context.Context, idx *Index, opts ...LoadOption) (*Graph, error) {
 	g := &Graph{
 		idx: idx, meta: meta, maxID: meta.MaxID,
 		present:   NewBitset(meta.MaxID),
-		manifests: map[uint32]Manifest{},
+		manifests: newManifestTable(meta.Manifests),
 		edgesOf:   map[uint32][]Edge{},
 		referrers: map[uint32][]uint32{},
 	}
@@ -105,14 +106,9 @@ func Load(ctx context.Context, idx *Index, opts ...LoadOption) (*Graph, error) {
 			})
 		},
 		func() error {
-			// Held for every manifest: drop the digest (the index has it) and share
-			// the few media types.
-			return idx.Manifests(func(m Manifest) error {
-				m.Digest, m.Platforms = "", nil
-				m.MediaType, m.ArtifactType = intern(m.MediaType), intern(m.ArtifactType)
-				g.manifests[m.ID] = m
-				return nil
-			})
+			err := idx.Manifests(g.manifests.add)
+			g.manifests.seal()
+			return err
 		},
 		func() error { return idx.Repos(func(r Repo) error { g.repos = append(g.repos, r); return nil }) },
 		func() error {
@@ -168,13 +164,18 @@ func (in interned) of(v string) string {
 	return v
 }
 
+// linkRevisions orders the revision links by repository (as the index holds them)
+// and by manifest, in 4 bytes a link: maps of lists took ~100 bytes a manifest.
 func (g *Graph) linkRevisions() {
-	g.linkedBy = map[uint32][]string{}
-	g.revsOf = map[string][]uint32{}
-	for _, l := range g.revisions {
-		g.linkedBy[l.ID] = append(g.linkedBy[l.ID], l.Repo)
-		g.revsOf[l.Repo] = append(g.revsOf[l.Repo], l.ID)
+	byRepo := func(a, b Link) int { return cmp.Or(strings.Compare(a.Repo, b.Repo), cmp.Compare(a.ID, b.ID)) }
+	if !slices.IsSortedFunc(g.revisions, byRepo) {
+		slices.SortStableFunc(g.revisions, byRepo)
 	}
+	g.revByID = make([]uint32, len(g.revisions))
+	for i := range g.revByID {
+		g.revByID[i] = uint32(i)
+	}
+	slices.SortStableFunc(g.revByID, func(a, b uint32) int { return cmp.Compare(g.revisions[a].ID, g.revisions[b].ID) })
 }
 
 // Without returns the graph as it would be without the tags ("repo:tag") and the
@@ -208,22 +209,12 @@ func (g *Graph) Present(id uint32) bool { return g.present.Has(id) }
 func (g *Graph) Size(id uint32) int64 { return g.sizes.Of(id) }
 
 // Manifest returns what reading manifest id gave; false when id is no manifest.
-func (g *Graph) Manifest(id uint32) (Manifest, bool) {
-	m, ok := g.manifests[id]
-	return m, ok
-}
+func (g *Graph) Manifest(id uint32) (Manifest, bool) { return g.manifests.get(id) }
 
 // The lists below are the graph's own: callers must not change them.
 
 // ManifestIDs returns the ids of every manifest read (or found missing), in order.
-func (g *Graph) ManifestIDs() []uint32 {
-	ids := make([]uint32, 0, len(g.manifests))
-	for id := range g.manifests {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	return ids
-}
+func (g *Graph) ManifestIDs() []uint32 { return g.manifests.ids }
 
 // Repos returns every repository directory.
 func (g *Graph) Repos() []Repo { return g.repos }
@@ -243,11 +234,25 @@ func (g *Graph) Uploads() []Upload { return g.uploads }
 // Warnings returns what the scan found wrong.
 func (g *Graph) Warnings() []Warning { return g.warnings }
 
-// LinkedBy returns the repositories that link manifest id.
-func (g *Graph) LinkedBy(id uint32) []string { return g.linkedBy[id] }
+// LinkedBy returns the repositories that link manifest id, in a new list.
+func (g *Graph) LinkedBy(id uint32) []string {
+	var out []string
+	i, _ := slices.BinarySearchFunc(g.revByID, id, func(r, id uint32) int { return cmp.Compare(g.revisions[r].ID, id) })
+	for ; i < len(g.revByID) && g.revisions[g.revByID[i]].ID == id; i++ {
+		out = append(out, g.revisions[g.revByID[i]].Repo)
+	}
+	return out
+}
 
-// RevisionsOf returns the manifests repo links.
-func (g *Graph) RevisionsOf(repo string) []uint32 { return g.revsOf[repo] }
+// RevisionsOf returns the manifests repo links, in a new list.
+func (g *Graph) RevisionsOf(repo string) []uint32 {
+	var out []uint32
+	i, _ := slices.BinarySearchFunc(g.revisions, repo, func(l Link, repo string) int { return strings.Compare(l.Repo, repo) })
+	for ; i < len(g.revisions) && g.revisions[i].Repo == repo; i++ {
+		out = append(out, g.revisions[i].ID)
+	}
+	return out
+}
 
 // Referrers returns the manifests whose subject is id.
 func (g *Graph) Referrers(id uint32) []uint32 { return g.referrers[id] }
@@ -301,8 +306,8 @@ func (g *Graph) edges(id uint32) ([]Edge, error)     { return g.Edges(id) }
 func (g *Graph) referrersOf(id uint32) []uint32      { return g.referrers[id] }
 func (g *Graph) revisionsNear(id uint32) []uint32 {
 	var out []uint32
-	for _, r := range g.linkedBy[id] {
-		out = append(out, g.revsOf[r]...)
+	for _, r := range g.LinkedBy(id) {
+		out = append(out, g.RevisionsOf(r)...)
 	}
 	return out
 }
