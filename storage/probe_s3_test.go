@@ -37,6 +37,10 @@ func TestS3BlobListingProbe(t *testing.T) {
 			if err := g.Wait(); err != nil {
 				t.Fatal(err)
 			}
+			// A stray file beside the prefixes: listed like one, reported either way.
+			if err := drv.PutContent(ctx, "/docker/registry/v2/blobs/sha256/stray", []byte("x")); err != nil {
+				t.Fatal(err)
+			}
 			var lists atomic.Int64
 			s3.SetFault(func(_ http.ResponseWriter, r *http.Request) bool {
 				if r.URL.Query().Get("list-type") == "2" {
@@ -48,9 +52,13 @@ func TestS3BlobListingProbe(t *testing.T) {
 			// As regsweep opens an object store: patient, with adaptive concurrency.
 			_, ao := storage.Concurrency(drv.Name(), 0)
 			wrapped := storage.NewPatient(storage.NewAdaptive(drv, *ao), storage.PatientOptions{})
+			strays := 0
 			err := storage.Scan(ctx, wrapped, func(e storage.Entry) error {
 				if e.Kind == storage.BlobData {
 					got[e.Digest]++
+				}
+				if e.Kind == storage.KindWarning && e.Path == "/docker/registry/v2/blobs/sha256/stray" {
+					strays++
 				}
 				return nil
 			})
@@ -64,6 +72,9 @@ func TestS3BlobListingProbe(t *testing.T) {
 			}
 			if len(got) != len(want) {
 				t.Errorf("%d blobs emitted, %d stored", len(got), len(want))
+			}
+			if strays != 1 {
+				t.Errorf("the stray file in the blob store reported %d times, want once", strays)
 			}
 			// Small: the two roots, the whole <alg> walk (one page). Large: also the
 			// <alg> directory and its 256 prefixes.

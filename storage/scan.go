@@ -322,20 +322,33 @@ func emitBlobFile(fi driver.FileInfo, emit func(Entry) error) error {
 }
 
 func scanBlobs(ctx context.Context, drv driver.StorageDriver, prefix string, emit func(Entry) error) error {
+	files := 0
 	err := drv.Walk(ctx, prefix, func(fi driver.FileInfo) error {
 		if fi.IsDir() {
 			return nil
 		}
+		files++
 		return emitBlobFile(fi, emit)
 	})
 	var nf driver.PathNotFoundError
-	if errors.As(err, &nf) {
-		return nil // emptied while we listed
-	}
-	if err != nil {
+	switch {
+	case err != nil && !errors.As(err, &nf):
 		return fmt.Errorf("walk %s: %w", prefix, err)
+	case files > 0:
+		return nil
 	}
-	return nil
+	// Nothing under it: emptied while we listed, or a file (object stores list
+	// files and directories alike), which is reported as a stray.
+	fi, err := drv.Stat(ctx, prefix)
+	switch {
+	case errors.As(err, &nf):
+		return nil
+	case err != nil:
+		return fmt.Errorf("stat %s: %w", prefix, err)
+	case fi.IsDir():
+		return nil
+	}
+	return emitBlobFile(fi, emit)
 }
 
 // scanRepos walks everything under one top-level repository directory; names nest,

@@ -1,0 +1,89 @@
+package storage_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/distribution/distribution/v3/registry/storage/driver"
+
+	"github.com/regsweep/regsweep/benchmarks/benchenv"
+	"github.com/regsweep/regsweep/internal/regtest"
+	"github.com/regsweep/regsweep/storage"
+)
+
+// Every shard scanned on its own finds what one Scan finds: on a filesystem (listed
+// directory by directory) and on S3 (walked), with a stray file, an upload, nested
+// repositories and a symbolic link among them.
+func TestShardsFindWhatScanFinds(t *testing.T) {
+	ctx := context.Background()
+	root := regtest.Sample(t)
+	regtest.Write(t, root, storage.Spec{Kind: storage.UploadStartedAt, Repo: "team/app/web", Upload: "u1"}, []byte("2026-01-01T00:00:00Z"))
+	if err := os.WriteFile(filepath.Join(root, "docker/registry/v2/blobs/sha256/stray"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s3root := t.TempDir()
+	regtest.CopyTree(t, root, s3root)
+	regtest.Symlink(t, filepath.Join(root, "docker/registry/v2/repositories/team"), filepath.Join(root, "docker/registry/v2/repositories/alias"))
+	_, s3 := benchenv.StartS3(t, "/")
+	if err := benchenv.PutTree(ctx, s3, s3root); err != nil {
+		t.Fatal(err)
+	}
+	for name, drv := range map[string]driver.StorageDriver{"filesystem": storage.NewFilesystem(root), "s3": s3} {
+		t.Run(name, func(t *testing.T) {
+			var want, got []string
+			err := storage.Scan(ctx, drv, func(e storage.Entry) error { want = append(want, entryString(e)); return nil }, storage.WithTagTimes(false))
+			if err != nil {
+				t.Fatal(err)
+			}
+			add := func(e storage.Entry) error { got = append(got, entryString(e)); return nil }
+			shards, err := storage.Shards(ctx, drv, add)
+			if err != nil {
+				t.Fatal(err)
+			}
+			blobShards := 0
+			for _, s := range shards {
+				if s.Blobs {
+					blobShards++
+				}
+				if err := storage.ScanShard(ctx, drv, s, 4, add); err != nil {
+					t.Fatal(err)
+				}
+			}
+			slices.Sort(want)
+			slices.Sort(got)
+			for _, d := range diff(got, want) {
+				t.Errorf("only shards found: %s", d)
+			}
+			for _, d := range diff(want, got) {
+				t.Errorf("only Scan found: %s", d)
+			}
+			if blobShards < 2 || len(shards) == blobShards {
+				t.Errorf("%d shards, %d of the blob store: want several of each", len(shards), blobShards)
+			}
+			if len(want) < 20 {
+				t.Errorf("Scan found only %d entries", len(want))
+			}
+		})
+	}
+}
+
+func entryString(e storage.Entry) string {
+	e.ReadAt = e.ReadAt.UTC()
+	return fmt.Sprintf("%d %s %s %s %s %s %d %d %s %s %v %s %s %v %v",
+		e.Kind, e.Repo, e.Tag, e.Upload, e.Digest, e.Target, e.Size, e.ModTime.UnixNano(), e.StartedAt.UTC(), e.Path, e.HasManifests, e.Warning, e.WarnKind, e.Keep, e.Blocks)
+}
+
+// diff returns what a holds that b does not (both sorted).
+func diff(a, b []string) []string {
+	var out []string
+	for _, s := range a {
+		if _, ok := slices.BinarySearch(b, s); !ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
