@@ -107,6 +107,10 @@ var otherDigests struct {
 	m map[[32]byte]digest.Digest
 }
 
+// NewBlobItem returns the item deleting blob d of size bytes, for plans made
+// elsewhere (a pipeline) and written in this format.
+func NewBlobItem(d digest.Digest, size int64) BlobItem { return newBlobItem(d, size) }
+
 func newBlobItem(d digest.Digest, size int64) BlobItem {
 	b := BlobItem{size: uint64(max(size, 0))}
 	var ok bool
@@ -707,6 +711,27 @@ func (p *Plan) warnings(g *graph.Graph, m *marks, dg func(uint32) digest.Digest)
 		return err
 	}
 	return bad
+}
+
+// Seal sorts a plan assembled item by item elsewhere (a pipeline) as NewPlan sorts
+// its own, and counts its items into the summary's delete counts.
+func (p *Plan) Seal() {
+	p.sort()
+	p.countItems()
+}
+
+// countItems sets the summary's delete counts from the items.
+func (p *Plan) countItems() {
+	s := &p.Summary
+	s.DeleteBlobs, s.DeleteBytes = len(p.Blobs), 0
+	for _, b := range p.Blobs {
+		s.DeleteBytes += b.Size()
+	}
+	s.DeleteManifests, s.DeleteLayerLinks = len(p.Manifests), len(p.LayerLinks)
+	s.DeleteUploads, s.DeleteUploadBytes = len(p.Uploads), 0
+	for _, u := range p.Uploads {
+		s.DeleteUploadBytes += u.Size
+	}
 }
 
 func (p *Plan) sort() {

@@ -37,15 +37,22 @@ func checkComplete(g *graph.Graph) error {
 			count(t.ID)
 		}
 	}
-	if roots == 0 {
-		return nil
-	}
 	blobs := 0
 	for _, w := range g.PresentSet() {
 		if w != 0 {
 			blobs++
 			break
 		}
+	}
+	return CheckComplete(roots, broken, blobs)
+}
+
+// CheckComplete is the check NewPlan makes, from counts: roots (tag and revision
+// links), broken (those naming a manifest whose blob is missing) and blobs in the
+// blob store. For plans made elsewhere (a pipeline).
+func CheckComplete(roots, broken, blobs int) error {
+	if roots == 0 {
+		return nil
 	}
 	const check = "check that the storage is mounted, that rootdirectory (or the bucket and prefix) is the registry's, and that the credentials may list and read blobs/; --allow-mass-delete overrides this"
 	if blobs == 0 {

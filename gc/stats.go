@@ -30,16 +30,7 @@ func (p *Plan) stats(g *graph.Graph, tags []graph.Tag, m *marks, deleted graph.B
 			sum.BlobBytes += g.Size(id)
 		}
 	}
-	sum.DeleteBlobs = len(p.Blobs)
-	for _, b := range p.Blobs {
-		sum.DeleteBytes += b.Size()
-	}
-	sum.DeleteManifests = len(p.Manifests)
-	sum.DeleteLayerLinks = len(p.LayerLinks)
-	sum.DeleteUploads = len(p.Uploads)
-	for _, u := range p.Uploads {
-		sum.DeleteUploadBytes += u.Size
-	}
+	p.countItems()
 
 	// One slot per repository directory that has _manifests, in name order.
 	var names []string

@@ -592,6 +592,29 @@ var digestRE = regexp.MustCompile(`sha(256:[a-f0-9]{64}|384:[a-f0-9]{96}|512:[a-
 // one, so that many bytes minus one are carried into the next chunk.
 const maxMentionLen = len("sha512:") + 128
 
+// ManifestRead is what reading one manifest blob gave: its references, or that its
+// blob is missing, or why it cannot be parsed and the digests written in it (what it
+// might reference; Partial: not every byte could be read, so it might reference
+// anything).
+type ManifestRead struct {
+	Missing    bool
+	Parsed     Parsed
+	Unreadable string
+	Mentions   []digest.Digest
+	Partial    bool
+}
+
+// ReadManifest reads and parses the manifest blob d as a build does, for engines
+// that read manifests elsewhere (a pipeline's workers).
+func ReadManifest(ctx context.Context, drv driver.StorageDriver, d digest.Digest) ManifestRead {
+	r := readManifest(ctx, drv, 0, d)
+	m := ManifestRead{Missing: r.missing, Parsed: r.parsed, Mentions: r.mentions, Partial: r.partial}
+	if r.err != nil {
+		m.Unreadable = r.err.Error()
+	}
+	return m
+}
+
 func readManifest(ctx context.Context, drv driver.StorageDriver, id uint32, d digest.Digest) parseResult {
 	r := parseResult{id: id}
 	p, err := storage.Path(storage.Spec{Kind: storage.BlobData, Digest: d})

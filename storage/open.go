@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,7 +23,13 @@ func Open(ctx context.Context, configPath string) (driver.StorageDriver, *config
 		return nil, nil, fmt.Errorf("open registry config: %w", err)
 	}
 	defer f.Close()
-	cfg, err := configuration.Parse(f)
+	return OpenConfig(ctx, f, configPath)
+}
+
+// OpenConfig is Open for a config read from r (named configPath in errors): a
+// pipeline's workers get the config's text, not its file.
+func OpenConfig(ctx context.Context, r io.Reader, configPath string) (driver.StorageDriver, *configuration.Configuration, error) {
+	cfg, err := configuration.Parse(r)
 	if err != nil {
 		return nil, nil, fmt.Errorf("parse registry config %s: %w", configPath, err)
 	}

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/io/filesystem"
+	_ "github.com/apache/beam/sdks/v2/go/pkg/beam/io/filesystem/gcs"
+	_ "github.com/apache/beam/sdks/v2/go/pkg/beam/io/filesystem/local"
+
+	"github.com/regsweep/regsweep/gc"
+	"github.com/regsweep/regsweep/storage"
+)
+
+// assemble reads the pipeline's records into a plan: the items, the blocked
+// warnings, and the counts the completeness check needs.
+func assemble(ctx context.Context, path string, o Options, now time.Time, grace, uploadAge time.Duration, allowMassDelete bool) (*gc.Plan, error) {
+	fs, err := filesystem.New(ctx, path)
+	if err != nil {
+		return nil, fmt.Errorf("records %s: %w", path, err)
+	}
+	defer fs.Close()
+	r, err := fs.OpenRead(ctx, path)
+	if err != nil {
+		return nil, fmt.Errorf("read the pipeline's records: %w", err)
+	}
+	defer r.Close()
+	cfg, err := storageID(o)
+	if err != nil {
+		return nil, err
+	}
+	p := &gc.Plan{Storage: cfg, Mode: gc.Mode{
+		DeleteUntagged: o.Untagged, KeepReferrers: o.KeepReferrers,
+		GraceSeconds: int64(grace / time.Second), UploadAgeSeconds: int64(uploadAge / time.Second), Now: now,
+	}}
+	counts := map[string]int{}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 64<<20)
+	for line := 1; sc.Scan(); line++ {
+		kind, v, _ := strings.Cut(sc.Text(), "\t")
+		var err error
+		switch kind {
+		case recBlob:
+			var b blobRecord
+			if err = json.Unmarshal([]byte(v), &b); err == nil {
+				p.Blobs = append(p.Blobs, gc.NewBlobItem(b.Digest, b.Size))
+			}
+		case recManifest:
+			p.Manifests, err = appendJSON(p.Manifests, v)
+		case recLink:
+			p.LayerLinks, err = appendJSON(p.LayerLinks, v)
+		case recUpload:
+			p.Uploads, err = appendJSON(p.Uploads, v)
+		case recBlocked:
+			p.Blocked, err = appendJSON(p.Blocked, v)
+		case recCount:
+			name, n, _ := strings.Cut(v, "\t")
+			counts[name], err = strconv.Atoi(n)
+		default:
+			err = fmt.Errorf("unknown record kind %q", kind)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s line %d: %w", path, line, err)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if !allowMassDelete {
+		if err := gc.CheckComplete(counts["root"], counts["broken"], counts["blob"]); err != nil {
+			return nil, err
+		}
+	}
+	p.Warnings = append(p.Warnings, p.Blocked...)
+	p.Seal()
+	return p, nil
+}
+
+func appendJSON[T any](list []T, v string) ([]T, error) {
+	var x T
+	if err := json.Unmarshal([]byte(v), &x); err != nil {
+		return list, err
+	}
+	return append(list, x), nil
+}
+
+// storageID names the storage as regsweep does, so that apply accepts the plan
+// for this config only.
+func storageID(o Options) (string, error) {
+	_, cfg, err := storage.OpenConfig(context.Background(), strings.NewReader(o.Config), o.ConfigName)
+	if err != nil {
+		return "", err
+	}
+	return storage.ID(cfg), nil
+}
+
+func writePlan(path string, p *gc.Plan) error {
+	b, err := json.MarshalIndent(p, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		return fmt.Errorf("write plan: %w", err)
+	}
+	return nil
+}
+

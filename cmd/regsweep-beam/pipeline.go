@@ -1,0 +1,240 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/distribution/distribution/v3/registry/storage/driver"
+	"github.com/opencontainers/go-digest"
+
+	"github.com/regsweep/regsweep/graph"
+	"github.com/regsweep/regsweep/storage"
+)
+
+// Options are what every stage needs: how to reach the storage and the rules of
+// the plan. They are serialized into the job graph, the registry config's text
+// included: give object store credentials through the environment or the
+// workers' identity, not in the file.
+type Options struct {
+	Config        string `json:"config"`      // the registry config.yml's text
+	ConfigName    string `json:"config_name"` // its file name, for errors
+	Untagged      bool   `json:"untagged"`    // -m: tags are the roots
+	KeepReferrers bool   `json:"keep_referrers"`
+	Cutoff        int64  `json:"cutoff"`        // unix nanos: anything younger is kept (grace)
+	UploadCutoff  int64  `json:"upload_cutoff"` // unix nanos: uploads started before go
+	Workers       int    `json:"workers"`       // listings and reads at once per worker
+	Rounds        int    `json:"rounds"`        // reachability rounds unrolled
+	ReadRounds    int    `json:"read_rounds"`   // levels of nested indexes read
+}
+
+// young reports whether t is within the grace period.
+func (o Options) young(t time.Time) bool { return t.After(time.Unix(0, o.Cutoff)) }
+
+// opener opens the storage driver once per DoFn instance (Setup).
+type opener struct {
+	O   Options `json:"o"`
+	drv driver.StorageDriver
+}
+
+func (f *opener) open(ctx context.Context) error {
+	drv, _, err := storage.OpenConfig(ctx, strings.NewReader(f.O.Config), f.O.ConfigName)
+	f.drv = drv
+	return err
+}
+
+// Records between stages are JSON strings, keyed by a digest or by
+// repository+"\x00"+digest: the SDK's schema coder does not carry time.Time, and
+// strings keep every join a plain CoGroupByKey.
+
+// manifestRec is what reading a manifest gave, as the walk needs it.
+type manifestRec struct {
+	Missing    bool     `json:"x,omitempty"`
+	Unreadable string   `json:"u,omitempty"`
+	Partial    bool     `json:"p,omitempty"`
+	Children   []string `json:"c,omitempty"` // index children: expanded
+	Blobs      []string `json:"b,omitempty"` // config, layers: live, not expanded
+	Subject    string   `json:"s,omitempty"`
+	Mentions   []string `json:"mn,omitempty"`
+}
+
+func (m manifestRec) blocked() bool { return m.Missing || m.Unreadable != "" }
+
+func repoKey(repo string, d digest.Digest) string { return repo + "\x00" + string(d) }
+
+func mustJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // only our own records, which always encode
+	}
+	return string(b)
+}
+
+// rootsFn lists the layout's roots: the shards to scan, and what the roots
+// themselves hold that is wrong.
+type rootsFn struct{ opener }
+
+func (f *rootsFn) Setup(ctx context.Context) error { return f.open(ctx) }
+
+func (f *rootsFn) ProcessElement(ctx context.Context, _ []byte, shard, entry func(string)) error {
+	shards, err := storage.Shards(ctx, f.drv, func(e storage.Entry) error { entry(mustJSON(e)); return nil })
+	if err != nil {
+		return fmt.Errorf("list the registry's roots (%s): %w", f.O.ConfigName, err)
+	}
+	for _, s := range shards {
+		shard(mustJSON(s))
+	}
+	return nil
+}
+
+// scanFn scans one shard.
+type scanFn struct{ opener }
+
+func (f *scanFn) Setup(ctx context.Context) error { return f.open(ctx) }
+
+func (f *scanFn) ProcessElement(ctx context.Context, shard string, emit func(string)) error {
+	var s storage.Shard
+	if err := json.Unmarshal([]byte(shard), &s); err != nil {
+		return err
+	}
+	return storage.ScanShard(ctx, f.drv, s, max(f.O.Workers, 1), func(e storage.Entry) error { emit(mustJSON(e)); return nil })
+}
+
+// Kinds of facts pickFn sorts scan entries into.
+const (
+	pickBlobs    = "blobs"     // digest -> storage.Entry
+	pickRevs     = "revisions" // digest -> storage.Entry
+	pickLayers   = "layers"    // digest -> storage.Entry
+	pickTags     = "tags"      // repository\x00target -> storage.Entry
+	pickTagIndex = "tag-index" // repository\x00digest -> tag
+	pickUploads  = "uploads"   // repository -> storage.Entry
+	pickFacts    = "facts"     // kind -> value: pinned repositories, protected digests, blocking paths
+)
+
+// Facts: small sets every worker reads whole (side inputs).
+const (
+	factPinned  = "pin"     // a repository nothing is deleted in
+	factProtect = "protect" // a digest that stays, with every link naming it
+	factAll     = "all"     // why nothing in the blob store may be freed
+	// factUnreadable: a repository linking an unreadable manifest a root reaches;
+	// its layer links keep their blobs.
+	factUnreadable = "unreadable"
+)
+
+// pickFn keeps the entries of one kind, keyed for their joins. Facts follow the
+// index build's rules: a repository with a warning is pinned, a tag link that
+// cannot be read pins its repository under -m, a warning that keeps a digest
+// protects it, a warning that blocks keeps every blob.
+type pickFn struct {
+	What     string `json:"what"`
+	Untagged bool   `json:"untagged"`
+}
+
+func (f *pickFn) ProcessElement(entry string, emit func(string, string)) error {
+	var e storage.Entry
+	if err := json.Unmarshal([]byte(entry), &e); err != nil {
+		return err
+	}
+	switch {
+	case f.What == pickBlobs && e.Kind == storage.BlobData,
+		f.What == pickRevs && e.Kind == storage.RevisionLink,
+		f.What == pickLayers && e.Kind == storage.LayerLink:
+		emit(string(e.Digest), entry)
+	case f.What == pickTags && e.Kind == storage.TagCurrentLink:
+		emit(repoKey(e.Repo, e.Target), entry)
+	case f.What == pickTagIndex && e.Kind == storage.TagIndexLink:
+		emit(repoKey(e.Repo, e.Digest), e.Tag)
+	case f.What == pickUploads && e.Kind == storage.UploadDir:
+		emit(e.Repo, entry)
+	case f.What == pickFacts:
+		switch {
+		case e.Kind == storage.KindRepo && e.Warning != "":
+			emit(factPinned, e.Repo)
+		case e.Kind == storage.TagCurrentLink && e.Warning != "" && f.Untagged:
+			emit(factPinned, e.Repo)
+		}
+		if (e.Kind == storage.KindWarning || e.Kind == storage.KindRepo) && e.Blocks {
+			emit(factAll, e.Path+": "+cmp(e.WarnKind, "unexpected_path")+" hides what may be referenced")
+		}
+		if e.Kind == storage.KindWarning && e.Keep && e.Digest != "" {
+			emit(factProtect, string(e.Digest))
+		}
+	}
+	return nil
+}
+
+func cmp(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// readFn reads and parses one manifest with the single-machine engine's reader.
+type readFn struct{ opener }
+
+func (f *readFn) Setup(ctx context.Context) error { return f.open(ctx) }
+
+func (f *readFn) ProcessElement(ctx context.Context, d, _ string, emit func(string, string)) error {
+	dg := digest.Digest(d)
+	if err := storage.ValidDigest(dg); err != nil {
+		emit(d, mustJSON(manifestRec{Unreadable: err.Error(), Partial: true}))
+		return nil
+	}
+	r := graph.ReadManifest(ctx, f.drv, dg)
+	m := manifestRec{Missing: r.Missing, Unreadable: r.Unreadable, Partial: r.Partial}
+	for _, md := range r.Mentions {
+		m.Mentions = append(m.Mentions, string(md))
+	}
+	for _, ref := range r.Parsed.Refs {
+		switch ref.Kind {
+		case graph.EdgeChild:
+			m.Children = append(m.Children, string(ref.Digest))
+		case graph.EdgeSubject:
+			m.Subject = string(ref.Digest)
+		default:
+			m.Blobs = append(m.Blobs, string(ref.Digest))
+		}
+	}
+	emit(d, mustJSON(m))
+	return nil
+}
+
+// facts is a side input read once per DoFn instance.
+type facts struct {
+	loaded     bool
+	pinned     map[string]bool
+	protect    map[string]bool
+	unreadable map[string]bool
+	all        []string
+}
+
+func (x *facts) load(iter func(*string, *string) bool) {
+	if x.loaded {
+		return
+	}
+	x.loaded, x.pinned, x.protect, x.unreadable = true, map[string]bool{}, map[string]bool{}, map[string]bool{}
+	var k, v string
+	for iter(&k, &v) {
+		switch k {
+		case factPinned:
+			x.pinned[v] = true
+		case factProtect:
+			x.protect[v] = true
+		case factUnreadable:
+			x.unreadable[v] = true
+		case factAll:
+			x.all = append(x.all, v)
+		}
+	}
+}
+
+func init() {
+	for _, fn := range []any{&rootsFn{}, &scanFn{}, &pickFn{}, &readFn{}} {
+		beam.RegisterType(reflect.TypeOf(fn).Elem())
+	}
+}

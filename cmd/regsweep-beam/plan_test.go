@@ -1,0 +1,247 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/io/textio"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/ptest"
+	"github.com/sirupsen/logrus"
+
+	"github.com/regsweep/regsweep/gc"
+	"github.com/regsweep/regsweep/graph"
+	"github.com/regsweep/regsweep/internal/regtest"
+	"github.com/regsweep/regsweep/internal/synth"
+	"github.com/regsweep/regsweep/storage"
+)
+
+func TestMain(m *testing.M) {
+	logrus.SetLevel(logrus.WarnLevel)
+	ptest.Main(m) // flags, beam.Init, the prism runner in process
+}
+
+// mode is one way of planning, as regsweep gc's flags and regsweep-beam's say it.
+type mode struct {
+	name          string
+	untagged      bool
+	keepReferrers bool
+	uploadAge     time.Duration
+}
+
+var modes = []mode{
+	{"default", false, true, 168 * time.Hour},
+	{"delete-untagged", true, true, 168 * time.Hour},
+	{"delete-untagged,drop-referrers", true, false, 168 * time.Hour},
+	{"upload-age=1m", false, true, time.Minute},
+}
+
+// gcPlan is regsweep gc -d's plan of the filesystem registry at root.
+func gcPlan(t *testing.T, root string, now time.Time, m mode) *gc.Plan {
+	t.Helper()
+	ctx := context.Background()
+	idx, err := graph.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idx.Close()
+	if err := graph.Build(ctx, storage.NewFilesystem(root), idx); err != nil {
+		t.Fatal(err)
+	}
+	p, err := gc.NewPlan(ctx, idx, gc.WithGracePeriod(0), gc.WithNow(now), gc.WithUploadAge(m.uploadAge),
+		gc.WithDeleteUntagged(m.untagged), gc.WithKeepReferrers(m.keepReferrers))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func fsConfig(root string) string {
+	return "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: " + root + "\n"
+}
+
+// beamPlan runs the pipeline on prism and assembles its plan.
+func beamPlan(t *testing.T, config string, now time.Time, m mode, rounds int) (*gc.Plan, error) {
+	t.Helper()
+	o := Options{Config: config, ConfigName: "config.yml", Untagged: m.untagged, KeepReferrers: m.keepReferrers,
+		Cutoff: now.UnixNano(), UploadCutoff: now.Add(-m.uploadAge).UnixNano(), Workers: 4, Rounds: rounds, ReadRounds: 4}
+	recs := filepath.Join(t.TempDir(), "records")
+	p, s := beam.NewPipelineWithRoot()
+	textio.Write(s, recs, Build(s, o))
+	if err := ptest.Run(p); err != nil {
+		return nil, err
+	}
+	return assemble(context.Background(), recs, o, now, 0, m.uploadAge, false)
+}
+
+// samePlan compares what two plans delete, item for item, and whether both refuse.
+func samePlan(t *testing.T, name string, want, got *gc.Plan) {
+	t.Helper()
+	lists := func(p *gc.Plan) map[string][]string {
+		out := map[string][]string{}
+		add := func(kind string, v any) { out[kind] = append(out[kind], mustJSON(v)) }
+		for _, b := range p.Blobs {
+			add("blob", map[string]any{"digest": b.Digest(), "size": b.Size()})
+		}
+		for _, v := range p.Manifests {
+			add("manifest", v)
+		}
+		for _, v := range p.LayerLinks {
+			add("layer link", v)
+		}
+		for _, v := range p.Uploads {
+			v.StartedAt = v.StartedAt.UTC()
+			add("upload", v)
+		}
+		for k := range out {
+			slices.Sort(out[k])
+		}
+		return out
+	}
+	w, g := lists(want), lists(got)
+	for _, kind := range []string{"blob", "manifest", "layer link", "upload"} {
+		for _, x := range w[kind] {
+			if !slices.Contains(g[kind], x) {
+				t.Errorf("%s: gc deletes %s %s, the pipeline does not", name, kind, x)
+			}
+		}
+		for _, x := range g[kind] {
+			if !slices.Contains(w[kind], x) {
+				t.Errorf("%s: the pipeline deletes %s %s, gc does not", name, kind, x)
+			}
+		}
+	}
+	if (len(want.Blocked) > 0) != (len(got.Blocked) > 0) {
+		t.Errorf("%s: gc blocked by %d, the pipeline by %d", name, len(want.Blocked), len(got.Blocked))
+	}
+	if want.Summary.DeleteBytes != got.Summary.DeleteBytes {
+		t.Errorf("%s: gc frees %d bytes, the pipeline %d", name, want.Summary.DeleteBytes, got.Summary.DeleteBytes)
+	}
+}
+
+// On the differential registries (indexes nested, referrers, copies across
+// repositories, retags, untags, API deletes, uploads, abandoned layers, repositories
+// pushed to by digest only and holding only layers), in every mode, the pipeline's
+// plan is regsweep gc's, item for item.
+func TestPlanEqualsGC(t *testing.T) {
+	seeds := 6
+	if testing.Short() {
+		seeds = 2
+	}
+	for seed := int64(1); seed <= int64(seeds); seed++ {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			ctx := context.Background()
+			root := t.TempDir()
+			_, ns, err := synth.NewFilesystem(ctx, root)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := synth.Small()
+			cfg.UntaggedRepos, cfg.OrphanRepos = int(seed%2), int(seed%3)
+			if _, err := synth.Populate(ctx, ns, seed, cfg); err != nil {
+				t.Fatal(err)
+			}
+			now := time.Now().Add(time.Hour)
+			deletes := 0
+			for _, m := range modes {
+				want := gcPlan(t, root, now, m)
+				got, err := beamPlan(t, fsConfig(root), now, m, 16)
+				if err != nil {
+					t.Fatalf("%s: %v", m.name, err)
+				}
+				samePlan(t, m.name, want, got)
+				deletes += len(want.Blobs) + len(want.Manifests) + len(want.LayerLinks) + len(want.Uploads)
+			}
+			if deletes == 0 {
+				t.Error("no mode deletes anything: the registry exercises nothing")
+			}
+		})
+	}
+}
+
+// The sample registry (an index over two images, tags, an upload) with faults
+// that keep data: a corrupt tag link, a corrupt layer link, a repository holding
+// an unreadable manifest, a missing manifest a tag names.
+func TestPlanEqualsGCOnFaults(t *testing.T) {
+	now := time.Now().Add(time.Hour)
+	for _, fault := range []string{"none", "corrupt tag link", "corrupt layer link", "unreadable manifest", "missing manifest"} {
+		t.Run(fault, func(t *testing.T) {
+			root := regtest.Sample(t)
+			switch fault {
+			case "corrupt tag link":
+				regtest.Write(t, root, storage.Spec{Kind: storage.TagCurrentLink, Repo: "team/app/web", Tag: "latest"}, []byte("not a digest"))
+			case "corrupt layer link":
+				files := regtest.Files(t, root)
+				for _, f := range files {
+					if strings.Contains(f, "/_layers/") {
+						if err := os.WriteFile(regtest.FSPath(root, f), []byte("garbage"), 0o644); err != nil {
+							t.Fatal(err)
+						}
+						break
+					}
+				}
+			case "unreadable manifest":
+				regtest.PutManifest(t, root, "team/app/api", "broken", []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":`))
+			case "missing manifest":
+				d := regtest.PutManifest(t, root, "library/debian", "gone", []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"digest":"sha256:`+strings.Repeat("a", 64)+`"},"layers":[]}`))
+				if err := os.RemoveAll(filepath.Dir(regtest.Path(t, storage.Spec{Kind: storage.BlobData, Digest: d}))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, m := range modes {
+				want := gcPlan(t, root, now, m)
+				got, err := beamPlan(t, fsConfig(root), now, m, 16)
+				if err != nil {
+					t.Fatalf("%s: %v", m.name, err)
+				}
+				samePlan(t, m.name, want, got)
+			}
+		})
+	}
+}
+
+// A chain of references longer than the unrolled rounds fails the job, closed,
+// with the flag to raise; no plan is made.
+func TestPlanDeeperThanRoundsFails(t *testing.T) {
+	root := regtest.Sample(t) // tag -> index -> image -> config and layers: 3 rounds
+	now := time.Now().Add(time.Hour)
+	_, err := beamPlan(t, fsConfig(root), now, modes[1], 1)
+	if err == nil || !strings.Contains(err.Error(), "--rounds") {
+		t.Fatalf("one round on a registry with indexes: %v, want a failure naming --rounds", err)
+	}
+	if _, err := beamPlan(t, fsConfig(root), now, modes[1], 3); err != nil {
+		t.Fatalf("three rounds: %v", err)
+	}
+}
+
+// The plan file is one regsweep apply reads.
+func TestPlanFileDecodes(t *testing.T) {
+	root := regtest.Sample(t)
+	now := time.Now().Add(time.Hour)
+	p, err := beamPlan(t, fsConfig(root), now, modes[1], 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := filepath.Join(t.TempDir(), "plan.json")
+	if err := writePlan(f, p); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back gc.Plan
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(back.Storage, "filesystem rootdirectory=") || !back.Mode.DeleteUntagged || len(back.Blobs) != len(p.Blobs) || len(back.Blobs) == 0 {
+		t.Errorf("read back: storage %q, mode %+v, %d blobs (wrote %d)", back.Storage, back.Mode, len(back.Blobs), len(p.Blobs))
+	}
+}

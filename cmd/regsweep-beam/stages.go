@@ -1,0 +1,546 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/transforms/stats"
+	"github.com/opencontainers/go-digest"
+
+	"github.com/regsweep/regsweep/gc"
+	"github.com/regsweep/regsweep/graph"
+	"github.com/regsweep/regsweep/storage"
+)
+
+// The plan's records, one a line: "<kind>\t<json>".
+const (
+	recBlob     = "B" // {"digest","size"}
+	recManifest = "M" // gc.ManifestItem
+	recLink     = "L" // gc.LinkItem
+	recUpload   = "U" // gc.UploadItem
+	recBlocked  = "X" // graph.Warning
+	recCount    = "C" // name\tcount
+)
+
+type blobRecord struct {
+	Digest digest.Digest `json:"digest"`
+	Size   int64         `json:"size"`
+}
+
+// Build adds the plan's stages to s: listing by shard, manifests read and parsed,
+// reachability in o.Rounds joins, and the plan joined from the listing and the live
+// set. It returns the plan's records.
+func Build(s beam.Scope, o Options) beam.PCollection {
+	// Listing: the roots, then every shard on its own.
+	shards, rootEntries := beam.ParDo2(s, &rootsFn{opener{O: o}}, beam.Impulse(s))
+	scanned := beam.ParDo(s, &scanFn{opener{O: o}}, beam.Reshuffle(s, shards))
+	entries := beam.Flatten(s, rootEntries, scanned)
+	pick := func(what string) beam.PCollection {
+		return beam.ParDo(s.Scope(what), &pickFn{What: what, Untagged: o.Untagged}, entries)
+	}
+	blobs, revs, layers, tags := pick(pickBlobs), pick(pickRevs), pick(pickLayers), pick(pickTags)
+	tagIndex, uploads, scanFacts := pick(pickTagIndex), pick(pickUploads), pick(pickFacts)
+	factsIn := beam.SideInput{Input: scanFacts}
+
+	// Manifests: every revision link and tag names one; index children are read
+	// level by level.
+	toRead := distinct(s, beam.Flatten(s, beam.ParDo(s, linkTargets, revs), beam.ParDo(s, tagTarget, tags)))
+	fresh := beam.ParDo(s, &readFn{opener{O: o}}, beam.Reshuffle(s, toRead))
+	manifests, known := []beam.PCollection{fresh}, []beam.PCollection{toRead}
+	for range o.ReadRounds {
+		kids := minus(s, beam.ParDo(s, childrenOf, fresh), beam.Flatten(s, known...))
+		fresh = beam.ParDo(s, &readFn{opener{O: o}}, beam.Reshuffle(s, kids))
+		manifests, known = append(manifests, fresh), append(known, kids)
+	}
+	failIfAny(s, minus(s, beam.ParDo(s, childrenOf, fresh), beam.Flatten(s, known...)),
+		fmt.Sprintf("an index nested more than %d levels deep", o.ReadRounds+1), "--read-rounds")
+	mans := beam.Flatten(s, manifests...)
+
+	// Roots, and the counts the completeness check needs.
+	// A DoFn reading side inputs never consumes a CoGroupByKey itself: the Go SDK
+	// cannot encode the grouped values across the stage break the side input makes.
+	revRoots := beam.ParDo(s, &revRootFn{O: o}, beam.ParDo(s, revJoin, beam.CoGroupByKey(s, revs, mans)), factsIn)
+	tagRoots := beam.ParDo(s, &tagRootFn{O: o}, beam.CoGroupByKey(s, tags, beam.ParDo(s, byRepo, revs)))
+	counts := []beam.PCollection{beam.ParDo(s, countRoots, beam.CoGroupByKey(s, beam.Flatten(s, beam.ParDo(s, revID, revs), beam.ParDo(s, tagTarget, tags)), mans))}
+	counts = append(counts, beam.ParDo(s, &constFn{V: "blob"}, blobs))
+
+	// Reachability: each round expands the frontier's manifests once.
+	refs := beam.ParDo(s, &referrersOf{On: o.Untagged && o.KeepReferrers}, mans)
+	near := nearRevisions(s, mans, revs)
+	frontier := distinct(s, beam.Flatten(s, revRoots, tagRoots))
+	var expanded, visited, blocked []beam.PCollection
+	for range o.Rounds {
+		push, visit, block := beam.ParDo3(s, expandFn, beam.CoGroupByKey(s, frontier, mans, refs, near))
+		expanded, visited, blocked = append(expanded, frontier), append(visited, visit), append(blocked, block)
+		frontier = minus(s, push, beam.Flatten(s, expanded...))
+	}
+	failIfAny(s, frontier, fmt.Sprintf("references more than %d manifests deep from a root", o.Rounds), "--rounds")
+	expandedAll := beam.Flatten(s, expanded...)
+	live := distinct(s, beam.Flatten(s, append(visited, expandedAll)...))
+	blockedAll := beam.Flatten(s, blocked...)
+
+	// What a reached unreadable manifest adds: its repositories' layer links keep
+	// their blobs, and one not read to its end keeps every blob.
+	facts := beam.Flatten(s, scanFacts, beam.ParDo(s, blockedFacts, beam.CoGroupByKey(s, blockedAll, revs)))
+	allIn := beam.SideInput{Input: facts}
+	keptByLink := beam.ParDo(s, &keptByLinkFn{O: o}, layers, allIn)
+
+	var records []beam.PCollection
+	deleted, blobRecs := beam.ParDo2(s, &blobFn{O: o}, beam.ParDo(s, blobJoin, beam.CoGroupByKey(s, blobs, live, keptByLink)), allIn)
+	records = append(records, blobRecs)
+	records = append(records, beam.ParDo(s, &linkFn{}, beam.ParDo(s, linkJoin, beam.CoGroupByKey(s, layers, blobs, live, keptByLink, deleted)), allIn))
+	if o.Untagged {
+		cand := beam.ParDo(s, &unlinkedFn{O: o}, beam.ParDo(s, unlinkedJoin, beam.CoGroupByKey(s, revs, expandedAll)), allIn)
+		records = append(records, beam.ParDo(s, manifestItem, beam.CoGroupByKey(s, cand, tagIndex)))
+	}
+	records = append(records, beam.ParDo(s, &uploadFn{O: o}, uploads))
+	records = append(records, beam.ParDo(s, blockedRecords, beam.CoGroupByKey(s, blockedAll, revs)))
+	records = append(records, beam.ParDo(s, allRecords, facts))
+	records = append(records, beam.ParDo(s, countRecord, stats.Count(s, beam.Flatten(s, counts...))))
+	return beam.Flatten(s, records...)
+}
+
+// distinct returns each key of kv once, with an empty value.
+func distinct(s beam.Scope, kv beam.PCollection) beam.PCollection {
+	return beam.ParDo(s, firstKey, beam.GroupByKey(s, kv))
+}
+
+func firstKey(k string, _ func(*string) bool, emit func(string, string)) { emit(k, "") }
+
+// minus returns the keys of a that b does not hold, once each.
+func minus(s beam.Scope, a, b beam.PCollection) beam.PCollection {
+	return beam.ParDo(s, minusFn, beam.CoGroupByKey(s, a, b))
+}
+
+func minusFn(k string, a, b func(*string) bool, emit func(string, string)) {
+	var v string
+	if a(&v) && !b(&v) {
+		emit(k, "")
+	}
+}
+
+// failIfAny fails the job, closed, if col holds anything.
+func failIfAny(s beam.Scope, col beam.PCollection, what, flag string) {
+	beam.ParDo0(s, &failFn{What: what, Flag: flag}, col)
+}
+
+type failFn struct {
+	What string `json:"what"`
+	Flag string `json:"flag"`
+}
+
+func (f *failFn) ProcessElement(k, _ string) error {
+	return fmt.Errorf("%s (at %s): the plan would be incomplete, so none is written; raise %s", f.What, k, f.Flag)
+}
+
+func entryOf(v string) storage.Entry {
+	var e storage.Entry
+	if err := json.Unmarshal([]byte(v), &e); err != nil {
+		panic(fmt.Sprintf("a scan record that does not decode: %v", err))
+	}
+	return e
+}
+
+func manifestOf(v string) manifestRec {
+	var m manifestRec
+	if err := json.Unmarshal([]byte(v), &m); err != nil {
+		panic(fmt.Sprintf("a manifest record that does not decode: %v", err))
+	}
+	return m
+}
+
+// linkTargets: a revision link names its manifest (and, read, the one its content
+// names).
+func linkTargets(d, v string, emit func(string, string)) {
+	emit(d, "")
+	if t := entryOf(v).Target; t != "" && string(t) != d {
+		emit(string(t), "")
+	}
+}
+
+func revID(d, _ string, emit func(string, string)) { emit(d, "") }
+
+func tagTarget(_, v string, emit func(string, string)) {
+	if t := entryOf(v).Target; t != "" {
+		emit(string(t), "")
+	}
+}
+
+func byRepo(d, v string, emit func(string, string)) { emit(repoKey(entryOf(v).Repo, digest.Digest(d)), v) }
+
+func childrenOf(d, v string, emit func(string, string)) {
+	for _, c := range manifestOf(v).Children {
+		emit(c, "")
+	}
+}
+
+// constFn emits V for every element.
+type constFn struct {
+	V string `json:"v"`
+}
+
+func (f *constFn) ProcessElement(_, _ string, emit func(string)) { emit(f.V) }
+
+// revRootFn: a revision link is a root unless tags are (-m); and, under -m, where
+// its repository is pinned, its link is corrupt, its manifest is missing (a broken
+// root), or it is younger than grace.
+type revRootFn struct {
+	O Options `json:"o"`
+	x facts
+}
+
+func (f *revRootFn) ProcessElement(d, v string, fx func(*string, *string) bool, emit func(string, string)) {
+	f.x.load(fx)
+	missing, v := v[0] == '1', v[1:]
+	if e := entryOf(v); !f.O.Untagged || f.x.pinned[e.Repo] || e.Warning != "" || missing || f.O.young(e.ModTime) {
+		emit(d, "")
+		if e.Target != "" && string(e.Target) != d {
+			emit(string(e.Target), "")
+		}
+	}
+}
+
+// revJoin gives each revision link whether its manifest is missing ("1" before it).
+func revJoin(d string, revs, mans func(*string) bool, emit func(string, string)) {
+	var v string
+	flag := "0"
+	if mans(&v) && manifestOf(v).Missing {
+		flag = "1"
+	}
+	for revs(&v) {
+		emit(d, flag+v)
+	}
+}
+
+// tagRootFn: a readable tag is a root under -m, and otherwise where its repository
+// has no revision link for it (keeping costs nothing, guessing wrong breaks an
+// image).
+type tagRootFn struct {
+	O Options `json:"o"`
+}
+
+func (f *tagRootFn) ProcessElement(_ string, tags, revs func(*string) bool, emit func(string, string)) {
+	var v string
+	linked := revs(&v)
+	for tags(&v) {
+		if e := entryOf(v); e.Warning == "" && e.Target != "" && (f.O.Untagged || !linked) {
+			emit(string(e.Target), "")
+		}
+	}
+}
+
+func countRoots(_ string, refs, mans func(*string) bool, emit func(string)) {
+	var v string
+	missing := mans(&v) && manifestOf(v).Missing
+	for refs(&v) {
+		emit("root")
+		if missing {
+			emit("broken")
+		}
+	}
+}
+
+type referrersOf struct {
+	On bool `json:"on"`
+}
+
+func (f *referrersOf) ProcessElement(d, v string, emit func(string, string)) {
+	if s := manifestOf(v).Subject; f.On && s != "" {
+		emit(s, d)
+	}
+}
+
+// nearRevisions pairs each missing or unreadable manifest with every revision of
+// the repositories that link it: any of them might be an index of it.
+func nearRevisions(s beam.Scope, mans, revs beam.PCollection) beam.PCollection {
+	repoOf := beam.ParDo(s, blockedRepos, beam.CoGroupByKey(s, beam.ParDo(s, blockedOnly, mans), revs))
+	return beam.ParDo(s, pairNear, beam.CoGroupByKey(s, repoOf, beam.ParDo(s, repoRev, revs)))
+}
+
+func blockedOnly(d, v string, emit func(string, string)) {
+	if manifestOf(v).blocked() {
+		emit(d, "")
+	}
+}
+
+func blockedRepos(d string, blocked, revs func(*string) bool, emit func(string, string)) {
+	var v string
+	if !blocked(&v) {
+		return
+	}
+	for revs(&v) {
+		emit(entryOf(v).Repo, d)
+	}
+}
+
+func repoRev(d, v string, emit func(string, string)) { emit(entryOf(v).Repo, d) }
+
+func pairNear(_ string, blocked, revs func(*string) bool, emit func(string, string)) {
+	var b []string
+	var v string
+	for blocked(&v) {
+		b = append(b, v)
+	}
+	for revs(&v) {
+		for _, d := range b {
+			emit(d, v)
+		}
+	}
+}
+
+// expandFn expands a frontier manifest: children are pushed, config and layers
+// visited, a subject neither; a missing or unreadable one is blocked and pushes
+// what it mentions and its repositories' revisions; referrers are pushed when
+// followed. Keys that are no frontier pass.
+func expandFn(d string, frontier, mans, refs, near func(*string) bool, push, visit, block func(string, string)) {
+	var v string
+	if !frontier(&v) {
+		return
+	}
+	if mans(&v) {
+		m := manifestOf(v)
+		if m.blocked() {
+			block(d, strconv.FormatBool(m.Partial))
+			for _, x := range m.Mentions {
+				push(x, "")
+			}
+			for near(&v) {
+				if v != d {
+					push(v, "")
+				}
+			}
+		} else {
+			for _, c := range m.Children {
+				push(c, "")
+			}
+			for _, b := range m.Blobs {
+				visit(b, "")
+			}
+		}
+	}
+	for refs(&v) {
+		push(v, "")
+	}
+}
+
+const partialReason = "an unreadable manifest that a root reaches could not be read to its end: it might reference any blob"
+
+// blockedFacts: the repositories that link a reached unreadable manifest, and
+// whether it keeps every blob.
+func blockedFacts(d string, blocked, revs func(*string) bool, emit func(string, string)) {
+	var v string
+	partial := false
+	seen := false
+	for blocked(&v) {
+		seen = true
+		partial = partial || v == "true"
+	}
+	if !seen {
+		return
+	}
+	if partial {
+		emit(factAll, partialReason)
+	}
+	for revs(&v) {
+		emit(factUnreadable, entryOf(v).Repo)
+	}
+}
+
+// keptByLinkFn: where a layer link cannot be trusted to be garbage (a pinned
+// repository, one linking an unreadable manifest, a corrupt link, a young one),
+// the blob it names stays.
+type keptByLinkFn struct {
+	O Options `json:"o"`
+	x facts
+}
+
+func (f *keptByLinkFn) ProcessElement(d, v string, fx func(*string, *string) bool, emit func(string, string)) {
+	f.x.load(fx)
+	e := entryOf(v)
+	if f.x.pinned[e.Repo] || f.x.unreadable[e.Repo] || e.Warning != "" || f.O.young(e.ModTime) {
+		emit(d, "")
+		if e.Target != "" && string(e.Target) != d {
+			emit(string(e.Target), "")
+		}
+	}
+}
+
+// blobFn: a present blob goes when nothing live reaches it and nothing keeps it.
+type blobFn struct {
+	O Options `json:"o"`
+	x facts
+}
+
+func (f *blobFn) ProcessElement(d, v string, fx func(*string, *string) bool, deleted func(string, string), record func(string)) {
+	f.x.load(fx)
+	if f.x.protect[d] || len(f.x.all) > 0 {
+		return
+	}
+	e := entryOf(v)
+	if f.O.young(e.ModTime) {
+		return
+	}
+	deleted(d, "")
+	record(recBlob + "\t" + mustJSON(blobRecord{Digest: digest.Digest(d), Size: e.Size}))
+}
+
+// blobJoin passes the present blobs nothing live reaches and no link keeps.
+func blobJoin(d string, blobs, live, kept func(*string) bool, emit func(string, string)) {
+	var v string
+	if blobs(&v) && !live(new(string)) && !kept(new(string)) {
+		emit(d, v)
+	}
+}
+
+// linkJoin passes each layer link whose blob goes, or whose blob's data is gone and
+// nothing live needs, with the reason before it.
+func linkJoin(d string, links, blobs, live, kept, deleted func(*string) bool, emit func(string, string)) {
+	reason := ""
+	switch {
+	case deleted(new(string)):
+		reason = "blob deleted"
+	case !blobs(new(string)) && !live(new(string)) && !kept(new(string)):
+		reason = "blob data missing"
+	default:
+		return
+	}
+	var v string
+	for links(&v) {
+		emit(d, reason+"\t"+v)
+	}
+}
+
+// linkFn: a layer link goes with its blob, or when it names a blob whose data is
+// gone that nothing live needs.
+type linkFn struct{ x facts }
+
+func (f *linkFn) ProcessElement(d, v string, fx func(*string, *string) bool, record func(string)) error {
+	f.x.load(fx)
+	reason, v, _ := strings.Cut(v, "\t")
+	e := entryOf(v)
+	if f.x.protect[d] || len(f.x.all) > 0 || e.Warning != "" || f.x.pinned[e.Repo] {
+		return nil
+	}
+	p, err := storage.Path(storage.Spec{Kind: storage.LayerLink, Repo: e.Repo, Digest: digest.Digest(d)})
+	if err != nil {
+		return fmt.Errorf("layer link of %s in %q: %w", d, e.Repo, err)
+	}
+	record(recLink + "\t" + mustJSON(gc.LinkItem{Repository: e.Repo, Digest: digest.Digest(d), Path: p, Reason: reason}))
+	return nil
+}
+
+// unlinkedFn: under -m, the revision links of manifests no root reaches go, unless
+// corrupt, pinned, protected or young.
+type unlinkedFn struct {
+	O Options `json:"o"`
+	x facts
+}
+
+func (f *unlinkedFn) ProcessElement(d, v string, fx func(*string, *string) bool, emit func(string, string)) {
+	f.x.load(fx)
+	if e := entryOf(v); !f.x.protect[d] && e.Warning == "" && !f.x.pinned[e.Repo] && !f.O.young(e.ModTime) {
+		emit(repoKey(e.Repo, digest.Digest(d)), "")
+	}
+}
+
+// unlinkedJoin passes the revision links of manifests no root reached.
+func unlinkedJoin(d string, revs, expanded func(*string) bool, emit func(string, string)) {
+	var v string
+	if expanded(&v) {
+		return
+	}
+	for revs(&v) {
+		emit(d, v)
+	}
+}
+
+func manifestItem(k string, cand, tags func(*string) bool, record func(string)) error {
+	var v string
+	if !cand(&v) {
+		return nil
+	}
+	repo, d, _ := strings.Cut(k, "\x00")
+	dg := digest.Digest(d)
+	p, err := storage.Path(storage.Spec{Kind: storage.RevisionDir, Repo: repo, Digest: dg})
+	if err != nil {
+		return fmt.Errorf("revision of %s in %q: %w", d, repo, err)
+	}
+	item := gc.ManifestItem{Repository: repo, Digest: dg, Path: p}
+	for tags(&v) {
+		tp, err := storage.Path(storage.Spec{Kind: storage.TagIndexDir, Repo: repo, Tag: v, Digest: dg})
+		if err != nil {
+			return fmt.Errorf("history of tag %s in %q: %w", v, repo, err)
+		}
+		item.TagIndex = append(item.TagIndex, tp)
+	}
+	slices.Sort(item.TagIndex)
+	record(recManifest + "\t" + mustJSON(item))
+	return nil
+}
+
+// uploadFn: an upload started before the upload age goes.
+type uploadFn struct {
+	O Options `json:"o"`
+}
+
+func (f *uploadFn) ProcessElement(_, v string, record func(string)) {
+	e := entryOf(v)
+	started := e.StartedAt
+	if started.IsZero() {
+		started = e.ModTime
+	}
+	if started.After(time.Unix(0, f.O.UploadCutoff)) {
+		return
+	}
+	p, err := storage.Path(storage.Spec{Kind: storage.UploadDir, Repo: e.Repo, Upload: e.Upload})
+	if err != nil {
+		return
+	}
+	record(recUpload + "\t" + mustJSON(gc.UploadItem{Repository: e.Repo, ID: e.Upload, StartedAt: started, Size: e.Size, Path: p}))
+}
+
+func blockedRecords(d string, blocked, revs func(*string) bool, record func(string)) error {
+	var v string
+	if !blocked(&v) {
+		return nil
+	}
+	p, err := storage.Path(storage.Spec{Kind: storage.BlobData, Digest: digest.Digest(d)})
+	if err != nil {
+		return err
+	}
+	w := graph.Warning{Kind: "blocked_manifest", Digest: d, Path: p,
+		Detail: "a root reaches this manifest, which is missing or cannot be read: every blob it might reference is kept and a sweep refuses"}
+	for revs(&v) {
+		w.Repository = entryOf(v).Repo
+		record(recBlocked + "\t" + mustJSON(w))
+	}
+	if w.Repository == "" {
+		record(recBlocked + "\t" + mustJSON(w))
+	}
+	return nil
+}
+
+func allRecords(k, v string, record func(string)) {
+	if k == factAll {
+		record(recBlocked + "\t" + mustJSON(graph.Warning{Kind: "keep_all", Detail: v, Blocks: true}))
+	}
+}
+
+func countRecord(name string, n int, record func(string)) {
+	record(recCount + "\t" + name + "\t" + strconv.Itoa(n))
+}
+
+func init() {
+	for _, fn := range []any{&failFn{}, &revRootFn{}, &tagRootFn{}, &referrersOf{}, &keptByLinkFn{}, &blobFn{}, &linkFn{}, &unlinkedFn{}, &uploadFn{}, &constFn{}} {
+		beam.RegisterType(reflect.TypeOf(fn).Elem())
+	}
+	for _, fn := range []any{firstKey, minusFn, linkTargets, revID, tagTarget, byRepo, childrenOf, countRoots, blockedOnly, blockedRepos, repoRev, pairNear, expandFn, blockedFacts, manifestItem, blockedRecords, allRecords, countRecord, revJoin, blobJoin, linkJoin, unlinkedJoin} {
+		beam.RegisterFunction(fn)
+	}
+}
