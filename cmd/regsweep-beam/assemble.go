@@ -110,4 +110,3 @@ func writePlan(path string, p *gc.Plan) error {
 	}
 	return nil
 }
-

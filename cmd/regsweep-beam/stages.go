@@ -172,7 +172,9 @@ func tagTarget(_, v string, emit func(string, string)) {
 	}
 }
 
-func byRepo(d, v string, emit func(string, string)) { emit(repoKey(entryOf(v).Repo, digest.Digest(d)), v) }
+func byRepo(d, v string, emit func(string, string)) {
+	emit(repoKey(entryOf(v).Repo, digest.Digest(d)), v)
+}
 
 func childrenOf(d, v string, emit func(string, string)) {
 	for _, c := range manifestOf(v).Children {
