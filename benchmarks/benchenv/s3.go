@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"html"
 	"io/fs"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -157,6 +159,17 @@ func (s *S3) Parameters(root string) map[string]any {
 		"forcepathstyle": true, "secure": false, "v4auth": true,
 		"accesskey": "regsweep", "secretkey": "regsweep-secret", "rootdirectory": root,
 	}
+}
+
+// Config is a registry config.yml whose storage is this server (keys in order).
+func (s *S3) Config(root string) string {
+	params := s.Parameters(root)
+	var y strings.Builder
+	y.WriteString("version: 0.1\nstorage:\n  s3:\n")
+	for _, k := range slices.Sorted(maps.Keys(params)) {
+		fmt.Fprintf(&y, "    %s: %v\n", k, params[k])
+	}
+	return y.String()
 }
 
 // Driver creates distribution's real s3 driver for this server.

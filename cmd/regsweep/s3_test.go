@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -23,19 +21,8 @@ func TestS3RealRunsReadEveryTagLink(t *testing.T) {
 	if err := benchenv.PutTree(ctx, drv, "../../testdata/sample/registry"); err != nil {
 		t.Fatal(err)
 	}
-	params := s3.Parameters("/")
-	keys := make([]string, 0, len(params))
-	for k := range params {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var y strings.Builder
-	y.WriteString("version: 0.1\nstorage:\n  s3:\n")
-	for _, k := range keys {
-		fmt.Fprintf(&y, "    %s: %v\n", k, params[k])
-	}
 	cfg := filepath.Join(t.TempDir(), "config.yml")
-	if err := os.WriteFile(cfg, []byte(y.String()), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte(s3.Config("/")), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	var tagGets atomic.Int64

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -165,12 +164,8 @@ func TestGCOnHangingObjectStore(t *testing.T) {
 	if _, err := synth.Generate(ctx, drv, 5, synth.Layout{Repos: 3, ManifestsPerRepo: 4, TagsPerRepo: 2, LayersPerManifest: 2, OrphanBlobs: 5}); err != nil {
 		t.Fatal(err)
 	}
-	var params strings.Builder
-	for k, v := range s3.Parameters("/") {
-		fmt.Fprintf(&params, "    %s: %v\n", k, v)
-	}
 	cfg := filepath.Join(t.TempDir(), "config.yml")
-	if err := os.WriteFile(cfg, []byte("version: 0.1\nstorage:\n  s3:\n"+params.String()), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte(s3.Config("/")), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	healthy, err := run(t, "gc", cfg, "-d", "-q", "-o", "json", "--index", t.TempDir())
