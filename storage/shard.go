@@ -74,10 +74,17 @@ func Shards(ctx context.Context, drv driver.StorageDriver, emit func(Entry) erro
 
 // ScanShard scans one shard with up to workers listings and reads at once. Blobs
 // and links come with their sizes and times (no deferred stats), tag links are
-// read, not stated. fn is called from one goroutine at a time.
-func ScanShard(ctx context.Context, drv driver.StorageDriver, s Shard, workers int, fn func(Entry) error) error {
+// read, not stated. fn is called from one goroutine at a time. Of the options,
+// WithWalk applies.
+func ScanShard(ctx context.Context, drv driver.StorageDriver, s Shard, workers int, fn func(Entry) error, opts ...ScanOption) error {
 	if workers < 1 {
 		return fmt.Errorf("workers must be at least 1, got %d", workers)
+	}
+	var o scanOptions
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return err
+		}
 	}
 	drv = ReadDriver(drv)
 	var mu sync.Mutex
@@ -87,6 +94,9 @@ func ScanShard(ctx context.Context, drv driver.StorageDriver, s Shard, workers i
 		return fn(e)
 	}
 	walk := nativeWalkers[drv.Name()]
+	if o.walk != nil {
+		walk = *o.walk
+	}
 	if s.Blobs {
 		if walk {
 			return scanBlobs(ctx, drv, s.Path, emit)

@@ -11,10 +11,13 @@ import (
 	"net/http"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/distribution/distribution/v3/registry/storage/driver"
+	"github.com/distribution/distribution/v3/registry/storage/driver/factory"
 	"github.com/opencontainers/go-digest"
 	"github.com/opencontainers/image-spec/specs-go"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
@@ -255,3 +258,37 @@ func (s *Synthetic) Delete(context.Context, string) error { return errReadOnly }
 
 // RedirectURL implements driver.StorageDriver.
 func (s *Synthetic) RedirectURL(*http.Request, string) (string, error) { return "", nil }
+
+var registerSynthetic sync.Once
+
+// RegisterSynthetic registers the synthetic driver with distribution's driver
+// factory as "synthetic" (parameters blobs, repos, perrepo), for programs that open
+// storage from a registry config: a pipeline's workers. Drivers of the same
+// parameters are shared.
+func RegisterSynthetic() {
+	registerSynthetic.Do(func() { factory.Register("synthetic", syntheticFactory{drivers: map[string]*Synthetic{}}) })
+}
+
+type syntheticFactory struct{ drivers map[string]*Synthetic }
+
+func (f syntheticFactory) Create(_ context.Context, params map[string]any) (driver.StorageDriver, error) {
+	var n [3]int
+	for i, k := range []string{"blobs", "repos", "perrepo"} {
+		v, err := strconv.Atoi(fmt.Sprint(params[k]))
+		if err != nil || v < 1 {
+			return nil, fmt.Errorf("synthetic driver: parameter %s = %v, want a positive number", k, params[k])
+		}
+		n[i] = v
+	}
+	key := fmt.Sprint(n)
+	syntheticMu.Lock()
+	defer syntheticMu.Unlock()
+	if d, ok := f.drivers[key]; ok {
+		return d, nil
+	}
+	d := NewSynthetic(n[0], n[1], n[2])
+	f.drivers[key] = d
+	return d, nil
+}
+
+var syntheticMu sync.Mutex

@@ -21,16 +21,6 @@ import (
 // assemble reads the pipeline's records into a plan: the items, the blocked
 // warnings, and the counts the completeness check needs.
 func assemble(ctx context.Context, path string, o Options, now time.Time, grace, uploadAge time.Duration, allowMassDelete bool) (*gc.Plan, error) {
-	fs, err := filesystem.New(ctx, path)
-	if err != nil {
-		return nil, fmt.Errorf("records %s: %w", path, err)
-	}
-	defer fs.Close()
-	r, err := fs.OpenRead(ctx, path)
-	if err != nil {
-		return nil, fmt.Errorf("read the pipeline's records: %w", err)
-	}
-	defer r.Close()
 	cfg, err := storageID(o)
 	if err != nil {
 		return nil, err
@@ -40,10 +30,8 @@ func assemble(ctx context.Context, path string, o Options, now time.Time, grace,
 		GraceSeconds: int64(grace / time.Second), UploadAgeSeconds: int64(uploadAge / time.Second), Now: now,
 	}}
 	counts := map[string]int{}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 1<<20), 64<<20)
-	for line := 1; sc.Scan(); line++ {
-		kind, v, _ := strings.Cut(sc.Text(), "\t")
+	err = readLines(ctx, path, func(l string) error {
+		kind, v, _ := strings.Cut(l, "\t")
 		var err error
 		switch kind {
 		case recBlob:
@@ -65,12 +53,10 @@ func assemble(ctx context.Context, path string, o Options, now time.Time, grace,
 		default:
 			err = fmt.Errorf("unknown record kind %q", kind)
 		}
-		if err != nil {
-			return nil, fmt.Errorf("%s line %d: %w", path, line, err)
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
 	if !allowMassDelete {
 		if err := gc.CheckComplete(counts["root"], counts["broken"], counts["blob"]); err != nil {
@@ -80,6 +66,32 @@ func assemble(ctx context.Context, path string, o Options, now time.Time, grace,
 	p.Warnings = append(p.Warnings, p.Blocked...)
 	p.Seal()
 	return p, nil
+}
+
+// readLines calls fn for each line of the file at path, through Beam's filesystems
+// (a local path, gs://).
+func readLines(ctx context.Context, path string, fn func(string) error) error {
+	fs, err := filesystem.New(ctx, path)
+	if err != nil {
+		return fmt.Errorf("records %s: %w", path, err)
+	}
+	defer fs.Close()
+	r, err := fs.OpenRead(ctx, path)
+	if err != nil {
+		return fmt.Errorf("read the pipeline's records: %w", err)
+	}
+	defer r.Close()
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 64<<20)
+	for line := 1; sc.Scan(); line++ {
+		if err := fn(sc.Text()); err != nil {
+			return fmt.Errorf("%s line %d: %w", path, line, err)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	return nil
 }
 
 func appendJSON[T any](list []T, v string) ([]T, error) {

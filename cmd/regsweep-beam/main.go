@@ -5,6 +5,9 @@
 //
 //	regsweep-beam plan CONFIG --out plan.json [-m] [--delete-untagged-referrers]
 //	    [--grace D] [--upload-age D] [--runner prism|flink|spark|dataflow] [runner flags]
+//	regsweep-beam sweep CONFIG --plan plan.json [runner flags]
+//
+// See docs/scale-out.md.
 //
 // Beam's runner flags (--runner, --endpoint, --project, ...) are Go flags of the
 // process, so this command's are too; the same binary is the pipeline's worker
@@ -41,30 +44,37 @@ var (
 	rounds         = flag.Int("rounds", 16, "reachability joins: the longest chain of manifests from a root (tag -> index -> image -> signature ...) the plan follows; a deeper one fails the job")
 	readRounds     = flag.Int("read-rounds", 4, "levels of nested indexes read; a deeper one fails the job")
 	allowMassDelet = flag.Bool("allow-mass-delete", false, "plan even when the storage looks incomplete (links but no blobs, or many missing manifests)")
+	planFile       = flag.String("plan", "", "sweep: the plan file to delete (regsweep-beam plan --out, or regsweep gc -d --plan-out)")
+	maxPlanAge     = flag.Duration("max-plan-age", 6*time.Hour, "sweep: refuse a plan made longer ago than this (what was garbage then may be live now)")
 )
 
 func main() {
-	if len(os.Args) < 2 || os.Args[1] != "plan" {
+	commands := map[string]func(context.Context, string) error{"plan": runPlan, "sweep": runSweep}
+	var run func(context.Context, string) error
+	if len(os.Args) > 1 {
+		run = commands[os.Args[1]]
+	}
+	if run == nil {
 		// A runner starting this binary as its worker, or a mistake.
 		flag.Parse()
 		beam.Init()
-		fmt.Fprintln(os.Stderr, "usage: regsweep-beam plan CONFIG --out plan.json [flags]; regsweep-beam plan -h lists them")
+		fmt.Fprintln(os.Stderr, "usage: regsweep-beam plan CONFIG --out plan.json [flags] | regsweep-beam sweep CONFIG --plan plan.json [flags]; -h lists the flags")
 		os.Exit(2)
 	}
-	config, err := parseArgs(os.Args[2:])
+	config, err := parseArgs(os.Args[1], os.Args[2:])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "regsweep-beam:", err)
 		os.Exit(2)
 	}
 	beam.Init()
 	if err := run(context.Background(), config); err != nil {
-		slog.Error("plan failed", "error", err)
+		slog.Error(os.Args[1]+" failed", "error", err)
 		os.Exit(1)
 	}
 }
 
 // parseArgs parses flags before and after the one argument, CONFIG.
-func parseArgs(args []string) (string, error) {
+func parseArgs(command string, args []string) (string, error) {
 	var pos []string
 	for {
 		if err := flag.CommandLine.Parse(args); err != nil {
@@ -78,24 +88,34 @@ func parseArgs(args []string) (string, error) {
 	switch {
 	case len(pos) != 1:
 		return "", fmt.Errorf("want one registry config file, got %q", pos)
-	case *out == "":
+	case command == "plan" && *out == "":
 		return "", errors.New("--out is required: the plan file to write")
+	case command == "sweep" && *planFile == "":
+		return "", errors.New("--plan is required: the plan file to sweep")
 	case *rounds < 1 || *readRounds < 0 || *workers < 1:
 		return "", errors.New("--rounds and --workers must be at least 1, --read-rounds at least 0")
 	}
 	return pos[0], nil
 }
 
-func run(ctx context.Context, config string) error {
+// options are the pipeline's options from the flags.
+func options(config string, now time.Time) (Options, error) {
 	text, err := os.ReadFile(config)
 	if err != nil {
-		return fmt.Errorf("read registry config: %w", err)
+		return Options{}, fmt.Errorf("read registry config: %w", err)
 	}
-	now := time.Now()
-	o := Options{
+	return Options{
 		Config: string(text), ConfigName: config, Untagged: *untagged, KeepReferrers: !*dropReferrers,
 		Cutoff: now.Add(-*grace).UnixNano(), UploadCutoff: now.Add(-*uploadAge).UnixNano(),
 		Workers: *workers, Rounds: *rounds, ReadRounds: *readRounds,
+	}, nil
+}
+
+func runPlan(ctx context.Context, config string) error {
+	now := time.Now()
+	o, err := options(config, now)
+	if err != nil {
+		return err
 	}
 	recs := *records
 	if recs == "" {

@@ -25,11 +25,12 @@ type Options struct {
 	ConfigName    string `json:"config_name"` // its file name, for errors
 	Untagged      bool   `json:"untagged"`    // -m: tags are the roots
 	KeepReferrers bool   `json:"keep_referrers"`
-	Cutoff        int64  `json:"cutoff"`        // unix nanos: anything younger is kept (grace)
-	UploadCutoff  int64  `json:"upload_cutoff"` // unix nanos: uploads started before go
-	Workers       int    `json:"workers"`       // listings and reads at once per worker
-	Rounds        int    `json:"rounds"`        // reachability rounds unrolled
-	ReadRounds    int    `json:"read_rounds"`   // levels of nested indexes read
+	Cutoff        int64  `json:"cutoff"`         // unix nanos: anything younger is kept (grace)
+	UploadCutoff  int64  `json:"upload_cutoff"`  // unix nanos: uploads started before go
+	Workers       int    `json:"workers"`        // listings and reads at once per worker
+	Rounds        int    `json:"rounds"`         // reachability rounds unrolled
+	ReadRounds    int    `json:"read_rounds"`    // levels of nested indexes read
+	Walk          bool   `json:"walk,omitempty"` // list with the driver's Walk whatever it is (drivers that only walk)
 }
 
 // young reports whether t is within the grace period.
@@ -101,7 +102,11 @@ func (f *scanFn) ProcessElement(ctx context.Context, shard string, emit func(str
 	if err := json.Unmarshal([]byte(shard), &s); err != nil {
 		return err
 	}
-	return storage.ScanShard(ctx, f.drv, s, max(f.O.Workers, 1), func(e storage.Entry) error { emit(mustJSON(e)); return nil })
+	var opts []storage.ScanOption
+	if f.O.Walk {
+		opts = append(opts, storage.WithWalk(true))
+	}
+	return storage.ScanShard(ctx, f.drv, s, max(f.O.Workers, 1), func(e storage.Entry) error { emit(mustJSON(e)); return nil }, opts...)
 }
 
 // Kinds of facts pickFn sorts scan entries into.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/io/textio"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/ptest"
+	"github.com/opencontainers/go-digest"
 	"github.com/sirupsen/logrus"
 
 	"github.com/regsweep/regsweep/gc"
@@ -46,6 +48,15 @@ var modes = []mode{
 // gcPlan is regsweep gc -d's plan of the filesystem registry at root.
 func gcPlan(t *testing.T, root string, now time.Time, m mode) *gc.Plan {
 	t.Helper()
+	p, err := gcPlanErr(t, root, now, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func gcPlanErr(t *testing.T, root string, now time.Time, m mode) (*gc.Plan, error) {
+	t.Helper()
 	ctx := context.Background()
 	idx, err := graph.Open(t.TempDir())
 	if err != nil {
@@ -55,12 +66,8 @@ func gcPlan(t *testing.T, root string, now time.Time, m mode) *gc.Plan {
 	if err := graph.Build(ctx, storage.NewFilesystem(root), idx); err != nil {
 		t.Fatal(err)
 	}
-	p, err := gc.NewPlan(ctx, idx, gc.WithGracePeriod(0), gc.WithNow(now), gc.WithUploadAge(m.uploadAge),
+	return gc.NewPlan(ctx, idx, gc.WithGracePeriod(0), gc.WithNow(now), gc.WithUploadAge(m.uploadAge),
 		gc.WithDeleteUntagged(m.untagged), gc.WithKeepReferrers(m.keepReferrers))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
 }
 
 func fsConfig(root string) string {
@@ -166,46 +173,102 @@ func TestPlanEqualsGC(t *testing.T) {
 	}
 }
 
-// The sample registry (an index over two images, tags, an upload) with faults
-// that keep data: a corrupt tag link, a corrupt layer link, a repository holding
-// an unreadable manifest, a missing manifest a tag names.
+// The sample registry (an index over two images, tags, an upload) with an
+// abandoned layer in every repository (garbage, unless a fault keeps it) and one
+// fault that keeps data: a corrupt tag link (under -m its repository is pinned), a
+// symbolic link in a repository, an unreadable manifest (its repository's layer
+// links keep their blobs), one not readable to its end (every blob stays), a
+// missing manifest a tag names (a broken root: its repository's revisions are
+// expanded), and a warning that blocks (a symbolic link for the blob store).
 func TestPlanEqualsGCOnFaults(t *testing.T) {
 	now := time.Now().Add(time.Hour)
-	for _, fault := range []string{"none", "corrupt tag link", "corrupt layer link", "unreadable manifest", "missing manifest"} {
+	repos := []string{"library/debian", "team/app/api", "team/app/web"}
+	for _, fault := range []string{"none", "corrupt tag link", "symlink in a repository", "unreadable manifest", "partial manifest", "missing manifest", "missing manifests, many", "blob store link", "live layer data missing", "dangling layer link"} {
 		t.Run(fault, func(t *testing.T) {
 			root := regtest.Sample(t)
+			for _, r := range repos {
+				regtest.PutBlob(t, root, r, []byte("abandoned layer of "+r))
+			}
+			// An upload half an hour inside the default upload age.
+			regtest.Write(t, root, storage.Spec{Kind: storage.UploadStartedAt, Repo: "team/app/web", Upload: "recent"},
+				[]byte(now.Add(-168*time.Hour+30*time.Minute).UTC().Format(time.RFC3339)))
 			switch fault {
 			case "corrupt tag link":
 				regtest.Write(t, root, storage.Spec{Kind: storage.TagCurrentLink, Repo: "team/app/web", Tag: "latest"}, []byte("not a digest"))
-			case "corrupt layer link":
-				files := regtest.Files(t, root)
-				for _, f := range files {
-					if strings.Contains(f, "/_layers/") {
-						if err := os.WriteFile(regtest.FSPath(root, f), []byte("garbage"), 0o644); err != nil {
-							t.Fatal(err)
-						}
-						break
-					}
-				}
+			case "symlink in a repository":
+				regtest.Symlink(t, t.TempDir(), regtest.FSPath(root, "docker/registry/v2/repositories/team/app/web/_layers/sha256/elsewhere"))
 			case "unreadable manifest":
 				regtest.PutManifest(t, root, "team/app/api", "broken", []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":`))
-			case "missing manifest":
-				d := regtest.PutManifest(t, root, "library/debian", "gone", []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"digest":"sha256:`+strings.Repeat("a", 64)+`"},"layers":[]}`))
-				if err := os.RemoveAll(filepath.Dir(regtest.Path(t, storage.Spec{Kind: storage.BlobData, Digest: d}))); err != nil {
+			case "partial manifest":
+				// A directory where its data should be: it cannot be read at all, so
+				// it might name anything.
+				d := regtest.PutManifest(t, root, "team/app/api", "odd", []byte(`{"schemaVersion":2}`))
+				data := regtest.FSPath(root, regtest.Path(t, storage.Spec{Kind: storage.BlobData, Digest: d}))
+				if err := os.Remove(data); err != nil {
 					t.Fatal(err)
 				}
+				if err := os.Mkdir(data, 0o755); err != nil {
+					t.Fatal(err)
+				}
+			case "missing manifest", "missing manifests, many":
+				d := regtest.PutManifest(t, root, "library/debian", "gone", []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"digest":"sha256:`+strings.Repeat("a", 64)+`"},"layers":[]}`))
+				if err := os.RemoveAll(filepath.Dir(regtest.FSPath(root, regtest.Path(t, storage.Spec{Kind: storage.BlobData, Digest: d})))); err != nil {
+					t.Fatal(err)
+				}
+				if fault == "missing manifest" {
+					// More healthy roots: 2 broken of 14 is more than a tenth, which
+					// looks like a blob store not all there.
+					tagged := regtest.ReadLink(t, root, storage.Spec{Kind: storage.TagCurrentLink, Repo: "library/debian", Tag: "12"})
+					for i := range 10 {
+						regtest.Write(t, root, storage.Spec{Kind: storage.TagCurrentLink, Repo: "library/debian", Tag: fmt.Sprint("v", i)}, []byte(tagged))
+					}
+				}
+			case "live layer data missing":
+				// A layer an image needs, its data gone: its links stay (deleting
+				// them frees nothing and breaks the image for good).
+				var idx struct {
+					Manifests []struct{ Digest digest.Digest } `json:"manifests"`
+				}
+				regtest.ReadJSON(t, root, regtest.ReadLink(t, root, storage.Spec{Kind: storage.TagCurrentLink, Repo: "team/app/web", Tag: "multi"}), &idx)
+				var img struct {
+					Layers []struct{ Digest digest.Digest } `json:"layers"`
+				}
+				regtest.ReadJSON(t, root, idx.Manifests[0].Digest, &img)
+				if err := os.RemoveAll(filepath.Dir(regtest.FSPath(root, regtest.Path(t, storage.Spec{Kind: storage.BlobData, Digest: img.Layers[0].Digest})))); err != nil {
+					t.Fatal(err)
+				}
+			case "dangling layer link":
+				regtest.Write(t, root, storage.Spec{Kind: storage.LayerLink, Repo: "library/debian", Digest: digest.FromString("never pushed")}, []byte(digest.FromString("never pushed")))
+			case "blob store link":
+				regtest.Symlink(t, t.TempDir(), regtest.FSPath(root, "docker/registry/v2/blobs/sha256/zz"))
 			}
 			for _, m := range modes {
-				want := gcPlan(t, root, now, m)
+				want, werr := gcPlanErr(t, root, now, m)
 				got, err := beamPlan(t, fsConfig(root), now, m, 16)
-				if err != nil {
+				switch {
+				case werr != nil:
+					// Refused alike: storage that looks incomplete.
+					if !errors.Is(werr, gc.ErrIncompleteStorage) || !errors.Is(err, gc.ErrIncompleteStorage) {
+						t.Fatalf("%s: gc: %v; the pipeline: %v", m.name, werr, err)
+					}
+				case err != nil:
 					t.Fatalf("%s: %v", m.name, err)
+				default:
+					samePlan(t, m.name, want, got)
+					if blocks[fault] && len(want.Blocked) == 0 {
+						t.Errorf("%s: gc is not blocked: the fault exercises nothing", m.name)
+					}
 				}
-				samePlan(t, m.name, want, got)
+				if (fault == "missing manifests, many") != (werr != nil) {
+					t.Errorf("%s: gc refused the storage as incomplete: %v", m.name, werr)
+				}
 			}
 		})
 	}
 }
+
+// blocks are the faults that block a sweep (a root reaches what cannot be read).
+var blocks = map[string]bool{"unreadable manifest": true, "partial manifest": true, "missing manifest": true, "blob store link": true}
 
 // A chain of references longer than the unrolled rounds fails the job, closed,
 // with the flag to raise; no plan is made.

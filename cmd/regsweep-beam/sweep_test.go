@@ -1,0 +1,191 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/io/textio"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/ptest"
+	"github.com/distribution/distribution/v3/registry/storage/driver"
+
+	"github.com/regsweep/regsweep/benchmarks/benchenv"
+	"github.com/regsweep/regsweep/gc"
+	"github.com/regsweep/regsweep/gc/sweep"
+	"github.com/regsweep/regsweep/graph"
+	"github.com/regsweep/regsweep/internal/regtest"
+	"github.com/regsweep/regsweep/internal/synth"
+	"github.com/regsweep/regsweep/storage"
+)
+
+// beamSweep plans with the pipeline, writes the plan, and sweeps it with the
+// pipeline, all on prism.
+func beamSweep(t *testing.T, config string, now time.Time, m mode) error {
+	t.Helper()
+	p, err := beamPlan(t, config, now, m, 16)
+	if err != nil {
+		return err
+	}
+	return sweepPlanFile(t, config, p)
+}
+
+func sweepPlanFile(t *testing.T, config string, p *gc.Plan) error {
+	t.Helper()
+	dir := t.TempDir()
+	f := filepath.Join(dir, "plan.json")
+	if err := writePlan(f, p); err != nil {
+		t.Fatal(err)
+	}
+	o := Options{Config: config, ConfigName: "config.yml", Workers: 4}
+	pl, s := beam.NewPipelineWithRoot()
+	textio.Write(s, filepath.Join(dir, "swept"), BuildSweep(s, o, f))
+	return ptest.Run(pl)
+}
+
+// gcSweep is regsweep gc's plan and sweep, on one machine.
+func gcSweep(t *testing.T, drv driver.StorageDriver, now time.Time, m mode) {
+	t.Helper()
+	ctx := context.Background()
+	idx, err := graph.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idx.Close()
+	if err := graph.Build(ctx, drv, idx); err != nil {
+		t.Fatal(err)
+	}
+	p, err := gc.NewPlan(ctx, idx, gc.WithGracePeriod(0), gc.WithNow(now), gc.WithUploadAge(m.uploadAge),
+		gc.WithDeleteUntagged(m.untagged), gc.WithKeepReferrers(m.keepReferrers))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sweep.Run(ctx, drv, p); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// keys lists every file of a driver's tree.
+func keys(t *testing.T, drv driver.StorageDriver) []string {
+	t.Helper()
+	var out []string
+	err := drv.Walk(context.Background(), "/", func(fi driver.FileInfo) error {
+		if !fi.IsDir() {
+			out = append(out, fi.Path())
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func sameTree(t *testing.T, name string, want, got []string) {
+	t.Helper()
+	for _, k := range want {
+		if _, ok := slices.BinarySearch(got, k); !ok {
+			t.Errorf("%s: the pipeline's sweep deleted %s, regsweep gc's kept it", name, k)
+		}
+	}
+	for _, k := range got {
+		if _, ok := slices.BinarySearch(want, k); !ok {
+			t.Errorf("%s: the pipeline's sweep kept %s, regsweep gc's deleted it", name, k)
+		}
+	}
+}
+
+func populate(t *testing.T, root string, seed int64) {
+	t.Helper()
+	_, ns, err := synth.NewFilesystem(context.Background(), root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := synth.Populate(context.Background(), ns, seed, synth.Small()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The pipeline's sweep of its plan ends in the tree regsweep gc's sweep leaves, on a
+// filesystem and on S3.
+func TestSweepEqualsGC(t *testing.T) {
+	now := time.Now().Add(time.Hour)
+	for _, m := range modes[:2] {
+		t.Run("filesystem/"+m.name, func(t *testing.T) {
+			src := t.TempDir()
+			populate(t, src, 7)
+			a, b := t.TempDir(), t.TempDir()
+			regtest.CopyTree(t, src, a)
+			regtest.CopyTree(t, src, b)
+			gcSweep(t, storage.NewFilesystem(a), now, m)
+			if err := beamSweep(t, fsConfig(b), now, m); err != nil {
+				t.Fatal(err)
+			}
+			want, got := keys(t, storage.NewFilesystem(a)), keys(t, storage.NewFilesystem(b))
+			if len(want) == len(keys(t, storage.NewFilesystem(src))) {
+				t.Fatal("regsweep gc deleted nothing: the registry exercises nothing")
+			}
+			sameTree(t, m.name, want, got)
+		})
+		t.Run("s3/"+m.name, func(t *testing.T) {
+			ctx := context.Background()
+			src := t.TempDir()
+			populate(t, src, 8)
+			_, a := benchenv.StartS3(t, "/")
+			s3b, b := benchenv.StartS3(t, "/")
+			for _, drv := range []driver.StorageDriver{a, b} {
+				if err := benchenv.PutTree(ctx, drv, src); err != nil {
+					t.Fatal(err)
+				}
+			}
+			gcSweep(t, a, now, m)
+			if err := beamSweep(t, s3b.Config("/"), now, m); err != nil {
+				t.Fatal(err)
+			}
+			sameTree(t, m.name, keys(t, a), keys(t, b))
+		})
+	}
+}
+
+// A sweep job that fails midway (a worker's delete fails after a few) and is
+// rerun with the same plan ends where an uninterrupted one does.
+func TestSweepRerunConverges(t *testing.T) {
+	now := time.Now().Add(time.Hour)
+	m := modes[1]
+	src := t.TempDir()
+	populate(t, src, 9)
+	a, b := t.TempDir(), t.TempDir()
+	regtest.CopyTree(t, src, a)
+	regtest.CopyTree(t, src, b)
+	gcSweep(t, storage.NewFilesystem(a), now, m)
+	p, err := beamPlan(t, fsConfig(b), now, m, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n atomic.Int64
+	beforeDelete = func(string) error {
+		if n.Add(1) > 5 {
+			return errors.New("the worker died")
+		}
+		return nil
+	}
+	err = sweepPlanFile(t, fsConfig(b), p)
+	beforeDelete = nil
+	if err == nil {
+		t.Fatal("the interrupted sweep did not fail")
+	}
+	mid := keys(t, storage.NewFilesystem(b))
+	if before := keys(t, storage.NewFilesystem(src)); len(mid) == len(before) || len(mid) == len(keys(t, storage.NewFilesystem(a))) {
+		t.Fatalf("the interrupted sweep deleted %d of %d files: want some, not all", len(before)-len(mid), len(before)-len(keys(t, storage.NewFilesystem(a))))
+	}
+	if err := sweepPlanFile(t, fsConfig(b), p); err != nil {
+		t.Fatalf("rerun: %v", err)
+	}
+	sameTree(t, fmt.Sprint("rerun after ", n.Load(), " deletes"), keys(t, storage.NewFilesystem(a)), keys(t, storage.NewFilesystem(b)))
+}
