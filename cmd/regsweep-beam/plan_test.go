@@ -36,13 +36,14 @@ type mode struct {
 	untagged      bool
 	keepReferrers bool
 	uploadAge     time.Duration
+	grace         time.Duration // 0 in modes: the differential registries were just written
 }
 
 var modes = []mode{
-	{"default", false, true, 168 * time.Hour},
-	{"delete-untagged", true, true, 168 * time.Hour},
-	{"delete-untagged,drop-referrers", true, false, 168 * time.Hour},
-	{"upload-age=1m", false, true, time.Minute},
+	{"default", false, true, 168 * time.Hour, 0},
+	{"delete-untagged", true, true, 168 * time.Hour, 0},
+	{"delete-untagged,drop-referrers", true, false, 168 * time.Hour, 0},
+	{"upload-age=1m", false, true, time.Minute, 0},
 }
 
 // gcPlan is regsweep gc -d's plan of the filesystem registry at root.
@@ -66,7 +67,7 @@ func gcPlanErr(t *testing.T, root string, now time.Time, m mode) (*gc.Plan, erro
 	if err := graph.Build(ctx, storage.NewFilesystem(root), idx); err != nil {
 		t.Fatal(err)
 	}
-	return gc.NewPlan(ctx, idx, gc.WithGracePeriod(0), gc.WithNow(now), gc.WithUploadAge(m.uploadAge),
+	return gc.NewPlan(ctx, idx, gc.WithGracePeriod(m.grace), gc.WithNow(now), gc.WithUploadAge(m.uploadAge),
 		gc.WithDeleteUntagged(m.untagged), gc.WithKeepReferrers(m.keepReferrers))
 }
 
@@ -78,14 +79,14 @@ func fsConfig(root string) string {
 func beamPlan(t *testing.T, config string, now time.Time, m mode, rounds int) (*gc.Plan, error) {
 	t.Helper()
 	o := Options{Config: config, ConfigName: "config.yml", Untagged: m.untagged, KeepReferrers: m.keepReferrers,
-		Cutoff: now.UnixNano(), UploadCutoff: now.Add(-m.uploadAge).UnixNano(), Workers: 4, Rounds: rounds, ReadRounds: 4}
+		Cutoff: now.Add(-m.grace).UnixNano(), UploadCutoff: now.Add(-m.uploadAge).UnixNano(), Workers: 4, Rounds: rounds, ReadRounds: 4}
 	recs := filepath.Join(t.TempDir(), "records")
 	p, s := beam.NewPipelineWithRoot()
 	textio.Write(s, recs, Build(s, o))
 	if err := ptest.Run(p); err != nil {
 		return nil, err
 	}
-	return assemble(context.Background(), recs, o, now, 0, m.uploadAge, false)
+	return assemble(context.Background(), recs, o, now, m.grace, m.uploadAge, false)
 }
 
 // samePlan compares what two plans delete, item for item, and whether both refuse.
@@ -183,11 +184,20 @@ func TestPlanEqualsGC(t *testing.T) {
 func TestPlanEqualsGCOnFaults(t *testing.T) {
 	now := time.Now().Add(time.Hour)
 	repos := []string{"library/debian", "team/app/api", "team/app/web"}
-	for _, fault := range []string{"none", "corrupt tag link", "symlink in a repository", "unreadable manifest", "partial manifest", "missing manifest", "missing manifests, many", "blob store link", "live layer data missing", "dangling layer link"} {
+	for _, fault := range []string{"none", "corrupt tag link", "symlink in a repository", "unreadable manifest", "partial manifest", "missing manifest", "missing manifests, many", "blob store link", "live layer data missing", "dangling layer link", "tag without revision link", "untagged manifest missing", "symlink for a layer link", "symlink for _layers", "symlink for a blob", "symlink for a revision"} {
 		t.Run(fault, func(t *testing.T) {
 			root := regtest.Sample(t)
+			abandoned := map[string]digest.Digest{}
 			for _, r := range repos {
-				regtest.PutBlob(t, root, r, []byte("abandoned layer of "+r))
+				abandoned[r] = regtest.PutBlob(t, root, r, []byte("abandoned layer of "+r))
+			}
+			// replace makes the directory of s a symbolic link to an empty directory.
+			replace := func(s storage.Spec) {
+				dir := regtest.FSPath(root, regtest.Path(t, s))
+				if err := os.RemoveAll(dir); err != nil {
+					t.Fatal(err)
+				}
+				regtest.Symlink(t, t.TempDir(), dir)
 			}
 			// An upload half an hour inside the default upload age.
 			regtest.Write(t, root, storage.Spec{Kind: storage.UploadStartedAt, Repo: "team/app/web", Upload: "recent"},
@@ -237,6 +247,35 @@ func TestPlanEqualsGCOnFaults(t *testing.T) {
 				if err := os.RemoveAll(filepath.Dir(regtest.FSPath(root, regtest.Path(t, storage.Spec{Kind: storage.BlobData, Digest: img.Layers[0].Digest})))); err != nil {
 					t.Fatal(err)
 				}
+			case "symlink for a layer link":
+				// A layer link that cannot be read: kept, with its blob.
+				replace(storage.Spec{Kind: storage.LayerDir, Repo: "team/app/web", Digest: abandoned["team/app/web"]})
+			case "symlink for _layers":
+				// The repository's layer links are unknown: everything in it stays.
+				dir := regtest.FSPath(root, "docker/registry/v2/repositories/library/debian/_layers")
+				if err := os.RemoveAll(dir); err != nil {
+					t.Fatal(err)
+				}
+				regtest.Symlink(t, t.TempDir(), dir)
+			case "symlink for a blob":
+				// The registry serves what it points at: kept, with the links naming it.
+				replace(storage.Spec{Kind: storage.BlobDir, Digest: abandoned["team/app/api"]})
+			case "symlink for a revision":
+				// A revision link that cannot be read: a root, kept.
+				d := regtest.PutManifest(t, root, "team/app/api", "", []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"digest":"`+abandoned["team/app/api"].String()+`"},"layers":[]}`))
+				replace(storage.Spec{Kind: storage.RevisionDir, Repo: "team/app/api", Digest: d})
+			case "untagged manifest missing":
+				// Under -m a root all the same (a broken one): what it was is unknown.
+				d := regtest.PutManifest(t, root, "team/app/web", "", []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"digest":"sha256:`+strings.Repeat("b", 64)+`"},"layers":[]}`))
+				if err := os.RemoveAll(filepath.Dir(regtest.FSPath(root, regtest.Path(t, storage.Spec{Kind: storage.BlobData, Digest: d})))); err != nil {
+					t.Fatal(err)
+				}
+			case "tag without revision link":
+				// The registry cannot serve it, but a listing may have missed the
+				// link: what it names stays.
+				cfg := regtest.PutBlob(t, root, "", []byte(`{"os":"linux","note":"config of an image only a tag names"}`))
+				d := regtest.PutBlob(t, root, "", []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"`+cfg.String()+`","size":1},"layers":[]}`))
+				regtest.Write(t, root, storage.Spec{Kind: storage.TagCurrentLink, Repo: "library/debian", Tag: "unlinked"}, []byte(d))
 			case "dangling layer link":
 				regtest.Write(t, root, storage.Spec{Kind: storage.LayerLink, Repo: "library/debian", Digest: digest.FromString("never pushed")}, []byte(digest.FromString("never pushed")))
 			case "blob store link":
@@ -268,7 +307,7 @@ func TestPlanEqualsGCOnFaults(t *testing.T) {
 }
 
 // blocks are the faults that block a sweep (a root reaches what cannot be read).
-var blocks = map[string]bool{"unreadable manifest": true, "partial manifest": true, "missing manifest": true, "blob store link": true}
+var blocks = map[string]bool{"untagged manifest missing": true, "unreadable manifest": true, "partial manifest": true, "missing manifest": true, "blob store link": true}
 
 // A chain of references longer than the unrolled rounds fails the job, closed,
 // with the flag to raise; no plan is made.

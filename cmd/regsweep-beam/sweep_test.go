@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -188,4 +190,52 @@ func TestSweepRerunConverges(t *testing.T) {
 		t.Fatalf("rerun: %v", err)
 	}
 	sameTree(t, fmt.Sprint("rerun after ", n.Load(), " deletes"), keys(t, storage.NewFilesystem(a)), keys(t, storage.NewFilesystem(b)))
+}
+
+// The pipeline's sweep deletes phase by phase, as regsweep gc does: references
+// (tag history, revision links) before any blob, blobs before layer links, layer
+// links before uploads; a job that dies midway leaves no link to a deleted blob
+// that a later phase would have removed.
+func TestSweepPhasesInOrder(t *testing.T) {
+	now := time.Now().Add(time.Hour)
+	root := t.TempDir()
+	populate(t, root, 10)
+	m := modes[1]
+	m.uploadAge = 0
+	p, err := beamPlan(t, fsConfig(root), now, m, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu    sync.Mutex
+		ranks []int
+	)
+	rank := func(path string) int {
+		for i, part := range []string{"/_manifests/", "/blobs/", "/_layers/", "/_uploads/"} {
+			if strings.Contains(path, part) {
+				return i
+			}
+		}
+		return -1
+	}
+	beforeDelete = func(path string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		ranks = append(ranks, rank(path))
+		return nil
+	}
+	defer func() { beforeDelete = nil }()
+	if err := sweepPlanFile(t, fsConfig(root), p); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[int]int{}
+	for i, r := range ranks {
+		seen[r]++
+		if r < 0 || i > 0 && r < ranks[i-1] {
+			t.Fatalf("delete %d is of phase %d after one of phase %d: %v", i, r, ranks[i-1], ranks)
+		}
+	}
+	if len(seen) != 4 {
+		t.Errorf("deletes by phase: %v; want all four phases exercised", seen)
+	}
 }
