@@ -3,7 +3,7 @@ BIN := bin/regsweep
 DEMO_DIR := $(CURDIR)/build/demo-registry
 BUILDS_DIR := $(CURDIR)/build/demo-builds
 
-.PHONY: all build test demo lint e2e bench bench-scale clean sample fuzz docs static image image-smoke
+.PHONY: all build test demo lint e2e bench bench-scale bench-beam clean sample fuzz docs static image image-smoke
 
 all: build
 
@@ -12,9 +12,12 @@ build:
 
 # Unit, differential and bad-input tests, under the race detector. With CI=true a
 # missing chromium or graphviz fails the tests that need them instead of skipping.
+# The Beam pipeline (cmd/regsweep-beam) is a module of its own: its plans and sweeps
+# equal regsweep gc's on prism, in process.
 test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 25m ./...
+	cd cmd/regsweep-beam && $(GO) vet ./... && $(GO) test -race -count=1 -timeout 20m ./...
 
 # End to end against the real peers: Debian's docker-registry (distribution 2.8.2) and
 # skopeo (apt-get install docker-registry skopeo). Pushes built images, deletes through
@@ -69,6 +72,13 @@ SCALE_BLOBS ?= 1000000,3000000,10000000
 bench-scale:
 	$(GO) run ./benchmarks/bench -only scale -synth $(SCALE_BLOBS) $(SCALE_FLAGS)
 
+# The pipeline on prism against the single-machine engine on the synthetic driver
+# (BEAM_BENCH_BLOBS, 1M by default), and what one worker does per second on S3 at 20
+# ms a request: the per-element costs docs/scale-out.md sizes a cluster from.
+BEAM_BENCH_BLOBS ?= 1000000
+bench-beam:
+	cd cmd/regsweep-beam && BEAM_BENCH_BLOBS=$(BEAM_BENCH_BLOBS) $(GO) test -run '^$$' -bench 'PlanSynthetic|RequestRates' -benchtime 1x -count 3 -timeout 60m .
+
 # Fuzz each target for FUZZTIME (the manifest parsers, link and path parsing, the
 # streamed digest scan of unreadable manifests). Seeds are in the tests and the
 # sample registry; a finding is written to testdata/fuzz/ and becomes a regression
@@ -92,6 +102,7 @@ lint:
 	test -z "$$(gofmt -l .)" || (gofmt -l . && false)
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
+	cd cmd/regsweep-beam && $(STATICCHECK) ./...
 
 # Man pages and bash/zsh/fish completions, generated from the command tree.
 docs: build
