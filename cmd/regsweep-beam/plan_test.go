@@ -80,6 +80,11 @@ func beamPlan(t *testing.T, config string, now time.Time, m mode, rounds int) (*
 	t.Helper()
 	o := Options{Config: config, ConfigName: "config.yml", Untagged: m.untagged, KeepReferrers: m.keepReferrers,
 		Cutoff: now.Add(-m.grace).UnixNano(), UploadCutoff: now.Add(-m.uploadAge).UnixNano(), Workers: 4, Rounds: rounds, ReadRounds: 4}
+	return beamPlanWith(t, o, now, m)
+}
+
+func beamPlanWith(t *testing.T, o Options, now time.Time, m mode) (*gc.Plan, error) {
+	t.Helper()
 	recs := filepath.Join(t.TempDir(), "records")
 	p, s := beam.NewPipelineWithRoot()
 	textio.Write(s, recs, Build(s, o))
@@ -320,6 +325,19 @@ func TestPlanDeeperThanRoundsFails(t *testing.T) {
 	}
 	if _, err := beamPlan(t, fsConfig(root), now, modes[1], 3); err != nil {
 		t.Fatalf("three rounds: %v", err)
+	}
+	// An index whose child has no revision link: the child is read in the first
+	// round of reads after the revision links'.
+	cfg := regtest.PutBlob(t, root, "", []byte(`{"os":"linux"}`))
+	child := regtest.PutBlob(t, root, "", fmt.Appendf(nil, `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"digest":%q},"layers":[]}`, cfg))
+	regtest.PutManifest(t, root, "library/debian", "nested", fmt.Appendf(nil, `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":%q}]}`, child))
+	o := Options{Config: fsConfig(root), ConfigName: "config.yml", Untagged: true, KeepReferrers: true, Cutoff: now.UnixNano(), Workers: 4, Rounds: 16}
+	if _, err := beamPlanWith(t, o, now, modes[1]); err == nil || !strings.Contains(err.Error(), "--read-rounds") {
+		t.Fatalf("no round of index children read: %v, want a failure naming --read-rounds", err)
+	}
+	o.ReadRounds = 1
+	if _, err := beamPlanWith(t, o, now, modes[1]); err != nil {
+		t.Fatalf("one round of index children read: %v", err)
 	}
 }
 
