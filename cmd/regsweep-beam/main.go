@@ -15,6 +15,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -117,10 +118,7 @@ func runPlan(ctx context.Context, config string) error {
 	if err != nil {
 		return err
 	}
-	recs := *records
-	if recs == "" {
-		recs = *out + ".records"
-	}
+	recs := cmp.Or(*records, *out+".records")
 	p, s := beam.NewPipelineWithRoot()
 	textio.Write(s, recs, Build(s, o))
 	start := time.Now()

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -163,20 +164,13 @@ func (f *pickFn) ProcessElement(entry string, emit func(string, string)) error {
 			emit(factPinned, e.Repo)
 		}
 		if (e.Kind == storage.KindWarning || e.Kind == storage.KindRepo) && e.Blocks {
-			emit(factAll, e.Path+": "+cmp(e.WarnKind, "unexpected_path")+" hides what may be referenced")
+			emit(factAll, e.Path+": "+cmp.Or(e.WarnKind, "unexpected_path")+" hides what may be referenced")
 		}
 		if e.Kind == storage.KindWarning && e.Keep && e.Digest != "" {
 			emit(factProtect, string(e.Digest))
 		}
 	}
 	return nil
-}
-
-func cmp(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // readFn reads and parses one manifest with the single-machine engine's reader.

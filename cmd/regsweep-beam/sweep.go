@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -175,7 +176,7 @@ func runSweep(ctx context.Context, config string) error {
 	case time.Since(p.Mode.Now) > *maxPlanAge:
 		return fmt.Errorf("plan %s was made at %s, more than --max-plan-age %s ago: what was garbage then may be live now; plan again", *planFile, p.Mode.Now.Format(time.RFC3339), *maxPlanAge)
 	}
-	recs := cmp(*records, *planFile+".swept")
+	recs := cmp.Or(*records, *planFile+".swept")
 	pl, s := beam.NewPipelineWithRoot()
 	textio.Write(s, recs, BuildSweep(s, o, *planFile))
 	start := time.Now()
