@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"testing"
@@ -70,6 +71,17 @@ func TestBenchChild(t *testing.T) {
 	engine := os.Getenv("BEAM_BENCH_CHILD")
 	if engine == "" {
 		t.Skip("run by BenchmarkPlanSynthetic")
+	}
+	if f := os.Getenv("BEAM_BENCH_HEAP"); f != "" {
+		// Heap profiles every two seconds, each over the last: where the peak is.
+		go func() {
+			for range time.Tick(2 * time.Second) {
+				if w, err := os.Create(f); err == nil {
+					pprof.WriteHeapProfile(w)
+					w.Close()
+				}
+			}
+		}()
 	}
 	n, _ := strconv.Atoi(os.Getenv("BEAM_BENCH_BLOBS"))
 	repos, per := 100, max(1, n/100/100)

@@ -83,7 +83,7 @@ type rootsFn struct{ opener }
 func (f *rootsFn) Setup(ctx context.Context) error { return f.open(ctx) }
 
 func (f *rootsFn) ProcessElement(ctx context.Context, _ []byte, shard, entry func(string)) error {
-	shards, err := storage.Shards(ctx, f.drv, func(e storage.Entry) error { entry(mustJSON(e)); return nil })
+	shards, err := storage.Shards(ctx, f.drv, func(e storage.Entry) error { entry(encodeEntry(e)); return nil })
 	if err != nil {
 		return fmt.Errorf("list the registry's roots (%s): %w", f.O.ConfigName, err)
 	}
@@ -107,7 +107,69 @@ func (f *scanFn) ProcessElement(ctx context.Context, shard string, emit func(str
 	if f.O.Walk {
 		opts = append(opts, storage.WithWalk(true))
 	}
-	return storage.ScanShard(ctx, f.drv, s, max(f.O.Workers, 1), func(e storage.Entry) error { emit(mustJSON(e)); return nil }, opts...)
+	return storage.ScanShard(ctx, f.drv, s, max(f.O.Workers, 1), func(e storage.Entry) error { emit(encodeEntry(e)); return nil }, opts...)
+}
+
+// rec is a scan entry as the stages carry it: what the rules read, in short JSON
+// with times in unix nanoseconds. A listing's entries are most of what the
+// pipeline shuffles (and what prism holds in memory), and storage.Entry's JSON
+// spells out every field: about four times the bytes.
+type rec struct {
+	Kind         storage.Kind `json:"k"`
+	Repo         string       `json:"r,omitempty"`
+	Tag          string       `json:"t,omitempty"`
+	Upload       string       `json:"u,omitempty"`
+	Digest       string       `json:"d,omitempty"`
+	Target       string       `json:"g,omitempty"` // "=": the digest
+	Size         int64        `json:"s,omitempty"`
+	ModTime      int64        `json:"m,omitempty"`
+	StartedAt    int64        `json:"a,omitempty"`
+	Path         string       `json:"p,omitempty"` // of warnings only
+	Warning      string       `json:"w,omitempty"`
+	WarnKind     string       `json:"wk,omitempty"`
+	Keep         bool         `json:"kp,omitempty"`
+	Blocks       bool         `json:"b,omitempty"`
+	HasManifests bool         `json:"h,omitempty"`
+}
+
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func timeOf(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
+}
+
+func encodeEntry(e storage.Entry) string {
+	r := rec{Kind: e.Kind, Repo: e.Repo, Tag: e.Tag, Upload: e.Upload, Digest: string(e.Digest), Target: string(e.Target),
+		Size: e.Size, ModTime: nanos(e.ModTime), StartedAt: nanos(e.StartedAt), Warning: e.Warning, WarnKind: e.WarnKind,
+		Keep: e.Keep, Blocks: e.Blocks, HasManifests: e.HasManifests}
+	if r.Target != "" && r.Target == r.Digest {
+		r.Target = "="
+	}
+	if e.Kind == storage.KindWarning || e.Kind == storage.KindRepo || e.Warning != "" {
+		r.Path = e.Path
+	}
+	return mustJSON(r)
+}
+
+func entryOf(v string) storage.Entry {
+	var r rec
+	if err := json.Unmarshal([]byte(v), &r); err != nil {
+		panic(fmt.Sprintf("a scan record that does not decode: %v", err))
+	}
+	if r.Target == "=" {
+		r.Target = r.Digest
+	}
+	return storage.Entry{Kind: r.Kind, Repo: r.Repo, Tag: r.Tag, Upload: r.Upload, Digest: digest.Digest(r.Digest), Target: digest.Digest(r.Target),
+		Size: r.Size, ModTime: timeOf(r.ModTime), StartedAt: timeOf(r.StartedAt), Path: r.Path, Warning: r.Warning, WarnKind: r.WarnKind,
+		Keep: r.Keep, Blocks: r.Blocks, HasManifests: r.HasManifests}
 }
 
 // Kinds of facts pickFn sorts scan entries into.
@@ -141,10 +203,7 @@ type pickFn struct {
 }
 
 func (f *pickFn) ProcessElement(entry string, emit func(string, string)) error {
-	var e storage.Entry
-	if err := json.Unmarshal([]byte(entry), &e); err != nil {
-		return err
-	}
+	e := entryOf(entry)
 	switch {
 	case f.What == pickBlobs && e.Kind == storage.BlobData,
 		f.What == pickRevs && e.Kind == storage.RevisionLink,

@@ -26,18 +26,25 @@ func BenchmarkRequestRates(b *testing.B) {
 		ctx := context.Background()
 		s3, drv := benchenv.StartS3(b, "/")
 		path := func(i int) string { return fmt.Sprintf("/docker/registry/v2/blobs/sha256/%02x/%064x/data", i%256, i) }
-		g, gctx := errgroup.WithContext(ctx)
-		g.SetLimit(inFlight)
-		for i := range keys {
-			g.Go(func() error { return drv.PutContent(gctx, path(i), make([]byte, 2000)) })
+		fill := func() {
+			s3.SetLatency(0)
+			defer s3.SetLatency(latency)
+			g, gctx := errgroup.WithContext(ctx)
+			g.SetLimit(inFlight)
+			for i := range keys {
+				g.Go(func() error { return drv.PutContent(gctx, path(i), make([]byte, 2000)) })
+			}
+			if err := g.Wait(); err != nil {
+				b.Fatal(err)
+			}
 		}
-		if err := g.Wait(); err != nil {
-			b.Fatal(err)
-		}
-		s3.SetLatency(latency)
+		fill()
 		run := func(name string, n, per int, op func(i int) error) {
 			b.Run(fmt.Sprintf("%s/latency=%v", name, latency), func(b *testing.B) {
 				for b.Loop() {
+					if name == "delete" {
+						fill() // what the last run deleted
+					}
 					var done atomic.Int64
 					start := time.Now()
 					g, _ := errgroup.WithContext(ctx)

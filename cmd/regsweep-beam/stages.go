@@ -139,14 +139,6 @@ func (f *failFn) ProcessElement(k, _ string) error {
 	return fmt.Errorf("%s (at %s): the plan would be incomplete, so none is written; raise %s", f.What, k, f.Flag)
 }
 
-func entryOf(v string) storage.Entry {
-	var e storage.Entry
-	if err := json.Unmarshal([]byte(v), &e); err != nil {
-		panic(fmt.Sprintf("a scan record that does not decode: %v", err))
-	}
-	return e
-}
-
 func manifestOf(v string) manifestRec {
 	var m manifestRec
 	if err := json.Unmarshal([]byte(v), &m); err != nil {

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/regsweep/regsweep/internal/regtest"
+)
+
+// regsweep-beam plan, from its flags as an operator gives them, writes a plan file
+// that regsweep apply accepts and sweeps: everything the plan names, nothing else.
+func TestCLIPlanThenRegsweepApply(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds regsweep")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "regsweep")
+	build := exec.Command("go", "build", "-C", "../..", "-o", bin, "./cmd/regsweep")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build regsweep: %v\n%s", err, out)
+	}
+	root := regtest.Sample(t)
+	cfg := filepath.Join(dir, "config.yml")
+	if err := os.WriteFile(cfg, []byte(fsConfig(root)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	plan := filepath.Join(dir, "plan.json")
+	for k, v := range map[string]string{"m": "true", "grace": "0s", "out": plan} {
+		if err := flag.Set(k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer func() {
+		for _, k := range []string{"m", "grace", "out"} {
+			f := flag.Lookup(k)
+			f.Value.Set(f.DefValue)
+		}
+	}()
+	if err := runPlan(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p struct {
+		Blobs     []json.RawMessage `json:"blobs"`
+		Manifests []json.RawMessage `json:"manifests"`
+	}
+	if err := json.Unmarshal(b, &p); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(bin, "apply", cfg, plan, "-q", "-o", "json", "--index", t.TempDir()).Output()
+	if err != nil {
+		t.Fatalf("regsweep apply: %v\n%s", err, out)
+	}
+	var rep struct {
+		Result struct {
+			DeletedBlobs     int `json:"deleted_blobs"`
+			DeletedManifests int `json:"deleted_manifests"`
+		}
+	}
+	if err := json.Unmarshal(out, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Result.DeletedBlobs != len(p.Blobs) || rep.Result.DeletedManifests != len(p.Manifests) || len(p.Blobs) == 0 {
+		t.Errorf("regsweep apply deleted %d blobs and %d manifests; the plan names %d and %d", rep.Result.DeletedBlobs, rep.Result.DeletedManifests, len(p.Blobs), len(p.Manifests))
+	}
+}
