@@ -75,9 +75,12 @@ bench-scale:
 # The pipeline on prism against the single-machine engine on the synthetic driver
 # (BEAM_BENCH_BLOBS, 1M by default), and what one worker does per second on S3 at 20
 # ms a request: the per-element costs docs/scale-out.md sizes a cluster from.
-BEAM_BENCH_BLOBS ?= 1000000
+# prism holds every collection in memory: 1M blobs take about 15 GB and six minutes
+# (BEAM_BENCH_BLOBS=1000000 BEAM_BENCH_COUNT=1).
+BEAM_BENCH_BLOBS ?= 100000
+BEAM_BENCH_COUNT ?= 3
 bench-beam:
-	cd cmd/regsweep-beam && BEAM_BENCH_BLOBS=$(BEAM_BENCH_BLOBS) $(GO) test -run '^$$' -bench 'PlanSynthetic|RequestRates' -benchtime 1x -count 3 -timeout 60m .
+	cd cmd/regsweep-beam && BEAM_BENCH_BLOBS=$(BEAM_BENCH_BLOBS) $(GO) test -run '^$$' -bench 'PlanSynthetic|RequestRates' -benchtime 1x -count $(BEAM_BENCH_COUNT) -timeout 60m .
 
 # Fuzz each target for FUZZTIME (the manifest parsers, link and path parsing, the
 # streamed digest scan of unreadable manifests). Seeds are in the tests and the
