@@ -193,33 +193,8 @@ func Scan(ctx context.Context, drv driver.StorageDriver, fn func(Entry) error, o
 	}
 	roots.Go(func() { repoRoots, repoErr = drv.List(ctx, reposDir) })
 	roots.Wait()
-	var nf driver.PathNotFoundError
-	if (o.linksOnly || errors.As(blobErr, &nf)) && errors.As(repoErr, &nf) {
-		return fmt.Errorf("scan %s storage: %w", drv.Name(), ErrNoRegistry)
-	}
-	warn := func(p, format string, a ...any) error {
-		return emit(Entry{Kind: KindWarning, Path: p, Warning: fmt.Sprintf(format, a...)})
-	}
-	switch {
-	case o.linksOnly:
-	case errors.As(blobErr, &nf):
-		if err := warn(blobsDir, "no blobs directory: no blob data to keep or delete"); err != nil {
-			return err
-		}
-	case errors.Is(blobErr, ErrSymlink):
-		if err := emitSymlinks(blobErr, emit); err != nil {
-			return err
-		}
-	case blobErr != nil:
-		return fmt.Errorf("list %s: %w", blobsDir, blobErr)
-	}
-	switch {
-	case errors.Is(repoErr, ErrSymlink):
-		if err := emitSymlinks(repoErr, emit); err != nil {
-			return err
-		}
-	case repoErr != nil && !errors.As(repoErr, &nf):
-		return fmt.Errorf("list %s: %w", reposDir, repoErr)
+	if err := reportRoots(drv, blobErr, repoErr, o.linksOnly, emit); err != nil {
+		return err
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
@@ -280,6 +255,36 @@ func Scan(ctx context.Context, drv driver.StorageDriver, fn func(Entry) error, o
 		}
 	}
 	return g.Wait()
+}
+
+// reportRoots reports what listing the layout's two roots gave: no registry at
+// all is an error, a missing blob store and symbolic links are entries, any other
+// failure an error. noBlobs: the blob store was not listed.
+func reportRoots(drv driver.StorageDriver, blobErr, repoErr error, noBlobs bool, emit func(Entry) error) error {
+	var nf driver.PathNotFoundError
+	if (noBlobs || errors.As(blobErr, &nf)) && errors.As(repoErr, &nf) {
+		return fmt.Errorf("scan %s storage: %w", drv.Name(), ErrNoRegistry)
+	}
+	switch {
+	case noBlobs:
+	case errors.As(blobErr, &nf):
+		if err := emit(Entry{Kind: KindWarning, Path: blobsDir, Warning: "no blobs directory: no blob data to keep or delete"}); err != nil {
+			return err
+		}
+	case errors.Is(blobErr, ErrSymlink):
+		if err := emitSymlinks(blobErr, emit); err != nil {
+			return err
+		}
+	case blobErr != nil:
+		return fmt.Errorf("list %s: %w", blobsDir, blobErr)
+	}
+	switch {
+	case errors.Is(repoErr, ErrSymlink):
+		return emitSymlinks(repoErr, emit)
+	case repoErr != nil && !errors.As(repoErr, &nf):
+		return fmt.Errorf("list %s: %w", reposDir, repoErr)
+	}
+	return nil
 }
 
 // probeKeys is about one listing page of an object store.

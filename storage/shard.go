@@ -2,7 +2,6 @@ package storage
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 
@@ -32,29 +31,8 @@ func Shards(ctx context.Context, drv driver.StorageDriver, emit func(Entry) erro
 	roots.Go(func() { blobRoots, blobErr = drv.List(ctx, blobsDir) })
 	roots.Go(func() { repoRoots, repoErr = drv.List(ctx, reposDir) })
 	roots.Wait()
-	var nf driver.PathNotFoundError
-	if errors.As(blobErr, &nf) && errors.As(repoErr, &nf) {
-		return nil, fmt.Errorf("scan %s storage: %w", drv.Name(), ErrNoRegistry)
-	}
-	switch {
-	case errors.As(blobErr, &nf):
-		if err := emit(Entry{Kind: KindWarning, Path: blobsDir, Warning: "no blobs directory: no blob data to keep or delete"}); err != nil {
-			return nil, err
-		}
-	case errors.Is(blobErr, ErrSymlink):
-		if err := emitSymlinks(blobErr, emit); err != nil {
-			return nil, err
-		}
-	case blobErr != nil:
-		return nil, fmt.Errorf("list %s: %w", blobsDir, blobErr)
-	}
-	switch {
-	case errors.Is(repoErr, ErrSymlink):
-		if err := emitSymlinks(repoErr, emit); err != nil {
-			return nil, err
-		}
-	case repoErr != nil && !errors.As(repoErr, &nf):
-		return nil, fmt.Errorf("list %s: %w", reposDir, repoErr)
+	if err := reportRoots(drv, blobErr, repoErr, false, emit); err != nil {
+		return nil, err
 	}
 	var shards []Shard
 	for _, algDir := range blobRoots {
