@@ -2,6 +2,7 @@ package storage_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -86,4 +87,40 @@ func diff(a, b []string) []string {
 		}
 	}
 	return out
+}
+
+// A registry whose blob store is missing (an unmounted volume under the tree) is
+// reported as such by Scan and by Shards; with no registry at all, both refuse.
+func TestScanAndShardsReportMissingBlobStore(t *testing.T) {
+	ctx := context.Background()
+	root := regtest.Sample(t)
+	if err := os.RemoveAll(filepath.Join(root, "docker/registry/v2/blobs")); err != nil {
+		t.Fatal(err)
+	}
+	drv := storage.NewFilesystem(root)
+	count := func(n *int) func(storage.Entry) error {
+		return func(e storage.Entry) error {
+			if e.Kind == storage.KindWarning && e.Path == "/docker/registry/v2/blobs" {
+				*n++
+			}
+			return nil
+		}
+	}
+	var scanned, sharded int
+	if err := storage.Scan(ctx, drv, count(&scanned)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := storage.Shards(ctx, drv, count(&sharded)); err != nil {
+		t.Fatal(err)
+	}
+	if scanned != 1 || sharded != 1 {
+		t.Errorf("missing blob store reported %d times by Scan, %d by Shards; want once each", scanned, sharded)
+	}
+	empty := storage.NewFilesystem(t.TempDir())
+	if err := storage.Scan(ctx, empty, count(new(int))); !errors.Is(err, storage.ErrNoRegistry) {
+		t.Errorf("Scan of an empty tree: %v, want ErrNoRegistry", err)
+	}
+	if _, err := storage.Shards(ctx, empty, count(new(int))); !errors.Is(err, storage.ErrNoRegistry) {
+		t.Errorf("Shards of an empty tree: %v, want ErrNoRegistry", err)
+	}
 }
