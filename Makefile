@@ -26,7 +26,8 @@ test:
 # The suite runs twice: with a fresh index per command, and with an index a scan just
 # filled (manifests from its manifest cache).
 e2e:
-	$(GO) test -tags e2e -count=1 -v -timeout 15m ./cmd/regsweep/e2e/
+	REGSWEEP_E2E_SAVE=$(CURDIR)/build/e2e-storage $(GO) test -tags e2e -count=1 -v -timeout 15m ./cmd/regsweep/e2e/
+	cd cmd/regsweep-beam && REGSWEEP_E2E_STORAGE=$(CURDIR)/build/e2e-storage $(GO) test -count=1 -timeout 10m -run TestPlanEqualsGCOnE2EStorage .
 	REGSWEEP_E2E_WARM_INDEX=1 $(GO) test -tags e2e -count=1 -v -timeout 15m ./cmd/regsweep/e2e/
 
 # Dry-run report on the bundled sample registry. Git does not keep file times, so the

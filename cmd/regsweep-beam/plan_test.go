@@ -179,6 +179,32 @@ func TestPlanEqualsGC(t *testing.T) {
 	}
 }
 
+// On the storage Debian's docker-registry wrote in the e2e test (real pushes with
+// skopeo, deletes through the API), saved there with REGSWEEP_E2E_SAVE and named
+// here with REGSWEEP_E2E_STORAGE (make e2e does both): equal plans in every mode.
+func TestPlanEqualsGCOnE2EStorage(t *testing.T) {
+	saved := os.Getenv("REGSWEEP_E2E_STORAGE")
+	if saved == "" {
+		t.Skip("REGSWEEP_E2E_STORAGE is not set (make e2e sets it)")
+	}
+	root := t.TempDir()
+	regtest.CopyTree(t, saved, root)
+	now := time.Now().Add(time.Hour)
+	deletes := 0
+	for _, m := range modes {
+		want := gcPlan(t, root, now, m)
+		got, err := beamPlan(t, fsConfig(root), now, m, 16)
+		if err != nil {
+			t.Fatalf("%s: %v", m.name, err)
+		}
+		samePlan(t, m.name, want, got)
+		deletes += len(want.Blobs) + len(want.Manifests)
+	}
+	if deletes == 0 {
+		t.Error("no mode deletes anything: the saved storage exercises nothing")
+	}
+}
+
 // The sample registry (an index over two images, tags, an upload) with an
 // abandoned layer in every repository (garbage, unless a fault keeps it) and one
 // fault that keeps data: a corrupt tag link (under -m its repository is pinned), a

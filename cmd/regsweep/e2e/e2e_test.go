@@ -104,6 +104,14 @@ func TestE2E(t *testing.T) {
 	// The storage and skopeo's environment outlive the phase that makes them.
 	s := &scenario{w: newWorld(), root: filepath.Join(t.TempDir(), "storage"), sk: newSkopeoEnv(t)}
 	phase("push-and-delete", true, func(t *testing.T) { setup(t, s) })
+	if dir := os.Getenv("REGSWEEP_E2E_SAVE"); dir != "" {
+		// For the Beam pipeline's equality test (its own module): the storage
+		// the real registry wrote, as pushed and deleted.
+		if err := os.RemoveAll(dir); err != nil {
+			t.Fatal(err)
+		}
+		copyTree(t, s.root, dir)
+	}
 	phase("storage-matches-model", true, func(t *testing.T) { checkStorageMatchesModel(t, s) })
 	phase("dry-run-vs-2.8.2", false, func(t *testing.T) { dryRunDifferential(t, s) })
 	phase("report-matches-gc", false, func(t *testing.T) { reportMatchesGC(t, s) })
