@@ -113,19 +113,23 @@ func (p *Plan) stats(g *graph.Graph, tags []graph.Tag, m *marks, deleted graph.B
 	}
 	p.reached, p.shared = once, many
 	// Reclaimable: deleted blobs the repository links, each counted once per repository.
-	counted := map[[2]uint32]bool{}
-	addLinked := func(repo string, id uint32) {
-		i, ok := slot[repo]
-		if !ok || !deleted.Has(id) || counted[[2]uint32{uint32(i), id}] {
-			return
-		}
-		counted[[2]uint32{uint32(i), id}] = true
-		rs[i].ReclaimableBytes += g.Size(id)
-	}
+	// A repository has one layer link and one revision link a blob at most, so only a
+	// blob linked both ways can come twice: the few deleted revisions are remembered,
+	// not every deleted link (ten million at 100M blobs).
+	byRevision := map[[2]uint32]bool{}
 	for _, l := range g.Revisions() {
-		addLinked(l.Repo, l.ID)
+		if i, ok := slot[l.Repo]; ok && deleted.Has(l.ID) && !byRevision[[2]uint32{uint32(i), l.ID}] {
+			byRevision[[2]uint32{uint32(i), l.ID}] = true
+			rs[i].ReclaimableBytes += g.Size(l.ID)
+		}
 	}
-	if err := g.Layers(func(l graph.Link) error { addLinked(l.Repo, l.ID); return nil }); err != nil {
+	err := g.Layers(func(l graph.Link) error {
+		if i, ok := slot[l.Repo]; ok && deleted.Has(l.ID) && !byRevision[[2]uint32{uint32(i), l.ID}] {
+			rs[i].ReclaimableBytes += g.Size(l.ID)
+		}
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("read layer links: %w", err)
 	}
 	slices.SortFunc(rs, func(a, b RepoStats) int { return cmp.Compare(a.Name, b.Name) })
