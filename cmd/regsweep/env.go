@@ -249,66 +249,24 @@ var testBeforeDelete func(path string) error
 // recheckEvery is how often a long deletion phase lists the roots again.
 const recheckEvery = time.Minute
 
-// probeTimeout bounds each request of the registry probe.
-const probeTimeout = 10 * time.Second
 
 // checkRegistry asks the registry serving this storage whether it accepts writes,
 // and refuses (exit 4) unless it is read-only, stopped, or the operator opted out.
 // The upload it starts, and cancels, goes to an existing repository.
 func (s *session) checkRegistry(ctx context.Context, f sweepFlags) ([]analysis.RegistryCheck, error) {
-	if f.registryURL == "none" {
-		return []analysis.RegistryCheck{{URL: "none", State: string(probe.Skipped), Detail: "--registry-url none: the registry was not asked whether it accepts writes"}}, nil
-	}
-	var targets []probe.Target
-	if f.registryURL != "" {
-		t, err := probe.URLTarget(f.registryURL, probeTimeout)
-		if err != nil {
-			return nil, &codeError{exitUsage, err}
-		}
-		targets = append(targets, t)
-	} else {
-		var err error
-		if targets, err = probe.Targets(s.cfg, probeTimeout); err != nil {
-			return nil, err
-		}
-	}
-	if len(targets) == 0 {
-		return []analysis.RegistryCheck{{State: string(probe.Skipped), Detail: "the config names no http.addr or http.host: pass --registry-url to have the registry probed"}}, nil
-	}
-	repo, err := storage.AnyRepository(ctx, s.drv)
-	if err != nil {
-		return nil, err
-	}
-	if repo == "" {
-		repo = "regsweep-probe"
-	}
 	creds := probe.Credentials{Username: f.registryUser, Password: os.Getenv("REGSWEEP_REGISTRY_PASSWORD")}
+	results, err := probe.Check(ctx, s.cfg, s.drv, f.registryURL, creds, s.log)
 	var out []analysis.RegistryCheck
-	var bad *analysis.RegistryCheck
-	for _, t := range targets {
-		r := probe.Probe(ctx, t, repo, creds)
-		if r.Upload != "" {
-			// What the cancelled upload left in the storage (its hash state).
-			if p, err := storage.Path(storage.Spec{Kind: storage.UploadDir, Repo: repo, Upload: r.Upload}); err == nil {
-				if err := s.drv.Delete(ctx, p); err != nil && !errors.As(err, new(driver.PathNotFoundError)) {
-					s.log.Warn("could not remove the probe's cancelled upload", "path", p, "error", err)
-				}
-			}
-		}
+	for _, r := range results {
 		out = append(out, analysis.RegistryCheck{URL: r.URL, State: string(r.State), Detail: r.Detail})
-		s.log.Info("registry probed", "url", r.URL, "state", r.State, "detail", r.Detail)
-		if r.State.Blocks() && bad == nil {
-			bad = &out[len(out)-1]
-		}
 	}
-	if bad != nil {
-		what := "accepts pushes"
-		if bad.State == string(probe.Unknown) {
-			what = "may accept pushes (the probe could not tell)"
-		}
-		return out, &codeError{exitWritable, fmt.Errorf("refusing to sweep: the registry at %s %s: %s. A push during a sweep can lose data. Set maintenance.readonly.enabled: true in its config and restart it, or stop it; then run again. (--registry-url none skips this check when the registry is elsewhere and known to be read-only)", bad.URL, what, bad.Detail)}
+	switch {
+	case errors.Is(err, probe.ErrBadURL):
+		return nil, &codeError{exitUsage, err}
+	case errors.Is(err, probe.ErrWritable):
+		return out, &codeError{exitWritable, err}
 	}
-	return out, nil
+	return out, err
 }
 
 // planError gives a planning error its exit code and its advice.
