@@ -3,12 +3,23 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
+	"fmt"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/distribution/distribution/v3/configuration"
+	"github.com/distribution/distribution/v3/registry/handlers"
+	"github.com/sirupsen/logrus"
+
+	"github.com/regsweep/regsweep/internal/probe"
 	"github.com/regsweep/regsweep/internal/regtest"
 )
 
@@ -70,5 +81,57 @@ func TestCLIPlanThenRegsweepApply(t *testing.T) {
 	}
 	if rep.Result.DeletedBlobs != len(p.Blobs) || rep.Result.DeletedManifests != len(p.Manifests) || len(p.Blobs) == 0 {
 		t.Errorf("regsweep apply deleted %d blobs and %d manifests; the plan names %d and %d", rep.Result.DeletedBlobs, rep.Result.DeletedManifests, len(p.Blobs), len(p.Manifests))
+	}
+}
+
+// regsweep-beam sweep asks the registry serving the storage whether it accepts
+// pushes, and refuses, deleting nothing, while it does; read-only, it sweeps.
+func TestCLISweepRefusesWritableRegistry(t *testing.T) {
+	logrus.SetLevel(logrus.PanicLevel) // the registry logs every request
+	for _, readOnly := range []bool{false, true} {
+		t.Run(fmt.Sprint("read-only=", readOnly), func(t *testing.T) {
+			root := regtest.Sample(t)
+			y := fsConfig(root) + "  delete:\n    enabled: true\n"
+			if readOnly {
+				y += "  maintenance:\n    readonly:\n      enabled: true\n"
+			}
+			rc, err := configuration.Parse(strings.NewReader(y))
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := httptest.NewServer(handlers.NewApp(context.Background(), rc))
+			defer srv.Close()
+			dir := t.TempDir()
+			cfg := filepath.Join(dir, "config.yml")
+			if err := os.WriteFile(cfg, []byte(y+"http:\n  addr: "+strings.TrimPrefix(srv.URL, "http://")+"\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			now := time.Now().Add(time.Hour)
+			p, err := beamPlan(t, y, now, modes[1], 16)
+			if err != nil {
+				t.Fatal(err)
+			}
+			plan := filepath.Join(dir, "plan.json")
+			if err := writePlan(plan, p); err != nil {
+				t.Fatal(err)
+			}
+			if err := flag.Set("plan", plan); err != nil {
+				t.Fatal(err)
+			}
+			defer flag.Set("plan", "")
+			before := regtest.Files(t, root)
+			err = runSweep(context.Background(), cfg)
+			after := regtest.Files(t, root)
+			switch {
+			case !readOnly && !errors.Is(err, probe.ErrWritable):
+				t.Fatalf("writable registry: %v, want a refusal", err)
+			case !readOnly && !slices.Equal(before, after):
+				t.Errorf("the refused sweep changed the storage: %d files before, %d after", len(before), len(after))
+			case readOnly && err != nil:
+				t.Fatalf("read-only registry: %v", err)
+			case readOnly && len(after) >= len(before):
+				t.Errorf("the sweep deleted nothing: %d files before, %d after", len(before), len(after))
+			}
+		})
 	}
 }

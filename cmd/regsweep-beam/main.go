@@ -47,6 +47,8 @@ var (
 	allowMassDelet = flag.Bool("allow-mass-delete", false, "plan even when the storage looks incomplete (links but no blobs, or many missing manifests)")
 	planFile       = flag.String("plan", "", "sweep: the plan file to delete (regsweep-beam plan --out, or regsweep gc -d --plan-out)")
 	maxPlanAge     = flag.Duration("max-plan-age", 6*time.Hour, "sweep: refuse a plan made longer ago than this (what was garbage then may be live now)")
+	registryURL    = flag.String("registry-url", "", "sweep: the registry serving this storage, asked whether it accepts pushes before anything is deleted (default: http.addr and http.host of the config; none: ask none)")
+	registryUser   = flag.String("registry-user", "", "sweep: user for the registry probe (password in REGSWEEP_REGISTRY_PASSWORD), for registries with authentication")
 )
 
 func main() {

@@ -8,8 +8,10 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"os"
 	"reflect"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
@@ -19,6 +21,8 @@ import (
 
 	"github.com/regsweep/regsweep/gc"
 	"github.com/regsweep/regsweep/gc/sweep"
+	"github.com/regsweep/regsweep/internal/probe"
+	"github.com/regsweep/regsweep/storage"
 )
 
 // The sweep's phases, in regsweep gc's order: what references data goes before
@@ -175,6 +179,15 @@ func runSweep(ctx context.Context, config string) error {
 		return fmt.Errorf("plan %s deletes tags or repositories (retention policies, pruning): sweep it with regsweep apply", *planFile)
 	case time.Since(p.Mode.Now) > *maxPlanAge:
 		return fmt.Errorf("plan %s was made at %s, more than --max-plan-age %s ago: what was garbage then may be live now; plan again", *planFile, p.Mode.Now.Format(time.RFC3339), *maxPlanAge)
+	}
+	// A push during a sweep can lose data: the registry must not accept any.
+	drv, cfg, err := storage.OpenConfig(ctx, strings.NewReader(o.Config), o.ConfigName)
+	if err != nil {
+		return err
+	}
+	creds := probe.Credentials{Username: *registryUser, Password: os.Getenv("REGSWEEP_REGISTRY_PASSWORD")}
+	if _, err := probe.Check(ctx, cfg, drv, *registryURL, creds, slog.Default()); err != nil {
+		return err
 	}
 	recs := cmp.Or(*records, *planFile+".swept")
 	pl, s := beam.NewPipelineWithRoot()
