@@ -19,6 +19,8 @@ import (
 	"github.com/distribution/distribution/v3/registry/handlers"
 	"github.com/sirupsen/logrus"
 
+	"github.com/regsweep/regsweep/gc"
+	"github.com/regsweep/regsweep/graph"
 	"github.com/regsweep/regsweep/internal/probe"
 	"github.com/regsweep/regsweep/internal/regtest"
 )
@@ -131,6 +133,58 @@ func TestCLISweepRefusesWritableRegistry(t *testing.T) {
 				t.Fatalf("read-only registry: %v", err)
 			case readOnly && len(after) >= len(before):
 				t.Errorf("the sweep deleted nothing: %d files before, %d after", len(before), len(after))
+			}
+		})
+	}
+}
+
+// regsweep-beam sweep refuses, deleting nothing, a plan it must not sweep: one
+// with blocked manifests, one made for other storage, one older than
+// --max-plan-age, one deleting tags (policies: regsweep apply's).
+func TestCLISweepRefusals(t *testing.T) {
+	now := time.Now().Add(time.Hour)
+	for _, c := range []struct {
+		name, want string
+		change     func(p *gc.Plan)
+	}{
+		{"blocked", "unreadable manifests are reachable", func(p *gc.Plan) { p.Blocked = []graph.Warning{{Kind: "unreadable_manifest", Digest: "sha256:" + strings.Repeat("a", 64)}} }},
+		{"other storage", "was made for storage", func(p *gc.Plan) { p.Storage = "filesystem rootdirectory=/elsewhere" }},
+		{"old", "--max-plan-age", func(p *gc.Plan) { p.Mode.Now = time.Now().Add(-7 * time.Hour) }},
+		{"tags", "regsweep apply", func(p *gc.Plan) { p.Tags = []gc.TagItem{{Repository: "library/debian", Tag: "12"}} }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			root := regtest.Sample(t)
+			dir := t.TempDir()
+			cfg := filepath.Join(dir, "config.yml")
+			if err := os.WriteFile(cfg, []byte(fsConfig(root)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			p, err := beamPlan(t, fsConfig(root), now, modes[1], 16)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(p.Blobs) == 0 {
+				t.Fatal("the plan deletes nothing")
+			}
+			c.change(p)
+			plan := filepath.Join(dir, "plan.json")
+			if err := writePlan(plan, p); err != nil {
+				t.Fatal(err)
+			}
+			for k, v := range map[string]string{"plan": plan, "registry-url": "none"} {
+				if err := flag.Set(k, v); err != nil {
+					t.Fatal(err)
+				}
+			}
+			defer flag.Set("plan", "")
+			defer flag.Set("registry-url", "")
+			before := regtest.Files(t, root)
+			err = runSweep(context.Background(), cfg)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("sweep: %v, want a refusal naming %q", err, c.want)
+			}
+			if after := regtest.Files(t, root); !slices.Equal(before, after) {
+				t.Errorf("the refused sweep changed the storage: %d files before, %d after", len(before), len(after))
 			}
 		})
 	}
