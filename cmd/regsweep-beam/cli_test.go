@@ -147,7 +147,9 @@ func TestCLISweepRefusals(t *testing.T) {
 		name, want string
 		change     func(p *gc.Plan)
 	}{
-		{"blocked", "unreadable manifests are reachable", func(p *gc.Plan) { p.Blocked = []graph.Warning{{Kind: "unreadable_manifest", Digest: "sha256:" + strings.Repeat("a", 64)}} }},
+		{"blocked", "unreadable manifests are reachable", func(p *gc.Plan) {
+			p.Blocked = []graph.Warning{{Kind: "unreadable_manifest", Digest: "sha256:" + strings.Repeat("a", 64)}}
+		}},
 		{"other storage", "was made for storage", func(p *gc.Plan) { p.Storage = "filesystem rootdirectory=/elsewhere" }},
 		{"old", "--max-plan-age", func(p *gc.Plan) { p.Mode.Now = time.Now().Add(-7 * time.Hour) }},
 		{"tags", "regsweep apply", func(p *gc.Plan) { p.Tags = []gc.TagItem{{Repository: "library/debian", Tag: "12"}} }},
