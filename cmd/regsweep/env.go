@@ -249,7 +249,6 @@ var testBeforeDelete func(path string) error
 // recheckEvery is how often a long deletion phase lists the roots again.
 const recheckEvery = time.Minute
 
-
 // checkRegistry asks the registry serving this storage whether it accepts writes,
 // and refuses (exit 4) unless it is read-only, stopped, or the operator opted out.
 // The upload it starts, and cancels, goes to an existing repository.
