@@ -144,9 +144,12 @@ func samePlan(t *testing.T, name string, want, got *gc.Plan) {
 // pushed to by digest only and holding only layers), in every mode, the pipeline's
 // plan is regsweep gc's, item for item.
 func TestPlanEqualsGC(t *testing.T) {
-	seeds := 6
-	if testing.Short() {
+	seeds := 50 // as many as the MarkAndSweep differential suite (gc/difftest)
+	switch {
+	case testing.Short():
 		seeds = 2
+	case raceDetector:
+		seeds = 10 // the same code for every seed; make test runs all 50 without it
 	}
 	for seed := int64(1); seed <= int64(seeds); seed++ {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
