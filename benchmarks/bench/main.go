@@ -561,7 +561,7 @@ func rssChild(args []string) {
 		if len(args) > 3 {
 			fmt.Sscan(args[3], &limit)
 		}
-		memlimit.Start(ctx, limit, time.Second) // as the regsweep command does with --memory-limit
+		memlimit.Start(ctx, limit, memlimit.Every) // as the regsweep command does with --memory-limit
 	}
 	if tool == "marksweep" {
 		markAndSweep(ctx, drv, false, none)

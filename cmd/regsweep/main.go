@@ -10,7 +10,6 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
-	"time"
 
 	// Storage drivers register themselves with distribution's factory. Not inmemory:
 	// no other process can read it.
@@ -61,7 +60,7 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: true,
 		PersistentPreRun: func(cmd *cobra.Command, _ []string) {
 			if _, set := os.LookupEnv("GOMEMLIMIT"); !set && memLimit > 0 {
-				memlimit.Start(cmd.Context(), int64(memLimit), time.Second)
+				memlimit.Start(cmd.Context(), int64(memLimit), memlimit.Every)
 			}
 		},
 	}
