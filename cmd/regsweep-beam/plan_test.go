@@ -15,6 +15,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/io/textio"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/ptest"
+	"github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/opencontainers/go-digest"
 	"github.com/sirupsen/logrus"
 
@@ -58,13 +59,19 @@ func gcPlan(t *testing.T, root string, now time.Time, m mode) *gc.Plan {
 
 func gcPlanErr(t *testing.T, root string, now time.Time, m mode) (*gc.Plan, error) {
 	t.Helper()
+	return gcPlanOn(t, storage.NewFilesystem(root), now, m)
+}
+
+// gcPlanOn is regsweep gc -d's plan of the storage drv reaches.
+func gcPlanOn(t *testing.T, drv driver.StorageDriver, now time.Time, m mode) (*gc.Plan, error) {
+	t.Helper()
 	ctx := context.Background()
 	idx, err := graph.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer idx.Close()
-	if err := graph.Build(ctx, storage.NewFilesystem(root), idx); err != nil {
+	if err := graph.Build(ctx, drv, idx); err != nil {
 		t.Fatal(err)
 	}
 	return gc.NewPlan(ctx, idx, gc.WithGracePeriod(m.grace), gc.WithNow(now), gc.WithUploadAge(m.uploadAge),
@@ -164,15 +171,8 @@ func TestPlanEqualsGC(t *testing.T) {
 			if _, err := synth.Populate(ctx, ns, seed, cfg); err != nil {
 				t.Fatal(err)
 			}
-			now := time.Now().Add(time.Hour)
 			deletes := 0
-			for _, m := range modes {
-				want := gcPlan(t, root, now, m)
-				got, err := beamPlan(t, fsConfig(root), now, m, 16)
-				if err != nil {
-					t.Fatalf("%s: %v", m.name, err)
-				}
-				samePlan(t, m.name, want, got)
+			for _, want := range equalInEveryMode(t, root) {
 				deletes += len(want.Blobs) + len(want.Manifests) + len(want.LayerLinks) + len(want.Uploads)
 			}
 			if deletes == 0 {
@@ -192,15 +192,8 @@ func TestPlanEqualsGCOnE2EStorage(t *testing.T) {
 	}
 	root := t.TempDir()
 	regtest.CopyTree(t, saved, root)
-	now := time.Now().Add(time.Hour)
 	deletes := 0
-	for _, m := range modes {
-		want := gcPlan(t, root, now, m)
-		got, err := beamPlan(t, fsConfig(root), now, m, 16)
-		if err != nil {
-			t.Fatalf("%s: %v", m.name, err)
-		}
-		samePlan(t, m.name, want, got)
+	for _, want := range equalInEveryMode(t, root) {
 		deletes += len(want.Blobs) + len(want.Manifests)
 	}
 	if deletes == 0 {
@@ -406,4 +399,22 @@ func skipFailingJobsUnderRace(t *testing.T) {
 	if raceDetector {
 		t.Skip("fails pipelines on purpose: Beam's harness races at a failed job's shutdown; run without -race (make test does)")
 	}
+}
+
+// equalInEveryMode checks the pipeline's plan of the filesystem registry at root
+// against regsweep gc's in every mode, and returns gc's plans.
+func equalInEveryMode(t *testing.T, root string) []*gc.Plan {
+	t.Helper()
+	now := time.Now().Add(time.Hour)
+	var plans []*gc.Plan
+	for _, m := range modes {
+		want := gcPlan(t, root, now, m)
+		got, err := beamPlan(t, fsConfig(root), now, m, 16)
+		if err != nil {
+			t.Fatalf("%s: %v", m.name, err)
+		}
+		samePlan(t, m.name, want, got)
+		plans = append(plans, want)
+	}
+	return plans
 }

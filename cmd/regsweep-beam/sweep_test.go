@@ -20,7 +20,6 @@ import (
 	"github.com/regsweep/regsweep/benchmarks/benchenv"
 	"github.com/regsweep/regsweep/gc"
 	"github.com/regsweep/regsweep/gc/sweep"
-	"github.com/regsweep/regsweep/graph"
 	"github.com/regsweep/regsweep/internal/regtest"
 	"github.com/regsweep/regsweep/internal/synth"
 	"github.com/regsweep/regsweep/storage"
@@ -53,21 +52,11 @@ func sweepPlanFile(t *testing.T, config string, p *gc.Plan) error {
 // gcSweep is regsweep gc's plan and sweep, on one machine.
 func gcSweep(t *testing.T, drv driver.StorageDriver, now time.Time, m mode) {
 	t.Helper()
-	ctx := context.Background()
-	idx, err := graph.Open(t.TempDir())
+	p, err := gcPlanOn(t, drv, now, m)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer idx.Close()
-	if err := graph.Build(ctx, drv, idx); err != nil {
-		t.Fatal(err)
-	}
-	p, err := gc.NewPlan(ctx, idx, gc.WithGracePeriod(0), gc.WithNow(now), gc.WithUploadAge(m.uploadAge),
-		gc.WithDeleteUntagged(m.untagged), gc.WithKeepReferrers(m.keepReferrers))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := sweep.Run(ctx, drv, p); err != nil {
+	if _, err := sweep.Run(context.Background(), drv, p); err != nil {
 		t.Fatal(err)
 	}
 }
