@@ -22,6 +22,7 @@ type options struct {
 	policy          *policy.File
 	onlyTags        map[string]TagItem // by path, from the plan being applied
 	untaggedIn      map[string]bool    // repositories whose policy says deleteUntagged
+	spillDir        string
 }
 
 // untagged reports whether manifests left untagged in repo are garbage: everywhere

@@ -18,6 +18,7 @@ import (
 
 	"github.com/regsweep/regsweep/gc/policy"
 	"github.com/regsweep/regsweep/graph"
+	"github.com/regsweep/regsweep/internal/spill"
 	"github.com/regsweep/regsweep/storage"
 )
 
@@ -55,6 +56,8 @@ type Plan struct {
 	m       *marks
 	reached graph.Bitset // what the live manifests of some repository reach
 	shared  graph.Bitset // what the live manifests of several repositories reach
+	// blobSpill holds Blobs when they spilled to a file (WithSpillDir).
+	blobSpill *spill.Array[BlobItem]
 }
 
 // Graph returns the graph the plan was made from, as the plan leaves it: without
@@ -328,7 +331,13 @@ type Source interface {
 }
 
 // NewPlan marks the indexed registry and lists what a sweep would delete.
-func NewPlan(ctx context.Context, src Source, opts ...Option) (*Plan, error) {
+func NewPlan(ctx context.Context, src Source, opts ...Option) (_ *Plan, err error) {
+	var made *Plan // released if planning fails once it spilled
+	defer func() {
+		if err != nil && made != nil {
+			made.Close()
+		}
+	}()
 	o, err := makeOptions(opts)
 	if err != nil {
 		return nil, err
@@ -384,6 +393,7 @@ func NewPlan(ctx context.Context, src Source, opts ...Option) (*Plan, error) {
 		GraceSeconds: int64(o.grace / time.Second), UploadAgeSeconds: int64(o.uploadAge / time.Second), Now: o.now,
 		Policy: o.policy, PruneEmptyRepositories: o.pruneRepos,
 	}, g: g, scanned: base, m: m, Tags: tagItems, Kept: tagKept}
+	made = p
 	// The index holds a digest for every id it hands out; one that is lost means a
 	// damaged index, which is an error, not a reason to guess.
 	var lost error
@@ -412,7 +422,9 @@ func NewPlan(ctx context.Context, src Source, opts ...Option) (*Plan, error) {
 		}
 		candidates += bits.OnesCount64(w)
 	}
-	p.Blobs = make([]BlobItem, 0, candidates)
+	if p.Blobs, err = p.blobArray(o.spillDir, candidates); err != nil {
+		return nil, fmt.Errorf("plan %d blob items: %w", candidates, err)
+	}
 	cutoff := o.cutoff()
 	err = g.Blobs(false, func(b graph.Blob) error {
 		id := b.ID
@@ -595,6 +607,9 @@ func NewPlan(ctx context.Context, src Source, opts ...Option) (*Plan, error) {
 	if err := p.stats(g, base.Tags(), m, deleted); err != nil {
 		return nil, err
 	}
+	if err := p.sortSpilled(o.spillDir); err != nil {
+		return nil, fmt.Errorf("sort %d blob items: %w", len(p.Blobs), err)
+	}
 	p.sort()
 	if o.policy != nil {
 		if err := p.retention(o, base, baseMarks, deleted, decisions, revIDs); err != nil {
@@ -735,7 +750,9 @@ func (p *Plan) countItems() {
 }
 
 func (p *Plan) sort() {
-	slices.SortFunc(p.Blobs, compareBlobs)
+	if !slices.IsSortedFunc(p.Blobs, compareBlobs) {
+		slices.SortFunc(p.Blobs, compareBlobs)
+	}
 	slices.SortFunc(p.Manifests, func(a, b ManifestItem) int { return cmp.Compare(a.Path, b.Path) })
 	slices.SortFunc(p.LayerLinks, func(a, b LinkItem) int { return cmp.Compare(a.Path, b.Path) })
 	slices.SortFunc(p.Uploads, func(a, b UploadItem) int { return cmp.Compare(a.Path, b.Path) })

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/regsweep/regsweep/internal/spill"
 )
 
 // minShare is the least part of the budget the Go runtime keeps whatever is mapped:
@@ -87,7 +89,7 @@ func fileResident() (int64, bool) {
 }
 
 // trimTables asks the kernel to page out the resident pages of every mapped badger
-// table (*.sst) and returns how many mappings it asked for. MADV_PAGEOUT writes dirty
+// table (*.sst) and spill file (a plan's blob items) and returns how many mappings it asked for. MADV_PAGEOUT writes dirty
 // pages back and a later read maps them again, so no data is lost; and it is safe if
 // badger unmaps a table between the read of /proc/self/maps and the call and the
 // range is reused, which MADV_DONTNEED is not (it would zero anonymous memory).
@@ -100,7 +102,7 @@ func trimTables() int {
 	for _, line := range bytes.Split(b, []byte("\n")) {
 		f := bytes.Fields(line)
 		// start-end perms offset dev inode path
-		if len(f) < 6 || !bytes.HasSuffix(f[5], []byte(".sst")) || len(f[1]) < 4 || f[1][3] != 's' {
+		if len(f) < 6 || !(bytes.HasSuffix(f[5], []byte(".sst")) || bytes.HasSuffix(f[5], []byte(spill.Suffix))) || len(f[1]) < 4 || f[1][3] != 's' {
 			continue
 		}
 		lo, hi, ok := bytes.Cut(f[0], []byte("-"))

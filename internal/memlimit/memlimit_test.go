@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/regsweep/regsweep/internal/spill"
 )
 
 func TestStartLeavesRoomForMappedFiles(t *testing.T) {
@@ -109,6 +111,37 @@ func TestTrimTables(t *testing.T) {
 	for i := 0; i < size; i += 4096 {
 		if table[i] != byte(i>>12) || other[i] != byte(i>>12) {
 			t.Fatalf("byte at %d changed after the trim", i)
+		}
+	}
+}
+
+// A plan's spilled array leaves the process when trimmed, although its file is
+// already unlinked, and reads back the same.
+func TestTrimSpill(t *testing.T) {
+	if _, ok := fileResident(); !ok {
+		t.Skip("no /proc/self/status RssFile here")
+	}
+	const n = 16 << 20 // 64 MiB of uint32
+	a, err := spill.New[uint32](t.TempDir(), n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	items := a.Items()
+	for i := range items {
+		items[i] = uint32(i)
+	}
+	before, _ := fileResident()
+	if trimTables() < 1 {
+		t.Fatal("no spill mapping trimmed")
+	}
+	after, _ := fileResident()
+	if before-after < n*4/2 {
+		t.Errorf("file-backed resident memory %d MiB -> %d MiB: the spilled array's %d MiB did not leave", before>>20, after>>20, n*4>>20)
+	}
+	for i, v := range items {
+		if v != uint32(i) {
+			t.Fatalf("item %d is %d after the trim", i, v)
 		}
 	}
 }

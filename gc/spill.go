@@ -1,0 +1,117 @@
+package gc
+
+import (
+	"container/heap"
+	"errors"
+	"math"
+	"runtime/debug"
+	"slices"
+	"unsafe"
+
+	"github.com/regsweep/regsweep/internal/spill"
+)
+
+// WithSpillDir keeps a plan's blob items in a file in dir, mapped, when they would
+// take more than an eighth of the Go memory limit: at 100M blobs a plan deletes
+// ten million blobs, 400 MB of items. The pages are written back and dropped near
+// the memory budget (internal/memlimit). Close the plan to release them.
+func WithSpillDir(dir string) Option {
+	return func(o *options) error { o.spillDir = dir; return nil }
+}
+
+// spillAbove returns the bytes of blob items a plan holds in memory before it
+// spills: an eighth of the Go memory limit, and no spill without a limit.
+var spillAbove = func() int64 {
+	l := debug.SetMemoryLimit(-1)
+	if l == math.MaxInt64 {
+		return math.MaxInt64
+	}
+	return l / 8
+}
+
+// sortRun is the items sorted at a time in a spilled plan (20 MiB): the pages of
+// one run are resident while it sorts, the rest can be written back.
+var sortRun = 1 << 19
+
+// blobArray returns an empty slice with room for n blob items: from a spill file in
+// dir when they are many, otherwise from the heap (also where dir's file system
+// cannot reserve blocks).
+func (p *Plan) blobArray(dir string, n int) ([]BlobItem, error) {
+	if dir == "" || int64(n)*int64(unsafe.Sizeof(BlobItem{})) <= spillAbove() {
+		return make([]BlobItem, 0, n), nil
+	}
+	a, err := spill.New[BlobItem](dir, n)
+	if errors.Is(err, spill.ErrUnsupported) {
+		return make([]BlobItem, 0, n), nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	p.blobSpill = a
+	return a.Items()[:0], nil
+}
+
+// sortSpilled sorts spilled blob items without holding them all resident: runs of
+// sortRun items are sorted in place and merged into a second spill file. The items
+// usually come sorted already (ids follow the blob store's listing order).
+func (p *Plan) sortSpilled(dir string) error {
+	if p.blobSpill == nil || slices.IsSortedFunc(p.Blobs, compareBlobs) {
+		return nil
+	}
+	n := len(p.Blobs)
+	var runs blobRuns
+	for i := 0; i < n; i += sortRun {
+		r := p.Blobs[i:min(i+sortRun, n)]
+		slices.SortFunc(r, compareBlobs)
+		runs = append(runs, r)
+	}
+	if len(runs) == 1 {
+		return nil
+	}
+	out, err := spill.New[BlobItem](dir, n)
+	if err != nil {
+		return err
+	}
+	merged := out.Items()[:0]
+	heap.Init(&runs)
+	for len(runs) > 0 {
+		merged = append(merged, runs[0][0])
+		if runs[0] = runs[0][1:]; len(runs[0]) == 0 {
+			heap.Pop(&runs)
+		} else {
+			heap.Fix(&runs, 0)
+		}
+	}
+	if err := p.blobSpill.Close(); err != nil {
+		out.Close()
+		return err
+	}
+	p.blobSpill, p.Blobs = out, merged
+	return nil
+}
+
+// blobRuns is a heap of sorted runs by their first item.
+type blobRuns [][]BlobItem
+
+func (h blobRuns) Len() int           { return len(h) }
+func (h blobRuns) Less(i, j int) bool { return compareBlobs(h[i][0], h[j][0]) < 0 }
+func (h blobRuns) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *blobRuns) Push(x any)        { *h = append(*h, x.([]BlobItem)) }
+func (h *blobRuns) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// Close releases the blob items of a plan that spilled them (WithSpillDir); its
+// Blobs must not be used after. Other plans have nothing to release.
+func (p *Plan) Close() error {
+	if p.blobSpill == nil {
+		return nil
+	}
+	p.Blobs = nil
+	err := p.blobSpill.Close()
+	p.blobSpill = nil
+	return err
+}
