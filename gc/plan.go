@@ -422,9 +422,7 @@ func NewPlan(ctx context.Context, src Source, opts ...Option) (_ *Plan, err erro
 		}
 		candidates += bits.OnesCount64(w)
 	}
-	if p.Blobs, err = p.blobArray(o.spillDir, candidates); err != nil {
-		return nil, fmt.Errorf("plan %d blob items: %w", candidates, err)
-	}
+	p.Blobs = p.blobArray(o.spillDir, candidates)
 	cutoff := o.cutoff()
 	err = g.Blobs(false, func(b graph.Blob) error {
 		id := b.ID

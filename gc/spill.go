@@ -2,7 +2,6 @@ package gc
 
 import (
 	"container/heap"
-	"errors"
 	"math"
 	"runtime/debug"
 	"slices"
@@ -34,21 +33,20 @@ var spillAbove = func() int64 {
 var sortRun = 1 << 19
 
 // blobArray returns an empty slice with room for n blob items: from a spill file in
-// dir when they are many, otherwise from the heap (also where dir's file system
-// cannot reserve blocks).
-func (p *Plan) blobArray(dir string, n int) ([]BlobItem, error) {
+// dir when they are many, otherwise from the heap. Where dir takes no spill file (a
+// read-only index a report reads, a full disk, a file system without fallocate) the
+// items stay in memory as well: the memory limit is soft, and a plan must not fail
+// for want of a cache.
+func (p *Plan) blobArray(dir string, n int) []BlobItem {
 	if dir == "" || int64(n)*int64(unsafe.Sizeof(BlobItem{})) <= spillAbove() {
-		return make([]BlobItem, 0, n), nil
+		return make([]BlobItem, 0, n)
 	}
 	a, err := spill.New[BlobItem](dir, n)
-	if errors.Is(err, spill.ErrUnsupported) {
-		return make([]BlobItem, 0, n), nil
-	}
 	if err != nil {
-		return nil, err
+		return make([]BlobItem, 0, n)
 	}
 	p.blobSpill = a
-	return a.Items()[:0], nil
+	return a.Items()[:0]
 }
 
 // sortSpilled sorts spilled blob items without holding them all resident: runs of
@@ -70,7 +68,9 @@ func (p *Plan) sortSpilled(dir string) error {
 	}
 	out, err := spill.New[BlobItem](dir, n)
 	if err != nil {
-		return err
+		// The sorted runs are in place: a sort in memory finishes them.
+		slices.SortFunc(p.Blobs, compareBlobs)
+		return nil
 	}
 	merged := out.Items()[:0]
 	heap.Init(&runs)

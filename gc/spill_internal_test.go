@@ -28,10 +28,7 @@ func TestSortSpilled(t *testing.T) {
 		sortRun = run
 		rand.Shuffle(len(items), func(i, j int) { items[i], items[j] = items[j], items[i] })
 		p := &Plan{}
-		blobs, err := p.blobArray(t.TempDir(), len(items)+10)
-		if err != nil {
-			t.Fatal(err)
-		}
+		blobs := p.blobArray(t.TempDir(), len(items)+10)
 		if p.blobSpill == nil {
 			t.Fatal("no spill")
 		}
@@ -45,5 +42,16 @@ func TestSortSpilled(t *testing.T) {
 		if err := p.Close(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// A directory that takes no spill file leaves the items in memory: the plan is made
+// all the same.
+func TestSpillFallsBackToMemory(t *testing.T) {
+	defer SpillAll(1)()
+	p := &Plan{}
+	blobs := p.blobArray(t.TempDir()+"/missing", 100)
+	if p.blobSpill != nil || cap(blobs) != 100 {
+		t.Fatalf("spilled %v, room for %d items: want 100 in memory", p.blobSpill != nil, cap(blobs))
 	}
 }

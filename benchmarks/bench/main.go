@@ -228,7 +228,7 @@ func regsweepIn(ctx context.Context, dir string, drv driver.StorageDriver, m boo
 		opts = append(opts, graph.WithScanOptions(rstorage.WithWalk(true)))
 	}
 	must(graph.Build(ctx, drv, idx, opts...))
-	_, err = gc.NewPlan(ctx, idx, gc.WithDeleteUntagged(m), gc.WithGracePeriod(0))
+	_, err = gc.NewPlan(ctx, idx, gc.WithDeleteUntagged(m), gc.WithGracePeriod(0), gc.WithSpillDir(dir)) // as regsweep gc: beside the index
 	must(err)
 	lastIndexBytes = dirBytes(dir)
 	if a != nil {

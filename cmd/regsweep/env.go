@@ -66,6 +66,8 @@ type session struct {
 	deadline time.Time
 	// tagTimes: the plan applies a retention policy, which needs tags' push times.
 	tagTimes bool
+	// plans made, released at close (their blob items may be in a spill file)
+	plans []*gc.Plan
 }
 
 // openSession opens the storage config names and its index. A run that may delete
@@ -133,6 +135,9 @@ func openSession(cmd *cobra.Command, config string, c storageFlags, deletes, reb
 }
 
 func (s *session) close() {
+	for _, p := range s.plans {
+		p.Close()
+	}
 	if s.idx != nil {
 		s.idx.Close()
 	}
@@ -187,10 +192,12 @@ func (s *session) plan(ctx context.Context, m markFlags, opts ...gc.Option) (*gc
 	if err != nil {
 		return nil, indexError(s.dir, err)
 	}
-	p, err := gc.NewPlan(ctx, g, append(m.options(s.start), opts...)...)
+	// Blob items past an eighth of the memory limit go to a file beside the index.
+	p, err := gc.NewPlan(ctx, g, append(append(m.options(s.start), gc.WithSpillDir(s.dir)), opts...)...)
 	if err != nil {
 		return nil, s.planError(err)
 	}
+	s.plans = append(s.plans, p)
 	p.Storage = s.id
 	return p, nil
 }

@@ -62,13 +62,13 @@ func (p planFlags) loadIndex(ctx context.Context, deleteUntagged bool, opts ...g
 	}
 	m := p.markFlags
 	m.deleteUntagged = deleteUntagged
-	plan, err := gc.NewPlan(ctx, g, append(append(m.options(now), gc.WithAllowMassDelete(true)), opts...)...)
+	plan, err := gc.NewPlan(ctx, g, append(append(m.options(now), gc.WithAllowMassDelete(true), gc.WithSpillDir(p.indexDir)), opts...)...)
 	if err != nil {
 		idx.Close()
 		return nil, nil, indexError(p.indexDir, err)
 	}
 	plan.Storage = meta.Storage
-	return plan, func() { idx.Close() }, nil
+	return plan, func() { plan.Close(); idx.Close() }, nil
 }
 
 // openIndex opens an index that a scan filled; it never creates one.
