@@ -46,7 +46,11 @@ func BuildSweep(s beam.Scope, o Options, planPath string) beam.PCollection {
 	for _, phase := range sweepPhases {
 		s := s.Scope(phase)
 		items := beam.ParDo(s, &phaseItemsFn{Plan: planPath, Phase: phase}, beam.Impulse(s), beam.SideInput{Input: prev})
-		prev = beam.ParDo(s, &deleteFn{opener: opener{O: o}}, beam.Reshuffle(s, items))
+		var fn any = &deleteFn{opener: opener{O: o}}
+		if phase == phaseBlobs || phase == phaseLayerLinks {
+			fn = &batchFn{deleteFn: deleteFn{opener: opener{O: o}}}
+		}
+		prev = beam.ParDo(s, fn, beam.Reshuffle(s, items))
 		done = append(done, prev)
 	}
 	return beam.Flatten(s, done...)
@@ -151,9 +155,82 @@ func (f *deleteFn) ProcessElement(ctx context.Context, item string, emit func(st
 	return nil
 }
 
+// batchFn deletes blob data and layer links up to a thousand to a request where
+// the store can (storage.NewBatcher: S3's DeleteObjects, instead of a listing and a
+// delete for each), and otherwise as deleteFn, one at a time. A batch goes when
+// full and at the end of the bundle. Deleting a blob's data file deletes the blob
+// on an object store, where a directory is only the keys under it. A file already
+// gone counts as deleted: DeleteObjects does not tell.
+type batchFn struct {
+	deleteFn
+	b     storage.Batcher
+	paths []string
+	what  []string // the count each path adds
+}
+
+func (f *batchFn) Setup(ctx context.Context) error {
+	if err := f.open(ctx); err != nil {
+		return err
+	}
+	f.b, _ = storage.NewBatcher(f.drv)
+	return nil
+}
+
+func (f *batchFn) ProcessElement(ctx context.Context, item string, emit func(string)) error {
+	if f.b == nil {
+		return f.deleteFn.ProcessElement(ctx, item, emit)
+	}
+	var p gc.Plan
+	if err := json.Unmarshal([]byte(item), &p); err != nil {
+		return err
+	}
+	var path, what string
+	switch {
+	case len(p.Blobs) == 1 && len(p.LayerLinks) == 0:
+		var err error
+		if path, err = storage.Path(storage.Spec{Kind: storage.BlobData, Digest: p.Blobs[0].Digest()}); err != nil {
+			return fmt.Errorf("blob %s: %w", p.Blobs[0].Digest(), err)
+		}
+		what = "deleted_blobs"
+	case len(p.LayerLinks) == 1 && len(p.Blobs) == 0:
+		path, what = p.LayerLinks[0].Path, "deleted_layer_links"
+	default:
+		return f.deleteFn.ProcessElement(ctx, item, emit)
+	}
+	if beforeDelete != nil {
+		if err := beforeDelete(path); err != nil {
+			return err
+		}
+	}
+	f.paths, f.what = append(f.paths, path), append(f.what, what)
+	if len(f.paths) == storage.BatchMax {
+		return f.flush(ctx, emit)
+	}
+	return nil
+}
+
+func (f *batchFn) FinishBundle(ctx context.Context, emit func(string)) error {
+	return f.flush(ctx, emit)
+}
+
+func (f *batchFn) flush(ctx context.Context, emit func(string)) error {
+	if len(f.paths) == 0 {
+		return nil
+	}
+	if err := f.b.DeleteFiles(ctx, f.paths); err != nil {
+		return err
+	}
+	for _, w := range f.what {
+		emit(w)
+	}
+	f.paths, f.what = f.paths[:0], f.what[:0]
+	return nil
+}
+
 func init() {
 	beam.RegisterType(reflect.TypeOf((*phaseItemsFn)(nil)).Elem())
 	beam.RegisterType(reflect.TypeOf((*deleteFn)(nil)).Elem())
+	beam.RegisterType(reflect.TypeOf((*batchFn)(nil)).Elem())
 }
 
 func runSweep(ctx context.Context, config string) error {
