@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -12,6 +13,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/regsweep/regsweep/benchmarks/benchenv"
+	"github.com/regsweep/regsweep/storage"
 )
 
 // BenchmarkRequestRates measures what one worker process does per second through
@@ -25,7 +27,10 @@ func BenchmarkRequestRates(b *testing.B) {
 	for _, latency := range []time.Duration{20 * time.Millisecond} {
 		ctx := context.Background()
 		s3, drv := benchenv.StartS3(b, "/")
-		path := func(i int) string { return fmt.Sprintf("/docker/registry/v2/blobs/sha256/%02x/%064x/data", i%256, i) }
+		path := func(i int) string {
+			h := fmt.Sprintf("%x", sha256.Sum256(fmt.Append(nil, i)))
+			return "/docker/registry/v2/blobs/sha256/" + h[:2] + "/" + h + "/data"
+		}
 		fill := func() {
 			s3.SetLatency(0)
 			defer s3.SetLatency(latency)
@@ -66,5 +71,31 @@ func BenchmarkRequestRates(b *testing.B) {
 		})
 		// A directory delete is a listing and a batch delete.
 		run("delete", keys, 2, func(i int) error { return drv.Delete(ctx, strings.TrimSuffix(path(i), "/data")) })
+		// The sweep's batches: a thousand blob data files a request (files/s).
+		batcher, ok := storage.NewBatcher(drv)
+		if !ok {
+			b.Fatal("no batcher for the s3 driver")
+		}
+		b.Run(fmt.Sprintf("batch-delete/latency=%v", latency), func(b *testing.B) {
+			for b.Loop() {
+				fill()
+				start := time.Now()
+				g, _ := errgroup.WithContext(ctx)
+				g.SetLimit(inFlight)
+				for first := 0; first < keys; first += storage.BatchMax {
+					g.Go(func() error {
+						var paths []string
+						for i := first; i < min(first+storage.BatchMax, keys); i++ {
+							paths = append(paths, path(i))
+						}
+						return batcher.DeleteFiles(ctx, paths)
+					})
+				}
+				if err := g.Wait(); err != nil {
+					b.Fatal(err)
+				}
+				b.ReportMetric(float64(keys)/time.Since(start).Seconds(), "files/s")
+			}
+		})
 	}
 }
