@@ -462,6 +462,9 @@ func NewPlan(ctx context.Context, src Source, opts ...Option) (_ *Plan, err erro
 		}
 		deleted.Set(id)
 		p.Blobs = append(p.Blobs, newBlobItem(b.Digest, b.Size))
+		if len(p.Blobs)%releaseEvery == 0 {
+			p.blobSpill.Release() // written items leave the process (nil: not spilled)
+		}
 		return nil
 	})
 	if err != nil {

@@ -28,6 +28,10 @@ var spillAbove = func() int64 {
 	return l / 8
 }
 
+// releaseEvery is how many items are written to a spill file between two drops of
+// its pages from the process (2.5 MB).
+const releaseEvery = 1 << 16
+
 // sortRun is the items sorted at a time in a spilled plan (20 MiB): the pages of
 // one run are resident while it sorts, the rest can be written back.
 var sortRun = 1 << 19
@@ -53,7 +57,11 @@ func (p *Plan) blobArray(dir string, n int) []BlobItem {
 // sortRun items are sorted in place and merged into a second spill file. The items
 // usually come sorted already (ids follow the blob store's listing order).
 func (p *Plan) sortSpilled(dir string) error {
-	if p.blobSpill == nil || slices.IsSortedFunc(p.Blobs, compareBlobs) {
+	if p.blobSpill == nil {
+		return nil
+	}
+	defer p.blobSpill.Release() // what the sort read or wrote leaves the process
+	if slices.IsSortedFunc(p.Blobs, compareBlobs) {
 		return nil
 	}
 	n := len(p.Blobs)
@@ -62,6 +70,7 @@ func (p *Plan) sortSpilled(dir string) error {
 		r := p.Blobs[i:min(i+sortRun, n)]
 		slices.SortFunc(r, compareBlobs)
 		runs = append(runs, r)
+		p.blobSpill.Release()
 	}
 	if len(runs) == 1 {
 		return nil
@@ -76,6 +85,10 @@ func (p *Plan) sortSpilled(dir string) error {
 	heap.Init(&runs)
 	for len(runs) > 0 {
 		merged = append(merged, runs[0][0])
+		if len(merged)%releaseEvery == 0 {
+			out.Release()
+			p.blobSpill.Release()
+		}
 		if runs[0] = runs[0][1:]; len(runs[0]) == 0 {
 			heap.Pop(&runs)
 		} else {
@@ -86,6 +99,7 @@ func (p *Plan) sortSpilled(dir string) error {
 		out.Close()
 		return err
 	}
+	out.Release()
 	p.blobSpill, p.Blobs = out, merged
 	return nil
 }

@@ -64,6 +64,18 @@ var ErrUnsupported = errors.New("spill: file system cannot reserve blocks")
 // Items returns the array as a slice; it is valid until Close.
 func (a *Array[T]) Items() []T { return a.items }
 
+// Release drops the array's pages from the process; the next read maps them again
+// from the page cache or the file. Writes are kept: in a shared file mapping a
+// written page is the page cache's, and MADV_DONTNEED only unmaps it. Writers call
+// it every so often, so that what they wrote leaves the process's resident memory
+// at once instead of at the memory limiter's next look.
+func (a *Array[T]) Release() {
+	if a == nil || a.mem == nil {
+		return
+	}
+	unix.Madvise(a.mem, unix.MADV_DONTNEED)
+}
+
 // Close unmaps the array. Its slice must not be used after.
 func (a *Array[T]) Close() error {
 	if a == nil || a.mem == nil {

@@ -1,7 +1,9 @@
 package spill
 
 import (
+	"fmt"
 	"os"
+	"strings"
 	"testing"
 )
 
@@ -58,4 +60,44 @@ func TestArrayNoDir(t *testing.T) {
 	if _, err := New[uint64](t.TempDir()+"/missing", 10); err == nil {
 		t.Error("spill into a missing directory succeeded")
 	}
+}
+
+// Released pages leave the process and keep what was written.
+func TestRelease(t *testing.T) {
+	const n = 8 << 20 // 32 MiB of uint32
+	a, err := New[uint32](t.TempDir(), n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	items := a.Items()
+	for i := range items {
+		items[i] = uint32(i)
+	}
+	before := rssFile(t)
+	a.Release()
+	if after := rssFile(t); before-after < n*4/2 {
+		t.Errorf("file-backed resident memory %d KiB -> %d KiB: the array's %d KiB did not leave", before, after, n*4>>10)
+	}
+	for i, v := range items {
+		if v != uint32(i) {
+			t.Fatalf("item %d is %d after Release", i, v)
+		}
+	}
+}
+
+func rssFile(t *testing.T) int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Skip("no /proc/self/status")
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "RssFile:"); ok {
+			var kb int64
+			fmt.Sscan(strings.TrimSuffix(strings.TrimSpace(v), " kB"), &kb)
+			return kb << 10
+		}
+	}
+	t.Skip("no RssFile in /proc/self/status")
+	return 0
 }
