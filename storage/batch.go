@@ -30,7 +30,22 @@ type Batcher interface {
 // filesystem, where a delete is one call anyway). It uses the s3 driver's own
 // client, credentials and bucket, so that a batch reaches exactly what the
 // driver's Delete would.
+//
+// regsweep's own wrappers are looked through: a batch is one request at a time, so
+// the adaptive limit does not apply, and the SDK's retries with the caller's
+// deadline stand in for Patient's.
 func NewBatcher(drv driver.StorageDriver) (Batcher, bool) {
+	for {
+		switch w := drv.(type) {
+		case *Adaptive:
+			drv = w.StorageDriver
+			continue
+		case *Patient:
+			drv = w.StorageDriver
+			continue
+		}
+		break
+	}
 	d, ok := drv.(*s3driver.Driver)
 	if !ok || d.StorageDriver == nil {
 		return nil, false

@@ -23,6 +23,10 @@ func TestS3BatchDeletesFilesInOneRequest(t *testing.T) {
 	if !ok {
 		t.Fatal("no batcher for distribution's s3 driver")
 	}
+	n, ao := storage.Concurrency(drv.Name(), 0)
+	if _, ok := storage.NewBatcher(storage.NewPatient(storage.NewAdaptive(drv, *ao), storage.PatientOptions{})); !ok || n == 0 {
+		t.Fatal("no batcher through the adaptive limit and patience, as regsweep gc wraps the driver")
+	}
 	path := func(s storage.Spec) string {
 		p, err := storage.Path(s)
 		if err != nil {

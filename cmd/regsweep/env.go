@@ -324,9 +324,14 @@ func (s *session) sweep(cmd *cobra.Command, plan *gc.Plan, c storageFlags, f swe
 		return rep, windowStopped("the window ended before the sweep began; nothing was deleted")
 	}
 	roots := sweep.NewRootCheck(s.drv, plan.Scanned(), meta.Started, time.Duration(plan.Mode.GraceSeconds)*time.Second, s.workers, plan.Mode.KeepReferrers)
-	res, err := sweep.Run(cmd.Context(), s.drv, plan, sweep.WithRecheck(roots.Check, recheckEvery), sweep.WithBeforeDelete(testBeforeDelete),
+	opts := []sweep.Option{sweep.WithRecheck(roots.Check, recheckEvery), sweep.WithBeforeDelete(testBeforeDelete),
 		sweep.WithWorkers(s.workers), sweep.WithMaxOps(f.maxOps), sweep.WithJournal(s.idx), sweep.WithDeadline(s.deadline),
-		sweep.WithIgnoreUnreadable(f.ignoreUnreadable), sweep.WithLogger(s.log), sweep.WithProgress(s.prog))
+		sweep.WithIgnoreUnreadable(f.ignoreUnreadable), sweep.WithLogger(s.log), sweep.WithProgress(s.prog)}
+	if b, ok := storage.NewBatcher(s.drv); ok {
+		// S3: blobs and layer links a thousand to a request.
+		opts = append(opts, sweep.WithBatcher(b))
+	}
+	res, err := sweep.Run(cmd.Context(), s.drv, plan, opts...)
 	s.doneProgress()
 	s.saveRate(res, s.workers)
 	rep := analysis.NewReport(plan, false)

@@ -56,6 +56,7 @@ type options struct {
 	progress         storage.Progress
 	deadline         time.Time
 	now              func() time.Time
+	batcher          storage.Batcher
 }
 
 // Option tunes Run.
@@ -139,6 +140,19 @@ func WithDeadline(t time.Time) Option {
 func WithClock(now func() time.Time) Option {
 	return func(o *options) error { o.now = now; return nil }
 }
+
+// WithBatcher deletes blobs and layer links through b, a thousand files to a
+// request (storage.NewBatcher: S3's DeleteObjects) instead of a listing and a delete
+// each. What b deletes is each item's one file: a blob's data, a layer link; on an
+// object store that is the whole of its directory. A file already gone counts as
+// deleted (DeleteObjects does not tell).
+func WithBatcher(b storage.Batcher) Option {
+	return func(o *options) error { o.batcher = b; return nil }
+}
+
+// batchTimeout bounds one batch request, the SDK's retries included: no delete
+// may wait forever.
+const batchTimeout = 5 * time.Minute
 
 // WithLogger sets where progress lines go.
 func WithLogger(l *slog.Logger) Option {
@@ -245,6 +259,8 @@ func Run(ctx context.Context, drv driver.StorageDriver, p *gc.Plan, opts ...Opti
 	}()
 	type job struct {
 		path   string
+		file   string        // the item's one file, where a batch may delete it
+
 		digest digest.Digest // what the item names, for the re-check
 		left   *int          // its kind's count in rem
 		size   int64
@@ -367,6 +383,58 @@ func Run(ctx context.Context, drv driver.StorageDriver, p *gc.Plan, opts ...Opti
 		}
 		return nil
 	}
+	// delBatch deletes jobs' files in one request, as del would one by one: the
+	// grammar's check, the hook, the rate limit (one operation), the journal.
+	delBatch := func(ctx context.Context, jobs []job) error {
+		files := make([]string, 0, len(jobs))
+		for _, j := range jobs {
+			if err := deletable(j.path); err != nil {
+				return err
+			}
+			if o.before != nil {
+				if err := o.before(j.file); err != nil {
+					return err
+				}
+			}
+			files = append(files, j.file)
+		}
+		if err := limit.Wait(ctx); err != nil {
+			return err
+		}
+		if ended() {
+			mu.Lock()
+			stopped = true
+			mu.Unlock()
+			return nil // no delete starts after the window's end
+		}
+		bctx, cancel := context.WithTimeout(ctx, batchTimeout)
+		err := o.batcher.DeleteFiles(bctx, files)
+		cancel()
+		if err != nil {
+			return err
+		}
+		for _, j := range jobs {
+			if o.journal != nil {
+				if err := o.journal.RecordDeleted(j.path); err != nil {
+					return fmt.Errorf("journal deletion of %s: %w", j.path, err)
+				}
+			}
+			mu.Lock()
+			j.count()
+			handled(j)
+			mu.Unlock()
+			if fsys != nil || o.fsRoot != "" {
+				pruneMu.Lock()
+				prune = append(prune, path.Dir(j.path))
+				pruneMu.Unlock()
+			}
+		}
+		o.progress.Add(int64(len(jobs)))
+		if n := done.Add(int64(len(jobs))); n%10000 < int64(len(jobs)) {
+			o.log.Info("sweeping", "done", n, "of", total, "rate/s", int(float64(n)/time.Since(started).Seconds()))
+		}
+		return nil
+	}
 	var (
 		protect   map[digest.Digest]string
 		lastCheck time.Time
@@ -439,6 +507,7 @@ func Run(ctx context.Context, drv driver.StorageDriver, p *gc.Plan, opts ...Opti
 			}
 			g, gctx := errgroup.WithContext(ctx)
 			g.SetLimit(o.workers)
+			var files []job // to delete in one request
 			for _, j := range jobs[start:min(start+batch, len(jobs))] {
 				if gctx.Err() != nil || ended() {
 					break
@@ -452,7 +521,14 @@ func Run(ctx context.Context, drv driver.StorageDriver, p *gc.Plan, opts ...Opti
 					o.progress.Add(1)
 					continue
 				}
+				if o.batcher != nil && j.file != "" {
+					files = append(files, j)
+					continue
+				}
 				g.Go(func() error { return del(gctx, j) })
+			}
+			if len(files) > 0 {
+				g.Go(func() error { return delBatch(gctx, files) })
 			}
 			if err := g.Wait(); err != nil {
 				return err
@@ -524,7 +600,11 @@ func Run(ctx context.Context, drv driver.StorageDriver, p *gc.Plan, opts ...Opti
 	var blobs []job
 	for _, b := range p.Blobs {
 		size := b.Size()
-		blobs = append(blobs, job{path: b.Path(), digest: b.Digest(), left: &rem.Blobs, size: size, count: func() { res.DeletedBlobs++; res.FreedBytes += size }})
+		file, err := storage.Path(storage.Spec{Kind: storage.BlobData, Digest: b.Digest()})
+		if err != nil {
+			return &res, fmt.Errorf("blob %s: %w", b.Digest(), err)
+		}
+		blobs = append(blobs, job{path: b.Path(), file: file, digest: b.Digest(), left: &rem.Blobs, size: size, count: func() { res.DeletedBlobs++; res.FreedBytes += size }})
 	}
 	if err := phase("blobs", true, blobs); err != nil {
 		return &res, err
@@ -532,7 +612,7 @@ func Run(ctx context.Context, drv driver.StorageDriver, p *gc.Plan, opts ...Opti
 	// 4. Layer links: the whole <hex> directory, so no empty one is left.
 	var links []job
 	for _, l := range p.LayerLinks {
-		links = append(links, job{path: path.Dir(l.Path), digest: l.Digest, left: &rem.LayerLinks, count: func() { res.DeletedLayerLinks++ }})
+		links = append(links, job{path: path.Dir(l.Path), file: l.Path, digest: l.Digest, left: &rem.LayerLinks, count: func() { res.DeletedLayerLinks++ }})
 	}
 	if err := phase("layer links", true, links); err != nil {
 		return &res, err

@@ -24,8 +24,9 @@ import (
 var errCrash = errors.New("crash injected by test")
 
 type run struct {
-	root string
-	idx  *graph.Index
+	root  string
+	idx   *graph.Index
+	batch bool // blobs and layer links through a batcher (dirBatcher)
 }
 
 func newRun(t *testing.T, root, indexDir string) *run {
@@ -49,7 +50,11 @@ func (r *run) gcOnce(t *testing.T, workers int, m bool, before func(string) erro
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := sweep.Run(ctx, drv, p, sweep.WithWorkers(workers), sweep.WithJournal(r.idx), sweep.WithFilesystemRoot(r.root), sweep.WithBeforeDelete(before))
+	opts := []sweep.Option{sweep.WithWorkers(workers), sweep.WithJournal(r.idx), sweep.WithFilesystemRoot(r.root), sweep.WithBeforeDelete(before)}
+	if r.batch {
+		opts = append(opts, sweep.WithBatcher(&dirBatcher{drv: drv}))
+	}
+	res, err := sweep.Run(ctx, drv, p, opts...)
 	return p, res, err
 }
 
@@ -125,11 +130,14 @@ func TestCrashAndResume(t *testing.T) {
 		}
 		want := regtest.Files(t, ref)
 		total := len(p.Paths())
-		for _, workers := range []int{1, 4} {
+		for _, workers := range []int{1, 4, 0} { // 0: 4 workers, blobs and layer links in batches
+			batch := workers == 0
+			workers = max(workers, 4)
 			for k := 0; k < total; k++ {
 				root := regtest.Sample(t)
 				indexDir := t.TempDir()
 				r := newRun(t, root, indexDir)
+				r.batch = batch
 				var n atomic.Int64
 				_, _, err := r.gcOnce(t, workers, m, func(string) error {
 					if n.Add(1) > int64(k) {
