@@ -3,7 +3,9 @@ package sweep_test
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -208,5 +210,48 @@ func TestSweepStopsAtDeadlineAndContinues(t *testing.T) {
 	}
 	if d := cmp.Diff(regtest.Files(t, whole), regtest.Files(t, cut)); d != "" {
 		t.Errorf("stopped and continued differs from one run (-one +two):\n%s", d)
+	}
+}
+
+// In batches too, no delete starts after the window's end: the clock passes the
+// deadline while a batch of blobs is made up, and the batch does not go.
+func TestBatchStopsAtDeadline(t *testing.T) {
+	ctx := context.Background()
+	root := regtest.Sample(t)
+	p := regtest.Plan(t, root, nil, gc.WithDeleteUntagged(true))
+	if len(p.Blobs) < 2 {
+		t.Fatalf("the plan deletes %d blobs: nothing to batch", len(p.Blobs))
+	}
+	deadline := time.Now().Add(time.Hour)
+	var (
+		mu    sync.Mutex
+		clock = time.Now()
+	)
+	readClock := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	drv := storage.NewFilesystem(root)
+	batcher := &dirBatcher{drv: drv}
+	res, err := sweep.Run(ctx, drv, p, sweep.WithWorkers(1), sweep.WithDeadline(deadline), sweep.WithClock(readClock),
+		sweep.WithBatcher(batcher),
+		sweep.WithBeforeDelete(func(path string) error {
+			if strings.HasSuffix(path, "/data") {
+				mu.Lock()
+				clock = deadline
+				mu.Unlock()
+			}
+			return nil
+		}))
+	if !errors.Is(err, sweep.ErrWindowEnded) {
+		t.Fatalf("err = %v, want ErrWindowEnded", err)
+	}
+	if res.DeletedBlobs != 0 || batcher.batches.Load() != 0 {
+		t.Errorf("%d blobs deleted in %d batches after the window's end", res.DeletedBlobs, batcher.batches.Load())
+	}
+	for _, b := range p.Blobs {
+		if _, err := os.Stat(regtest.FSPath(root, b.Path())); err != nil {
+			t.Errorf("blob %s: %v", b.Digest(), err)
+		}
+	}
+	if res.Remaining == nil || res.Remaining.Blobs != len(p.Blobs) {
+		t.Errorf("remaining %+v, want all %d blobs", res.Remaining, len(p.Blobs))
 	}
 }
