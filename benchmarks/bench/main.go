@@ -110,6 +110,7 @@ func main() {
 	}
 	if want("sweep") {
 		benchSweep(ctx, sc)
+		benchSweepS3(ctx, sc)
 	}
 	if want("rss") {
 		benchRSS(ctx, sc)
@@ -457,6 +458,56 @@ func benchSweep(ctx context.Context, sc scale) {
 	d := ds[len(ds)/2]
 	fmt.Printf("| sweep, filesystem, %d garbage blobs | regsweep gc | %s | %d deletes | %.0f deletes/s |\n",
 		deleted, d.Round(time.Millisecond), deleted, float64(deleted)/d.Seconds())
+}
+
+// benchSweepS3 sweeps garbage blobs on S3 at 20 ms a request, one by one (the
+// driver's Delete: a listing and a DeleteObjects each) and in batches
+// (storage.NewBatcher), as regsweep gc does.
+func benchSweepS3(ctx context.Context, sc scale) {
+	n := sc.sweepGarbage / 4
+	for _, batched := range []bool{false, true} {
+		var ds []time.Duration
+		var deleted int
+		var requests int64
+		for i := 0; i < max(1, sc.runs/2); i++ {
+			s3, err := benchenv.NewS3("registry")
+			must(err)
+			drv, err := s3.Driver(ctx, "/")
+			must(err)
+			_, err = synth.Generate(ctx, drv, 5, synth.Layout{Repos: 2, ManifestsPerRepo: 5, TagsPerRepo: 5, LayersPerManifest: 2, OrphanBlobs: n})
+			must(err)
+			dir := tempDir("bench-index-")
+			idx, err := graph.Open(dir)
+			must(err)
+			wrapped, workers, _ := asCLI(drv)
+			must(graph.Build(ctx, wrapped, idx, graph.WithWorkers(workers)))
+			p, err := gc.NewPlan(ctx, idx, gc.WithGracePeriod(0), gc.WithNow(time.Now().Add(time.Hour)))
+			must(err)
+			opts := []sweep.Option{sweep.WithWorkers(workers), sweep.WithJournal(idx)}
+			if b, ok := rstorage.NewBatcher(wrapped); ok && batched {
+				opts = append(opts, sweep.WithBatcher(b))
+			}
+			s3.SetLatency(20 * time.Millisecond)
+			before := s3.Requests()
+			start := time.Now()
+			res, err := sweep.Run(ctx, wrapped, p, opts...)
+			must(err)
+			ds = append(ds, time.Since(start))
+			requests = s3.Requests() - before
+			deleted = res.DeletedBlobs
+			idx.Close()
+			os.RemoveAll(dir)
+			s3.Close()
+		}
+		slices.Sort(ds)
+		d := ds[len(ds)/2]
+		how := "one by one"
+		if batched {
+			how = "in batches of 1000"
+		}
+		fmt.Printf("| sweep, S3 (gofakes3) +20ms/request, %d garbage blobs | regsweep gc, %s | %s | %d requests | %.0f blobs/s |\n",
+			deleted, how, d.Round(time.Millisecond), requests, float64(deleted)/d.Seconds())
+	}
 }
 
 // benchRSS measures peak RSS in child processes, one per tool and tree.
