@@ -258,9 +258,8 @@ func Run(ctx context.Context, drv driver.StorageDriver, p *gc.Plan, opts ...Opti
 		}
 	}()
 	type job struct {
-		path string
-		file string // the item's one file, where a batch may delete it
-
+		path   string
+		file   string        // the item's one file, where a batch may delete it
 		digest digest.Digest // what the item names, for the re-check
 		left   *int          // its kind's count in rem
 		size   int64
