@@ -740,9 +740,12 @@ func (p *Plan) Seal() {
 func (p *Plan) countItems() {
 	s := &p.Summary
 	s.DeleteBlobs, s.DeleteBytes = len(p.Blobs), 0
-	for _, b := range p.Blobs {
-		s.DeleteBytes += b.Size()
-	}
+	p.blobChunks(func(_ int, c []BlobItem) bool {
+		for _, b := range c {
+			s.DeleteBytes += b.Size()
+		}
+		return true
+	})
 	s.DeleteManifests, s.DeleteLayerLinks = len(p.Manifests), len(p.LayerLinks)
 	s.DeleteUploads, s.DeleteUploadBytes = len(p.Uploads), 0
 	for _, u := range p.Uploads {
@@ -751,7 +754,7 @@ func (p *Plan) countItems() {
 }
 
 func (p *Plan) sort() {
-	if !slices.IsSortedFunc(p.Blobs, compareBlobs) {
+	if p.blobSpill == nil && !slices.IsSortedFunc(p.Blobs, compareBlobs) { // spilled: sortSpilled
 		slices.SortFunc(p.Blobs, compareBlobs)
 	}
 	slices.SortFunc(p.Manifests, func(a, b ManifestItem) int { return cmp.Compare(a.Path, b.Path) })

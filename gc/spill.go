@@ -30,7 +30,7 @@ var spillAbove = func() int64 {
 
 // releaseEvery is how many items are written to a spill file between two drops of
 // its pages from the process (2.5 MB).
-const releaseEvery = 1 << 16
+var releaseEvery = 1 << 16
 
 // sortRun is the items sorted at a time in a spilled plan (20 MiB): the pages of
 // one run are resident while it sorts, the rest can be written back.
@@ -61,7 +61,12 @@ func (p *Plan) sortSpilled(dir string) error {
 		return nil
 	}
 	defer p.blobSpill.Release() // what the sort read or wrote leaves the process
-	if slices.IsSortedFunc(p.Blobs, compareBlobs) {
+	sorted := true
+	p.blobChunks(func(i int, c []BlobItem) bool {
+		sorted = slices.IsSortedFunc(c, compareBlobs) && (i == 0 || compareBlobs(p.Blobs[i-1], c[0]) < 0)
+		return sorted
+	})
+	if sorted {
 		return nil
 	}
 	n := len(p.Blobs)
@@ -102,6 +107,19 @@ func (p *Plan) sortSpilled(dir string) error {
 	out.Release()
 	p.blobSpill, p.Blobs = out, merged
 	return nil
+}
+
+// blobChunks calls fn with the blob items releaseEvery at a time, from index i,
+// until it returns false; a spilled plan's pages leave the process after each, so a
+// pass over ten million items holds 2.5 MB of them resident, not 400.
+func (p *Plan) blobChunks(fn func(i int, c []BlobItem) bool) {
+	for i := 0; i < len(p.Blobs); i += releaseEvery {
+		ok := fn(i, p.Blobs[i:min(i+releaseEvery, len(p.Blobs))])
+		p.blobSpill.Release() // nil: not spilled
+		if !ok {
+			return
+		}
+	}
 }
 
 // blobRuns is a heap of sorted runs by their first item.

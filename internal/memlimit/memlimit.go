@@ -37,13 +37,24 @@ const tableShare = 8 // 1/tableShare of the budget
 // Where the file-backed memory passes an eighth of the budget, the pages of mapped
 // badger tables are dropped from the process first (trimTables): badger writes and
 // reads its tables through memory maps, and at 100M blobs they held 350 MB resident.
+//
+// Over the budget all the same, it collects at once and returns what is free to the
+// system (at most once a second): a lower limit only acts when Go allocates, and a
+// run that has stopped allocating (closing its index, which compacts through memory
+// maps) would keep its freed heap resident beside the growing maps.
 func Start(ctx context.Context, budget int64, every time.Duration) {
+	var lastFree time.Time
+	free := freeOSMemory
 	set := func() bool {
-		mapped, ok := fileResident()
+		mapped, total, ok := resident()
 		if ok && mapped > budget/tableShare && trimTables() > 0 {
-			mapped, _ = fileResident()
+			mapped, total, _ = resident()
 		}
 		debug.SetMemoryLimit(max(budget-mapped-budget/marginShare, budget/minShare))
+		if ok && total > budget && time.Since(lastFree) > time.Second {
+			free()
+			lastFree = time.Now()
+		}
 		return ok
 	}
 	if !set() {
@@ -63,6 +74,9 @@ func Start(ctx context.Context, budget int64, every time.Duration) {
 	}()
 }
 
+// freeOSMemory is debug.FreeOSMemory; tests count the calls.
+var freeOSMemory = debug.FreeOSMemory
+
 // Every is how often Start looks again: a scan streaming the index maps its
 // tables' pages faster than a second lets them pile up (reading the two /proc files
 // costs microseconds).
@@ -70,22 +84,36 @@ const Every = 200 * time.Millisecond
 
 // fileResident returns the process's file-backed resident bytes (RssFile).
 func fileResident() (int64, bool) {
+	mapped, _, ok := resident()
+	return mapped, ok
+}
+
+// resident returns the process's file-backed and total resident bytes (RssFile,
+// VmRSS).
+func resident() (mapped, total int64, ok bool) {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
-		return 0, false
+		return 0, 0, false
 	}
+	var found int
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	for sc.Scan() {
-		if v, ok := bytes.CutPrefix(sc.Bytes(), []byte("RssFile:")); ok {
-			f := bytes.Fields(v)
-			if len(f) == 2 && string(f[1]) == "kB" {
-				if kb, err := strconv.ParseInt(string(f[0]), 10, 64); err == nil {
-					return kb << 10, true
+		for _, f := range []struct {
+			name string
+			v    *int64
+		}{{"RssFile:", &mapped}, {"VmRSS:", &total}} {
+			if v, ok := bytes.CutPrefix(sc.Bytes(), []byte(f.name)); ok {
+				fs := bytes.Fields(v)
+				if len(fs) == 2 && string(fs[1]) == "kB" {
+					if kb, err := strconv.ParseInt(string(fs[0]), 10, 64); err == nil {
+						*f.v = kb << 10
+						found++
+					}
 				}
 			}
 		}
 	}
-	return 0, false
+	return mapped, total, found == 2
 }
 
 // trimTables asks the kernel to page out the resident pages of every mapped badger

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -143,5 +144,32 @@ func TestTrimSpill(t *testing.T) {
 		if v != uint32(i) {
 			t.Fatalf("item %d is %d after the trim", i, v)
 		}
+	}
+}
+
+// Over the budget the limiter collects and returns the freed heap itself, at most
+// once a second; under it, never.
+func TestOverBudgetFreesMemory(t *testing.T) {
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
+	_, total, ok := resident()
+	if !ok {
+		t.Skip("no /proc/self/status here")
+	}
+	var calls atomic.Int64
+	defer func(f func()) { freeOSMemory = f }(freeOSMemory)
+	freeOSMemory = func() { calls.Add(1) }
+	ctx, cancel := context.WithCancel(context.Background())
+	Start(ctx, total*4, 10*time.Millisecond)
+	time.Sleep(300 * time.Millisecond)
+	cancel()
+	if n := calls.Load(); n != 0 {
+		t.Errorf("freed memory %d times under the budget", n)
+	}
+	ctx, cancel = context.WithCancel(context.Background())
+	defer cancel()
+	Start(ctx, total/2, 10*time.Millisecond)
+	time.Sleep(1500 * time.Millisecond)
+	if n := calls.Load(); n < 1 || n > 2 {
+		t.Errorf("freed memory %d times in 1.5 s over the budget: want once a second", n)
 	}
 }
