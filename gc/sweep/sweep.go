@@ -259,7 +259,7 @@ func Run(ctx context.Context, drv driver.StorageDriver, p *gc.Plan, opts ...Opti
 	}()
 	type job struct {
 		path   string
-		file   string        // the item's one file, where a batch may delete it
+		leaf   string        // the item's one file under path, where a batch may delete it
 		digest digest.Digest // what the item names, for the re-check
 		left   *int          // its kind's count in rem
 		size   int64
@@ -390,12 +390,13 @@ func Run(ctx context.Context, drv driver.StorageDriver, p *gc.Plan, opts ...Opti
 			if err := deletable(j.path); err != nil {
 				return err
 			}
+			file := j.path + "/" + j.leaf
 			if o.before != nil {
-				if err := o.before(j.file); err != nil {
+				if err := o.before(file); err != nil {
 					return err
 				}
 			}
-			files = append(files, j.file)
+			files = append(files, file)
 		}
 		if err := limit.Wait(ctx); err != nil {
 			return err
@@ -520,7 +521,7 @@ func Run(ctx context.Context, drv driver.StorageDriver, p *gc.Plan, opts ...Opti
 					o.progress.Add(1)
 					continue
 				}
-				if o.batcher != nil && j.file != "" {
+				if o.batcher != nil && j.leaf != "" {
 					files = append(files, j)
 					continue
 				}
@@ -599,11 +600,7 @@ func Run(ctx context.Context, drv driver.StorageDriver, p *gc.Plan, opts ...Opti
 	var blobs []job
 	for _, b := range p.Blobs {
 		size := b.Size()
-		file, err := storage.Path(storage.Spec{Kind: storage.BlobData, Digest: b.Digest()})
-		if err != nil {
-			return &res, fmt.Errorf("blob %s: %w", b.Digest(), err)
-		}
-		blobs = append(blobs, job{path: b.Path(), file: file, digest: b.Digest(), left: &rem.Blobs, size: size, count: func() { res.DeletedBlobs++; res.FreedBytes += size }})
+		blobs = append(blobs, job{path: b.Path(), leaf: "data", digest: b.Digest(), left: &rem.Blobs, size: size, count: func() { res.DeletedBlobs++; res.FreedBytes += size }})
 	}
 	if err := phase("blobs", true, blobs); err != nil {
 		return &res, err
@@ -611,7 +608,7 @@ func Run(ctx context.Context, drv driver.StorageDriver, p *gc.Plan, opts ...Opti
 	// 4. Layer links: the whole <hex> directory, so no empty one is left.
 	var links []job
 	for _, l := range p.LayerLinks {
-		links = append(links, job{path: path.Dir(l.Path), file: l.Path, digest: l.Digest, left: &rem.LayerLinks, count: func() { res.DeletedLayerLinks++ }})
+		links = append(links, job{path: path.Dir(l.Path), leaf: path.Base(l.Path), digest: l.Digest, left: &rem.LayerLinks, count: func() { res.DeletedLayerLinks++ }})
 	}
 	if err := phase("layer links", true, links); err != nil {
 		return &res, err
