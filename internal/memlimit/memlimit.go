@@ -11,7 +11,9 @@ import (
 	"context"
 	"os"
 	"runtime/debug"
+	"runtime/metrics"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -38,22 +40,26 @@ const tableShare = 8 // 1/tableShare of the budget
 // badger tables are dropped from the process first (trimTables): badger writes and
 // reads its tables through memory maps, and at 100M blobs they held 350 MB resident.
 //
-// Over the budget all the same, it collects at once and returns what is free to the
-// system (at most once a second): a lower limit only acts when Go allocates, and a
-// run that has stopped allocating (closing its index, which compacts through memory
-// maps) would keep its freed heap resident beside the growing maps.
+// Over the budget all the same, while what the last collection found live fits
+// under the Go limit, it collects at once and returns what is free to the system: a
+// lower limit only acts when Go allocates, and a run that has stopped allocating
+// would keep its garbage resident beside growing maps. At most once a second in the
+// process, however many limiters run (tests start one a command); never for a live
+// heap past the budget, which no collection makes smaller.
 func Start(ctx context.Context, budget int64, every time.Duration) {
-	var lastFree time.Time
 	free := freeOSMemory
 	set := func() bool {
 		mapped, total, ok := resident()
 		if ok && mapped > budget/tableShare && trimTables() > 0 {
 			mapped, total, _ = resident()
 		}
-		debug.SetMemoryLimit(max(budget-mapped-budget/marginShare, budget/minShare))
-		if ok && total > budget && time.Since(lastFree) > time.Second {
-			free()
-			lastFree = time.Now()
+		limit := max(budget-mapped-budget/marginShare, budget/minShare)
+		debug.SetMemoryLimit(limit)
+		if ok && total > budget && liveHeap() < limit {
+			now, last := time.Now().UnixNano(), lastFree.Load()
+			if now-last > int64(time.Second) && lastFree.CompareAndSwap(last, now) {
+				free()
+			}
 		}
 		return ok
 	}
@@ -76,6 +82,19 @@ func Start(ctx context.Context, budget int64, every time.Duration) {
 
 // freeOSMemory is debug.FreeOSMemory; tests count the calls.
 var freeOSMemory = debug.FreeOSMemory
+
+// lastFree is when a limiter last called freeOSMemory (Unix nanoseconds).
+var lastFree atomic.Int64
+
+// liveHeap returns the heap the last collection found live.
+func liveHeap() int64 {
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return int64(s[0].Value.Uint64())
+}
 
 // Every is how often Start looks again: a scan streaming the index maps its
 // tables' pages faster than a second lets them pile up (reading the two /proc files

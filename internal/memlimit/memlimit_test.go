@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"sync/atomic"
 	"syscall"
@@ -148,7 +149,8 @@ func TestTrimSpill(t *testing.T) {
 }
 
 // Over the budget the limiter collects and returns the freed heap itself, at most
-// once a second; under it, never.
+// once a second in the process however many limiters run; under the budget, or
+// with a live heap past the limit (no collection makes that smaller), never.
 func TestOverBudgetFreesMemory(t *testing.T) {
 	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
 	_, total, ok := resident()
@@ -158,18 +160,30 @@ func TestOverBudgetFreesMemory(t *testing.T) {
 	var calls atomic.Int64
 	defer func(f func()) { freeOSMemory = f }(freeOSMemory)
 	freeOSMemory = func() { calls.Add(1) }
-	ctx, cancel := context.WithCancel(context.Background())
-	Start(ctx, total*4, 10*time.Millisecond)
-	time.Sleep(300 * time.Millisecond)
-	cancel()
-	if n := calls.Load(); n != 0 {
+	run := func(budget int64, limiters int, d time.Duration) int64 {
+		calls.Store(0)
+		ctx, cancel := context.WithCancel(context.Background())
+		for range limiters {
+			Start(ctx, budget, 10*time.Millisecond)
+		}
+		time.Sleep(d)
+		cancel()
+		time.Sleep(50 * time.Millisecond) // the goroutines see it
+		return calls.Load()
+	}
+	if n := run(total*4, 1, 300*time.Millisecond); n != 0 {
 		t.Errorf("freed memory %d times under the budget", n)
 	}
-	ctx, cancel = context.WithCancel(context.Background())
-	defer cancel()
-	Start(ctx, total/2, 10*time.Millisecond)
-	time.Sleep(1500 * time.Millisecond)
-	if n := calls.Load(); n < 1 || n > 2 {
+	if n := run(total/2, 1, 1500*time.Millisecond); n < 1 || n > 2 {
 		t.Errorf("freed memory %d times in 1.5 s over the budget: want once a second", n)
+	}
+	if n := run(total/2, 20, 1500*time.Millisecond); n > 2 {
+		t.Errorf("20 limiters freed memory %d times in 1.5 s: want once a second in the process", n)
+	}
+	keep := make([]byte, 8<<20) // live through a collection: past a 1 MiB budget
+	runtime.GC()
+	defer runtime.KeepAlive(keep)
+	if n := run(1<<20, 1, 1500*time.Millisecond); n != 0 {
+		t.Errorf("freed memory %d times for a live heap of %d MiB past a 1 MiB budget", n, liveHeap()>>20)
 	}
 }
