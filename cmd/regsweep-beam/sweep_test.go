@@ -103,6 +103,22 @@ func populate(t *testing.T, root string, seed int64) {
 	}
 }
 
+// s3Twins puts one seeded registry into two S3 servers: a for regsweep gc, b (served
+// by s3b) for the pipeline.
+func s3Twins(t *testing.T, seed int64) (a driver.StorageDriver, s3b *benchenv.S3, b driver.StorageDriver) {
+	t.Helper()
+	src := t.TempDir()
+	populate(t, src, seed)
+	_, a = benchenv.StartS3(t, "/")
+	s3b, b = benchenv.StartS3(t, "/")
+	for _, drv := range []driver.StorageDriver{a, b} {
+		if err := benchenv.PutTree(context.Background(), drv, src); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return a, s3b, b
+}
+
 // The pipeline's sweep of its plan ends in the tree regsweep gc's sweep leaves, on a
 // filesystem and on S3.
 func TestSweepEqualsGC(t *testing.T) {
@@ -125,16 +141,7 @@ func TestSweepEqualsGC(t *testing.T) {
 			sameTree(t, m.name, want, got)
 		})
 		t.Run("s3/"+m.name, func(t *testing.T) {
-			ctx := context.Background()
-			src := t.TempDir()
-			populate(t, src, 8)
-			_, a := benchenv.StartS3(t, "/")
-			s3b, b := benchenv.StartS3(t, "/")
-			for _, drv := range []driver.StorageDriver{a, b} {
-				if err := benchenv.PutTree(ctx, drv, src); err != nil {
-					t.Fatal(err)
-				}
-			}
+			a, s3b, b := s3Twins(t, 8)
 			gcSweep(t, a, now, m)
 			p, err := beamPlan(t, s3b.Config("/"), now, m, 16)
 			if err != nil {
@@ -203,18 +210,9 @@ func TestSweepRerunConverges(t *testing.T) {
 // ends where regsweep gc does.
 func TestSweepRerunConvergesS3(t *testing.T) {
 	skipFailingJobsUnderRace(t)
-	ctx := context.Background()
 	now := time.Now().Add(time.Hour)
 	m := modes[1]
-	src := t.TempDir()
-	populate(t, src, 9)
-	_, a := benchenv.StartS3(t, "/")
-	s3b, b := benchenv.StartS3(t, "/")
-	for _, drv := range []driver.StorageDriver{a, b} {
-		if err := benchenv.PutTree(ctx, drv, src); err != nil {
-			t.Fatal(err)
-		}
-	}
+	a, s3b, b := s3Twins(t, 9)
 	gcSweep(t, a, now, m)
 	p, err := beamPlan(t, s3b.Config("/"), now, m, 16)
 	if err != nil {

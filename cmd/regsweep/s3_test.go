@@ -19,18 +19,25 @@ import (
 	"github.com/regsweep/regsweep/gc"
 )
 
-// On S3, from the command line: a second dry run takes the tag links from the index's
-// cache and reads none; a real run reads every one of them all the same.
-func TestS3RealRunsReadEveryTagLink(t *testing.T) {
-	ctx := context.Background()
+// sampleOnS3 puts the sample registry into a fake S3 server and returns it, its
+// driver and a config pointing at it.
+func sampleOnS3(t *testing.T) (*benchenv.S3, driver.StorageDriver, string) {
+	t.Helper()
 	s3, drv := benchenv.StartS3(t, "/")
-	if err := benchenv.PutTree(ctx, drv, "../../testdata/sample/registry"); err != nil {
+	if err := benchenv.PutTree(context.Background(), drv, "../../testdata/sample/registry"); err != nil {
 		t.Fatal(err)
 	}
 	cfg := filepath.Join(t.TempDir(), "config.yml")
 	if err := os.WriteFile(cfg, []byte(s3.Config("/")), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return s3, drv, cfg
+}
+
+// On S3, from the command line: a second dry run takes the tag links from the index's
+// cache and reads none; a real run reads every one of them all the same.
+func TestS3RealRunsReadEveryTagLink(t *testing.T) {
+	s3, _, cfg := sampleOnS3(t)
 	var tagGets atomic.Int64
 	s3.SetFault(func(_ http.ResponseWriter, r *http.Request) bool {
 		if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/current/link") {
@@ -61,14 +68,7 @@ func TestS3RealRunsReadEveryTagLink(t *testing.T) {
 // sweep of the same registry on a filesystem leaves.
 func TestS3SweepInBatches(t *testing.T) {
 	ctx := context.Background()
-	s3, drv := benchenv.StartS3(t, "/")
-	if err := benchenv.PutTree(ctx, drv, "../../testdata/sample/registry"); err != nil {
-		t.Fatal(err)
-	}
-	cfg := filepath.Join(t.TempDir(), "config.yml")
-	if err := os.WriteFile(cfg, []byte(s3.Config("/")), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	s3, drv, cfg := sampleOnS3(t)
 	// The driver's Delete is a listing and a DeleteObjects for each item; a batch,
 	// one DeleteObjects for many.
 	var deletes atomic.Int64

@@ -272,6 +272,58 @@ func Run(ctx context.Context, drv driver.StorageDriver, p *gc.Plan, opts ...Opti
 		*j.left--
 		rem.Bytes -= j.size
 	}
+	// mayStart waits for the rate limit and says whether a delete may start: not
+	// once the window has ended (the sweep is then stopped); an error only when the
+	// run is cancelled.
+	mayStart := func(ctx context.Context) (bool, error) {
+		wctx := ctx
+		if !o.deadline.IsZero() {
+			var cancel context.CancelFunc
+			wctx, cancel = context.WithDeadline(ctx, o.deadline)
+			defer cancel()
+		}
+		if err := limit.Wait(wctx); err != nil {
+			if ctx.Err() == nil && !o.deadline.IsZero() {
+				err = nil // the window ends before the limit lets this one start
+			}
+			mu.Lock()
+			stopped = stopped || err == nil
+			mu.Unlock()
+			return false, err
+		}
+		if ended() {
+			mu.Lock()
+			stopped = true
+			mu.Unlock()
+			return false, nil // no delete starts after the window's end
+		}
+		return true, nil
+	}
+	// finish records deleted jobs: journaled (unless record is false), counted
+	// as handled, their directories' parents queued for pruning.
+	finish := func(jobs []job, record bool) error {
+		for _, j := range jobs {
+			if o.journal != nil && record {
+				if err := o.journal.RecordDeleted(j.path); err != nil {
+					return fmt.Errorf("journal deletion of %s: %w", j.path, err)
+				}
+			}
+			mu.Lock()
+			handled(j)
+			mu.Unlock()
+			if fsys != nil || o.fsRoot != "" {
+				pruneMu.Lock()
+				prune = append(prune, path.Dir(j.path))
+				pruneMu.Unlock()
+			}
+		}
+		n := int64(len(jobs))
+		o.progress.Add(n)
+		if d := done.Add(n); d/1000 != (d-n)/1000 {
+			o.log.Info("sweeping", "done", d, "of", total, "rate/s", int(float64(d)/time.Since(started).Seconds()))
+		}
+		return nil
+	}
 	del := func(ctx context.Context, j job) error {
 		p := j.path
 		// Only what a sweep deletes, by the grammar: a plan made elsewhere, or
@@ -290,26 +342,8 @@ func Run(ctx context.Context, drv driver.StorageDriver, p *gc.Plan, opts ...Opti
 				return fmt.Errorf("read sweep journal: %w", err)
 			}
 		}
-		wctx := ctx
-		if !o.deadline.IsZero() {
-			var cancel context.CancelFunc
-			wctx, cancel = context.WithDeadline(ctx, o.deadline)
-			defer cancel()
-		}
-		if err := limit.Wait(wctx); err != nil {
-			if ctx.Err() == nil && !o.deadline.IsZero() {
-				err = nil // the window ends before the limit lets this one start
-			}
-			mu.Lock()
-			stopped = stopped || err == nil
-			mu.Unlock()
+		if ok, err := mayStart(ctx); !ok {
 			return err
-		}
-		if ended() {
-			mu.Lock()
-			stopped = true
-			mu.Unlock()
-			return nil // no delete starts after the window's end
 		}
 		if o.before != nil {
 			if err := o.before(p); err != nil {
@@ -363,24 +397,7 @@ func Run(ctx context.Context, drv driver.StorageDriver, p *gc.Plan, opts ...Opti
 			j.count()
 			mu.Unlock()
 		}
-		if o.journal != nil && !journaled {
-			if err := o.journal.RecordDeleted(p); err != nil {
-				return fmt.Errorf("journal deletion of %s: %w", p, err)
-			}
-		}
-		mu.Lock()
-		handled(j)
-		mu.Unlock()
-		if fsys != nil || o.fsRoot != "" {
-			pruneMu.Lock()
-			prune = append(prune, path.Dir(p))
-			pruneMu.Unlock()
-		}
-		o.progress.Add(1)
-		if n := done.Add(1); n%1000 == 0 {
-			o.log.Info("sweeping", "done", n, "of", total, "rate/s", int(float64(n)/time.Since(started).Seconds()))
-		}
-		return nil
+		return finish([]job{j}, !journaled)
 	}
 	// delBatch deletes jobs' files in one request, as del would one by one: the
 	// grammar's check, the hook, the rate limit (one operation), the journal.
@@ -398,14 +415,8 @@ func Run(ctx context.Context, drv driver.StorageDriver, p *gc.Plan, opts ...Opti
 			}
 			files = append(files, file)
 		}
-		if err := limit.Wait(ctx); err != nil {
+		if ok, err := mayStart(ctx); !ok {
 			return err
-		}
-		if ended() {
-			mu.Lock()
-			stopped = true
-			mu.Unlock()
-			return nil // no delete starts after the window's end
 		}
 		bctx, cancel := context.WithTimeout(ctx, batchTimeout)
 		err := o.batcher.DeleteFiles(bctx, files)
@@ -413,27 +424,12 @@ func Run(ctx context.Context, drv driver.StorageDriver, p *gc.Plan, opts ...Opti
 		if err != nil {
 			return err
 		}
+		mu.Lock()
 		for _, j := range jobs {
-			if o.journal != nil {
-				if err := o.journal.RecordDeleted(j.path); err != nil {
-					return fmt.Errorf("journal deletion of %s: %w", j.path, err)
-				}
-			}
-			mu.Lock()
 			j.count()
-			handled(j)
-			mu.Unlock()
-			if fsys != nil || o.fsRoot != "" {
-				pruneMu.Lock()
-				prune = append(prune, path.Dir(j.path))
-				pruneMu.Unlock()
-			}
 		}
-		o.progress.Add(int64(len(jobs)))
-		if n := done.Add(int64(len(jobs))); n%10000 < int64(len(jobs)) {
-			o.log.Info("sweeping", "done", n, "of", total, "rate/s", int(float64(n)/time.Since(started).Seconds()))
-		}
-		return nil
+		mu.Unlock()
+		return finish(jobs, true)
 	}
 	var (
 		protect   map[digest.Digest]string

@@ -101,12 +101,6 @@ func liveHeap() int64 {
 // costs microseconds).
 const Every = 200 * time.Millisecond
 
-// fileResident returns the process's file-backed resident bytes (RssFile).
-func fileResident() (int64, bool) {
-	mapped, _, ok := resident()
-	return mapped, ok
-}
-
 // resident returns the process's file-backed and total resident bytes (RssFile,
 // VmRSS).
 func resident() (mapped, total int64, ok bool) {

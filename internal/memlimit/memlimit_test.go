@@ -15,6 +15,12 @@ import (
 	"github.com/regsweep/regsweep/internal/spill"
 )
 
+// fileResident returns the process's file-backed resident bytes (RssFile).
+func fileResident() (int64, bool) {
+	mapped, _, ok := resident()
+	return mapped, ok
+}
+
 func TestStartLeavesRoomForMappedFiles(t *testing.T) {
 	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
 	before, ok := fileResident()
