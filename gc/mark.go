@@ -119,7 +119,7 @@ func mark(g *graph.Graph, o options) (*marks, error) {
 		for i := range m.live {
 			for diff := m.live[i] &^ before[i]; diff != 0; diff &= diff - 1 {
 				id := uint32(i*64 + bits.TrailingZeros64(diff))
-				m.keptWhy[id] = reasonGrace
+				m.keptWhy[id] = ReasonGrace
 			}
 		}
 	}
@@ -150,7 +150,7 @@ func walk(g *graph.Graph, referrers bool, m *marks, roots []uint32) error {
 			m.blocked = append(m.blocked, id)
 		}
 		if man, _ := g.Manifest(id); man.Partial && m.keepAll == "" {
-			m.keepAll = "an unreadable manifest that a root reaches could not be read to its end: it might reference any blob"
+			m.keepAll = ReasonPartial
 		}
 	}
 	return nil
@@ -183,7 +183,7 @@ func failClosed(g *graph.Graph, o options, m *marks) error {
 		case l.Bad != "":
 			keep = "its layer link in " + l.Repo + " is corrupt"
 		case l.ModTime.After(cutoff):
-			keep = reasonGrace
+			keep = ReasonGrace
 		}
 		if keep == "" {
 			return nil

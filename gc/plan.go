@@ -279,8 +279,12 @@ type RepoStats struct {
 	ReclaimableBytes int64  `json:"reclaimable_bytes"`
 }
 
+// Reasons a plan keeps something, shared with engines that make the same plan
+// elsewhere (regsweep-beam).
 const (
-	reasonGrace      = "younger than grace"
+	ReasonGrace = "younger than grace"
+	// ReasonPartial keeps every blob.
+	ReasonPartial    = "an unreadable manifest that a root reaches could not be read to its end: it might reference any blob"
 	reasonNotPlanned = "not in the plan being applied"
 )
 
@@ -441,12 +445,12 @@ func NewPlan(ctx context.Context, src Source, opts ...Option) (_ *Plan, err erro
 			case m.keepAll != "":
 				why = m.keepAll
 			case b.ModTime.After(cutoff):
-				why = reasonGrace
+				why = ReasonGrace
 			}
 		}
 		if why != "" {
 			p.Kept = append(p.Kept, KeptItem{Kind: "blob", Digest: b.Digest, Size: b.Size, Reason: why})
-			if why == reasonGrace {
+			if why == ReasonGrace {
 				p.Summary.KeptByGrace++
 			}
 			return nil
@@ -512,7 +516,7 @@ func NewPlan(ctx context.Context, src Source, opts ...Option) (_ *Plan, err erro
 				continue
 			}
 			if young || l.ModTime.After(cutoff) {
-				p.Kept = append(p.Kept, KeptItem{Kind: "manifest", Repository: l.Repo, Digest: d, Reason: reasonGrace})
+				p.Kept = append(p.Kept, KeptItem{Kind: "manifest", Repository: l.Repo, Digest: d, Reason: ReasonGrace})
 				p.Summary.KeptByGrace++
 				continue
 			}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -18,8 +19,9 @@ import (
 	"github.com/regsweep/regsweep/storage"
 )
 
-// assemble reads the pipeline's records into a plan: the items, the blocked
-// warnings, and the counts the completeness check needs.
+// assemble reads the pipeline's records into a plan: the items, what is kept and
+// why, the blocked warnings, the summary and the lines per repository, and the
+// counts the completeness check needs.
 func assemble(ctx context.Context, path string, o Options, now time.Time, grace, uploadAge time.Duration, allowMassDelete bool) (*gc.Plan, error) {
 	cfg, err := storageID(o)
 	if err != nil {
@@ -29,7 +31,8 @@ func assemble(ctx context.Context, path string, o Options, now time.Time, grace,
 		DeleteUntagged: o.Untagged, KeepReferrers: o.KeepReferrers,
 		GraceSeconds: int64(grace / time.Second), UploadAgeSeconds: int64(uploadAge / time.Second), Now: now,
 	}}
-	counts := map[string]int{}
+	counts := map[string]int64{}
+	repos := map[string]*gc.RepoStats{}
 	err = readLines(ctx, path, func(l string) error {
 		kind, v, _ := strings.Cut(l, "\t")
 		var err error
@@ -47,9 +50,13 @@ func assemble(ctx context.Context, path string, o Options, now time.Time, grace,
 			p.Uploads, err = appendJSON(p.Uploads, v)
 		case recBlocked:
 			p.Blocked, err = appendJSON(p.Blocked, v)
+		case recKept:
+			p.Kept, err = appendJSON(p.Kept, v)
+		case recRepo:
+			repos[v] = &gc.RepoStats{Name: v}
 		case recCount:
 			name, n, _ := strings.Cut(v, "\t")
-			counts[name], err = strconv.Atoi(n)
+			counts[name], err = strconv.ParseInt(n, 10, 64)
 		default:
 			err = fmt.Errorf("unknown record kind %q", kind)
 		}
@@ -59,13 +66,50 @@ func assemble(ctx context.Context, path string, o Options, now time.Time, grace,
 		return nil, err
 	}
 	if !allowMassDelete {
-		if err := gc.CheckComplete(counts["root"], counts["broken"], counts["blob"]); err != nil {
+		if err := gc.CheckComplete(int(counts["root"]), int(counts["broken"]), int(counts["blob"])); err != nil {
 			return nil, err
 		}
 	}
 	p.Warnings = append(p.Warnings, p.Blocked...)
+	summarize(p, counts, repos)
 	p.Seal()
 	return p, nil
+}
+
+// summarize fills the plan's summary and its lines per repository from the sums;
+// Seal adds the delete counts.
+func summarize(p *gc.Plan, sums map[string]int64, repos map[string]*gc.RepoStats) {
+	s := &p.Summary
+	s.Repositories = len(repos)
+	s.Tags, s.Manifests, s.UnreadableManifests = int(sums["tags"]), int(sums["manifests"]), int(sums["unreadable_manifests"])
+	s.Blobs, s.BlobBytes = int(sums["blobs"]), sums["blob_bytes"]
+	s.LiveBlobs, s.LiveBytes = int(sums["live_blobs"]), sums["live_bytes"]
+	s.KeptByGrace, s.KeptReferrers = int(sums["kept_by_grace"]), int(sums["referrers_kept"])
+	for name, n := range sums {
+		field, repo, ok := strings.Cut(strings.TrimPrefix(name, repoSumPrefix), "\x00")
+		r := repos[repo]
+		if !ok || !strings.HasPrefix(name, repoSumPrefix) || r == nil {
+			continue // a repository without _manifests has no line, as in gc's report
+		}
+		switch field {
+		case "tags":
+			r.Tags = int(n)
+		case "manifests":
+			r.Manifests = int(n)
+		case "bytes":
+			r.Bytes = n
+		case "unique_bytes":
+			r.UniqueBytes = n
+		case "reclaimable_bytes":
+			r.ReclaimableBytes = n
+		}
+	}
+	p.Repositories = make([]gc.RepoStats, 0, len(repos))
+	for _, r := range repos {
+		r.SharedBytes = r.Bytes - r.UniqueBytes
+		p.Repositories = append(p.Repositories, *r)
+	}
+	slices.SortFunc(p.Repositories, func(a, b gc.RepoStats) int { return strings.Compare(a.Name, b.Name) })
 }
 
 // readLines calls fn for each line of the file at path, through Beam's filesystems

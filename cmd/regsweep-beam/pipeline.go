@@ -13,6 +13,7 @@ import (
 	"github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/opencontainers/go-digest"
 
+	"github.com/regsweep/regsweep/gc"
 	"github.com/regsweep/regsweep/graph"
 	"github.com/regsweep/regsweep/storage"
 )
@@ -218,15 +219,15 @@ func (f *pickFn) ProcessElement(entry string, emit func(string, string)) error {
 	case f.What == pickFacts:
 		switch {
 		case e.Kind == storage.KindRepo && e.Warning != "":
-			emit(factPinned, e.Repo)
+			emit(factPinned, e.Repo+"\t\t"+e.Warning)
 		case e.Kind == storage.TagCurrentLink && e.Warning != "" && f.Untagged:
-			emit(factPinned, e.Repo)
+			emit(factPinned, e.Repo+"\t"+e.Tag+"\ttag "+e.Tag+" has an unreadable current link")
 		}
 		if (e.Kind == storage.KindWarning || e.Kind == storage.KindRepo) && e.Blocks {
 			emit(factAll, e.Path+": "+cmp.Or(e.WarnKind, "unexpected_path")+" hides what may be referenced")
 		}
 		if e.Kind == storage.KindWarning && e.Keep && e.Digest != "" {
-			emit(factProtect, string(e.Digest))
+			emit(factProtect, string(e.Digest)+"\t"+e.Path+": "+cmp.Or(e.WarnKind, "unexpected_path"))
 		}
 	}
 	return nil
@@ -262,31 +263,46 @@ func (f *readFn) ProcessElement(ctx context.Context, d, _ string, emit func(stri
 	return nil
 }
 
-// facts is a side input read once per DoFn instance.
+// facts is a side input read once per DoFn instance. Where several facts give a
+// reason for the same thing, the one regsweep gc reports wins.
 type facts struct {
 	loaded     bool
-	pinned     map[string]bool
-	protect    map[string]bool
+	pinned     map[string]string // repository -> why nothing in it is deleted
+	protect    map[string]string // digest -> the warning that keeps it
 	unreadable map[string]bool
-	all        []string
+	all        string // why nothing in the blob store may be freed ("": nothing)
 }
 
 func (x *facts) load(iter func(*string, *string) bool) {
 	if x.loaded {
 		return
 	}
-	x.loaded, x.pinned, x.protect, x.unreadable = true, map[string]bool{}, map[string]bool{}, map[string]bool{}
+	x.loaded, x.pinned, x.protect, x.unreadable = true, map[string]string{}, map[string]string{}, map[string]bool{}
+	byTag := map[string]string{} // repository -> the last bad tag link's name, as gc pins by the last
 	var k, v string
 	for iter(&k, &v) {
 		switch k {
 		case factPinned:
-			x.pinned[v] = true
+			repo, rest, _ := strings.Cut(v, "\t")
+			tag, why, _ := strings.Cut(rest, "\t")
+			switch last, seen := byTag[repo]; {
+			case tag != "" && (!seen || tag > last):
+				byTag[repo], x.pinned[repo] = tag, why
+			case tag == "" && !seen:
+				x.pinned[repo] = why
+			}
 		case factProtect:
-			x.protect[v] = true
+			d, why, _ := strings.Cut(v, "\t")
+			if old, ok := x.protect[d]; !ok || why > old {
+				x.protect[d] = why
+			}
 		case factUnreadable:
 			x.unreadable[v] = true
 		case factAll:
-			x.all = append(x.all, v)
+			// A manifest not read to its end is found first; then the first warning.
+			if x.all == "" || v == gc.ReasonPartial || (x.all != gc.ReasonPartial && v < x.all) {
+				x.all = v
+			}
 		}
 	}
 }

@@ -144,6 +144,38 @@ func samePlan(t *testing.T, name string, want, got *gc.Plan) {
 	if want.Summary.DeleteBytes != got.Summary.DeleteBytes {
 		t.Errorf("%s: gc frees %d bytes, the pipeline %d", name, want.Summary.DeleteBytes, got.Summary.DeleteBytes)
 	}
+	sameReport(t, name, want, got)
+}
+
+// sameReport compares what two plans keep and why, their summaries and their
+// lines per repository.
+func sameReport(t *testing.T, name string, want, got *gc.Plan) {
+	t.Helper()
+	kept := func(p *gc.Plan) []string {
+		var out []string
+		for _, k := range p.Kept {
+			out = append(out, mustJSON(k))
+		}
+		slices.Sort(out)
+		return out
+	}
+	w, g := kept(want), kept(got)
+	for _, x := range w {
+		if !slices.Contains(g, x) {
+			t.Errorf("%s: gc keeps %s, the pipeline does not say so", name, x)
+		}
+	}
+	for _, x := range g {
+		if !slices.Contains(w, x) {
+			t.Errorf("%s: the pipeline keeps %s, gc does not say so", name, x)
+		}
+	}
+	if want.Summary != got.Summary {
+		t.Errorf("%s: summaries differ:\ngc       %+v\npipeline %+v", name, want.Summary, got.Summary)
+	}
+	if !slices.Equal(want.Repositories, got.Repositories) {
+		t.Errorf("%s: lines per repository differ:\ngc       %+v\npipeline %+v", name, want.Repositories, got.Repositories)
+	}
 }
 
 // On the differential registries (indexes nested, referrers, copies across

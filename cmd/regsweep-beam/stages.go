@@ -25,7 +25,9 @@ const (
 	recLink     = "L" // gc.LinkItem
 	recUpload   = "U" // gc.UploadItem
 	recBlocked  = "X" // graph.Warning
-	recCount    = "C" // name\tcount
+	recKept     = "K" // gc.KeptItem
+	recRepo     = "R" // a repository's name: it has a line in the report
+	recCount    = "C" // name\tcount: the completeness check's counts and the report's sums
 )
 
 type blobRecord struct {
@@ -70,19 +72,21 @@ func Build(s beam.Scope, o Options) beam.PCollection {
 	counts := []beam.PCollection{beam.ParDo(s, countRoots, beam.CoGroupByKey(s, beam.Flatten(s, beam.ParDo(s, revID, revs), beam.ParDo(s, tagTarget, tags)), mans))}
 	counts = append(counts, beam.ParDo(s, &constFn{V: "blob"}, blobs))
 
-	// Reachability: each round expands the frontier's manifests once.
+	// Reachability: each round expands the frontier's manifests once. What is
+	// reached carries a label (labelOld and the others): the best way a root reaches
+	// it, which tells live from kept by grace, and what the referrer rule alone keeps.
 	refs := beam.ParDo(s, &referrersOf{On: o.Untagged && o.KeepReferrers}, mans)
 	near := nearRevisions(s, mans, revs)
-	frontier := distinct(s, beam.Flatten(s, revRoots, tagRoots))
+	frontier := best(s, beam.Flatten(s, revRoots, tagRoots))
 	var expanded, visited, blocked []beam.PCollection
 	for range o.Rounds {
 		push, visit, block := beam.ParDo3(s, expandFn, beam.CoGroupByKey(s, frontier, mans, refs, near))
 		expanded, visited, blocked = append(expanded, frontier), append(visited, visit), append(blocked, block)
-		frontier = minus(s, push, beam.Flatten(s, expanded...))
+		frontier = beam.ParDo(s, betterFn, beam.CoGroupByKey(s, push, beam.Flatten(s, expanded...)))
 	}
 	failIfAny(s, frontier, fmt.Sprintf("references more than %d manifests deep from a root", o.Rounds), "--rounds")
-	expandedAll := beam.Flatten(s, expanded...)
-	live := distinct(s, beam.Flatten(s, append(visited, expandedAll)...))
+	expandedAll := best(s, beam.Flatten(s, expanded...))
+	live := best(s, beam.Flatten(s, append(visited, expandedAll)...))
 	blockedAll := beam.Flatten(s, blocked...)
 
 	// What a reached unreadable manifest adds: its repositories' layer links keep
@@ -92,18 +96,67 @@ func Build(s beam.Scope, o Options) beam.PCollection {
 	keptByLink := beam.ParDo(s, &keptByLinkFn{O: o}, layers, allIn)
 
 	var records []beam.PCollection
-	deleted, blobRecs := beam.ParDo2(s, &blobFn{O: o}, beam.ParDo(s, blobJoin, beam.CoGroupByKey(s, blobs, live, keptByLink)), allIn)
+	deleted, blobRecs, sums := beam.ParDo3(s, &blobFn{O: o}, beam.ParDo(s, blobJoin, beam.CoGroupByKey(s, blobs, live, keptByLink)), allIn)
 	records = append(records, blobRecs)
+	sumsAll := []beam.PCollection{sums}
 	records = append(records, beam.ParDo(s, &linkFn{}, beam.ParDo(s, linkJoin, beam.CoGroupByKey(s, layers, blobs, live, keptByLink, deleted)), allIn))
 	if o.Untagged {
-		cand := beam.ParDo(s, &unlinkedFn{O: o}, beam.ParDo(s, unlinkedJoin, beam.CoGroupByKey(s, revs, expandedAll)), allIn)
-		records = append(records, beam.ParDo(s, manifestItem, beam.CoGroupByKey(s, cand, tagIndex)))
+		cand, kept, sums := beam.ParDo3(s, &unlinkedFn{O: o}, beam.ParDo(s, unlinkedJoin, beam.CoGroupByKey(s, revs, expandedAll)), allIn)
+		records = append(records, beam.ParDo(s, manifestItem, beam.CoGroupByKey(s, cand, tagIndex)), kept)
+		sumsAll = append(sumsAll, sums)
 	}
+	repoRecs, repoSums := report(s, o, reportInputs{entries: entries, revs: revs, tags: tags, layers: layers, blobs: blobs,
+		mans: mans, near: near, expanded: expandedAll, deleted: deleted})
+	records = append(records, repoRecs)
+	sumsAll = append(sumsAll, repoSums)
+	records = append(records, beam.ParDo(s, sumRecord, stats.SumPerKey(s, beam.Flatten(s, sumsAll...))))
 	records = append(records, beam.ParDo(s, &uploadFn{O: o}, uploads))
 	records = append(records, beam.ParDo(s, blockedRecords, beam.CoGroupByKey(s, blockedAll, revs)))
 	records = append(records, beam.ParDo(s, allRecords, facts))
 	records = append(records, beam.ParDo(s, countRecord, stats.Count(s, beam.Flatten(s, counts...))))
 	return beam.Flatten(s, records...)
+}
+
+// Labels of what a walk reaches, best first: from a root (not young) by the
+// references that keep; from such a root only through a referrer (what
+// distribution's GC deletes); from a young root alone (grace keeps it, it is not
+// live).
+const (
+	labelOld      = "o"
+	labelReferrer = "r"
+	labelYoung    = "y"
+)
+
+func rank(label string) int {
+	if label == "" {
+		return 0
+	}
+	return strings.Index("yro", label) + 1
+}
+
+// bestOf returns the best label values hold.
+func bestOf(values func(*string) bool) string {
+	var v, b string
+	for values(&v) {
+		if rank(v) > rank(b) {
+			b = v
+		}
+	}
+	return b
+}
+
+// best returns each key of kv once, with the best label its values hold.
+func best(s beam.Scope, kv beam.PCollection) beam.PCollection {
+	return beam.ParDo(s, bestFn, beam.GroupByKey(s, kv))
+}
+
+func bestFn(k string, values func(*string) bool, emit func(string, string)) { emit(k, bestOf(values)) }
+
+// betterFn passes the keys pushed with a better label than they were expanded with.
+func betterFn(k string, push, done func(*string) bool, emit func(string, string)) {
+	if b := bestOf(push); rank(b) > rank(bestOf(done)) {
+		emit(k, b)
+	}
 }
 
 // distinct returns each key of kv once, with an empty value.
@@ -192,11 +245,18 @@ type revRootFn struct {
 func (f *revRootFn) ProcessElement(d, v string, fx func(*string, *string) bool, emit func(string, string)) {
 	f.x.load(fx)
 	missing, v := v[0] == '1', v[1:]
-	if e := entryOf(v); !f.O.Untagged || f.x.pinned[e.Repo] || e.Warning != "" || missing || f.O.young(e.ModTime) {
-		emit(d, "")
-		if e.Target != "" && string(e.Target) != d {
-			emit(string(e.Target), "")
-		}
+	e := entryOf(v)
+	label := labelOld
+	switch {
+	case !f.O.Untagged || f.x.pinned[e.Repo] != "" || e.Warning != "" || missing:
+	case f.O.young(e.ModTime):
+		label = labelYoung // grace keeps what it alone reaches
+	default:
+		return
+	}
+	emit(d, label)
+	if e.Target != "" && string(e.Target) != d {
+		emit(string(e.Target), label)
 	}
 }
 
@@ -224,7 +284,7 @@ func (f *tagRootFn) ProcessElement(_ string, tags, revs func(*string) bool, emit
 	linked := revs(&v)
 	for tags(&v) {
 		if e := entryOf(v); e.Warning == "" && e.Target != "" && (f.O.Untagged || !linked) {
-			emit(string(e.Target), "")
+			emit(string(e.Target), labelOld)
 		}
 	}
 }
@@ -288,42 +348,46 @@ func pairNear(_ string, blocked, revs func(*string) bool, emit func(string, stri
 	}
 }
 
-// expandFn expands a frontier manifest: children are pushed, config and layers
-// visited, a subject neither; a missing or unreadable one is blocked and pushes
-// what it mentions and its repositories' revisions; referrers are pushed when
-// followed. Keys that are no frontier pass.
+// expandFn expands a frontier manifest with its label: children are pushed, config
+// and layers visited, a subject neither; a missing or unreadable one is blocked and
+// pushes what it mentions and its repositories' revisions; referrers are pushed
+// when followed (what only they reach is labelReferrer). Keys that are no frontier
+// pass.
 func expandFn(d string, frontier, mans, refs, near func(*string) bool, push, visit, block func(string, string)) {
-	var v string
-	if !frontier(&v) {
+	label := bestOf(frontier)
+	if label == "" {
 		return
 	}
+	var v string
 	if mans(&v) {
 		m := manifestOf(v)
 		if m.blocked() {
 			block(d, strconv.FormatBool(m.Partial))
 			for _, x := range m.Mentions {
-				push(x, "")
+				push(x, label)
 			}
 			for near(&v) {
 				if v != d {
-					push(v, "")
+					push(v, label)
 				}
 			}
 		} else {
 			for _, c := range m.Children {
-				push(c, "")
+				push(c, label)
 			}
 			for _, b := range m.Blobs {
-				visit(b, "")
+				visit(b, label)
 			}
 		}
 	}
+	viaReferrer := labelReferrer
+	if label == labelYoung {
+		viaReferrer = labelYoung
+	}
 	for refs(&v) {
-		push(v, "")
+		push(v, viaReferrer)
 	}
 }
-
-const partialReason = "an unreadable manifest that a root reaches could not be read to its end: it might reference any blob"
 
 // blockedFacts: the repositories that link a reached unreadable manifest, and
 // whether it keeps every blob.
@@ -339,7 +403,7 @@ func blockedFacts(d string, blocked, revs func(*string) bool, emit func(string, 
 		return
 	}
 	if partial {
-		emit(factAll, partialReason)
+		emit(factAll, gc.ReasonPartial)
 	}
 	for revs(&v) {
 		emit(factUnreadable, entryOf(v).Repo)
@@ -357,39 +421,89 @@ type keptByLinkFn struct {
 func (f *keptByLinkFn) ProcessElement(d, v string, fx func(*string, *string) bool, emit func(string, string)) {
 	f.x.load(fx)
 	e := entryOf(v)
-	if f.x.pinned[e.Repo] || f.x.unreadable[e.Repo] || e.Warning != "" || f.O.young(e.ModTime) {
-		emit(d, "")
-		if e.Target != "" && string(e.Target) != d {
-			emit(string(e.Target), "")
-		}
+	var why string
+	switch {
+	case f.x.all != "":
+		why = f.x.all
+	case f.x.pinned[e.Repo] != "":
+		why = "in repository " + e.Repo + ": " + f.x.pinned[e.Repo]
+	case f.x.unreadable[e.Repo]:
+		why = "linked in " + e.Repo + ", which links an unreadable manifest"
+	case e.Warning != "":
+		why = "its layer link in " + e.Repo + " is corrupt"
+	case f.O.young(e.ModTime):
+		why = gc.ReasonGrace
+	default:
+		return
+	}
+	// gc gives a blob the reason of the first link that keeps it, in repository order.
+	v = e.Repo + "\x00" + d + "\x00" + why
+	emit(d, v)
+	if e.Target != "" && string(e.Target) != d {
+		emit(string(e.Target), v)
 	}
 }
 
-// blobFn: a present blob goes when nothing live reaches it and nothing keeps it.
+// blobFn: a present blob goes when nothing live reaches it and nothing keeps it;
+// what keeps it is a kept record with gc's reason. It sums the report's blob counts.
 type blobFn struct {
 	O Options `json:"o"`
 	x facts
 }
 
-func (f *blobFn) ProcessElement(d, v string, fx func(*string, *string) bool, deleted func(string, string), record func(string)) {
+func (f *blobFn) ProcessElement(d, v string, fx func(*string, *string) bool, deleted func(string, string), record func(string), sum func(string, int64)) {
 	f.x.load(fx)
-	if f.x.protect[d] || len(f.x.all) > 0 {
-		return
-	}
+	state, v, _ := strings.Cut(v, "\t")
 	e := entryOf(v)
-	if f.O.young(e.ModTime) {
-		return
+	sum("blobs", 1)
+	sum("blob_bytes", e.Size)
+	kept := func(why string) {
+		record(recKept + "\t" + mustJSON(gc.KeptItem{Kind: "blob", Digest: digest.Digest(d), Size: e.Size, Reason: why}))
+		if why == gc.ReasonGrace {
+			sum("kept_by_grace", 1)
+		}
 	}
-	deleted(d, "")
-	record(recBlob + "\t" + mustJSON(blobRecord{Digest: digest.Digest(d), Size: e.Size}))
+	switch {
+	case state == labelYoung:
+		kept(gc.ReasonGrace)
+	case state != "" && !strings.HasPrefix(state, "k"):
+		sum("live_blobs", 1)
+		sum("live_bytes", e.Size)
+	case state != "":
+		kept(state[1:])
+	case f.x.protect[d] != "":
+		kept(f.x.protect[d])
+	case f.x.all != "":
+		kept(f.x.all)
+	case f.O.young(e.ModTime):
+		kept(gc.ReasonGrace)
+	default:
+		deleted(d, strconv.FormatInt(e.Size, 10))
+		record(recBlob + "\t" + mustJSON(blobRecord{Digest: digest.Digest(d), Size: e.Size}))
+	}
 }
 
-// blobJoin passes the present blobs nothing live reaches and no link keeps.
+// blobJoin passes every present blob with its state: the best label that reaches
+// it, or "k" and why a link keeps it, or "" (nothing keeps it yet).
 func blobJoin(d string, blobs, live, kept func(*string) bool, emit func(string, string)) {
 	var v string
-	if blobs(&v) && !live(new(string)) && !kept(new(string)) {
-		emit(d, v)
+	if !blobs(&v) {
+		return
 	}
+	state := bestOf(live)
+	if state == "" {
+		first := ""
+		var k string
+		for kept(&k) {
+			if first == "" || k < first {
+				first = k
+			}
+		}
+		if first != "" {
+			state = "k" + first[strings.LastIndexByte(first, 0)+1:]
+		}
+	}
+	emit(d, state+"\t"+v)
 }
 
 // linkJoin passes each layer link whose blob goes, or whose blob's data is gone and
@@ -418,7 +532,7 @@ func (f *linkFn) ProcessElement(d, v string, fx func(*string, *string) bool, rec
 	f.x.load(fx)
 	reason, v, _ := strings.Cut(v, "\t")
 	e := entryOf(v)
-	if f.x.protect[d] || len(f.x.all) > 0 || e.Warning != "" || f.x.pinned[e.Repo] {
+	if f.x.protect[d] != "" || f.x.all != "" || e.Warning != "" || f.x.pinned[e.Repo] != "" {
 		return nil
 	}
 	p, err := storage.Path(storage.Spec{Kind: storage.LayerLink, Repo: e.Repo, Digest: digest.Digest(d)})
@@ -429,28 +543,47 @@ func (f *linkFn) ProcessElement(d, v string, fx func(*string, *string) bool, rec
 	return nil
 }
 
-// unlinkedFn: under -m, the revision links of manifests no root reaches go, unless
-// corrupt, pinned, protected or young.
+// unlinkedFn: under -m, the revision links of manifests no root reaches (not
+// young) go, unless corrupt, pinned, protected or young: the protected and the
+// young are kept records.
 type unlinkedFn struct {
 	O Options `json:"o"`
 	x facts
 }
 
-func (f *unlinkedFn) ProcessElement(d, v string, fx func(*string, *string) bool, emit func(string, string)) {
+func (f *unlinkedFn) ProcessElement(d, v string, fx func(*string, *string) bool, emit func(string, string), record func(string), sum func(string, int64)) {
 	f.x.load(fx)
-	if e := entryOf(v); !f.x.protect[d] && e.Warning == "" && !f.x.pinned[e.Repo] && !f.O.young(e.ModTime) {
+	youngOnly, v := v[0] == '1', v[1:]
+	e := entryOf(v)
+	kept := func(why string) {
+		record(recKept + "\t" + mustJSON(gc.KeptItem{Kind: "manifest", Repository: e.Repo, Digest: digest.Digest(d), Reason: why}))
+	}
+	switch {
+	case e.Warning != "" || f.x.pinned[e.Repo] != "":
+	case f.x.protect[d] != "":
+		kept(f.x.protect[d])
+	case youngOnly || f.O.young(e.ModTime):
+		kept(gc.ReasonGrace)
+		sum("kept_by_grace", 1)
+	default:
 		emit(repoKey(e.Repo, digest.Digest(d)), "")
 	}
 }
 
-// unlinkedJoin passes the revision links of manifests no root reached.
+// unlinkedJoin passes the revision links of manifests no root reached but young
+// ones, "1" before those only young ones reached.
 func unlinkedJoin(d string, revs, expanded func(*string) bool, emit func(string, string)) {
-	var v string
-	if expanded(&v) {
+	label := bestOf(expanded)
+	if label == labelOld || label == labelReferrer {
 		return
 	}
+	flag := "0"
+	if label == labelYoung {
+		flag = "1"
+	}
+	var v string
 	for revs(&v) {
-		emit(d, v)
+		emit(d, flag+v)
 	}
 }
 
@@ -530,11 +663,15 @@ func countRecord(name string, n int, record func(string)) {
 	record(recCount + "\t" + name + "\t" + strconv.Itoa(n))
 }
 
+func sumRecord(name string, n int64, record func(string)) {
+	record(recCount + "\t" + name + "\t" + strconv.FormatInt(n, 10))
+}
+
 func init() {
 	for _, fn := range []any{&failFn{}, &revRootFn{}, &tagRootFn{}, &referrersOf{}, &keptByLinkFn{}, &blobFn{}, &linkFn{}, &unlinkedFn{}, &uploadFn{}, &constFn{}} {
 		beam.RegisterType(reflect.TypeOf(fn).Elem())
 	}
-	for _, fn := range []any{firstKey, minusFn, linkTargets, revID, tagTarget, byRepo, childrenOf, countRoots, blockedOnly, blockedRepos, repoRev, pairNear, expandFn, blockedFacts, manifestItem, blockedRecords, allRecords, countRecord, revJoin, blobJoin, linkJoin, unlinkedJoin} {
+	for _, fn := range []any{firstKey, minusFn, bestFn, betterFn, sumRecord, linkTargets, revID, tagTarget, byRepo, childrenOf, countRoots, blockedOnly, blockedRepos, repoRev, pairNear, expandFn, blockedFacts, manifestItem, blockedRecords, allRecords, countRecord, revJoin, blobJoin, linkJoin, unlinkedJoin} {
 		beam.RegisterFunction(fn)
 	}
 }
