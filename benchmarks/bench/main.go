@@ -72,7 +72,7 @@ var scales = map[string]scale{
 var (
 	workers    = flag.Int("workers", 0, "regsweep --workers (0: the default for the storage, as the CLI)")
 	memLimit   = flag.Int64("memory-limit", 256<<20, "regsweep --memory-limit in bytes for the child processes (256 MiB: the CLI's default)")
-	cpuprofile = flag.String("cpuprofile", "", "write a CPU profile of the regsweep runs to this file")
+	cpuprofile = flag.String("cpuprofile", "", "write a CPU profile of the regsweep runs to this file (-only scale: FILE.<blobs> for each child)")
 	synthBlobs = flag.String("synth", "", "comma-separated blob counts for the synthetic-driver rows of -only scale (time per blob, peak RSS, index size on disk)")
 )
 
@@ -177,6 +177,9 @@ func regsweep(ctx context.Context, drv driver.StorageDriver, m bool, count func(
 // lastPeak is the most requests in flight of the last regsweepIn on an object store.
 var lastPeak int64
 
+// lastBuild and lastPlan are the last regsweepIn's build and plan times.
+var lastBuild, lastPlan time.Duration
+
 // lastIndexBytes is the size on disk of the last regsweepIn's index.
 var lastIndexBytes int64
 
@@ -228,9 +231,12 @@ func regsweepIn(ctx context.Context, dir string, drv driver.StorageDriver, m boo
 	if _, ok := drv.(*benchenv.Synthetic); ok {
 		opts = append(opts, graph.WithScanOptions(rstorage.WithWalk(true)))
 	}
+	start := time.Now()
 	must(graph.Build(ctx, drv, idx, opts...))
+	built := time.Now()
 	_, err = gc.NewPlan(ctx, idx, gc.WithDeleteUntagged(m), gc.WithGracePeriod(0), gc.WithSpillDir(dir)) // as regsweep gc: beside the index
 	must(err)
+	lastBuild, lastPlan = built.Sub(start), time.Since(built)
 	lastIndexBytes = dirBytes(dir)
 	if a != nil {
 		lastPeak = a.Peak()
@@ -560,6 +566,10 @@ func child(tool, source string) (time.Duration, int64) {
 func childIndex(tool, source string) (time.Duration, int64, int64) {
 	c := exec.Command(os.Args[0], "rss", tool, source, fmt.Sprint(*workers), fmt.Sprint(*memLimit))
 	c.Stderr = os.Stderr
+	if *cpuprofile != "" && tool == "regsweep" {
+		_, n, _ := strings.Cut(source, ":")
+		c.Env = append(os.Environ(), "BENCH_CHILD_CPUPROFILE="+*cpuprofile+"."+filepath.Base(n))
+	}
 	start := time.Now()
 	out, err := c.Output()
 	must(err)
@@ -614,11 +624,18 @@ func rssChild(args []string) {
 		}
 		memlimit.Start(ctx, limit, memlimit.Every) // as the regsweep command does with --memory-limit
 	}
+	if p := os.Getenv("BENCH_CHILD_CPUPROFILE"); p != "" {
+		f, err := os.Create(p)
+		must(err)
+		must(pprof.StartCPUProfile(f))
+		defer pprof.StopCPUProfile()
+	}
 	if tool == "marksweep" {
 		markAndSweep(ctx, drv, false, none)
 	} else {
 		regsweep(ctx, drv, false, none)
 		fmt.Printf("IndexBytes: %d\n", lastIndexBytes)
+		fmt.Fprintf(os.Stderr, "%s: build %s, plan %s\n", source, lastBuild.Round(time.Millisecond), lastPlan.Round(time.Millisecond))
 	}
 	printPeak()
 }
