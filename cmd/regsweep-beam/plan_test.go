@@ -243,7 +243,7 @@ func TestPlanEqualsGCOnE2EStorage(t *testing.T) {
 func TestPlanEqualsGCOnFaults(t *testing.T) {
 	now := time.Now().Add(time.Hour)
 	repos := []string{"library/debian", "team/app/api", "team/app/web"}
-	for _, fault := range []string{"none", "corrupt tag link", "symlink in a repository", "unreadable manifest", "partial manifest", "missing manifest", "missing manifests, many", "blob store link", "live layer data missing", "dangling layer link", "tag without revision link", "untagged manifest missing", "symlink for a layer link", "symlink for _layers", "symlink for a blob", "symlink for a revision"} {
+	for _, fault := range []string{"none", "corrupt tag link", "symlink in a repository", "unreadable manifest", "partial manifest", "missing manifest", "missing manifests, many", "blob store link", "live layer data missing", "dangling layer link", "tag without revision link", "untagged manifest missing", "symlink for a layer link", "symlink for _layers", "symlink for a blob", "symlink for a revision", "untagged manifest linked as a layer too"} {
 		t.Run(fault, func(t *testing.T) {
 			root := regtest.Sample(t)
 			abandoned := map[string]digest.Digest{}
@@ -335,6 +335,11 @@ func TestPlanEqualsGCOnFaults(t *testing.T) {
 				cfg := regtest.PutBlob(t, root, "", []byte(`{"os":"linux","note":"config of an image only a tag names"}`))
 				d := regtest.PutBlob(t, root, "", []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"`+cfg.String()+`","size":1},"layers":[]}`))
 				regtest.Write(t, root, storage.Spec{Kind: storage.TagCurrentLink, Repo: "library/debian", Tag: "unlinked"}, []byte(d))
+			case "untagged manifest linked as a layer too":
+				// Under -m it goes, and its repository links it twice: the bytes it
+				// frees there count once.
+				d := regtest.PutManifest(t, root, "team/app/web", "", []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"digest":"`+abandoned["team/app/web"].String()+`"},"layers":[]}`))
+				regtest.Write(t, root, storage.Spec{Kind: storage.LayerLink, Repo: "team/app/web", Digest: d}, []byte(d))
 			case "dangling layer link":
 				regtest.Write(t, root, storage.Spec{Kind: storage.LayerLink, Repo: "library/debian", Digest: digest.FromString("never pushed")}, []byte(digest.FromString("never pushed")))
 			case "blob store link":
