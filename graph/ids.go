@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/bits"
 	"os"
 	"path/filepath"
 	"slices"
@@ -24,10 +25,10 @@ import (
 //
 // Up to spillAt blobs the table is held in memory and sorted once the blob store is
 // listed. Beyond, it is written in sorted runs to files in the index directory and
-// merged into one sorted file when sealed; lookups then read 3 KiB blocks of it with
-// pread, found through the first key of every block (8 bytes per 256 blobs), and keep
-// a bounded number of blocks. The memory of a scan so stops growing with the blob
-// store: at 100M blobs the table alone would be 1.2 GB.
+// merged into one sorted file when sealed; lookups then read 768-byte blocks of it
+// with pread, found through the first key of every block (8 bytes per 64 blobs:
+// 12.5 MB at 100M), and keep a bounded number of blocks. The memory of a scan so
+// stops growing with the blob store: at 100M blobs the table alone would be 1.2 GB.
 //
 // Blobs sharing a 64-bit prefix (chance about n²/2^65) are resolved exactly. A
 // missing digest that shares a prefix with a listed blob (about m·n/2^64) maps to that
@@ -53,8 +54,8 @@ type idEntry struct {
 func byKey(a, b idEntry) int { return cmp.Compare(a.key, b.key) }
 
 const (
-	idRecord = 12  // key u64, id u32
-	idBlock  = 256 // records a block of the merged file
+	idRecord = 12 // key u64, id u32
+	idBlock  = 64 // records a block of the merged file: what a lookup reads (768 bytes)
 )
 
 // defaultSpillAt keeps registries of up to two million blobs in memory (32 MiB, and
@@ -228,7 +229,7 @@ type idFile struct {
 }
 
 // idCachedBlocks bounds the blocks kept: 24 MiB.
-var idCachedBlocks = 8192
+var idCachedBlocks = 24 << 20 / (idBlock * idRecord)
 
 // runReader reads one run's records in order.
 type runReader struct {
@@ -362,17 +363,7 @@ func (t *idTable) merge(digestOf func(id uint32) (digest.Digest, error)) (err er
 
 // lookup returns the id of the blob with key k, or 0.
 func (f *idFile) lookup(k uint64) (uint32, error) {
-	// The last block whose first key is at most k.
-	lo, hi := 0, len(f.firsts)
-	for lo < hi {
-		mid := int(uint(lo+hi) >> 1)
-		if f.firsts[mid] <= k {
-			lo = mid + 1
-		} else {
-			hi = mid
-		}
-	}
-	b := lo - 1
+	b := f.blockOf(k)
 	if b < 0 {
 		return 0, nil
 	}
@@ -383,7 +374,7 @@ func (f *idFile) lookup(k uint64) (uint32, error) {
 		return 0, err
 	}
 	n := len(blk) / idRecord
-	lo, hi = 0, n // the first record with a key >= k
+	lo, hi := 0, n // the first record with a key >= k
 	for lo < hi {
 		mid := int(uint(lo+hi) >> 1)
 		if binary.BigEndian.Uint64(blk[mid*idRecord:]) < k {
@@ -396,6 +387,35 @@ func (f *idFile) lookup(k uint64) (uint32, error) {
 		return 0, nil
 	}
 	return binary.BigEndian.Uint32(blk[lo*idRecord+8:]), nil
+}
+
+// blockOf returns the last block whose first key is at most k (-1: none). Keys are
+// digest prefixes, spread evenly: the block is guessed from k's place in the key
+// space, and found by galloping out from the guess. A binary search over all the
+// blocks' first keys (3 MB at 100M blobs) missed the CPU cache on every step.
+func (f *idFile) blockOf(k uint64) int {
+	n := len(f.firsts)
+	if n == 0 || f.firsts[0] > k {
+		return -1
+	}
+	g, _ := bits.Mul64(k, uint64(n)) // k / 2^64 * n
+	lo, hi := int(g), int(g)+1       // find lo <= answer < hi
+	for step := 1; lo > 0 && f.firsts[lo] > k; step *= 2 {
+		hi, lo = lo, max(lo-step, 0)
+	}
+	for step := 1; hi < n && f.firsts[hi] <= k; step *= 2 {
+		lo, hi = hi, min(hi+step, n)
+	}
+	// Binary search in [lo, hi): firsts[lo] <= k, and firsts[hi] > k or hi == n.
+	for hi-lo > 1 {
+		mid := int(uint(lo+hi) >> 1)
+		if f.firsts[mid] <= k {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return lo
 }
 
 // block returns block b's records, read or kept; f.mu is held.

@@ -76,7 +76,7 @@ func TestIDTableSpilled(t *testing.T) {
 	for _, n := range []int{idBlock - 1, 5000, 3 * idBlock, 40000} {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
 			dir := t.TempDir()
-			tab := &idTable{dir: dir, spillAt: 97}
+			tab := &idTable{dir: dir, spillAt: min(97, n/2)}
 			idTableCase(t, tab, n)
 			if tab.file == nil {
 				t.Fatal("a table beyond spillAt was not spilled")
@@ -139,6 +139,36 @@ func TestSpillFor(t *testing.T) {
 	} {
 		if got := spillFor(c.limit); got != c.want {
 			t.Errorf("spillFor(%d) = %d, want %d", c.limit, got, c.want)
+		}
+	}
+}
+
+// BenchmarkIDFileLookup looks up random blobs in a spilled table of 8M, with as
+// few blocks kept as 100M blobs leave kept (2%): a build's manifest references.
+func BenchmarkIDFileLookup(b *testing.B) {
+	const n = 8 << 20
+	defer func(c int) { idCachedBlocks = c }(idCachedBlocks)
+	idCachedBlocks = n / idBlock / 50
+	tab := &idTable{dir: b.TempDir(), spillAt: 1 << 20}
+	rng := rand.New(rand.NewPCG(1, 2))
+	keys := make([]string, 0, 1<<16)
+	for i := 0; i < n; i++ {
+		d := digest.Digest(fmt.Sprintf("sha256:%016x%048x", rng.Uint64(), i))
+		if len(keys) < cap(keys) {
+			keys = append(keys, string(d))
+		}
+		if err := tab.addBlob(d, uint32(i+1)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := tab.seal(func(uint32) (digest.Digest, error) { return "", nil }); err != nil {
+		b.Fatal(err)
+	}
+	defer tab.close()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		if id, err := tab.lookup(digest.Digest(keys[i%len(keys)])); id == 0 || err != nil {
+			b.Fatal(id, err)
 		}
 	}
 }
