@@ -434,6 +434,47 @@ func (b *builder) putJSON(k []byte, v any) error {
 	return b.wb.Set(k, j)
 }
 
+// EntryWarning returns the warning the index records for a scan entry, if any (a
+// repository without _manifests aside: OrphanWarning, once all its entries are in).
+// Every engine that reads a scan words its warnings with it.
+func EntryWarning(e storage.Entry) (Warning, bool) {
+	switch e.Kind {
+	case storage.KindWarning:
+		w := Warning{Kind: cmp.Or(e.WarnKind, "unexpected_path"), Repository: e.Repo, Path: e.Path, Detail: e.Warning, Keep: e.Keep, Blocks: e.Blocks}
+		if e.Keep {
+			w.Digest = e.Digest.String()
+		}
+		return w, true
+	case storage.LayerLink, storage.RevisionLink:
+		if e.Warning != "" {
+			return Warning{Kind: cmp.Or(e.WarnKind, "corrupt_link"), Repository: e.Repo, Digest: e.Digest.String(), Path: e.Path, Detail: e.Warning + "; kept"}, true
+		}
+	case storage.TagCurrentLink:
+		if e.Warning != "" {
+			return Warning{Kind: cmp.Or(e.WarnKind, "corrupt_link"), Repository: e.Repo, Path: e.Path, Detail: e.Warning + "; every manifest of the repository is kept"}, true
+		}
+	case storage.UploadDir:
+		if e.Warning != "" {
+			return Warning{Kind: "upload", Repository: e.Repo, Path: e.Path, Detail: e.Warning}, true
+		}
+	case storage.KindRepo:
+		if e.Warning != "" {
+			return Warning{Kind: cmp.Or(e.WarnKind, "invalid_repository"), Repository: e.Repo, Path: e.Path, Detail: e.Warning, Blocks: e.Blocks}, true
+		}
+	}
+	return Warning{}, false
+}
+
+// OrphanWarning is the warning for a repository directory without _manifests.
+func OrphanWarning(repo, path string) Warning {
+	return Warning{Kind: "orphan_repository", Repository: repo, Path: path, Detail: "directory has _layers or _uploads but no _manifests"}
+}
+
+// Schema1Warning is the warning for a legacy schema1 manifest.
+func Schema1Warning(d digest.Digest, blobPath string) Warning {
+	return Warning{Kind: "schema1_manifest", Digest: d.String(), Path: blobPath, Detail: "legacy schema1 manifest (distribution v3 cannot read it); its fsLayers are kept"}
+}
+
 func (b *builder) warn(w Warning) error {
 	b.warnSeq++
 	k := make([]byte, 9)
@@ -489,8 +530,8 @@ func (b *builder) add(e storage.Entry) error {
 				b.enqueue(target, e.Target)
 			}
 		}
-		if e.Warning != "" {
-			if err := b.warn(Warning{Kind: cmp.Or(e.WarnKind, "corrupt_link"), Repository: e.Repo, Digest: e.Digest.String(), Path: e.Path, Detail: e.Warning + "; kept"}); err != nil {
+		if w, ok := EntryWarning(e); ok {
+			if err := b.warn(w); err != nil {
 				return err
 			}
 		}
@@ -519,8 +560,8 @@ func (b *builder) add(e storage.Entry) error {
 				b.def.tags = append(b.def.tags, b.def.link(e.Repo, target))
 			}
 		}
-		if e.Warning != "" {
-			if err := b.warn(Warning{Kind: cmp.Or(e.WarnKind, "corrupt_link"), Repository: e.Repo, Path: e.Path, Detail: e.Warning + "; every manifest of the repository is kept"}); err != nil {
+		if w, ok := EntryWarning(e); ok {
+			if err := b.warn(w); err != nil {
 				return err
 			}
 		}
@@ -536,8 +577,8 @@ func (b *builder) add(e storage.Entry) error {
 		if started.IsZero() {
 			started = e.ModTime
 		}
-		if e.Warning != "" {
-			if err := b.warn(Warning{Kind: "upload", Repository: e.Repo, Path: e.Path, Detail: e.Warning}); err != nil {
+		if w, ok := EntryWarning(e); ok {
+			if err := b.warn(w); err != nil {
 				return err
 			}
 		}
@@ -554,20 +595,18 @@ func (b *builder) add(e storage.Entry) error {
 				b.pinned = map[string]Repo{}
 			}
 			b.pinned[e.Repo] = r
-			if err := b.warn(Warning{Kind: cmp.Or(e.WarnKind, "invalid_repository"), Repository: e.Repo, Path: e.Path, Detail: e.Warning, Blocks: e.Blocks}); err != nil {
+			w, _ := EntryWarning(e)
+			if err := b.warn(w); err != nil {
 				return err
 			}
 		case !r.HasManifests:
-			if err := b.warn(Warning{Kind: "orphan_repository", Repository: e.Repo, Path: e.Path, Detail: "directory has _layers or _uploads but no _manifests"}); err != nil {
+			if err := b.warn(OrphanWarning(e.Repo, e.Path)); err != nil {
 				return err
 			}
 		}
 		return b.putJSON(nameKey(pRepo, e.Repo), r)
 	case storage.KindWarning:
-		w := Warning{Kind: cmp.Or(e.WarnKind, "unexpected_path"), Repository: e.Repo, Path: e.Path, Detail: e.Warning, Keep: e.Keep, Blocks: e.Blocks}
-		if e.Keep {
-			w.Digest = e.Digest.String()
-		}
+		w, _ := EntryWarning(e)
 		return b.warn(w)
 	}
 	return fmt.Errorf("scan entry of kind %v at %s: not handled", e.Kind, e.Path)
@@ -731,7 +770,7 @@ func (b *builder) addManifest(r parseResult) error {
 		}
 		m.MediaType, m.ArtifactType = r.parsed.MediaType, r.parsed.ArtifactType
 		if m.MediaType == MediaTypeSchema1 || m.MediaType == MediaTypeSchema1Signed {
-			if err := b.warn(Warning{Kind: "schema1_manifest", Digest: d.String(), Path: blobPath, Detail: "legacy schema1 manifest (distribution v3 cannot read it); its fsLayers are kept"}); err != nil {
+			if err := b.warn(Schema1Warning(d, blobPath)); err != nil {
 				return err
 			}
 		}

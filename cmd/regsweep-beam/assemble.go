@@ -50,6 +50,8 @@ func assemble(ctx context.Context, path string, o Options, now time.Time, grace,
 			p.Uploads, err = appendJSON(p.Uploads, v)
 		case recBlocked:
 			p.Blocked, err = appendJSON(p.Blocked, v)
+		case recWarning:
+			p.Warnings, err = appendJSON(p.Warnings, v)
 		case recKept:
 			p.Kept, err = appendJSON(p.Kept, v)
 		case recRepo:
@@ -70,7 +72,6 @@ func assemble(ctx context.Context, path string, o Options, now time.Time, grace,
 			return nil, err
 		}
 	}
-	p.Warnings = append(p.Warnings, p.Blocked...)
 	summarize(p, counts, repos)
 	p.Seal()
 	return p, nil

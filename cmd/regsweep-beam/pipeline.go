@@ -63,6 +63,7 @@ type manifestRec struct {
 	Blobs      []string `json:"b,omitempty"` // config, layers: live, not expanded
 	Subject    string   `json:"s,omitempty"`
 	Mentions   []string `json:"mn,omitempty"`
+	Schema1    bool     `json:"s1,omitempty"`
 }
 
 func (m manifestRec) blocked() bool { return m.Missing || m.Unreadable != "" }
@@ -245,7 +246,8 @@ func (f *readFn) ProcessElement(ctx context.Context, d, _ string, emit func(stri
 		return nil
 	}
 	r := graph.ReadManifest(ctx, f.drv, dg)
-	m := manifestRec{Missing: r.Missing, Unreadable: r.Unreadable, Partial: r.Partial}
+	m := manifestRec{Missing: r.Missing, Unreadable: r.Unreadable, Partial: r.Partial,
+		Schema1: r.Parsed.MediaType == graph.MediaTypeSchema1 || r.Parsed.MediaType == graph.MediaTypeSchema1Signed}
 	for _, md := range r.Mentions {
 		m.Mentions = append(m.Mentions, string(md))
 	}

@@ -173,6 +173,26 @@ func sameReport(t *testing.T, name string, want, got *gc.Plan) {
 	if want.Summary != got.Summary {
 		t.Errorf("%s: summaries differ:\ngc       %+v\npipeline %+v", name, want.Summary, got.Summary)
 	}
+	warnings := func(ws []graph.Warning) []string {
+		var out []string
+		for _, w := range ws {
+			if w.Kind == "missing_blob" {
+				w.Detail = "" // names one of the manifests referencing it: gc the last its walk met
+			}
+			out = append(out, mustJSON(w))
+		}
+		slices.Sort(out)
+		return out
+	}
+	for _, l := range []struct {
+		what      string
+		want, got []graph.Warning
+	}{{"warns", want.Warnings, got.Warnings}, {"is blocked by", want.Blocked, got.Blocked}} {
+		w, g := warnings(l.want), warnings(l.got)
+		if !slices.Equal(w, g) {
+			t.Errorf("%s: gc %s:\n%s\nthe pipeline:\n%s", name, l.what, strings.Join(w, "\n"), strings.Join(g, "\n"))
+		}
+	}
 	if !slices.Equal(want.Repositories, got.Repositories) {
 		t.Errorf("%s: lines per repository differ:\ngc       %+v\npipeline %+v", name, want.Repositories, got.Repositories)
 	}

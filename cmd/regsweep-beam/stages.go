@@ -14,7 +14,6 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/regsweep/regsweep/gc"
-	"github.com/regsweep/regsweep/graph"
 	"github.com/regsweep/regsweep/storage"
 )
 
@@ -78,10 +77,11 @@ func Build(s beam.Scope, o Options) beam.PCollection {
 	refs := beam.ParDo(s, &referrersOf{On: o.Untagged && o.KeepReferrers}, mans)
 	near := nearRevisions(s, mans, revs)
 	frontier := best(s, beam.Flatten(s, revRoots, tagRoots))
-	var expanded, visited, blocked []beam.PCollection
+	var expanded, visited, blocked, parents []beam.PCollection
 	for range o.Rounds {
-		push, visit, block := beam.ParDo3(s, expandFn, beam.CoGroupByKey(s, frontier, mans, refs, near))
+		push, visit, block, parent := beam.ParDo4(s, expandFn, beam.CoGroupByKey(s, frontier, mans, refs, near))
 		expanded, visited, blocked = append(expanded, frontier), append(visited, visit), append(blocked, block)
+		parents = append(parents, parent)
 		frontier = beam.ParDo(s, betterFn, beam.CoGroupByKey(s, push, beam.Flatten(s, expanded...)))
 	}
 	failIfAny(s, frontier, fmt.Sprintf("references more than %d manifests deep from a root", o.Rounds), "--rounds")
@@ -111,8 +111,8 @@ func Build(s beam.Scope, o Options) beam.PCollection {
 	sumsAll = append(sumsAll, repoSums)
 	records = append(records, beam.ParDo(s, sumRecord, stats.SumPerKey(s, beam.Flatten(s, sumsAll...))))
 	records = append(records, beam.ParDo(s, &uploadFn{O: o}, uploads))
-	records = append(records, beam.ParDo(s, blockedRecords, beam.CoGroupByKey(s, blockedAll, revs)))
-	records = append(records, beam.ParDo(s, allRecords, facts))
+	records = append(records, warnings(s, warnInputs{entries: entries, revs: revs, tags: tags, layers: layers, blobs: blobs,
+		mans: mans, blocked: blockedAll, refs: beam.Flatten(s, parents...)}))
 	records = append(records, beam.ParDo(s, countRecord, stats.Count(s, beam.Flatten(s, counts...))))
 	return beam.Flatten(s, records...)
 }
@@ -352,8 +352,8 @@ func pairNear(_ string, blocked, revs func(*string) bool, emit func(string, stri
 // and layers visited, a subject neither; a missing or unreadable one is blocked and
 // pushes what it mentions and its repositories' revisions; referrers are pushed
 // when followed (what only they reach is labelReferrer). Keys that are no frontier
-// pass.
-func expandFn(d string, frontier, mans, refs, near func(*string) bool, push, visit, block func(string, string)) {
+// pass. Each config and layer goes out with its parent too, for the warnings.
+func expandFn(d string, frontier, mans, refs, near func(*string) bool, push, visit, block, parent func(string, string)) {
 	label := bestOf(frontier)
 	if label == "" {
 		return
@@ -377,6 +377,7 @@ func expandFn(d string, frontier, mans, refs, near func(*string) bool, push, vis
 			}
 			for _, b := range m.Blobs {
 				visit(b, label)
+				parent(b, d)
 			}
 		}
 	}
@@ -632,33 +633,6 @@ func (f *uploadFn) ProcessElement(_, v string, record func(string)) {
 	record(recUpload + "\t" + mustJSON(gc.UploadItem{Repository: e.Repo, ID: e.Upload, StartedAt: started, Size: e.Size, Path: p}))
 }
 
-func blockedRecords(d string, blocked, revs func(*string) bool, record func(string)) error {
-	var v string
-	if !blocked(&v) {
-		return nil
-	}
-	p, err := storage.Path(storage.Spec{Kind: storage.BlobData, Digest: digest.Digest(d)})
-	if err != nil {
-		return err
-	}
-	w := graph.Warning{Kind: "blocked_manifest", Digest: d, Path: p,
-		Detail: "a root reaches this manifest, which is missing or cannot be read: every blob it might reference is kept and a sweep refuses"}
-	for revs(&v) {
-		w.Repository = entryOf(v).Repo
-		record(recBlocked + "\t" + mustJSON(w))
-	}
-	if w.Repository == "" {
-		record(recBlocked + "\t" + mustJSON(w))
-	}
-	return nil
-}
-
-func allRecords(k, v string, record func(string)) {
-	if k == factAll {
-		record(recBlocked + "\t" + mustJSON(graph.Warning{Kind: "keep_all", Detail: v, Blocks: true}))
-	}
-}
-
 func countRecord(name string, n int, record func(string)) {
 	record(recCount + "\t" + name + "\t" + strconv.Itoa(n))
 }
@@ -671,7 +645,7 @@ func init() {
 	for _, fn := range []any{&failFn{}, &revRootFn{}, &tagRootFn{}, &referrersOf{}, &keptByLinkFn{}, &blobFn{}, &linkFn{}, &unlinkedFn{}, &uploadFn{}, &constFn{}} {
 		beam.RegisterType(reflect.TypeOf(fn).Elem())
 	}
-	for _, fn := range []any{firstKey, minusFn, bestFn, betterFn, sumRecord, linkTargets, revID, tagTarget, byRepo, childrenOf, countRoots, blockedOnly, blockedRepos, repoRev, pairNear, expandFn, blockedFacts, manifestItem, blockedRecords, allRecords, countRecord, revJoin, blobJoin, linkJoin, unlinkedJoin} {
+	for _, fn := range []any{firstKey, minusFn, bestFn, betterFn, sumRecord, linkTargets, revID, tagTarget, byRepo, childrenOf, countRoots, blockedOnly, blockedRepos, repoRev, pairNear, expandFn, blockedFacts, manifestItem, countRecord, revJoin, blobJoin, linkJoin, unlinkedJoin} {
 		beam.RegisterFunction(fn)
 	}
 }
