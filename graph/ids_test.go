@@ -172,3 +172,30 @@ func BenchmarkIDFileLookup(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkIDTableLookup looks up random blobs in a table of 2M held in memory: a
+// build of up to two million blobs under the default limit.
+func BenchmarkIDTableLookup(b *testing.B) {
+	const n = 2 << 20
+	tab := &idTable{}
+	rng := rand.New(rand.NewPCG(1, 2))
+	keys := make([]string, 0, 1<<16)
+	for i := 0; i < n; i++ {
+		d := digest.Digest(fmt.Sprintf("sha256:%016x%048x", rng.Uint64(), i))
+		if len(keys) < cap(keys) {
+			keys = append(keys, string(d))
+		}
+		if err := tab.addBlob(d, uint32(i+1)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := tab.seal(func(uint32) (digest.Digest, error) { return "", nil }); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		if id, err := tab.lookup(digest.Digest(keys[i%len(keys)])); id == 0 || err != nil {
+			b.Fatal(id, err)
+		}
+	}
+}
