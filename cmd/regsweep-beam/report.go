@@ -17,15 +17,16 @@ const repoSumPrefix = "repo:"
 func repoSum(field, repo string) string { return repoSumPrefix + field + "\x00" + repo }
 
 type reportInputs struct {
-	entries, revs, tags, layers, blobs, mans, near beam.PCollection
-	expanded                                       beam.PCollection // manifest -> the best label a root reaches it with
-	deleted                                        beam.PCollection // blob -> size
+	entries, revs, tags, blobs, mans, near beam.PCollection
+	inner                                  beam.PCollection // the manifests a walk goes through (innerOnly)
+	expanded                               beam.PCollection // manifest -> the best label a root reaches it with
 }
 
 // report adds the stages of the plan's summary and its lines per repository, as
 // regsweep gc counts them: each repository's live manifests walked on their own
 // (children, config, layers; no referrers, no subjects) to tell the bytes it alone
-// holds from those it shares, and the deleted blobs it links. It returns the
+// holds from those it shares (the deleted blobs it links are summed where links
+// are joined with blobs, linkJoin). It returns the
 // repositories' names as records and the sums.
 func report(s beam.Scope, o Options, in reportInputs) (beam.PCollection, beam.PCollection) {
 	s = s.Scope("report")
@@ -38,15 +39,16 @@ func report(s beam.Scope, o Options, in reportInputs) (beam.PCollection, beam.PC
 	roots, rootSums := beam.ParDo2(s, repoRoots, beam.CoGroupByKey(s, in.revs, in.expanded))
 	sums = append(sums, rootSums)
 	frontier := distinct(s, roots)
-	var expanded, visited []beam.PCollection
+	var expanded []beam.PCollection
 	for range o.Rounds {
-		push, visit := beam.ParDo2(s, repoExpandFn, beam.CoGroupByKey(s, beam.ParDo(s, byDigest, frontier), in.mans, in.near))
-		expanded, visited = append(expanded, frontier), append(visited, visit)
+		push := beam.ParDo(s, repoExpandFn, beam.CoGroupByKey(s, beam.ParDo(s, byDigest, frontier), in.inner, in.near))
+		expanded = append(expanded, frontier)
 		frontier = minus(s, push, beam.Flatten(s, expanded...))
 	}
-	reached := distinct(s, beam.Flatten(s, append(visited, expanded...)...))
+	walked := distinct(s, beam.Flatten(s, expanded...))
+	visited := beam.ParDo(s, repoVisitFn, beam.CoGroupByKey(s, beam.ParDo(s, byDigest, walked), in.mans))
+	reached := distinct(s, beam.Flatten(s, walked, visited))
 	sums = append(sums, beam.ParDo(s, bytesSums, beam.CoGroupByKey(s, beam.ParDo(s, byDigest, reached), in.blobs)))
-	sums = append(sums, beam.ParDo(s, reclaimSums, beam.CoGroupByKey(s, in.deleted, in.layers, in.revs)))
 	return beam.ParDo(s, repoRecord, names), beam.Flatten(s, sums...)
 }
 
@@ -102,17 +104,13 @@ func byDigest(k, _ string, emit func(string, string)) {
 
 // repoExpandFn expands a manifest for each repository whose walk reached it, as
 // expandFn does without referrers.
-func repoExpandFn(d string, repos, mans, near func(*string) bool, push, visit func(string, string)) {
-	var rs []string
+func repoExpandFn(d string, repos, inner, near func(*string) bool, push func(string, string)) {
 	var v string
-	for repos(&v) {
-		rs = append(rs, v)
-	}
-	if len(rs) == 0 || !mans(&v) {
+	if !inner(&v) {
 		return
 	}
 	m := manifestOf(v)
-	var next, seen []string
+	next := m.Children
 	if m.blocked() {
 		next = m.Mentions
 		for near(&v) {
@@ -120,15 +118,28 @@ func repoExpandFn(d string, repos, mans, near func(*string) bool, push, visit fu
 				next = append(next, v)
 			}
 		}
-	} else {
-		next, seen = m.Children, m.Blobs
 	}
-	for _, r := range rs {
+	for repos(&v) {
 		for _, x := range next {
-			push(repoKey(r, digest.Digest(x)), "")
+			push(repoKey(v, digest.Digest(x)), "")
 		}
-		for _, x := range seen {
-			visit(repoKey(r, digest.Digest(x)), "")
+	}
+}
+
+// repoVisitFn visits the config and layers of a manifest for each repository whose
+// walk went through it.
+func repoVisitFn(d string, repos, mans func(*string) bool, visit func(string, string)) {
+	var v string
+	if !mans(&v) {
+		return
+	}
+	m := manifestOf(v)
+	if m.blocked() {
+		return
+	}
+	for repos(&v) {
+		for _, b := range m.Blobs {
+			visit(repoKey(v, digest.Digest(b)), "")
 		}
 	}
 }
@@ -153,26 +164,27 @@ func bytesSums(_ string, repos, blobs func(*string) bool, sum func(string, int64
 	}
 }
 
-// reclaimSums adds a deleted blob's size to each repository that links it, once.
-func reclaimSums(_ string, deleted, layers, revs func(*string) bool, sum func(string, int64)) {
-	var v string
-	if !deleted(&v) {
-		return
-	}
-	size, _ := strconv.ParseInt(v, 10, 64)
+// reclaim adds a deleted blob's size to each repository that links it, once.
+func reclaim(size string, layers []string, revs func(*string) bool, sum func(string, int64)) {
+	n, _ := strconv.ParseInt(size, 10, 64)
 	seen := map[string]bool{}
-	for _, links := range []func(*string) bool{layers, revs} {
-		for links(&v) {
-			if r := entryOf(v).Repo; !seen[r] {
-				seen[r] = true
-				sum(repoSum("reclaimable_bytes", r), size)
-			}
+	add := func(v string) {
+		if r := entryOf(v).Repo; !seen[r] {
+			seen[r] = true
+			sum(repoSum("reclaimable_bytes", r), n)
 		}
+	}
+	for _, v := range layers {
+		add(v)
+	}
+	var v string
+	for revs(&v) {
+		add(v)
 	}
 }
 
 func init() {
-	for _, fn := range []any{repoName, repoRecord, tagSums, manifestSums, referrerSums, repoRoots, byDigest, repoExpandFn, bytesSums, reclaimSums} {
+	for _, fn := range []any{repoName, repoRecord, tagSums, manifestSums, referrerSums, repoRoots, byDigest, repoExpandFn, repoVisitFn, bytesSums} {
 		beam.RegisterFunction(fn)
 	}
 }

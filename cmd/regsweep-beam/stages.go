@@ -76,17 +76,21 @@ func Build(s beam.Scope, o Options) beam.PCollection {
 	// it, which tells live from kept by grace, and what the referrer rule alone keeps.
 	refs := beam.ParDo(s, &referrersOf{On: o.Untagged && o.KeepReferrers}, mans)
 	near := nearRevisions(s, mans, revs)
+	// The rounds join the frontier with the manifests that lead somewhere (indexes,
+	// and blocked ones): most manifests are images, whose config and layers one join
+	// after the rounds visits.
 	frontier := best(s, beam.Flatten(s, revRoots, tagRoots))
-	var expanded, visited, blocked, parents []beam.PCollection
+	inner := beam.ParDo(s, innerOnly, mans)
+	var expanded, blocked []beam.PCollection
 	for range o.Rounds {
-		push, visit, block, parent := beam.ParDo4(s, expandFn, beam.CoGroupByKey(s, frontier, mans, refs, near))
-		expanded, visited, blocked = append(expanded, frontier), append(visited, visit), append(blocked, block)
-		parents = append(parents, parent)
+		push, block := beam.ParDo2(s, expandFn, beam.CoGroupByKey(s, frontier, inner, refs, near))
+		expanded, blocked = append(expanded, frontier), append(blocked, block)
 		frontier = beam.ParDo(s, betterFn, beam.CoGroupByKey(s, push, beam.Flatten(s, expanded...)))
 	}
 	failIfAny(s, frontier, fmt.Sprintf("references more than %d manifests deep from a root", o.Rounds), "--rounds")
 	expandedAll := best(s, beam.Flatten(s, expanded...))
-	live := best(s, beam.Flatten(s, append(visited, expandedAll)...))
+	visited, parents := beam.ParDo2(s, visitFn, beam.CoGroupByKey(s, expandedAll, mans))
+	live := best(s, beam.Flatten(s, visited, expandedAll))
 	blockedAll := beam.Flatten(s, blocked...)
 
 	// What a reached unreadable manifest adds: its repositories' layer links keep
@@ -96,23 +100,27 @@ func Build(s beam.Scope, o Options) beam.PCollection {
 	keptByLink := beam.ParDo(s, &keptByLinkFn{O: o}, layers, allIn)
 
 	var records []beam.PCollection
-	deleted, blobRecs, sums := beam.ParDo3(s, &blobFn{O: o}, beam.ParDo(s, blobJoin, beam.CoGroupByKey(s, blobs, live, keptByLink)), allIn)
-	records = append(records, blobRecs)
+	// The joins by blob digest also give the warnings and sums that need the same
+	// keys: each is a shuffle of collections as large as the blob store.
+	present, missingWarns := beam.ParDo2(s, blobJoin, beam.CoGroupByKey(s, blobs, live, keptByLink, parents))
+	deleted, blobRecs, sums := beam.ParDo3(s, &blobFn{O: o}, present, allIn)
+	records = append(records, blobRecs, missingWarns)
 	sumsAll := []beam.PCollection{sums}
-	records = append(records, beam.ParDo(s, &linkFn{}, beam.ParDo(s, linkJoin, beam.CoGroupByKey(s, layers, blobs, live, keptByLink, deleted)), allIn))
+	goneLinks, linkWarns, reclaimed := beam.ParDo3(s, linkJoin, beam.CoGroupByKey(s, layers, blobs, live, keptByLink, deleted, revs))
+	records = append(records, beam.ParDo(s, &linkFn{}, goneLinks, allIn), linkWarns)
+	sumsAll = append(sumsAll, reclaimed)
 	if o.Untagged {
 		cand, kept, sums := beam.ParDo3(s, &unlinkedFn{O: o}, beam.ParDo(s, unlinkedJoin, beam.CoGroupByKey(s, revs, expandedAll)), allIn)
 		records = append(records, beam.ParDo(s, manifestItem, beam.CoGroupByKey(s, cand, tagIndex)), kept)
 		sumsAll = append(sumsAll, sums)
 	}
-	repoRecs, repoSums := report(s, o, reportInputs{entries: entries, revs: revs, tags: tags, layers: layers, blobs: blobs,
-		mans: mans, near: near, expanded: expandedAll, deleted: deleted})
+	repoRecs, repoSums := report(s, o, reportInputs{entries: entries, revs: revs, tags: tags, blobs: blobs,
+		mans: mans, inner: inner, near: near, expanded: expandedAll})
 	records = append(records, repoRecs)
 	sumsAll = append(sumsAll, repoSums)
 	records = append(records, beam.ParDo(s, sumRecord, stats.SumPerKey(s, beam.Flatten(s, sumsAll...))))
 	records = append(records, beam.ParDo(s, &uploadFn{O: o}, uploads))
-	records = append(records, warnings(s, warnInputs{entries: entries, revs: revs, tags: tags, layers: layers, blobs: blobs,
-		mans: mans, blocked: blockedAll, refs: beam.Flatten(s, parents...)}))
+	records = append(records, warnings(s, warnInputs{entries: entries, revs: revs, tags: tags, mans: mans, blocked: blockedAll}))
 	records = append(records, beam.ParDo(s, countRecord, stats.Count(s, beam.Flatten(s, counts...))))
 	return beam.Flatten(s, records...)
 }
@@ -348,18 +356,25 @@ func pairNear(_ string, blocked, revs func(*string) bool, emit func(string, stri
 	}
 }
 
-// expandFn expands a frontier manifest with its label: children are pushed, config
-// and layers visited, a subject neither; a missing or unreadable one is blocked and
-// pushes what it mentions and its repositories' revisions; referrers are pushed
-// when followed (what only they reach is labelReferrer). Keys that are no frontier
-// pass. Each config and layer goes out with its parent too, for the warnings.
-func expandFn(d string, frontier, mans, refs, near func(*string) bool, push, visit, block, parent func(string, string)) {
+// innerOnly passes the manifests a walk goes through: indexes, and those missing or
+// unreadable.
+func innerOnly(d, v string, emit func(string, string)) {
+	if m := manifestOf(v); m.blocked() || len(m.Children) > 0 {
+		emit(d, v)
+	}
+}
+
+// expandFn expands a frontier manifest with its label: children are pushed; a
+// missing or unreadable one is blocked and pushes what it mentions and its
+// repositories' revisions; referrers are pushed when followed (what only they reach
+// is labelReferrer). Keys that are no frontier pass.
+func expandFn(d string, frontier, inner, refs, near func(*string) bool, push, block func(string, string)) {
 	label := bestOf(frontier)
 	if label == "" {
 		return
 	}
 	var v string
-	if mans(&v) {
+	if inner(&v) {
 		m := manifestOf(v)
 		if m.blocked() {
 			block(d, strconv.FormatBool(m.Partial))
@@ -375,10 +390,6 @@ func expandFn(d string, frontier, mans, refs, near func(*string) bool, push, vis
 			for _, c := range m.Children {
 				push(c, label)
 			}
-			for _, b := range m.Blobs {
-				visit(b, label)
-				parent(b, d)
-			}
 		}
 	}
 	viaReferrer := labelReferrer
@@ -387,6 +398,23 @@ func expandFn(d string, frontier, mans, refs, near func(*string) bool, push, vis
 	}
 	for refs(&v) {
 		push(v, viaReferrer)
+	}
+}
+
+// visitFn visits the config and layers of every manifest the walk expanded, with
+// its label; each goes out with its parent too, for the warnings. A subject is not
+// visited: a referrer does not keep it.
+func visitFn(d string, expanded, mans func(*string) bool, visit, parent func(string, string)) {
+	label := bestOf(expanded)
+	var v string
+	if label == "" || !mans(&v) {
+		return
+	}
+	if m := manifestOf(v); !m.blocked() {
+		for _, b := range m.Blobs {
+			visit(b, label)
+			parent(b, d)
+		}
 	}
 }
 
@@ -485,11 +513,12 @@ func (f *blobFn) ProcessElement(d, v string, fx func(*string, *string) bool, del
 }
 
 // blobJoin passes every present blob with its state: the best label that reaches
-// it, or "k" and why a link keeps it, or "" (nothing keeps it yet).
-func blobJoin(d string, blobs, live, kept func(*string) bool, emit func(string, string)) {
+// it, or "k" and why a link keeps it, or "" (nothing keeps it yet). A config or
+// layer a live manifest references whose data is missing is a warning.
+func blobJoin(d string, blobs, live, kept, parents func(*string) bool, emit func(string, string), record func(string)) error {
 	var v string
 	if !blobs(&v) {
-		return
+		return missingBlob(d, parents, record)
 	}
 	state := bestOf(live)
 	if state == "" {
@@ -505,24 +534,40 @@ func blobJoin(d string, blobs, live, kept func(*string) bool, emit func(string, 
 		}
 	}
 	emit(d, state+"\t"+v)
+	return nil
 }
 
 // linkJoin passes each layer link whose blob goes, or whose blob's data is gone and
-// nothing live needs, with the reason before it.
-func linkJoin(d string, links, blobs, live, kept, deleted func(*string) bool, emit func(string, string)) {
-	reason := ""
-	switch {
-	case deleted(new(string)):
-		reason = "blob deleted"
-	case !blobs(new(string)) && !live(new(string)) && !kept(new(string)):
-		reason = "blob data missing"
-	default:
-		return
-	}
+// nothing live needs, with the reason before it. It adds a deleted blob's size to
+// the reclaimable bytes of each repository linking it (once), and warns of layer
+// links naming a blob whose data is gone.
+func linkJoin(d string, links, blobs, live, kept, deleted, revs func(*string) bool, emit func(string, string), record func(string), sum func(string, int64)) error {
+	var all []string
 	var v string
 	for links(&v) {
+		all = append(all, v)
+	}
+	present := blobs(new(string))
+	if !present {
+		if err := danglingLinks(d, all, record); err != nil {
+			return err
+		}
+	}
+	reason := ""
+	var size string
+	switch {
+	case deleted(&size):
+		reason = "blob deleted"
+		reclaim(size, all, revs, sum)
+	case !present && !live(new(string)) && !kept(new(string)):
+		reason = "blob data missing"
+	default:
+		return nil
+	}
+	for _, v := range all {
 		emit(d, reason+"\t"+v)
 	}
+	return nil
 }
 
 // linkFn: a layer link goes with its blob, or when it names a blob whose data is
@@ -645,7 +690,7 @@ func init() {
 	for _, fn := range []any{&failFn{}, &revRootFn{}, &tagRootFn{}, &referrersOf{}, &keptByLinkFn{}, &blobFn{}, &linkFn{}, &unlinkedFn{}, &uploadFn{}, &constFn{}} {
 		beam.RegisterType(reflect.TypeOf(fn).Elem())
 	}
-	for _, fn := range []any{firstKey, minusFn, bestFn, betterFn, sumRecord, linkTargets, revID, tagTarget, byRepo, childrenOf, countRoots, blockedOnly, blockedRepos, repoRev, pairNear, expandFn, blockedFacts, manifestItem, countRecord, revJoin, blobJoin, linkJoin, unlinkedJoin} {
+	for _, fn := range []any{firstKey, minusFn, bestFn, betterFn, sumRecord, linkTargets, revID, tagTarget, byRepo, childrenOf, countRoots, blockedOnly, blockedRepos, repoRev, pairNear, innerOnly, expandFn, visitFn, blockedFacts, manifestItem, countRecord, revJoin, blobJoin, linkJoin, unlinkedJoin} {
 		beam.RegisterFunction(fn)
 	}
 }

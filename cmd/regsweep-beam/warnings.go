@@ -16,14 +16,14 @@ import (
 const recWarning = "W" // graph.Warning
 
 type warnInputs struct {
-	entries, revs, tags, layers, blobs, mans beam.PCollection
-	blocked                                  beam.PCollection // manifest -> "true" when not read to its end
-	refs                                     beam.PCollection // blob -> a live manifest referencing it (config, layers)
+	entries, revs, tags, mans beam.PCollection
+	blocked                   beam.PCollection // manifest -> "true" when not read to its end
 }
 
 // warnings adds the stages of the plan's warnings: what the scan found, manifests
-// that cannot be read or are missing, tags without a revision link, layer links
-// and live references to blobs whose data is gone.
+// that cannot be read or are missing, tags without a revision link. Layer links and
+// live references to blobs whose data is gone are found in the joins by blob
+// (linkJoin, blobJoin).
 func warnings(s beam.Scope, in warnInputs) beam.PCollection {
 	s = s.Scope("warnings")
 	tagsByTarget := beam.ParDo(s, tagByTarget, in.tags)
@@ -33,8 +33,6 @@ func warnings(s beam.Scope, in warnInputs) beam.PCollection {
 		beam.ParDo(s, schema1Warnings, in.mans),
 		beam.ParDo(s, manifestWarnings, beam.CoGroupByKey(s, in.mans, in.blocked, in.revs, tagsByTarget)),
 		beam.ParDo(s, danglingTags, beam.CoGroupByKey(s, in.tags, beam.ParDo(s, byRepo, in.revs))),
-		beam.ParDo(s, danglingLinks, beam.CoGroupByKey(s, in.layers, in.blobs)),
-		beam.ParDo(s, missingBlobs, beam.CoGroupByKey(s, in.refs, in.blobs)),
 	)
 }
 
@@ -191,13 +189,9 @@ func danglingTags(_ string, tags, revs func(*string) bool, record func(string)) 
 	return nil
 }
 
-// danglingLinks: a readable layer link naming a blob whose data is missing.
-func danglingLinks(d string, layers, blobs func(*string) bool, record func(string)) error {
-	if blobs(new(string)) {
-		return nil
-	}
-	var v string
-	for layers(&v) {
+// danglingLinks: each readable layer link of a blob whose data is missing.
+func danglingLinks(d string, layers []string, record func(string)) error {
+	for _, v := range layers {
 		e := entryOf(v)
 		if e.Warning != "" {
 			continue
@@ -211,12 +205,9 @@ func danglingLinks(d string, layers, blobs func(*string) bool, record func(strin
 	return nil
 }
 
-// missingBlobs: a config or layer a live manifest references, its data missing.
-// gc names the last referencing manifest its walk met; this names the least.
-func missingBlobs(d string, parents, blobs func(*string) bool, record func(string)) error {
-	if blobs(new(string)) {
-		return nil
-	}
+// missingBlob: a config or layer a live manifest references, its data missing. gc
+// names the last referencing manifest its walk met; this names the least.
+func missingBlob(d string, parents func(*string) bool, record func(string)) error {
 	var v, parent string
 	for parents(&v) {
 		if parent == "" || v < parent {
@@ -236,7 +227,7 @@ func missingBlobs(d string, parents, blobs func(*string) bool, record func(strin
 }
 
 func init() {
-	for _, fn := range []any{scanWarnings, repoState, orphanWarnings, schema1Warnings, tagByTarget, manifestWarnings, danglingTags, danglingLinks, missingBlobs} {
+	for _, fn := range []any{scanWarnings, repoState, orphanWarnings, schema1Warnings, tagByTarget, manifestWarnings, danglingTags} {
 		beam.RegisterFunction(fn)
 	}
 }
