@@ -25,9 +25,8 @@ type reportInputs struct {
 // report adds the stages of the plan's summary and its lines per repository, as
 // regsweep gc counts them: each repository's live manifests walked on their own
 // (children, config, layers; no referrers, no subjects) to tell the bytes it alone
-// holds from those it shares (the deleted blobs it links are summed where links
-// are joined with blobs, linkJoin). It returns the
-// repositories' names as records and the sums.
+// holds from those it shares. The deleted blobs it links are summed where links
+// meet blobs (linkJoin). It returns the repositories' names as records, and sums.
 func report(s beam.Scope, o Options, in reportInputs) (beam.PCollection, beam.PCollection) {
 	s = s.Scope("report")
 	names := distinct(s, beam.ParDo(s, repoName, in.entries))
