@@ -162,7 +162,6 @@ func Build(ctx context.Context, drv driver.StorageDriver, idx *Index, opts ...Bu
 	pool := newReadPool(ctx, storage.ReadDriver(drv), idx, o.workers)
 	defer pool.close()
 	b.pool = pool
-	pool.ids = &b.ids
 	entries := 0
 	o.progress.Phase("listing storage", 0)
 	err := storage.Scan(ctx, drv, func(e storage.Entry) error {
@@ -616,9 +615,8 @@ func (b *builder) add(e storage.Entry) error {
 type parseResult struct {
 	id       uint32
 	d        digest.Digest
-	ids      []uint32 // of parsed.Refs, as the sorted id table has them (0: ask the builder)
-	size     int64    // bytes read
-	cached   bool     // parsed from the cache: nothing read
+	size     int64 // bytes read
+	cached   bool  // parsed from the cache: nothing read
 	valid    *validator
 	missing  bool
 	parsed   Parsed
@@ -778,15 +776,10 @@ func (b *builder) addManifest(r parseResult) error {
 		}
 		edges := make([]byte, 0, 5*len(r.parsed.Refs))
 		b.meta.Edges += len(r.parsed.Refs)
-		for i, ref := range r.parsed.Refs {
-			to := uint32(0)
-			if i < len(r.ids) {
-				to = r.ids[i]
-			}
-			if to == 0 {
-				if to, err = b.id(ref.Digest); err != nil {
-					return err
-				}
+		for _, ref := range r.parsed.Refs {
+			to, err := b.id(ref.Digest)
+			if err != nil {
+				return err
 			}
 			edges = append(edges, byte(ref.Kind))
 			edges = binary.BigEndian.AppendUint32(edges, to)
@@ -830,9 +823,6 @@ type readPool struct {
 	results  []parseResult
 	done     int
 	closed   bool
-	// ids is the build's id table, sealed before the first manifest is queued
-	// (queuing needs an id); the reading goroutines look up references in it.
-	ids *idTable
 }
 
 type readJob struct {
@@ -875,28 +865,11 @@ func (p *readPool) work() {
 		p.inflight++
 		p.mu.Unlock()
 		r := p.do(j)
-		p.resolve(&r)
 		p.mu.Lock()
 		p.inflight--
 		p.done++
 		p.results = append(p.results, r)
 		p.cond.Broadcast()
-	}
-}
-
-// resolve looks up the ids of a parsed manifest's references in the sorted id
-// table, in the reading goroutines: at 100M blobs each lookup is a read of the
-// table's file, and the builder, one goroutine, was waiting on them. What the table
-// does not settle (colliding prefixes, digests of missing blobs) the builder does.
-func (p *readPool) resolve(r *parseResult) {
-	if p.ids == nil || r.err != nil || r.missing || len(r.parsed.Refs) == 0 {
-		return
-	}
-	r.ids = make([]uint32, len(r.parsed.Refs))
-	for i, ref := range r.parsed.Refs {
-		if id, err := p.ids.lookupSorted(ref.Digest); err == nil {
-			r.ids[i] = id
-		}
 	}
 }
 

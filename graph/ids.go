@@ -186,14 +186,6 @@ func (t *idTable) lookup(d digest.Digest) (uint32, error) {
 	if id, ok := t.exact[d]; ok {
 		return id, nil
 	}
-	return t.lookupSorted(d)
-}
-
-// lookupSorted returns the id the sorted table holds for d's prefix, or 0 (among
-// others for a colliding prefix, whose digests the exact map resolves). Once the
-// table is sealed it is safe for concurrent use: the exact map, which a build
-// adds to, is not read.
-func (t *idTable) lookupSorted(d digest.Digest) (uint32, error) {
 	k, ok := prefix64(d)
 	if !ok || d.Algorithm() != digest.SHA256 {
 		return 0, nil
@@ -369,39 +361,18 @@ func (t *idTable) merge(digestOf func(id uint32) (digest.Digest, error)) (err er
 	return nil
 }
 
-// lookup returns the id of the blob with key k, or 0. Safe for concurrent use: a
-// block not kept is read outside the lock, so that lookups from several goroutines
-// wait on their reads together.
+// lookup returns the id of the blob with key k, or 0.
 func (f *idFile) lookup(k uint64) (uint32, error) {
 	b := f.blockOf(k)
 	if b < 0 {
 		return 0, nil
 	}
 	f.mu.Lock()
-	if blk, ok := f.kept(b); ok {
-		id := findID(blk, k)
-		f.mu.Unlock()
-		return id, nil
-	}
-	f.mu.Unlock()
-	buf := blockBufs.Get().(*[idBlock * idRecord]byte)
-	defer blockBufs.Put(buf)
-	blk, err := f.blocks.read(b, buf[:])
+	defer f.mu.Unlock()
+	blk, err := f.block(b)
 	if err != nil {
-		return 0, fmt.Errorf("read the spilled blob id table %s: %w", f.f.Name(), err)
+		return 0, err
 	}
-	id := findID(blk, k)
-	f.mu.Lock()
-	f.blocks.keep(b, blk) // may reuse the last block's buffer
-	f.last, f.lastB = b, f.blocks.m[b]
-	f.mu.Unlock()
-	return id, nil
-}
-
-var blockBufs = sync.Pool{New: func() any { return new([idBlock * idRecord]byte) }}
-
-// findID returns the id of key k in a block of records, or 0.
-func findID(blk []byte, k uint64) uint32 {
 	n := len(blk) / idRecord
 	lo, hi := 0, n // the first record with a key >= k
 	for lo < hi {
@@ -413,9 +384,9 @@ func findID(blk []byte, k uint64) uint32 {
 		}
 	}
 	if lo == n || binary.BigEndian.Uint64(blk[lo*idRecord:]) != k {
-		return 0
+		return 0, nil
 	}
-	return binary.BigEndian.Uint32(blk[lo*idRecord+8:])
+	return binary.BigEndian.Uint32(blk[lo*idRecord+8:]), nil
 }
 
 // blockOf returns the last block whose first key is at most k (-1: none).
@@ -453,14 +424,15 @@ func lastAtMost[E any](s []E, key func(E) uint64, k uint64) int {
 	return lo
 }
 
-// kept returns block b's records if they are kept; f.mu is held.
-func (f *idFile) kept(b int) ([]byte, bool) {
+// block returns block b's records, read or kept; f.mu is held.
+func (f *idFile) block(b int) ([]byte, error) {
 	if b == f.last {
-		return f.lastB, true
+		return f.lastB, nil
 	}
-	blk, ok := f.blocks.m[b]
-	if ok {
-		f.last, f.lastB = b, blk
+	blk, err := f.blocks.get(b)
+	if err != nil {
+		return nil, fmt.Errorf("read the spilled blob id table %s: %w", f.f.Name(), err)
 	}
-	return blk, ok
+	f.last, f.lastB = b, blk
+	return blk, nil
 }

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/opencontainers/go-digest"
@@ -199,41 +198,4 @@ func BenchmarkIDTableLookup(b *testing.B) {
 			b.Fatal(id, err)
 		}
 	}
-}
-
-// Lookups from several goroutines at once (a build's manifest readers) in a
-// spilled table keeping three blocks: every blob found with its own id, though
-// blocks are read, kept and evicted under one another.
-func TestIDFileConcurrentLookups(t *testing.T) {
-	defer func(n int) { idCachedBlocks = n }(idCachedBlocks)
-	idCachedBlocks = 3
-	tab := &idTable{dir: t.TempDir(), spillAt: 1000}
-	rng := rand.New(rand.NewPCG(3, 4))
-	var all []digest.Digest
-	for i := 0; i < 20*idBlock; i++ {
-		d := digest.Digest(fmt.Sprintf("sha256:%016x%048x", rng.Uint64(), i))
-		all = append(all, d)
-		if err := tab.addBlob(d, uint32(i+1)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tab.seal(func(i uint32) (digest.Digest, error) { return all[i-1], nil }); err != nil {
-		t.Fatal(err)
-	}
-	defer tab.close()
-	var wg sync.WaitGroup
-	for g := range 4 {
-		wg.Go(func() {
-			for round := range 3 {
-				for i := range all {
-					j := (i*7 + g*131 + round) % len(all) // each goroutine in its own order
-					if id, err := tab.lookupSorted(all[j]); id != uint32(j+1) || err != nil {
-						t.Errorf("lookup(%s) = %d, %v; want %d", all[j], id, err, j+1)
-						return
-					}
-				}
-			}
-		})
-	}
-	wg.Wait()
 }
