@@ -652,9 +652,8 @@ func (p *Plan) warnings(g *graph.Graph, m *marks, dg func(uint32) digest.Digest)
 			repos = []string{""}
 		}
 		for _, r := range repos {
-			w := graph.Warning{Kind: "unreadable_manifest", Repository: r, Digest: d.String(), Path: blobPath, Detail: man.Unreadable}
+			w := UnreadableWarning(r, d, blobPath, man.Unreadable, blocked.Has(id))
 			if blocked.Has(id) {
-				w.Detail += "; a live root reaches it, so every blob it might reference is kept and a sweep refuses"
 				p.Blocked = append(p.Blocked, w)
 			}
 			p.Warnings = append(p.Warnings, w)
@@ -682,19 +681,12 @@ func (p *Plan) warnings(g *graph.Graph, m *marks, dg func(uint32) digest.Digest)
 					tags = append(tags, t.Name)
 				}
 			}
-			rev := path(storage.Spec{Kind: storage.RevisionLink, Repo: r, Digest: d})
-			what := "revision link " + rev
-			if len(tags) > 0 {
-				what = "tag " + strings.Join(tags, ", ") + " and " + what
-			}
-			w := graph.Warning{Kind: "broken_root", Repository: r, Digest: d.String(), Path: blobPath,
-				Detail: what + " name a manifest whose blob data is missing: the sweep refuses and everything " + r + " links is kept. If the blob store is mounted and complete, delete the manifest through the registry API and run again"}
+			w := BrokenRootWarning(r, d, blobPath, path(storage.Spec{Kind: storage.RevisionLink, Repo: r, Digest: d}), tags)
 			p.Blocked = append(p.Blocked, w)
 			p.Warnings = append(p.Warnings, w)
 		}
 		if len(g.LinkedBy(id)) == 0 {
-			w := graph.Warning{Kind: "missing_manifest", Digest: d.String(), Path: blobPath,
-				Detail: "a live index references a manifest whose blob data is missing: what it references is unknown, so the sweep refuses"}
+			w := MissingManifestWarning(d, blobPath)
 			p.Blocked = append(p.Blocked, w)
 			p.Warnings = append(p.Warnings, w)
 		}
@@ -712,18 +704,16 @@ func (p *Plan) warnings(g *graph.Graph, m *marks, dg func(uint32) digest.Digest)
 	for _, id := range missing {
 		d := dg(id)
 		blobPath := path(storage.Spec{Kind: storage.BlobData, Digest: d})
-		p.Warnings = append(p.Warnings, graph.Warning{Kind: "missing_blob", Digest: d.String(), Path: blobPath,
-			Detail: fmt.Sprintf("live manifest %s references it but its data is missing: that image cannot be pulled", dg(m.missing[id]))})
+		p.Warnings = append(p.Warnings, MissingBlobWarning(d, blobPath, dg(m.missing[id])))
 	}
 	for _, t := range m.danglingTags {
 		tp := path(storage.Spec{Kind: storage.TagCurrentLink, Repo: t.Repo, Tag: t.Name})
-		p.Warnings = append(p.Warnings, graph.Warning{Kind: "dangling_tag", Repository: t.Repo, Digest: dg(t.ID).String(), Path: tp,
-			Detail: "tag names a manifest without a revision link in this repository; the registry cannot serve it"})
+		p.Warnings = append(p.Warnings, DanglingTagWarning(t.Repo, dg(t.ID), tp))
 	}
 	err := g.Layers(func(l graph.Link) error {
 		if !g.Present(l.ID) && l.Bad == "" {
 			lp := path(storage.Spec{Kind: storage.LayerLink, Repo: l.Repo, Digest: dg(l.ID)})
-			p.Warnings = append(p.Warnings, graph.Warning{Kind: "dangling_link", Repository: l.Repo, Digest: dg(l.ID).String(), Path: lp, Detail: "layer link names a blob whose data is missing"})
+			p.Warnings = append(p.Warnings, DanglingLinkWarning(l.Repo, dg(l.ID), lp))
 		}
 		return nil
 	})

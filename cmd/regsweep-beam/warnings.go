@@ -7,6 +7,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/opencontainers/go-digest"
 
+	"github.com/regsweep/regsweep/gc"
 	"github.com/regsweep/regsweep/graph"
 	"github.com/regsweep/regsweep/storage"
 )
@@ -128,9 +129,8 @@ func manifestWarnings(d string, mans, blocked, revs, tags func(*string) bool, re
 			repos = []string{""}
 		}
 		for _, r := range repos {
-			w := graph.Warning{Kind: "unreadable_manifest", Repository: r, Digest: d, Path: blobPath, Detail: m.Unreadable}
+			w := gc.UnreadableWarning(r, digest.Digest(d), blobPath, m.Unreadable, isBlocked)
 			if isBlocked {
-				w.Detail += "; a live root reaches it, so every blob it might reference is kept and a sweep refuses"
 				record(recBlocked + "\t" + mustJSON(w))
 			}
 			record(recWarning + "\t" + mustJSON(w))
@@ -138,8 +138,7 @@ func manifestWarnings(d string, mans, blocked, revs, tags func(*string) bool, re
 		return nil
 	}
 	if len(repos) == 0 {
-		w := graph.Warning{Kind: "missing_manifest", Digest: d, Path: blobPath,
-			Detail: "a live index references a manifest whose blob data is missing: what it references is unknown, so the sweep refuses"}
+		w := gc.MissingManifestWarning(digest.Digest(d), blobPath)
 		record(recBlocked + "\t" + mustJSON(w))
 		record(recWarning + "\t" + mustJSON(w))
 		return nil
@@ -154,13 +153,8 @@ func manifestWarnings(d string, mans, blocked, revs, tags func(*string) bool, re
 		if err != nil {
 			return err
 		}
-		what := "revision link " + rev
-		if ts := tagsOf[r]; len(ts) > 0 {
-			slices.Sort(ts)
-			what = "tag " + strings.Join(ts, ", ") + " and " + what
-		}
-		w := graph.Warning{Kind: "broken_root", Repository: r, Digest: d, Path: blobPath,
-			Detail: what + " name a manifest whose blob data is missing: the sweep refuses and everything " + r + " links is kept. If the blob store is mounted and complete, delete the manifest through the registry API and run again"}
+		slices.Sort(tagsOf[r])
+		w := gc.BrokenRootWarning(r, digest.Digest(d), blobPath, rev, tagsOf[r])
 		record(recBlocked + "\t" + mustJSON(w))
 		record(recWarning + "\t" + mustJSON(w))
 	}
@@ -183,8 +177,7 @@ func danglingTags(_ string, tags, revs func(*string) bool, record func(string)) 
 		if err != nil {
 			return err
 		}
-		warn(record, graph.Warning{Kind: "dangling_tag", Repository: e.Repo, Digest: string(e.Target), Path: p,
-			Detail: "tag names a manifest without a revision link in this repository; the registry cannot serve it"})
+		warn(record, gc.DanglingTagWarning(e.Repo, e.Target, p))
 	}
 	return nil
 }
@@ -200,7 +193,7 @@ func danglingLinks(d string, layers []string, record func(string)) error {
 		if err != nil {
 			return err
 		}
-		warn(record, graph.Warning{Kind: "dangling_link", Repository: e.Repo, Digest: d, Path: p, Detail: "layer link names a blob whose data is missing"})
+		warn(record, gc.DanglingLinkWarning(e.Repo, digest.Digest(d), p))
 	}
 	return nil
 }
@@ -221,8 +214,7 @@ func missingBlob(d string, parents func(*string) bool, record func(string)) erro
 	if err != nil {
 		return err
 	}
-	warn(record, graph.Warning{Kind: "missing_blob", Digest: d, Path: p,
-		Detail: "live manifest " + parent + " references it but its data is missing: that image cannot be pulled"})
+	warn(record, gc.MissingBlobWarning(digest.Digest(d), p, digest.Digest(parent)))
 	return nil
 }
 
