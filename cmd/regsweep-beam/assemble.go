@@ -68,7 +68,7 @@ func assemble(ctx context.Context, path string, o Options, now time.Time, grace,
 		return nil, err
 	}
 	if !allowMassDelete {
-		if err := gc.CheckComplete(int(counts["root"]), int(counts["broken"]), int(counts["blob"])); err != nil {
+		if err := gc.CheckComplete(int(counts["root"]), int(counts["broken"]), int(counts["blobs"])); err != nil {
 			return nil, err
 		}
 	}
@@ -87,9 +87,10 @@ func summarize(p *gc.Plan, sums map[string]int64, repos map[string]*gc.RepoStats
 	s.LiveBlobs, s.LiveBytes = int(sums["live_blobs"]), sums["live_bytes"]
 	s.KeptByGrace, s.KeptReferrers = int(sums["kept_by_grace"]), int(sums["referrers_kept"])
 	for name, n := range sums {
-		field, repo, ok := strings.Cut(strings.TrimPrefix(name, repoSumPrefix), "\x00")
+		rest, isRepo := strings.CutPrefix(name, repoSumPrefix)
+		field, repo, _ := strings.Cut(rest, "\x00")
 		r := repos[repo]
-		if !ok || !strings.HasPrefix(name, repoSumPrefix) || r == nil {
+		if !isRepo || r == nil {
 			continue // a repository without _manifests has no line, as in gc's report
 		}
 		switch field {

@@ -69,7 +69,6 @@ func Build(s beam.Scope, o Options) beam.PCollection {
 	revRoots := beam.ParDo(s, &revRootFn{O: o}, beam.ParDo(s, revJoin, beam.CoGroupByKey(s, revs, mans)), factsIn)
 	tagRoots := beam.ParDo(s, &tagRootFn{O: o}, beam.CoGroupByKey(s, tags, beam.ParDo(s, byRepo, revs)))
 	counts := []beam.PCollection{beam.ParDo(s, countRoots, beam.CoGroupByKey(s, beam.Flatten(s, beam.ParDo(s, revID, revs), beam.ParDo(s, tagTarget, tags)), mans))}
-	counts = append(counts, beam.ParDo(s, &constFn{V: "blob"}, blobs))
 
 	// Reachability: each round expands the frontier's manifests once. What is
 	// reached carries a label (labelOld and the others): the best way a root reaches
@@ -234,13 +233,6 @@ func childrenOf(d, v string, emit func(string, string)) {
 		emit(c, "")
 	}
 }
-
-// constFn emits V for every element.
-type constFn struct {
-	V string `json:"v"`
-}
-
-func (f *constFn) ProcessElement(_, _ string, emit func(string)) { emit(f.V) }
 
 // revRootFn: a revision link is a root unless tags are (-m); and, under -m, where
 // its repository is pinned, its link is corrupt, its manifest is missing (a broken
@@ -687,7 +679,7 @@ func sumRecord(name string, n int64, record func(string)) {
 }
 
 func init() {
-	for _, fn := range []any{&failFn{}, &revRootFn{}, &tagRootFn{}, &referrersOf{}, &keptByLinkFn{}, &blobFn{}, &linkFn{}, &unlinkedFn{}, &uploadFn{}, &constFn{}} {
+	for _, fn := range []any{&failFn{}, &revRootFn{}, &tagRootFn{}, &referrersOf{}, &keptByLinkFn{}, &blobFn{}, &linkFn{}, &unlinkedFn{}, &uploadFn{}} {
 		beam.RegisterType(reflect.TypeOf(fn).Elem())
 	}
 	for _, fn := range []any{firstKey, minusFn, bestFn, betterFn, sumRecord, linkTargets, revID, tagTarget, byRepo, childrenOf, countRoots, blockedOnly, blockedRepos, repoRev, pairNear, innerOnly, expandFn, visitFn, blockedFacts, manifestItem, countRecord, revJoin, blobJoin, linkJoin, unlinkedJoin} {
