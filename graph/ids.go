@@ -17,6 +17,7 @@ import (
 	"sync"
 
 	"github.com/opencontainers/go-digest"
+	"golang.org/x/sys/unix"
 )
 
 // idTable maps the digests of listed blobs to their ids by the first 64 bits of the
@@ -43,7 +44,8 @@ type idTable struct {
 
 	sealed bool
 	exact  map[digest.Digest]uint32
-	file   *idFile // the merged table, when runs were written
+	file   *idFile   // the merged table, when runs were written
+	near   []idEntry // keys prefetch resolved from file, sorted
 }
 
 type idEntry struct {
@@ -52,6 +54,8 @@ type idEntry struct {
 }
 
 func byKey(a, b idEntry) int { return cmp.Compare(a.key, b.key) }
+
+func entryKey(e idEntry) uint64 { return e.key }
 
 const (
 	idRecord = 12 // key u64, id u32
@@ -191,9 +195,12 @@ func (t *idTable) lookup(d digest.Digest) (uint32, error) {
 		return 0, nil
 	}
 	if t.file != nil {
+		if i := lastAtMost(t.near, entryKey, k); i >= 0 && t.near[i].key == k {
+			return t.near[i].id, nil
+		}
 		return t.file.lookup(k)
 	}
-	i := lastAtMost(t.pending, func(e idEntry) uint64 { return e.key }, k)
+	i := lastAtMost(t.pending, entryKey, k)
 	if i < 0 || t.pending[i].key != k {
 		return 0, nil
 	}
@@ -373,20 +380,7 @@ func (f *idFile) lookup(k uint64) (uint32, error) {
 	if err != nil {
 		return 0, err
 	}
-	n := len(blk) / idRecord
-	lo, hi := 0, n // the first record with a key >= k
-	for lo < hi {
-		mid := int(uint(lo+hi) >> 1)
-		if binary.BigEndian.Uint64(blk[mid*idRecord:]) < k {
-			lo = mid + 1
-		} else {
-			hi = mid
-		}
-	}
-	if lo == n || binary.BigEndian.Uint64(blk[lo*idRecord:]) != k {
-		return 0, nil
-	}
-	return binary.BigEndian.Uint32(blk[lo*idRecord+8:]), nil
+	return findInBlock(blk, k), nil
 }
 
 // blockOf returns the last block whose first key is at most k (-1: none).
@@ -435,4 +429,89 @@ func (f *idFile) block(b int) ([]byte, error) {
 	}
 	f.last, f.lastB = b, blk
 	return blk, nil
+}
+
+// Batched lookups. A build resolves a manifest's references, and layer links, one at
+// a time as they come: in random digest order, so that past the blocks kept each
+// costs a pread (at 100M blobs the biggest share of a build's time). Gathered in
+// batches and sorted, the keys of one batch fall many to a span of the file, read
+// with one pread: prefetch resolves them so, and lookups until the next prefetch
+// find them in memory.
+
+// spanBlocks bounds one read of a batch (192 KiB); gapBlocks is how many unwanted
+// blocks a read spans rather than start another (copying 768 bytes costs less than
+// a call).
+const (
+	spanBlocks = 256
+	gapBlocks  = 16
+)
+
+// prefetch resolves keys, sorted and distinct, from the spilled table and keeps the
+// answers (0: no such blob) for lookup until the next prefetch. Without a spilled
+// table it does nothing: lookups in memory cost less than sorting.
+func (t *idTable) prefetch(keys []uint64) error {
+	t.near = t.near[:0]
+	if t.file == nil || len(keys) == 0 {
+		return nil
+	}
+	t.near = slices.Grow(t.near, len(keys))
+	ids := make([]uint32, len(keys))
+	if err := t.file.lookupSorted(keys, ids); err != nil {
+		return err
+	}
+	for i, k := range keys {
+		t.near = append(t.near, idEntry{k, ids[i]})
+	}
+	return nil
+}
+
+// lookupSorted sets ids[i] to the id of the blob with keys[i] (0: none); keys are
+// sorted. The blocks they fall in are read in spans, in file order.
+func (f *idFile) lookupSorted(keys []uint64, ids []uint32) error {
+	blocks := make([]int, len(keys))
+	for i, k := range keys {
+		blocks[i] = f.blockOf(k)
+	}
+	var buf []byte
+	for i := 0; i < len(keys); {
+		if blocks[i] < 0 {
+			ids[i] = 0
+			i++
+			continue
+		}
+		// A span: from key i's block to that of the last key near enough.
+		first, j := blocks[i], i+1
+		for j < len(keys) && blocks[j]-blocks[j-1] <= gapBlocks && blocks[j]-first < spanBlocks {
+			j++
+		}
+		off := int64(first) * idBlock * idRecord
+		n := min(int64(blocks[j-1]-first+1)*idBlock*idRecord, f.n*idRecord-off)
+		buf = slices.Grow(buf[:0], int(n))[:n]
+		if _, err := unix.Pread(int(f.f.Fd()), buf, off); err != nil {
+			return fmt.Errorf("read the spilled blob id table %s: %w", f.f.Name(), err)
+		}
+		for ; i < j; i++ {
+			at := (blocks[i] - first) * idBlock * idRecord
+			ids[i] = findInBlock(buf[at:min(at+idBlock*idRecord, len(buf))], keys[i])
+		}
+	}
+	return nil
+}
+
+// findInBlock returns the id of key k in blk, sorted records, or 0.
+func findInBlock(blk []byte, k uint64) uint32 {
+	n := len(blk) / idRecord
+	lo, hi := 0, n // the first record with a key >= k
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		if binary.BigEndian.Uint64(blk[mid*idRecord:]) < k {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	if lo == n || binary.BigEndian.Uint64(blk[lo*idRecord:]) != k {
+		return 0
+	}
+	return binary.BigEndian.Uint32(blk[lo*idRecord+8:])
 }

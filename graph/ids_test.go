@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -58,9 +59,44 @@ func idTableCase(t *testing.T, tab *idTable, n int) {
 			t.Fatalf("lookup(%s) = %d, %v; want %d", d, got, err, want)
 		}
 	}
-	for _, d := range []digest.Digest{mk("deadbeefcafef00d"), mk("ffffffffffffffff"), mk(""), mk("0000000000000000"), "sha512:" + digest.Digest(strings.Repeat("cd", 64))} {
+	unknown := []digest.Digest{mk("deadbeefcafef00d"), mk("ffffffffffffffff"), mk(""), mk("0000000000000000"), "sha512:" + digest.Digest(strings.Repeat("cd", 64))}
+	for _, d := range unknown {
 		if got, err := tab.lookup(d); got != 0 || err != nil {
 			t.Errorf("unknown digest %s = %d, %v; want 0", d, got, err)
+		}
+	}
+	// Prefetched, all of them (spans of every block), a tenth (short gaps) and a
+	// few (a read each), with the unknown ones: lookups answer from what prefetch
+	// read, which must be the same.
+	for _, share := range []float64{1, 0.1, 0.002} {
+		var pick []digest.Digest
+		for _, d := range order {
+			if rng.Float64() < share {
+				pick = append(pick, d)
+			}
+		}
+		var keys []uint64
+		for _, d := range append(pick, unknown...) {
+			if k, ok := prefix64(d); ok {
+				keys = append(keys, k)
+			}
+		}
+		slices.Sort(keys)
+		if err := tab.prefetch(slices.Compact(keys)); err != nil {
+			t.Fatal(err)
+		}
+		if tab.file != nil && len(tab.near) == 0 {
+			t.Fatal("prefetch kept nothing")
+		}
+		for _, d := range pick {
+			if got, err := tab.lookup(d); got != all[d] || err != nil {
+				t.Fatalf("prefetched %.3f: lookup(%s) = %d, %v; want %d", share, d, got, err, all[d])
+			}
+		}
+		for _, d := range unknown {
+			if got, err := tab.lookup(d); got != 0 || err != nil {
+				t.Errorf("prefetched %.3f: unknown digest %s = %d, %v; want 0", share, d, got, err)
+			}
 		}
 	}
 }
