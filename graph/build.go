@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,8 @@ import (
 	"log/slog"
 	"regexp"
 	"runtime/debug"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -174,11 +177,9 @@ func Build(ctx context.Context, drv driver.StorageDriver, idx *Index, opts ...Bu
 		}
 		// Fold in parsed manifests as they come, so that their references are not
 		// all held at once on a large registry.
-		if entries%256 == 0 && b.ids.sealed {
-			for _, r := range pool.take() {
-				if err := b.addManifest(r); err != nil {
-					return err
-				}
+		if entries%256 == 0 && b.ids.sealed && pool.ready(b.batch()) {
+			if err := b.addManifests(pool.take()); err != nil {
+				return err
 			}
 		}
 		select {
@@ -191,16 +192,17 @@ func Build(ctx context.Context, drv driver.StorageDriver, idx *Index, opts ...Bu
 	if err != nil {
 		return err
 	}
+	if err := b.flushLinks(); err != nil {
+		return err
+	}
 	o.log.Info("listed storage", "entries", entries, "blobs", b.meta.Blobs)
 	o.progress.Phase("reading manifests", int64(b.queuedN))
 	o.progress.Add(int64(pool.doneCount()))
 	for {
-		results, more := pool.wait()
+		results, more := pool.wait(b.batch())
 		o.progress.Add(int64(len(results)))
-		for _, r := range results {
-			if err := b.addManifest(r); err != nil {
-				return err
-			}
+		if err := b.addManifests(results); err != nil {
+			return err
 		}
 		if !more && !pool.pending() || ctx.Err() != nil {
 			break
@@ -280,6 +282,127 @@ type builder struct {
 	fresh       []uint32       // parsed from a read; their validator is in the listing
 	linkCacheOn bool           // the tag link cache is read and written
 	tagLinks    int            // tag links listed
+
+	links    []heldLink // layer links waiting for a batch lookup of their ids
+	linkRepo string     // the repository of the last held link, held once
+	keys     []uint64   // a batch's keys, kept for the next
+}
+
+// heldLink is a layer link held for flushLinks: its digest as bytes, not its path.
+type heldLink struct {
+	repo     string
+	sum      [32]byte
+	key      uint64
+	mt       time.Time
+	deferred bool
+}
+
+// prefetchBatch is how many references and how many layer links a build gathers
+// before looking their ids up at once, when the id table is spilled (ids.go): about
+// 30 MB of parsed manifests, and the keys of a batch are then 1 in 400 of a 100M
+// table's. Larger batches read less of the table a key but hold more.
+const prefetchBatch = 1 << 18
+
+// batch returns how many references a batch gathers: 1 (every result as it comes)
+// while the id table is in memory, and no more than the table held before it spilled
+// (a few, when tests spill it early).
+func (b *builder) batch() int {
+	if b.ids.file == nil {
+		return 1
+	}
+	return max(1, min(prefetchBatch, b.ids.spillAt))
+}
+
+// addManifests adds parsed manifests, their references' ids first looked up
+// together.
+func (b *builder) addManifests(rs []parseResult) error {
+	if b.ids.file != nil && len(rs) > 0 {
+		keys := b.keys[:0]
+		add := func(d digest.Digest) {
+			if k, ok := prefix64(d); ok {
+				keys = append(keys, k)
+			}
+		}
+		for _, r := range rs {
+			for _, ref := range r.parsed.Refs {
+				add(ref.Digest)
+			}
+			for _, d := range r.mentions {
+				add(d)
+			}
+		}
+		if err := b.prefetch(keys); err != nil {
+			return err
+		}
+	}
+	for _, r := range rs {
+		if err := b.addManifest(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// prefetch sorts keys and looks them up together; keys is kept for the next batch.
+func (b *builder) prefetch(keys []uint64) error {
+	slices.Sort(keys)
+	keys = slices.Compact(keys)
+	b.keys = keys
+	return b.ids.prefetch(keys)
+}
+
+// holdLink holds a plain layer link (no warning, content not read) for flushLinks
+// once the id table is spilled, and says whether it did.
+func (b *builder) holdLink(e storage.Entry) (bool, error) {
+	if b.ids.file == nil || e.Target != "" || e.Warning != "" || e.Digest.Algorithm() != digest.SHA256 {
+		return false, nil
+	}
+	var sum [32]byte
+	if _, err := hex.Decode(sum[:], []byte(e.Digest.Encoded())); err != nil || len(e.Digest.Encoded()) != 64 {
+		return false, nil
+	}
+	if e.Repo != b.linkRepo {
+		b.linkRepo = strings.Clone(e.Repo) // not a slice of the entry's path, which would stay
+	}
+	b.links = append(b.links, heldLink{repo: b.linkRepo, sum: sum, key: binary.BigEndian.Uint64(sum[:8]), mt: e.ModTime, deferred: e.Deferred})
+	if len(b.links) >= b.batch() {
+		return true, b.flushLinks()
+	}
+	return true, nil
+}
+
+// flushLinks adds the held layer links, their ids looked up together.
+func (b *builder) flushLinks() error {
+	if len(b.links) == 0 {
+		return nil
+	}
+	keys := b.keys[:0]
+	for _, l := range b.links {
+		keys = append(keys, l.key)
+	}
+	if err := b.prefetch(keys); err != nil {
+		return err
+	}
+	for _, l := range b.links {
+		// A blob listed under this key is the link's (a colliding key reads 0);
+		// anything else takes the long way, by digest.
+		id := b.ids.prefetched(l.key)
+		if id == 0 {
+			var err error
+			if id, err = b.id(digest.NewDigestFromBytes(digest.SHA256, l.sum[:])); err != nil {
+				return err
+			}
+		}
+		if l.deferred {
+			b.def.layers = append(b.def.layers, b.def.link(l.repo, id))
+			continue
+		}
+		if err := b.putLayer(l.repo, id, 0, l.mt, ""); err != nil {
+			return err
+		}
+	}
+	b.links = b.links[:0]
+	return nil
 }
 
 // linkRun collects one repository's layer links into one index key.
@@ -518,6 +641,11 @@ func (b *builder) add(e storage.Entry) error {
 		}
 		return b.putID(id, e.Digest, &Blob{Size: e.Size, ModTime: e.ModTime})
 	case storage.RevisionLink, storage.LayerLink:
+		if e.Kind == storage.LayerLink {
+			if held, err := b.holdLink(e); held || err != nil {
+				return err
+			}
+		}
 		id, err := b.id(e.Digest)
 		if err != nil {
 			return err
@@ -821,9 +949,14 @@ type readPool struct {
 	queue    []readJob
 	inflight int
 	results  []parseResult
+	refs     int // references in results
+	hold     int // readers wait while results hold this many references (0: never)
 	done     int
 	closed   bool
 }
+
+// resultRefs is what a result adds to a batch of lookups.
+func resultRefs(r parseResult) int { return len(r.parsed.Refs) + len(r.mentions) }
 
 type readJob struct {
 	id       uint32
@@ -854,7 +987,7 @@ func (p *readPool) work() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for {
-		for len(p.queue) == 0 && !p.closed {
+		for (len(p.queue) == 0 || p.hold > 0 && p.refs >= p.hold) && !p.closed {
 			p.cond.Wait()
 		}
 		if p.closed {
@@ -869,6 +1002,7 @@ func (p *readPool) work() {
 		p.inflight--
 		p.done++
 		p.results = append(p.results, r)
+		p.refs += resultRefs(r)
 		p.cond.Broadcast()
 	}
 }
@@ -917,25 +1051,49 @@ func unixNanos(t time.Time) int64 {
 	return t.UnixNano()
 }
 
-// wait blocks until there are results or nothing is left, and returns the results
-// so far and whether reads are still queued or running.
-func (p *readPool) wait() ([]parseResult, bool) {
+// wait blocks until the results hold at least refs references (and one result), or
+// nothing is left to read, and returns the results so far and whether reads are
+// still queued or running.
+func (p *readPool) wait(refs int) ([]parseResult, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for len(p.results) == 0 && (len(p.queue) > 0 || p.inflight > 0) && p.ctx.Err() == nil {
+	p.setHold(refs)
+	for (len(p.results) == 0 || p.refs < refs) && (len(p.queue) > 0 || p.inflight > 0) && p.ctx.Err() == nil {
 		p.cond.Wait()
 	}
-	r := p.results
-	p.results = nil
-	return r, len(p.queue) > 0 || p.inflight > 0
+	return p.takeLocked(), len(p.queue) > 0 || p.inflight > 0
+}
+
+// ready says whether the results hold at least refs references: a batch. Readers
+// wait from twice that on, until the batch is taken.
+func (p *readPool) ready(refs int) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.setHold(refs)
+	return len(p.results) > 0 && p.refs >= refs
+}
+
+// setHold makes readers wait at twice a batch, so that parsed manifests do not pile
+// up while the builder works through one (a batch of 1 holds nothing back). Held
+// readers never block a wait for a batch: they stop at more than it needs.
+func (p *readPool) setHold(refs int) {
+	p.hold = 0
+	if refs > 1 {
+		p.hold = 2 * refs
+	}
 }
 
 // take returns the results so far without waiting.
 func (p *readPool) take() []parseResult {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	return p.takeLocked()
+}
+
+func (p *readPool) takeLocked() []parseResult {
 	r := p.results
-	p.results = nil
+	p.results, p.refs = nil, 0
+	p.cond.Broadcast() // readers held back by hold
 	return r
 }
 

@@ -196,7 +196,7 @@ func (t *idTable) lookup(d digest.Digest) (uint32, error) {
 	}
 	if t.file != nil {
 		if i := lastAtMost(t.near, entryKey, k); i >= 0 && t.near[i].key == k {
-			return t.near[i].id, nil
+			return t.near[i].id, nil // 0 when the prefix collided, as below
 		}
 		return t.file.lookup(k)
 	}
@@ -443,7 +443,7 @@ func (f *idFile) block(b int) ([]byte, error) {
 // a call).
 const (
 	spanBlocks = 256
-	gapBlocks  = 16
+	gapBlocks  = 6
 )
 
 // prefetch resolves keys, sorted and distinct, from the spilled table and keeps the
@@ -463,6 +463,14 @@ func (t *idTable) prefetch(keys []uint64) error {
 		t.near = append(t.near, idEntry{k, ids[i]})
 	}
 	return nil
+}
+
+// prefetched returns the id prefetch found for key k, 0 for none or not prefetched.
+func (t *idTable) prefetched(k uint64) uint32 {
+	if i := lastAtMost(t.near, entryKey, k); i >= 0 && t.near[i].key == k {
+		return t.near[i].id
+	}
+	return 0
 }
 
 // lookupSorted sets ids[i] to the id of the blob with keys[i] (0: none); keys are
