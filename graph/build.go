@@ -351,10 +351,10 @@ func (b *builder) prefetch(keys []uint64) error {
 	return b.ids.prefetch(keys)
 }
 
-// holdLink holds a plain layer link (no warning, content not read) for flushLinks
-// once the id table is spilled, and says whether it did.
+// holdLink holds a plain layer link (no warning, naming its own blob) for
+// flushLinks once the id table is spilled, and says whether it did.
 func (b *builder) holdLink(e storage.Entry) (bool, error) {
-	if b.ids.file == nil || e.Target != "" || e.Warning != "" || e.Digest.Algorithm() != digest.SHA256 {
+	if b.ids.file == nil || e.Target != e.Digest || e.Warning != "" || e.Digest.Algorithm() != digest.SHA256 {
 		return false, nil
 	}
 	var sum [32]byte
@@ -397,7 +397,7 @@ func (b *builder) flushLinks() error {
 			b.def.layers = append(b.def.layers, b.def.link(l.repo, id))
 			continue
 		}
-		if err := b.putLayer(l.repo, id, 0, l.mt, ""); err != nil {
+		if err := b.putLayer(l.repo, id, id, l.mt, ""); err != nil {
 			return err
 		}
 	}
@@ -607,6 +607,11 @@ func (b *builder) warn(w Warning) error {
 }
 
 func (b *builder) add(e storage.Entry) error {
+	if e.Kind == storage.LayerLink {
+		if held, err := b.holdLink(e); held || err != nil {
+			return err
+		}
+	}
 	var target uint32
 	if e.Target != "" {
 		var err error
@@ -641,11 +646,6 @@ func (b *builder) add(e storage.Entry) error {
 		}
 		return b.putID(id, e.Digest, &Blob{Size: e.Size, ModTime: e.ModTime})
 	case storage.RevisionLink, storage.LayerLink:
-		if e.Kind == storage.LayerLink {
-			if held, err := b.holdLink(e); held || err != nil {
-				return err
-			}
-		}
 		id, err := b.id(e.Digest)
 		if err != nil {
 			return err
