@@ -299,8 +299,9 @@ type heldLink struct {
 
 // prefetchBatch is how many references and how many layer links a build gathers
 // before looking their ids up at once, when the id table is spilled (ids.go): about
-// 30 MB of parsed manifests, and the keys of a batch are then 1 in 400 of a 100M
-// table's. Larger batches read less of the table a key but hold more.
+// 30 MB of parsed manifests (twice that while the next batch is read), and the keys
+// of a batch are then 1 in 400 of a 100M table's. Larger batches read less of the
+// table a key but hold more.
 const prefetchBatch = 1 << 18
 
 // batch returns how many references a batch gathers: 1 (every result as it comes)
@@ -1065,7 +1066,7 @@ func (p *readPool) wait(refs int) ([]parseResult, bool) {
 }
 
 // ready says whether the results hold at least refs references: a batch. Readers
-// wait from twice that on, until the batch is taken.
+// wait from then on, until the batch is taken.
 func (p *readPool) ready(refs int) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -1073,13 +1074,14 @@ func (p *readPool) ready(refs int) bool {
 	return len(p.results) > 0 && p.refs >= refs
 }
 
-// setHold makes readers wait at twice a batch, so that parsed manifests do not pile
-// up while the builder works through one (a batch of 1 holds nothing back). Held
-// readers never block a wait for a batch: they stop at more than it needs.
+// setHold makes readers wait once a batch is ready, so that parsed manifests do not
+// pile up while the builder works through the last one: two batches at most (a
+// batch of 1 holds nothing back). Held readers never block a wait for a batch: they
+// stop when it has what it needs.
 func (p *readPool) setHold(refs int) {
 	p.hold = 0
 	if refs > 1 {
-		p.hold = 2 * refs
+		p.hold = refs
 	}
 }
 

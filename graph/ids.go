@@ -235,8 +235,10 @@ type idFile struct {
 	lastB  []byte
 }
 
-// idCachedBlocks bounds the blocks kept: 24 MiB.
-var idCachedBlocks = 24 << 20 / (idBlock * idRecord)
+// idCachedBlocks bounds the blocks kept: 8 MiB. References and layer links are
+// looked up in batches (prefetch); what comes here is tags, revisions and index
+// children.
+var idCachedBlocks = 8 << 20 / (idBlock * idRecord)
 
 // runReader reads one run's records in order.
 type runReader struct {

@@ -179,8 +179,9 @@ func TestSpillFor(t *testing.T) {
 	}
 }
 
-// BenchmarkIDFileLookup looks up random blobs in a spilled table of 8M, with as
-// few blocks kept as 100M blobs leave kept (2%): a build's manifest references.
+// BenchmarkIDFileLookup looks up random blobs one at a time in a spilled table of
+// 8M with 2% of its blocks kept: what a build's references cost before batches
+// (BenchmarkIDFilePrefetch), and what tags and revisions cost now.
 func BenchmarkIDFileLookup(b *testing.B) {
 	const n = 8 << 20
 	defer func(c int) { idCachedBlocks = c }(idCachedBlocks)
