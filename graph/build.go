@@ -359,7 +359,9 @@ func (b *builder) holdLink(e storage.Entry) (bool, error) {
 		return false, nil
 	}
 	var sum [32]byte
-	if _, err := hex.Decode(sum[:], []byte(e.Digest.Encoded())); err != nil || len(e.Digest.Encoded()) != 64 {
+	if enc := e.Digest.Encoded(); len(enc) != 2*len(sum) {
+		return false, nil
+	} else if _, err := hex.Decode(sum[:], []byte(enc)); err != nil {
 		return false, nil
 	}
 	if e.Repo != b.linkRepo {

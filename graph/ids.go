@@ -195,8 +195,8 @@ func (t *idTable) lookup(d digest.Digest) (uint32, error) {
 		return 0, nil
 	}
 	if t.file != nil {
-		if i := lastAtMost(t.near, entryKey, k); i >= 0 && t.near[i].key == k {
-			return t.near[i].id, nil // 0 when the prefix collided, as below
+		if id, ok := t.nearID(k); ok {
+			return id, nil // 0 when the prefix collided, as below
 		}
 		return t.file.lookup(k)
 	}
@@ -469,10 +469,16 @@ func (t *idTable) prefetch(keys []uint64) error {
 
 // prefetched returns the id prefetch found for key k, 0 for none or not prefetched.
 func (t *idTable) prefetched(k uint64) uint32 {
+	id, _ := t.nearID(k)
+	return id
+}
+
+// nearID returns what the last prefetch found for key k, and whether it looked k up.
+func (t *idTable) nearID(k uint64) (uint32, bool) {
 	if i := lastAtMost(t.near, entryKey, k); i >= 0 && t.near[i].key == k {
-		return t.near[i].id
+		return t.near[i].id, true
 	}
-	return 0
+	return 0, false
 }
 
 // lookupSorted sets ids[i] to the id of the blob with keys[i] (0: none); keys are
