@@ -389,7 +389,7 @@ func (b *builder) flushLinks() error {
 	for _, l := range b.links {
 		// A blob listed under this key is the link's (a colliding key reads 0);
 		// anything else takes the long way, by digest.
-		id := b.ids.prefetched(l.key)
+		id, _ := b.ids.nearID(l.key)
 		if id == 0 {
 			var err error
 			if id, err = b.id(digest.NewDigestFromBytes(digest.SHA256, l.sum[:])); err != nil {

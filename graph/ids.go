@@ -467,12 +467,6 @@ func (t *idTable) prefetch(keys []uint64) error {
 	return nil
 }
 
-// prefetched returns the id prefetch found for key k, 0 for none or not prefetched.
-func (t *idTable) prefetched(k uint64) uint32 {
-	id, _ := t.nearID(k)
-	return id
-}
-
 // nearID returns what the last prefetch found for key k, and whether it looked k up.
 func (t *idTable) nearID(k uint64) (uint32, bool) {
 	if i := lastAtMost(t.near, entryKey, k); i >= 0 && t.near[i].key == k {

@@ -198,27 +198,31 @@ func BenchmarkIDTableLookup(b *testing.B) {
 // benchLookups fills tab with n random blobs, seals it and times lookups of the
 // first 64K, in the order they were added (random in the key space).
 func benchLookups(b *testing.B, tab *idTable, n int) {
-	rng := rand.New(rand.NewPCG(1, 2))
-	keys := make([]string, 0, 1<<16)
-	for i := 0; i < n; i++ {
-		d := digest.Digest(fmt.Sprintf("sha256:%016x%048x", rng.Uint64(), i))
-		if len(keys) < cap(keys) {
-			keys = append(keys, string(d))
+	keys := fillTable(b, tab, n)[:1<<16]
+	defer tab.close()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		if id, err := tab.lookup(keys[i%len(keys)]); id == 0 || err != nil {
+			b.Fatal(id, err)
 		}
-		if err := tab.addBlob(d, uint32(i+1)); err != nil {
+	}
+}
+
+// fillTable adds n random blobs to tab, seals it and returns their digests in the
+// order added.
+func fillTable(b *testing.B, tab *idTable, n int) []digest.Digest {
+	rng := rand.New(rand.NewPCG(1, 2))
+	ds := make([]digest.Digest, n)
+	for i := range ds {
+		ds[i] = digest.Digest(fmt.Sprintf("sha256:%016x%048x", rng.Uint64(), i))
+		if err := tab.addBlob(ds[i], uint32(i+1)); err != nil {
 			b.Fatal(err)
 		}
 	}
 	if err := tab.seal(func(uint32) (digest.Digest, error) { return "", nil }); err != nil {
 		b.Fatal(err)
 	}
-	defer tab.close()
-	b.ResetTimer()
-	for i := 0; b.Loop(); i++ {
-		if id, err := tab.lookup(digest.Digest(keys[i%len(keys)])); id == 0 || err != nil {
-			b.Fatal(id, err)
-		}
-	}
+	return ds
 }
 
 // BenchmarkIDFilePrefetch resolves sorted batches of random blobs in a spilled table
@@ -227,20 +231,13 @@ func benchLookups(b *testing.B, tab *idTable, n int) {
 func BenchmarkIDFilePrefetch(b *testing.B) {
 	const n = 8 << 20
 	tab := &idTable{dir: b.TempDir(), spillAt: 1 << 20}
-	rng := rand.New(rand.NewPCG(1, 2))
 	var keys []uint64
-	for i := 0; i < n; i++ {
-		d := digest.Digest(fmt.Sprintf("sha256:%016x%048x", rng.Uint64(), i))
+	for _, d := range fillTable(b, tab, n) {
 		k, _ := prefix64(d)
 		keys = append(keys, k)
-		if err := tab.addBlob(d, uint32(i+1)); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := tab.seal(func(uint32) (digest.Digest, error) { return "", nil }); err != nil {
-		b.Fatal(err)
 	}
 	defer tab.close()
+	rng := rand.New(rand.NewPCG(3, 4))
 	for _, share := range []int{400, 100} {
 		b.Run(fmt.Sprintf("1in%d", share), func(b *testing.B) {
 			batch := make([]uint64, n/share)
