@@ -96,17 +96,30 @@ func (p *Plan) stats(g *graph.Graph, tags []graph.Tag, m *marks, deleted graph.B
 			}
 		}
 	}
+	var sizes []int64
 	for i := range names {
 		if err := reach(roots[i]); err != nil {
 			return err
 		}
-		for _, id := range ids {
+		// Sizes in id order: past the memory limit they are read from disk, in
+		// spans rather than a block per id. The set is read in order when that is
+		// cheaper than sorting.
+		if len(seen) < len(ids)*16 {
+			ids = seen.AppendIDs(ids[:0])
+		} else {
+			slices.Sort(ids)
+		}
+		sizes = slices.Grow(sizes[:0], len(ids))[:len(ids)]
+		if err := g.SizesOf(ids, sizes); err != nil {
+			return err
+		}
+		for k, id := range ids {
 			if !g.Present(id) {
 				continue
 			}
-			rs[i].Bytes += g.Size(id)
+			rs[i].Bytes += sizes[k]
 			if !many.Has(id) {
-				rs[i].UniqueBytes += g.Size(id)
+				rs[i].UniqueBytes += sizes[k]
 			}
 		}
 		rs[i].SharedBytes = rs[i].Bytes - rs[i].UniqueBytes

@@ -208,6 +208,11 @@ func (g *Graph) Present(id uint32) bool { return g.present.Has(id) }
 // Size returns the size of a present blob.
 func (g *Graph) Size(id uint32) int64 { return g.sizes.Of(id) }
 
+// SizesOf sets out[i] to the size of ids[i] (0 when unknown) for ids in ascending
+// order: past the memory limit the sizes are on disk, and ids in order are read in
+// spans, not a block each.
+func (g *Graph) SizesOf(ids []uint32, out []int64) error { return g.sizes.OfSorted(ids, out) }
+
 // Manifest returns what reading manifest id gave; false when id is no manifest.
 func (g *Graph) Manifest(id uint32) (Manifest, bool) { return g.manifests.get(id) }
 

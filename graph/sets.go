@@ -1,5 +1,7 @@
 package graph
 
+import "math/bits"
+
 // Bitset is a set of dense ids: a bit each.
 type Bitset []uint64
 
@@ -24,6 +26,17 @@ func (s Bitset) Clear(i uint32) {
 	if int(i/64) < len(s) {
 		s[i/64] &^= 1 << (i % 64)
 	}
+}
+
+// AppendIDs appends the ids in the set to dst, in ascending order.
+func (s Bitset) AppendIDs(dst []uint32) []uint32 {
+	for i, w := range s {
+		for w != 0 {
+			dst = append(dst, uint32(i*64+bits.TrailingZeros64(w)))
+			w &= w - 1
+		}
+	}
+	return dst
 }
 
 // Sizes holds a size per id in 4 bytes, telling an unknown size from 0; the rare
@@ -68,4 +81,12 @@ func (z *Sizes) Lookup(id uint32) (int64, bool) {
 func (z *Sizes) Of(id uint32) int64 {
 	n, _ := z.Lookup(id)
 	return n
+}
+
+// OfSorted sets out[i] to the size of ids[i], 0 when unknown.
+func (z *Sizes) OfSorted(ids []uint32, out []int64) error {
+	for i, id := range ids {
+		out[i] = z.Of(id)
+	}
+	return nil
 }

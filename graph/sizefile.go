@@ -8,7 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"sync"
+
+	"golang.org/x/sys/unix"
 )
 
 // sizeSource gives a blob's size: held in memory (Sizes) or, for registries whose
@@ -16,6 +19,8 @@ import (
 type sizeSource interface {
 	Lookup(id uint32) (int64, bool)
 	Of(id uint32) int64
+	// OfSorted sets out[i] to the size of ids[i], 0 when unknown; ids ascend.
+	OfSorted(ids []uint32, out []int64) error
 }
 
 // sizeFile holds a loaded graph's blob sizes in a file beside the index, 4 bytes an
@@ -117,6 +122,52 @@ func (z *sizeFile) Lookup(id uint32) (int64, bool) {
 		return z.big[id], true
 	}
 	return int64(v) - 1, true
+}
+
+// One read of OfSorted covers at most sizeSpan blocks (1 MiB), and goes on past a
+// gap of at most sizeGap blocks without ids: a pread costs about what copying a few
+// blocks more does.
+const (
+	sizeSpan = 256
+	sizeGap  = 6
+)
+
+// OfSorted sets out[i] to the size of ids[i], 0 when unknown. Ids ascend, so the
+// file is read once in spans of up to 1 MiB rather than a block per lookup: a
+// repository's sizes at 100M blobs are a million ids spread over the whole file.
+func (z *sizeFile) OfSorted(ids []uint32, out []int64) error {
+	var buf []byte
+	for i := 0; i < len(ids); {
+		if ids[i] >= z.n {
+			out[i] = 0
+			i++
+			continue
+		}
+		// A span: from ids[i]'s block to that of the last id near enough; sparse
+		// ids cost a pread of one block each, as Lookup does.
+		first := ids[i] / sizeBlock
+		j := i + 1
+		for j < len(ids) && ids[j] < z.n && ids[j]/sizeBlock-ids[j-1]/sizeBlock <= sizeGap && ids[j]/sizeBlock-first < sizeSpan {
+			j++
+		}
+		off := int64(first) * sizeBlock * 4
+		n := min(int64(ids[j-1]/sizeBlock-first+1)*sizeBlock*4, int64(z.n)*4-off)
+		buf = slices.Grow(buf[:0], int(n))[:n]
+		if _, err := unix.Pread(int(z.f.Fd()), buf, off); err != nil {
+			return fmt.Errorf("read blob sizes beside the index in %s: %w (check that disk)", filepath.Dir(z.f.Name()), err)
+		}
+		for ; i < j; i++ {
+			switch v := binary.LittleEndian.Uint32(buf[int64(ids[i])*4-off:]); v {
+			case 0:
+				out[i] = 0
+			case bigSize:
+				out[i] = z.big[ids[i]]
+			default:
+				out[i] = int64(v) - 1
+			}
+		}
+	}
+	return nil
 }
 
 // Of returns id's size, 0 when unknown.
