@@ -206,6 +206,11 @@ type repoLister struct {
 // scanDir scans one directory under repositories/: a repository if it holds
 // _manifests, _layers or _uploads, and a namespace of nested ones otherwise.
 func (l *repoLister) scanDir(ctx context.Context, dir string) error {
+	return l.scanRepoDir(ctx, dir, true)
+}
+
+// scanRepoDir is scanDir that leaves out nested repositories unless nested.
+func (l *repoLister) scanRepoDir(ctx context.Context, dir string, nested bool) error {
 	entries, _, err := list(ctx, l.drv, dir, l.emit)
 	if err != nil {
 		return err
@@ -236,6 +241,8 @@ func (l *repoLister) scanDir(ctx context.Context, dir string) error {
 			if err := l.emit(Entry{Kind: KindWarning, Path: e, Warning: "unexpected entry in repository"}); err != nil {
 				return err
 			}
+		case !nested:
+			// A nested repository or namespace: a shard of its own.
 		default:
 			// A nested repository or namespace: its own task when a worker is free.
 			if !l.g.TryGo(func() error { return l.scanDir(ctx, e) }) {

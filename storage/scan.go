@@ -360,24 +360,38 @@ func scanBlobs(ctx context.Context, drv driver.StorageDriver, prefix string, emi
 // so it may find several repositories. Links to read are collected during the walk
 // and read concurrently after it, bounded by sem.
 func scanRepos(ctx context.Context, drv driver.StorageDriver, top string, emit func(Entry) error, sem chan struct{}, verify, linksOnly bool, cache LinkCache) error {
+	return walkRepos(ctx, drv, []string{top}, emit, sem, verify, linksOnly, cache)
+}
+
+// walkRepos is scanRepos over several tops: a repository's own directories
+// (_manifests, _layers, _uploads) when its nested repositories are shards of their own.
+func walkRepos(ctx context.Context, drv driver.StorageDriver, tops []string, emit func(Entry) error, sem chan struct{}, verify, linksOnly bool, cache LinkCache) error {
 	repos := map[string]bool{} // name -> has _manifests
 	uploads := map[string]*Entry{}
 	var (
 		toRead  []*Entry
 		started []*Entry // uploads whose startedat to read
 	)
-	err := drv.Walk(ctx, top, func(fi driver.FileInfo) error {
+	dir := func(p string) {
+		// A repository is a directory holding _manifests, even an empty one.
+		if name, ok := strings.CutSuffix(p, "/_manifests"); ok {
+			if name, ok := strings.CutPrefix(name, reposDir+"/"); ok && !strings.Contains("/"+name, "/_") {
+				repos[name] = true
+			}
+		}
+	}
+	for _, top := range tops {
+		dir(top) // a walk does not yield its top
+	}
+	walked := 0
+	visit := func(fi driver.FileInfo) error {
+		walked++
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		p := fi.Path()
 		if fi.IsDir() {
-			// A repository is a directory holding _manifests, even an empty one.
-			if name, ok := strings.CutSuffix(p, "/_manifests"); ok {
-				if name, ok := strings.CutPrefix(name, reposDir+"/"); ok && !strings.Contains("/"+name, "/_") {
-					repos[name] = true
-				}
-			}
+			dir(p)
 			return nil
 		}
 		s, err := Parse(p)
@@ -432,10 +446,25 @@ func scanRepos(ctx context.Context, drv driver.StorageDriver, top string, emit f
 			}
 		}
 		return nil
-	})
-	var nf driver.PathNotFoundError
-	if err != nil && !errors.As(err, &nf) {
-		return fmt.Errorf("walk %s: %w", top, err)
+	}
+	for _, top := range tops {
+		walked = 0
+		err := drv.Walk(ctx, top, visit)
+		var nf driver.PathNotFoundError
+		if err != nil && !errors.As(err, &nf) {
+			return fmt.Errorf("walk %s: %w", top, err)
+		}
+		if walked == 0 {
+			// Nothing under top: on object stores a stray file where a directory
+			// belongs walks as empty. It is reported as a walk from above finds it.
+			if fi, err := drv.Stat(ctx, top); err == nil && !fi.IsDir() {
+				if err := visit(fi); err != nil {
+					return err
+				}
+			} else if err != nil && !errors.As(err, &nf) {
+				return fmt.Errorf("stat %s: %w", top, err)
+			}
+		}
 	}
 
 	g, gctx := errgroup.WithContext(ctx)

@@ -3,6 +3,9 @@ package storage
 import (
 	"context"
 	"fmt"
+	"path"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/distribution/distribution/v3/registry/storage/driver"
@@ -10,18 +13,40 @@ import (
 )
 
 // Shard is one independent part of a scan, for scans spread over machines: a blob
-// store prefix (blobs/<alg>/<xx>) or a top-level directory under repositories/ (names
-// nest, so it may hold several repositories). Scanning every shard that Shards
-// returns finds what Scan finds, in another order.
+// store prefix (blobs/<alg>/<xx>) or a directory under repositories/ with all it
+// holds (names nest, so it may hold several repositories), or with Own only the
+// repository whose directory it is (_manifests, _layers, _uploads), its nested ones
+// being shards of their own. Scanning every shard that Shards returns finds what Scan
+// finds, in another order.
 type Shard struct {
 	Path  string `json:"path"`
 	Blobs bool   `json:"blobs"`
+	Own   bool   `json:"own,omitempty"`
 }
+
+// DefaultRepoShards is how many repository shards Shards aims at: a registry whose
+// repositories sit under a few namespaces (one organisation, "library") still
+// spreads over many workers.
+const DefaultRepoShards = 256
+
+// ShardOption changes what Shards does.
+type ShardOption func(*shardOptions)
+
+type shardOptions struct{ repoShards int }
+
+// WithRepoShards sets how many repository shards Shards aims at: directories under
+// repositories/ are split into their children, breadth first, until there are at
+// least n shards or nothing is left to split; each split is one listing.
+func WithRepoShards(n int) ShardOption { return func(o *shardOptions) { o.repoShards = n } }
 
 // Shards lists the roots of drv's layout and returns its shards. What the roots
 // themselves hold that is wrong (a missing blob store, symbolic links, stray files)
 // comes through emit, as Scan reports it.
-func Shards(ctx context.Context, drv driver.StorageDriver, emit func(Entry) error) ([]Shard, error) {
+func Shards(ctx context.Context, drv driver.StorageDriver, emit func(Entry) error, opts ...ShardOption) ([]Shard, error) {
+	o := shardOptions{repoShards: DefaultRepoShards}
+	for _, opt := range opts {
+		opt(&o)
+	}
 	drv = ReadDriver(drv)
 	var (
 		blobRoots, repoRoots []string
@@ -44,9 +69,50 @@ func Shards(ctx context.Context, drv driver.StorageDriver, emit func(Entry) erro
 			shards = append(shards, Shard{Path: p, Blobs: true})
 		}
 	}
-	for _, r := range repoRoots {
-		shards = append(shards, Shard{Path: r})
+	repos, err := splitRepos(ctx, drv, repoRoots, o.repoShards)
+	if err != nil {
+		return nil, err
 	}
+	return append(shards, repos...), nil
+}
+
+// splitRepos returns shards for the directories dirs under repositories/, split
+// breadth first into their children until there are want of them. A directory is
+// split only when it lists cleanly: whatever is wrong with it (gone, a file, a
+// symbolic link in it, a failed listing) stays for its shard's scan to report, once,
+// as Scan reports it.
+func splitRepos(ctx context.Context, drv driver.StorageDriver, dirs []string, want int) ([]Shard, error) {
+	queue := slices.Clone(dirs) // whole subtrees; queue[i:] not yet looked at
+	var shards []Shard
+	i := 0
+	for ; i < len(queue) && len(shards)+len(queue)-i < want; i++ {
+		d := queue[i]
+		children, err := drv.List(ctx, d)
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		var nested []string
+		own := false
+		for _, c := range children {
+			if strings.HasPrefix(path.Base(c), "_") {
+				own = true
+			} else {
+				nested = append(nested, c)
+			}
+		}
+		if err != nil || len(nested) == 0 {
+			shards = append(shards, Shard{Path: d})
+			continue
+		}
+		if own {
+			shards = append(shards, Shard{Path: d, Own: true})
+		}
+		queue = append(queue, nested...)
+	}
+	for _, d := range queue[i:] {
+		shards = append(shards, Shard{Path: d})
+	}
+	slices.SortFunc(shards, func(a, b Shard) int { return strings.Compare(a.Path, b.Path) })
 	return shards, nil
 }
 
@@ -84,11 +150,30 @@ func ScanShard(ctx context.Context, drv driver.StorageDriver, s Shard, workers i
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(workers)
 	reads := make(chan struct{}, workers)
-	if walk {
+	switch l := (&repoLister{drv: drv, emit: emit, sem: reads, g: g}); {
+	case walk && s.Own:
+		g.Go(func() error { return scanOwn(gctx, drv, s.Path, emit, reads) })
+	case walk:
 		g.Go(func() error { return scanRepos(gctx, drv, s.Path, emit, reads, false, false, nil) })
-	} else {
-		l := &repoLister{drv: drv, emit: emit, sem: reads, g: g}
-		g.Go(func() error { return l.scanDir(gctx, s.Path) })
+	default:
+		g.Go(func() error { return l.scanRepoDir(gctx, s.Path, !s.Own) })
 	}
 	return g.Wait()
+}
+
+// scanOwn walks the repository directory dir's own directories, not its nested
+// repositories: one walk each of _manifests, _layers, _uploads (and any other entry
+// whose name starts with _, to report it).
+func scanOwn(ctx context.Context, drv driver.StorageDriver, dir string, emit func(Entry) error, reads chan struct{}) error {
+	children, _, err := list(ctx, drv, dir, emit)
+	if err != nil {
+		return err
+	}
+	var tops []string
+	for _, c := range children {
+		if strings.HasPrefix(path.Base(c), "_") {
+			tops = append(tops, c)
+		}
+	}
+	return walkRepos(ctx, drv, tops, emit, reads, false, false, nil)
 }

@@ -7,9 +7,11 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/distribution/distribution/v3/registry/storage/driver"
+	"github.com/opencontainers/go-digest"
 
 	"github.com/regsweep/regsweep/benchmarks/benchenv"
 	"github.com/regsweep/regsweep/internal/regtest"
@@ -17,58 +19,95 @@ import (
 )
 
 // Every shard scanned on its own finds what one Scan finds: on a filesystem (listed
-// directory by directory) and on S3 (walked), with a stray file, an upload, nested
-// repositories and a symbolic link among them.
+// directory by directory) and on S3 (walked), with stray files, an upload, nested
+// repositories, a repository that is also a namespace and symbolic links among them;
+// with repositories split into shards at the top level only, a little, and as far as
+// they go.
 func TestShardsFindWhatScanFinds(t *testing.T) {
 	ctx := context.Background()
 	root := regtest.Sample(t)
+	repos := filepath.Join(root, "docker/registry/v2/repositories")
 	regtest.Write(t, root, storage.Spec{Kind: storage.UploadStartedAt, Repo: "team/app/web", Upload: "u1"}, []byte("2026-01-01T00:00:00Z"))
-	if err := os.WriteFile(filepath.Join(root, "docker/registry/v2/blobs/sha256/stray"), []byte("x"), 0o644); err != nil {
-		t.Fatal(err)
+	// team/app becomes a repository of its own above team/app/web and team/app/api.
+	revs, err := os.ReadDir(filepath.Join(repos, "library/debian/_manifests/revisions/sha256"))
+	if err != nil || len(revs) == 0 {
+		t.Fatalf("sample revisions: %v", err)
+	}
+	d := digest.NewDigestFromEncoded(digest.SHA256, revs[0].Name())
+	regtest.Write(t, root, storage.Spec{Kind: storage.RevisionLink, Repo: "team/app", Digest: d}, []byte(d))
+	regtest.Write(t, root, storage.Spec{Kind: storage.TagCurrentLink, Repo: "team/app", Tag: "v1"}, []byte(d))
+	for p, b := range map[string]string{
+		"docker/registry/v2/blobs/sha256/stray":          "x",
+		"docker/registry/v2/repositories/NOTES":          "a stray file among the top-level directories",
+		"docker/registry/v2/repositories/library/README": "a stray file in a namespace",
+		"docker/registry/v2/repositories/team/app/_junk": "a stray file in a repository that is also a namespace",
+	} {
+		if err := os.WriteFile(filepath.Join(root, p), []byte(b), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	s3root := t.TempDir()
 	regtest.CopyTree(t, root, s3root)
-	regtest.Symlink(t, filepath.Join(root, "docker/registry/v2/repositories/team"), filepath.Join(root, "docker/registry/v2/repositories/alias"))
+	regtest.Symlink(t, filepath.Join(repos, "team"), filepath.Join(repos, "alias"))
+	regtest.Symlink(t, filepath.Join(repos, "library/debian"), filepath.Join(repos, "mirror/deb"))
 	_, s3 := benchenv.StartS3(t, "/")
 	if err := benchenv.PutTree(ctx, s3, s3root); err != nil {
 		t.Fatal(err)
 	}
 	for name, drv := range map[string]driver.StorageDriver{"filesystem": storage.NewFilesystem(root), "s3": s3} {
-		t.Run(name, func(t *testing.T) {
-			var want, got []string
-			err := storage.Scan(ctx, drv, func(e storage.Entry) error { want = append(want, entryString(e)); return nil }, storage.WithTagTimes(false))
-			if err != nil {
-				t.Fatal(err)
+		var want []string
+		err := storage.Scan(ctx, drv, func(e storage.Entry) error { want = append(want, entryString(e)); return nil }, storage.WithTagTimes(false))
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(want)
+		if len(want) < 20 {
+			t.Errorf("%s: Scan found only %d entries", name, len(want))
+		}
+		for _, p := range []string{"NOTES", "library/README", "team/app/_junk"} {
+			if !slices.ContainsFunc(want, func(e string) bool { return strings.Contains(e, "/repositories/"+p+" ") }) {
+				t.Errorf("%s: Scan did not report the stray file %s", name, p)
 			}
-			add := func(e storage.Entry) error { got = append(got, entryString(e)); return nil }
-			shards, err := storage.Shards(ctx, drv, add)
-			if err != nil {
-				t.Fatal(err)
-			}
-			blobShards := 0
-			for _, s := range shards {
-				if s.Blobs {
-					blobShards++
-				}
-				if err := storage.ScanShard(ctx, drv, s, 4, add); err != nil {
+		}
+		for _, n := range []int{1, 5, storage.DefaultRepoShards} {
+			t.Run(fmt.Sprintf("%s/%d", name, n), func(t *testing.T) {
+				var got []string
+				add := func(e storage.Entry) error { got = append(got, entryString(e)); return nil }
+				shards, err := storage.Shards(ctx, drv, add, storage.WithRepoShards(n))
+				if err != nil {
 					t.Fatal(err)
 				}
-			}
-			slices.Sort(want)
-			slices.Sort(got)
-			for _, d := range diff(got, want) {
-				t.Errorf("only shards found: %s", d)
-			}
-			for _, d := range diff(want, got) {
-				t.Errorf("only Scan found: %s", d)
-			}
-			if blobShards < 2 || len(shards) == blobShards {
-				t.Errorf("%d shards, %d of the blob store: want several of each", len(shards), blobShards)
-			}
-			if len(want) < 20 {
-				t.Errorf("Scan found only %d entries", len(want))
-			}
-		})
+				blobShards, own := 0, 0
+				for _, s := range shards {
+					if s.Blobs {
+						blobShards++
+					}
+					if s.Own {
+						own++
+					}
+					if err := storage.ScanShard(ctx, drv, s, 4, add); err != nil {
+						t.Fatal(err)
+					}
+				}
+				slices.Sort(got)
+				for _, d := range diff(got, want) {
+					t.Errorf("only shards found: %s", d)
+				}
+				for _, d := range diff(want, got) {
+					t.Errorf("only Scan found: %s", d)
+				}
+				if len(got) != len(want) {
+					t.Errorf("shards found %d entries, Scan %d", len(got), len(want))
+				}
+				repoShards := len(shards) - blobShards
+				if blobShards < 2 || repoShards < min(n, 3) {
+					t.Errorf("%d shards, %d of the blob store: want several of each", len(shards), blobShards)
+				}
+				if n == storage.DefaultRepoShards && own != 1 {
+					t.Errorf("%d shards of a repository's own directories, want 1 (team/app): %v", own, shards)
+				}
+			})
+		}
 	}
 }
 
