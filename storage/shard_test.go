@@ -28,13 +28,15 @@ func TestShardsFindWhatScanFinds(t *testing.T) {
 	root := regtest.Sample(t)
 	repos := filepath.Join(root, "docker/registry/v2/repositories")
 	regtest.Write(t, root, storage.Spec{Kind: storage.UploadStartedAt, Repo: "team/app/web", Upload: "u1"}, []byte("2026-01-01T00:00:00Z"))
-	// team/app becomes a repository of its own above team/app/web and team/app/api.
+	// team/app becomes a repository of its own above team/app/web and team/app/api,
+	// with a tag and a layer link but no revisions: that it has _manifests is seen
+	// from the directory alone.
 	revs, err := os.ReadDir(filepath.Join(repos, "library/debian/_manifests/revisions/sha256"))
 	if err != nil || len(revs) == 0 {
 		t.Fatalf("sample revisions: %v", err)
 	}
 	d := digest.NewDigestFromEncoded(digest.SHA256, revs[0].Name())
-	regtest.Write(t, root, storage.Spec{Kind: storage.RevisionLink, Repo: "team/app", Digest: d}, []byte(d))
+	regtest.Write(t, root, storage.Spec{Kind: storage.LayerLink, Repo: "team/app", Digest: d}, []byte(d))
 	regtest.Write(t, root, storage.Spec{Kind: storage.TagCurrentLink, Repo: "team/app", Tag: "v1"}, []byte(d))
 	for p, b := range map[string]string{
 		"docker/registry/v2/blobs/sha256/stray":          "x",
