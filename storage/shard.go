@@ -32,18 +32,21 @@ const DefaultRepoShards = 256
 // ShardOption changes what Shards does.
 type ShardOption func(*shardOptions)
 
-type shardOptions struct{ repoShards int }
+type shardOptions struct{ repoShards, workers int }
 
 // WithRepoShards sets how many repository shards Shards aims at: directories under
 // repositories/ are split into their children, breadth first, until there are at
 // least n shards or nothing is left to split; each split is one listing.
 func WithRepoShards(n int) ShardOption { return func(o *shardOptions) { o.repoShards = n } }
 
+// WithShardWorkers sets how many directories Shards lists at once (16 by default).
+func WithShardWorkers(n int) ShardOption { return func(o *shardOptions) { o.workers = n } }
+
 // Shards lists the roots of drv's layout and returns its shards. What the roots
 // themselves hold that is wrong (a missing blob store, symbolic links, stray files)
 // comes through emit, as Scan reports it.
 func Shards(ctx context.Context, drv driver.StorageDriver, emit func(Entry) error, opts ...ShardOption) ([]Shard, error) {
-	o := shardOptions{repoShards: DefaultRepoShards}
+	o := shardOptions{repoShards: DefaultRepoShards, workers: 16}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -69,7 +72,7 @@ func Shards(ctx context.Context, drv driver.StorageDriver, emit func(Entry) erro
 			shards = append(shards, Shard{Path: p, Blobs: true})
 		}
 	}
-	repos, err := splitRepos(ctx, drv, repoRoots, o.repoShards)
+	repos, err := splitRepos(ctx, drv, repoRoots, o.repoShards, o.workers)
 	if err != nil {
 		return nil, err
 	}
@@ -77,39 +80,53 @@ func Shards(ctx context.Context, drv driver.StorageDriver, emit func(Entry) erro
 }
 
 // splitRepos returns shards for the directories dirs under repositories/, split
-// breadth first into their children until there are want of them. A directory is
-// split only when it lists cleanly: whatever is wrong with it (gone, a file, a
-// symbolic link in it, a failed listing) stays for its shard's scan to report, once,
-// as Scan reports it.
-func splitRepos(ctx context.Context, drv driver.StorageDriver, dirs []string, want int) ([]Shard, error) {
-	queue := slices.Clone(dirs) // whole subtrees; queue[i:] not yet looked at
+// level by level into their children (a level's listings at once, up to workers)
+// until there are want of them or only repositories are left. A directory is split
+// only when it lists cleanly: whatever is wrong with it (gone, a file, a symbolic
+// link in it, a failed listing) stays for its shard's scan to report, once, as Scan
+// reports it.
+func splitRepos(ctx context.Context, drv driver.StorageDriver, dirs []string, want, workers int) ([]Shard, error) {
 	var shards []Shard
-	i := 0
-	for ; i < len(queue) && len(shards)+len(queue)-i < want; i++ {
-		d := queue[i]
-		children, err := drv.List(ctx, d)
-		if err := ctx.Err(); err != nil {
+	level := slices.Clone(dirs)
+	for len(level) > 0 && len(shards)+len(level) < want {
+		children := make([][]string, len(level))
+		failed := make([]bool, len(level))
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(max(workers, 1))
+		for i, d := range level {
+			g.Go(func() error {
+				var err error
+				children[i], err = drv.List(gctx, d)
+				failed[i] = err != nil
+				return gctx.Err()
+			})
+		}
+		if err := g.Wait(); err != nil {
 			return nil, err
 		}
-		var nested []string
-		own := false
-		for _, c := range children {
-			if strings.HasPrefix(path.Base(c), "_") {
-				own = true
-			} else {
-				nested = append(nested, c)
+		var next []string
+		for i, d := range level {
+			var nested []string
+			own := false
+			for _, c := range children[i] {
+				if strings.HasPrefix(path.Base(c), "_") {
+					own = true
+				} else {
+					nested = append(nested, c)
+				}
 			}
+			if failed[i] || len(nested) == 0 {
+				shards = append(shards, Shard{Path: d})
+				continue
+			}
+			if own {
+				shards = append(shards, Shard{Path: d, Own: true})
+			}
+			next = append(next, nested...)
 		}
-		if err != nil || len(nested) == 0 {
-			shards = append(shards, Shard{Path: d})
-			continue
-		}
-		if own {
-			shards = append(shards, Shard{Path: d, Own: true})
-		}
-		queue = append(queue, nested...)
+		level = next
 	}
-	for _, d := range queue[i:] {
+	for _, d := range level {
 		shards = append(shards, Shard{Path: d})
 	}
 	slices.SortFunc(shards, func(a, b Shard) int { return strings.Compare(a.Path, b.Path) })
@@ -152,7 +169,7 @@ func ScanShard(ctx context.Context, drv driver.StorageDriver, s Shard, workers i
 	reads := make(chan struct{}, workers)
 	switch l := (&repoLister{drv: drv, emit: emit, sem: reads, g: g}); {
 	case walk && s.Own:
-		g.Go(func() error { return scanOwn(gctx, drv, s.Path, emit, reads) })
+		g.Go(func() error { return scanOwn(gctx, drv, s.Path, emit, reads, false, false, nil) })
 	case walk:
 		g.Go(func() error { return scanRepos(gctx, drv, s.Path, emit, reads, false, false, nil) })
 	default:
@@ -164,7 +181,7 @@ func ScanShard(ctx context.Context, drv driver.StorageDriver, s Shard, workers i
 // scanOwn walks the repository directory dir's own directories, not its nested
 // repositories: one walk each of _manifests, _layers, _uploads (and any other entry
 // whose name starts with _, to report it).
-func scanOwn(ctx context.Context, drv driver.StorageDriver, dir string, emit func(Entry) error, reads chan struct{}) error {
+func scanOwn(ctx context.Context, drv driver.StorageDriver, dir string, emit func(Entry) error, sem chan struct{}, verify, linksOnly bool, cache LinkCache) error {
 	children, _, err := list(ctx, drv, dir, emit)
 	if err != nil {
 		return err
@@ -175,5 +192,5 @@ func scanOwn(ctx context.Context, drv driver.StorageDriver, dir string, emit fun
 			tops = append(tops, c)
 		}
 	}
-	return walkRepos(ctx, drv, tops, emit, reads, false, false, nil)
+	return walkRepos(ctx, drv, tops, emit, sem, verify, linksOnly, cache)
 }
