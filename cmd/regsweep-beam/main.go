@@ -32,6 +32,8 @@ import (
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/gcs"
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/s3-aws"
+
+	"github.com/regsweep/regsweep/storage"
 )
 
 var (
@@ -42,6 +44,7 @@ var (
 	out            = flag.String("out", "", "write the plan to this file (required)")
 	records        = flag.String("records", "", "where the pipeline writes the plan's records, a path every worker can write and this process read (gs://... on Dataflow; default: the plan file's name + .records)")
 	workers        = flag.Int("workers", 16, "listings and reads at once in each worker")
+	repoShards     = flag.Int("repo-shards", storage.DefaultRepoShards, "split the repositories into at least this many listing shards where the tree allows (namespaces into their children, a listing each); 1: one shard per top-level directory")
 	rounds         = flag.Int("rounds", 16, "reachability joins: the longest chain of manifests from a root (tag -> index -> image -> signature ...) the plan follows; a deeper one fails the job")
 	readRounds     = flag.Int("read-rounds", 4, "levels of nested indexes read; a deeper one fails the job")
 	allowMassDelet = flag.Bool("allow-mass-delete", false, "plan even when the storage looks incomplete (links but no blobs, or many missing manifests)")
@@ -95,8 +98,8 @@ func parseArgs(command string, args []string) (string, error) {
 		return "", errors.New("--out is required: the plan file to write")
 	case command == "sweep" && *planFile == "":
 		return "", errors.New("--plan is required: the plan file to sweep")
-	case *rounds < 1 || *readRounds < 0 || *workers < 1:
-		return "", errors.New("--rounds and --workers must be at least 1, --read-rounds at least 0")
+	case *rounds < 1 || *readRounds < 0 || *workers < 1 || *repoShards < 1:
+		return "", errors.New("--rounds, --workers and --repo-shards must be at least 1, --read-rounds at least 0")
 	}
 	return pos[0], nil
 }
@@ -110,7 +113,7 @@ func options(config string, now time.Time) (Options, error) {
 	return Options{
 		Config: string(text), ConfigName: config, Untagged: *untagged, KeepReferrers: !*dropReferrers,
 		Cutoff: now.Add(-*grace).UnixNano(), UploadCutoff: now.Add(-*uploadAge).UnixNano(),
-		Workers: *workers, Rounds: *rounds, ReadRounds: *readRounds,
+		Workers: *workers, Rounds: *rounds, ReadRounds: *readRounds, RepoShards: *repoShards,
 	}, nil
 }
 

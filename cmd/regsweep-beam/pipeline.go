@@ -27,12 +27,13 @@ type Options struct {
 	ConfigName    string `json:"config_name"` // its file name, for errors
 	Untagged      bool   `json:"untagged"`    // -m: tags are the roots
 	KeepReferrers bool   `json:"keep_referrers"`
-	Cutoff        int64  `json:"cutoff"`         // unix nanos: anything younger is kept (grace)
-	UploadCutoff  int64  `json:"upload_cutoff"`  // unix nanos: uploads started before go
-	Workers       int    `json:"workers"`        // listings and reads at once per worker
-	Rounds        int    `json:"rounds"`         // reachability rounds unrolled
-	ReadRounds    int    `json:"read_rounds"`    // levels of nested indexes read
-	Walk          bool   `json:"walk,omitempty"` // list with the driver's Walk whatever it is (drivers that only walk)
+	Cutoff        int64  `json:"cutoff"`                // unix nanos: anything younger is kept (grace)
+	UploadCutoff  int64  `json:"upload_cutoff"`         // unix nanos: uploads started before go
+	Workers       int    `json:"workers"`               // listings and reads at once per worker
+	Rounds        int    `json:"rounds"`                // reachability rounds unrolled
+	ReadRounds    int    `json:"read_rounds"`           // levels of nested indexes read
+	Walk          bool   `json:"walk,omitempty"`        // list with the driver's Walk whatever it is (drivers that only walk)
+	RepoShards    int    `json:"repo_shards,omitempty"` // repository shards to aim at (0: storage.DefaultRepoShards)
 }
 
 // young reports whether t is within the grace period.
@@ -85,7 +86,8 @@ type rootsFn struct{ opener }
 func (f *rootsFn) Setup(ctx context.Context) error { return f.open(ctx) }
 
 func (f *rootsFn) ProcessElement(ctx context.Context, _ []byte, shard, entry func(string)) error {
-	shards, err := storage.Shards(ctx, f.drv, func(e storage.Entry) error { entry(encodeEntry(e)); return nil })
+	shards, err := storage.Shards(ctx, f.drv, func(e storage.Entry) error { entry(encodeEntry(e)); return nil },
+		storage.WithRepoShards(cmp.Or(f.O.RepoShards, storage.DefaultRepoShards)))
 	if err != nil {
 		return fmt.Errorf("list the registry's roots (%s): %w", f.O.ConfigName, err)
 	}
