@@ -196,20 +196,6 @@ func Scan(ctx context.Context, drv driver.StorageDriver, fn func(Entry) error, o
 	if err := reportRoots(drv, blobErr, repoErr, o.linksOnly, emit); err != nil {
 		return err
 	}
-	// Walking, namespaces are split into their repositories (a listing a directory)
-	// while the blob store is listed: a walk a top-level directory would leave a
-	// registry under one namespace ("library", one organisation) to one walker.
-	var (
-		repoShards []Shard
-		splitErr   error
-		split      sync.WaitGroup
-	)
-	if walk {
-		splitCtx, cancel := context.WithCancel(ctx)
-		defer split.Wait()
-		defer cancel()
-		split.Go(func() { repoShards, splitErr = splitRepos(splitCtx, drv, repoRoots, 4*o.workers, o.workers) })
-	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(o.workers)
@@ -261,23 +247,11 @@ func Scan(ctx context.Context, drv driver.StorageDriver, fn func(Entry) error, o
 	g.SetLimit(o.workers)
 	reads := make(chan struct{}, o.workers) // bounds link reads across repositories
 	lister := &repoLister{drv: drv, emit: emit, sem: reads, verify: o.verifyLinks, deferStats: defer_, tagTimes: o.tagTimes, linksOnly: o.linksOnly, g: g}
-	if !walk {
-		for _, r := range repoRoots {
-			g.Go(func() error { return lister.scanDir(gctx, r) })
-		}
-		return g.Wait()
-	}
-	split.Wait()
-	if splitErr != nil {
-		return splitErr
-	}
-	for _, s := range repoShards {
-		if s.Own {
-			g.Go(func() error { return scanOwn(gctx, drv, s.Path, emit, reads, o.verifyLinks, o.linksOnly, o.linkCache) })
+	for _, r := range repoRoots {
+		if walk {
+			g.Go(func() error { return scanRepos(gctx, drv, r, emit, reads, o.verifyLinks, o.linksOnly, o.linkCache) })
 		} else {
-			g.Go(func() error {
-				return scanRepos(gctx, drv, s.Path, emit, reads, o.verifyLinks, o.linksOnly, o.linkCache)
-			})
+			g.Go(func() error { return lister.scanDir(gctx, r) })
 		}
 	}
 	return g.Wait()
