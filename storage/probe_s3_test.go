@@ -76,10 +76,16 @@ func TestS3BlobListingProbe(t *testing.T) {
 			if strays != 1 {
 				t.Errorf("the stray file in the blob store reported %d times, want once", strays)
 			}
-			// Small: the two roots, the whole <alg> walk (one page). Large: also the
-			// <alg> directory and its 256 prefixes.
-			if n <= 1000 && lists.Load() > 4 || n > 1000 && lists.Load() < 256 {
-				t.Errorf("%d blobs: %d listing requests", n, lists.Load())
+			// Small: repositories/ and the blob store's walk, one page. Large: the
+			// walk stops at the end of its first page (a second would only say that
+			// there is more), then blobs/, blobs/sha256/ and a walk of each of its
+			// 257 children (256 prefixes and the stray file, which lists as one).
+			wantLists := 2
+			if n > 1000 {
+				wantLists = 1 + 3 + 257
+			}
+			if lists.Load() != int64(wantLists) {
+				t.Errorf("%d blobs: %d listing requests, want %d", n, lists.Load(), wantLists)
 			}
 			t.Logf("%d blobs: %d listing requests", n, lists.Load())
 		})

@@ -293,18 +293,23 @@ const probeKeys = 1000
 var errProbeFull = errors.New("more than one page of blobs")
 
 // probeBlobs walks dir until probeKeys files and reports whether that was all of
-// it. A missing dir is driver.PathNotFoundError.
+// it. A missing dir is driver.PathNotFoundError. It stops at the probeKeys-th file,
+// the last of a full first page, not at the next one: that would cost a second
+// page's round trip to learn only that there is more.
 func probeBlobs(ctx context.Context, drv driver.StorageDriver, dir string, emit func(Entry) error) (bool, error) {
 	n, full := 0, false
 	err := drv.Walk(ctx, dir, func(fi driver.FileInfo) error {
 		if fi.IsDir() {
 			return nil
 		}
-		if n++; n > probeKeys {
+		if err := emitBlobFile(fi, emit); err != nil {
+			return err
+		}
+		if n++; n == probeKeys {
 			full = true // drivers wrap the error without %w
 			return errProbeFull
 		}
-		return emitBlobFile(fi, emit)
+		return nil
 	})
 	var nf driver.PathNotFoundError
 	switch {
