@@ -191,3 +191,33 @@ func TestCLISweepRefusals(t *testing.T) {
 		})
 	}
 }
+
+// Flags out of range are refused before anything is read; a valid set passes.
+func TestCLIFlagRanges(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		ok   bool
+	}{
+		{[]string{"config.yml", "--out", "p.json"}, true},
+		{[]string{"--repo-shards", "1", "config.yml", "--out", "p.json"}, true},
+		{[]string{"--repo-shards", "0", "config.yml", "--out", "p.json"}, false},
+		{[]string{"--workers", "0", "config.yml", "--out", "p.json"}, false},
+		{[]string{"--rounds", "0", "config.yml", "--out", "p.json"}, false},
+		{[]string{"--read-rounds", "-1", "config.yml", "--out", "p.json"}, false},
+	} {
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			defer func() {
+				for _, k := range []string{"out", "repo-shards", "workers", "rounds", "read-rounds"} {
+					flag.Set(k, flag.Lookup(k).DefValue)
+				}
+			}()
+			cfg, err := parseArgs("plan", c.args)
+			switch {
+			case c.ok && (err != nil || cfg != "config.yml"):
+				t.Errorf("parseArgs = %q, %v; want config.yml", cfg, err)
+			case !c.ok && (err == nil || !strings.Contains(err.Error(), "must be at least")):
+				t.Errorf("parseArgs = %q, %v; want a range error", cfg, err)
+			}
+		})
+	}
+}
