@@ -87,7 +87,7 @@ func (f *rootsFn) Setup(ctx context.Context) error { return f.open(ctx) }
 
 func (f *rootsFn) ProcessElement(ctx context.Context, _ []byte, shard, entry func(string)) error {
 	shards, err := storage.Shards(ctx, f.drv, func(e storage.Entry) error { entry(encodeEntry(e)); return nil },
-		storage.WithRepoShards(cmp.Or(f.O.RepoShards, storage.DefaultRepoShards)))
+		storage.WithRepoShards(cmp.Or(f.O.RepoShards, storage.DefaultRepoShards)), storage.WithShardWorkers(cmp.Or(f.O.Workers, 16)))
 	if err != nil {
 		return fmt.Errorf("list the registry's roots (%s): %w", f.O.ConfigName, err)
 	}
