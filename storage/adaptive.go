@@ -79,6 +79,7 @@ func (a *Adaptive) acquire(ctx context.Context) error {
 	ch := make(chan struct{})
 	a.waiters = append(a.waiters, ch)
 	a.mu.Unlock()
+	defer waiting(ctx)() // a wait for a slot is not the store's time
 	select {
 	case <-ch:
 		return nil
@@ -162,7 +163,19 @@ func (a *Adaptive) call(ctx context.Context, fn func() error) error {
 		return err
 	}
 	err := fn()
-	a.release(err)
+	a.release(outcome(ctx, err))
+	return err
+}
+
+// outcome is what a call's failure says of the store: when the call was cancelled,
+// the cause (a Patient's errNoAnswer says the store did not answer; a caller's
+// cancel says nothing).
+func outcome(ctx context.Context, err error) error {
+	if err != nil && ctx.Err() != nil {
+		if c := context.Cause(ctx); c != nil {
+			return c
+		}
+	}
 	return err
 }
 
@@ -203,7 +216,7 @@ func (a *Adaptive) Reader(ctx context.Context, path string, offset int64) (io.Re
 	}
 	rc, err := a.StorageDriver.Reader(ctx, path, offset)
 	if err != nil {
-		a.release(err)
+		a.release(outcome(ctx, err))
 		return nil, err
 	}
 	return &adaptiveReader{ReadCloser: rc, a: a}, nil

@@ -70,10 +70,10 @@ var ErrGaveUp = errors.New("storage did not answer")
 func (p *Patient) do(ctx context.Context, op, path string, fn func(ctx context.Context) error) error {
 	var err error
 	for attempt := 1; ; attempt++ {
-		actx, cancel := context.WithTimeout(ctx, p.o.Timeout)
+		actx, pt, cancel := withPatience(ctx, p.o.Timeout)
 		err = fn(actx)
-		timedOut := actx.Err() == context.DeadlineExceeded && ctx.Err() == nil
-		cancel()
+		timedOut := pt.end() && ctx.Err() == nil
+		cancel(nil)
 		if err == nil || ctx.Err() != nil {
 			return err
 		}
@@ -225,13 +225,16 @@ type patientReader struct {
 
 func (r *patientReader) open() error {
 	return r.p.do(r.ctx, "read", r.path, func(ctx context.Context) error {
-		rctx, cancel := context.WithCancel(r.ctx) // lives as long as the body is read
-		rc, err := openWithin(ctx, func() (io.ReadCloser, error) { return r.p.StorageDriver.Reader(rctx, r.path, r.off) })
+		// The body is read with rctx, which outlives the attempt; opening it is
+		// still timed by the attempt's clock.
+		rctx, cancel := context.WithCancelCause(r.ctx)
+		octx := carryPatience(rctx, ctx)
+		rc, err := openWithin(ctx, func() (io.ReadCloser, error) { return r.p.StorageDriver.Reader(octx, r.path, r.off) })
 		if err != nil {
-			cancel()
+			cancel(context.Cause(ctx)) // errNoAnswer when the clock ran out
 			return err
 		}
-		r.rc, r.cancel = rc, cancel
+		r.rc, r.cancel = rc, func() { cancel(nil) }
 		return nil
 	})
 }
@@ -370,18 +373,16 @@ func (e walkCallerError) Error() string { return e.err.Error() }
 // walkOnce walks once, after *last when it is set, cancelling when no entry comes
 // for the timeout; *last becomes the last file passed on.
 func (p *Patient) walkOnce(ctx context.Context, path string, last *string, fn driver.WalkFn, opts []func(*driver.WalkOptions)) error {
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var mu sync.Mutex
-	stalled := false
-	t := time.AfterFunc(p.o.Timeout, func() { mu.Lock(); stalled = true; mu.Unlock(); cancel() })
-	defer t.Stop()
+	wctx, pt, cancel := withPatience(ctx, p.o.Timeout)
+	defer cancel(nil)
 	after := *last
 	if after != "" {
 		opts = append(append([]func(*driver.WalkOptions){}, opts...), driver.WithStartAfterHint(after))
 	}
 	err := p.StorageDriver.Walk(wctx, path, func(fi driver.FileInfo) error {
-		t.Reset(p.o.Timeout)
+		// The store answered; the time fn takes is not the store's.
+		pt.pause()
+		defer pt.restart()
 		if after != "" && fi.Path() <= after {
 			return nil // passed on before the walk was started again
 		}
@@ -396,9 +397,7 @@ func (p *Patient) walkOnce(ctx context.Context, path string, last *string, fn dr
 		}
 		return nil
 	}, opts...)
-	mu.Lock()
-	defer mu.Unlock()
-	if stalled && err != nil {
+	if pt.end() && err != nil {
 		return fmt.Errorf("%w for %v: %v", errStalled, p.o.Timeout, err)
 	}
 	return err
