@@ -93,7 +93,8 @@ func TestPatientWalkTimesTheStoreNotTheCaller(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	p := storage.NewPatient(mem, storage.PatientOptions{Timeout: 100 * time.Millisecond, Tries: 1})
+	// The latency makes the walk's listings heed a cancel, as a store's do.
+	p := storage.NewPatient(storage.NewLatency(mem, time.Millisecond), storage.PatientOptions{Timeout: 100 * time.Millisecond, Tries: 1})
 	var got []string
 	err := p.Walk(ctx, "/", func(fi driver.FileInfo) error {
 		time.Sleep(250 * time.Millisecond)
