@@ -178,7 +178,7 @@ func TestGCOnHangingObjectStore(t *testing.T) {
 	var out, log bytes.Buffer
 	cmd.SetOut(&out)
 	cmd.SetErr(&log)
-	cmd.SetArgs([]string{"gc", cfg, "-d", "-o", "json", "--index", t.TempDir(), "--request-timeout", "300ms"})
+	cmd.SetArgs([]string{"gc", cfg, "-d", "-o", "json", "--index", t.TempDir(), "--request-timeout", "1s"})
 	done := make(chan error, 1)
 	go func() { done <- cmd.Execute() }()
 	select {
