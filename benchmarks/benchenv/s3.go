@@ -97,7 +97,7 @@ func FailListing(part string, status int) Fault {
 
 // NewS3 starts a fake S3 server on 127.0.0.1 with one bucket.
 func NewS3(bucket string) (*S3, error) {
-	backend := s3mem.New()
+	backend := newSeekingBackend(s3mem.New())
 	if err := backend.CreateBucket(bucket); err != nil {
 		return nil, err
 	}
