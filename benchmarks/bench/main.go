@@ -76,6 +76,9 @@ var (
 	synthBlobs = flag.String("synth", "", "comma-separated blob counts for the synthetic-driver rows of -only scale (time per blob, peak RSS, index size on disk)")
 )
 
+// As the CLI: idle connections to the object store are kept.
+func init() { rstorage.KeepConnections() }
+
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "rss" {
 		rssChild(os.Args[2:])

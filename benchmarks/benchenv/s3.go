@@ -9,6 +9,7 @@ import (
 	"html"
 	"io/fs"
 	"maps"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -31,6 +32,7 @@ type S3 struct {
 	srv      *httptest.Server
 	latency  atomic.Int64 // nanoseconds added to every request
 	requests atomic.Int64
+	conns    atomic.Int64 // connections accepted
 	fault    atomic.Pointer[Fault]
 	closing  chan struct{} // closed by Close: releases held requests
 	Bucket   string
@@ -104,7 +106,7 @@ func NewS3(bucket string) (*S3, error) {
 	s := &S3{Bucket: bucket, closing: make(chan struct{})}
 	fake := gofakes3.New(backend, gofakes3.WithAutoBucket(true))
 	h := fake.Server()
-	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.requests.Add(1)
 		if d := time.Duration(s.latency.Load()); d > 0 {
 			time.Sleep(d)
@@ -114,6 +116,12 @@ func NewS3(bucket string) (*S3, error) {
 		}
 		h.ServeHTTP(w, r)
 	}))
+	s.srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			s.conns.Add(1)
+		}
+	}
+	s.srv.Start()
 	return s, nil
 }
 
@@ -138,6 +146,9 @@ func (s *S3) SetLatency(d time.Duration) { s.latency.Store(int64(d)) }
 
 // Requests returns the number of requests served so far.
 func (s *S3) Requests() int64 { return s.requests.Load() }
+
+// Connections returns the number of connections clients opened so far.
+func (s *S3) Connections() int64 { return s.conns.Load() }
 
 // URL is the server's endpoint.
 func (s *S3) URL() string { return s.srv.URL }

@@ -54,6 +54,10 @@ var (
 	registryUser   = flag.String("registry-user", "", "sweep: user for the registry probe (password in REGSWEEP_REGISTRY_PASSWORD), for registries with authentication")
 )
 
+// Object stores: hundreds of requests in flight to one endpoint, on connections
+// that are kept (workers run this binary too).
+func init() { storage.KeepConnections() }
+
 func main() {
 	commands := map[string]func(context.Context, string) error{"plan": runPlan, "sweep": runSweep}
 	var run func(context.Context, string) error

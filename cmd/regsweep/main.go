@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/regsweep/regsweep/internal/memlimit"
+	"github.com/regsweep/regsweep/storage"
 )
 
 // Exit codes.
@@ -95,6 +96,10 @@ func exitCode(err error) int {
 	}
 	return exitError
 }
+
+// Object stores: hundreds of requests in flight to one endpoint, on connections
+// that are kept, not dialed again for each.
+func init() { storage.KeepConnections() }
 
 func main() {
 	if os.Getenv(childEnv) == "" {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/regsweep/regsweep/benchmarks/benchenv"
 	"github.com/regsweep/regsweep/gc"
+	"github.com/regsweep/regsweep/internal/synth"
 )
 
 // sampleOnS3 puts the sample registry into a fake S3 server and returns it, its
@@ -128,5 +129,29 @@ func TestS3SweepInBatches(t *testing.T) {
 	slices.Sort(fsKeys)
 	if !slices.Equal(s3Keys, fsKeys) {
 		t.Errorf("after the sweeps S3 holds %d files, the filesystem %d:\nS3: %v\nfs: %v", len(s3Keys), len(fsKeys), s3Keys, fsKeys)
+	}
+}
+
+// Object stores: a run's hundreds of requests in flight go over connections that
+// are kept and used again, not dialed for each request (Go keeps 2 idle a host
+// unless told otherwise). A second run in the process dials next to none.
+func TestS3ConnectionsAreKept(t *testing.T) {
+	s3, drv := benchenv.StartS3(t, "/")
+	if _, err := synth.Generate(context.Background(), drv, 3, synth.Layout{Repos: 10, ManifestsPerRepo: 10, TagsPerRepo: 5, LayersPerManifest: 2}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(t.TempDir(), "config.yml")
+	if err := os.WriteFile(cfg, []byte(s3.Config("/")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, "gc", cfg, "-d", "-q", "--index", t.TempDir())
+	requests, conns := s3.Requests(), s3.Connections()
+	mustRun(t, "gc", cfg, "-d", "-q", "--index", t.TempDir())
+	requests, conns = s3.Requests()-requests, s3.Connections()-conns
+	if requests < 100 {
+		t.Fatalf("the run made %d requests: too few to tell", requests)
+	}
+	if conns > requests/10 {
+		t.Errorf("the second run dialed %d connections for %d requests", conns, requests)
 	}
 }
