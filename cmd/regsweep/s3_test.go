@@ -134,24 +134,35 @@ func TestS3SweepInBatches(t *testing.T) {
 
 // Object stores: a run's hundreds of requests in flight go over connections that
 // are kept and used again, not dialed for each request (Go keeps 2 idle a host
-// unless told otherwise). A second run in the process dials next to none.
+// unless told otherwise). A second run in the process dials next to none; with
+// and without a CA bundle for the AWS SDK, which then sends through a transport
+// of its own unless the default client has one.
 func TestS3ConnectionsAreKept(t *testing.T) {
-	s3, drv := benchenv.StartS3(t, "/")
-	if _, err := synth.Generate(context.Background(), drv, 3, synth.Layout{Repos: 10, ManifestsPerRepo: 10, TagsPerRepo: 5, LayersPerManifest: 2}); err != nil {
-		t.Fatal(err)
+	bundles := []string{""}
+	if _, err := os.Stat("/etc/ssl/certs/ca-certificates.crt"); err == nil {
+		bundles = append(bundles, "/etc/ssl/certs/ca-certificates.crt")
 	}
-	cfg := filepath.Join(t.TempDir(), "config.yml")
-	if err := os.WriteFile(cfg, []byte(s3.Config("/")), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	mustRun(t, "gc", cfg, "-d", "-q", "--index", t.TempDir())
-	requests, conns := s3.Requests(), s3.Connections()
-	mustRun(t, "gc", cfg, "-d", "-q", "--index", t.TempDir())
-	requests, conns = s3.Requests()-requests, s3.Connections()-conns
-	if requests < 100 {
-		t.Fatalf("the run made %d requests: too few to tell", requests)
-	}
-	if conns > requests/10 {
-		t.Errorf("the second run dialed %d connections for %d requests", conns, requests)
+	for _, bundle := range bundles {
+		t.Run("AWS_CA_BUNDLE="+bundle, func(t *testing.T) {
+			t.Setenv("AWS_CA_BUNDLE", bundle)
+			s3, drv := benchenv.StartS3(t, "/")
+			if _, err := synth.Generate(context.Background(), drv, 3, synth.Layout{Repos: 10, ManifestsPerRepo: 10, TagsPerRepo: 5, LayersPerManifest: 2}); err != nil {
+				t.Fatal(err)
+			}
+			cfg := filepath.Join(t.TempDir(), "config.yml")
+			if err := os.WriteFile(cfg, []byte(s3.Config("/")), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			mustRun(t, "gc", cfg, "-d", "-q", "--index", t.TempDir())
+			requests, conns := s3.Requests(), s3.Connections()
+			mustRun(t, "gc", cfg, "-d", "-q", "--index", t.TempDir())
+			requests, conns = s3.Requests()-requests, s3.Connections()-conns
+			if requests < 100 {
+				t.Fatalf("the run made %d requests: too few to tell", requests)
+			}
+			if conns > requests/10 {
+				t.Errorf("the second run dialed %d connections for %d requests", conns, requests)
+			}
+		})
 	}
 }
