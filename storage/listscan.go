@@ -40,8 +40,19 @@ func isNotDir(err error) bool {
 // list lists p, treating a missing directory as empty. Children that are symbolic
 // links (FS leaves them out) and a file where a directory should be are reported
 // through emit and left alone; links says how many children were links.
-func list(ctx context.Context, drv driver.StorageDriver, p string, emit func(Entry) error) (l []string, links int, err error) {
-	l, err = drv.List(ctx, p)
+func list(ctx context.Context, drv driver.StorageDriver, p string, emit func(Entry) error) ([]string, int, error) {
+	l, err := drv.List(ctx, p)
+	return listed(p, l, err, emit)
+}
+
+// listing is what a List gave.
+type listing struct {
+	l   []string
+	err error
+}
+
+// listed is list for a listing of p already made.
+func listed(p string, l []string, err error, emit func(Entry) error) ([]string, int, error) {
 	var se *SymlinkError
 	switch {
 	case isNotFound(err):

@@ -30,8 +30,9 @@ import (
 const Root = "/docker/registry/v2"
 
 const (
-	blobsDir = Root + "/blobs"
-	reposDir = Root + "/repositories"
+	blobsDir  = Root + "/blobs"
+	sha256Dir = blobsDir + "/sha256" // the one algorithm registries write
+	reposDir  = Root + "/repositories"
 )
 
 // ErrBadPath is wrapped by Parse and Path when a path or spec is not part of the layout.

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sync/errgroup"
@@ -41,10 +43,28 @@ func TestS3BlobListingProbe(t *testing.T) {
 			if err := drv.PutContent(ctx, "/docker/registry/v2/blobs/sha256/stray", []byte("x")); err != nil {
 				t.Fatal(err)
 			}
+			// The probe's answer waits until blobs/sha256/ is being listed: the scan
+			// must ask for it in the same round trip, not once the probe says there
+			// is more than a page.
 			var lists atomic.Int64
+			shaListed := make(chan struct{})
+			var shaOnce sync.Once
+			var probeWaited atomic.Bool
 			s3.SetFault(func(_ http.ResponseWriter, r *http.Request) bool {
-				if r.URL.Query().Get("list-type") == "2" {
-					lists.Add(1)
+				q := r.URL.Query()
+				if q.Get("list-type") != "2" {
+					return false
+				}
+				lists.Add(1)
+				switch {
+				case q.Get("prefix") == "docker/registry/v2/blobs/sha256/" && q.Get("delimiter") == "/":
+					shaOnce.Do(func() { close(shaListed) })
+				case q.Get("prefix") == "docker/registry/v2/blobs/" && q.Get("delimiter") == "" && q.Get("start-after") == "":
+					select {
+					case <-shaListed:
+					case <-time.After(5 * time.Second):
+						probeWaited.Store(true)
+					}
 				}
 				return false
 			})
@@ -76,13 +96,17 @@ func TestS3BlobListingProbe(t *testing.T) {
 			if strays != 1 {
 				t.Errorf("the stray file in the blob store reported %d times, want once", strays)
 			}
-			// Small: repositories/ and the blob store's walk, one page. Large: the
-			// walk stops at the end of its first page (a second would only say that
-			// there is more), then blobs/, blobs/sha256/ and a walk of each of its
-			// 257 children (256 prefixes and the stray file, which lists as one).
-			wantLists := 2
+			if probeWaited.Load() {
+				t.Error("blobs/sha256/ was not listed in the probe's round trip")
+			}
+			// repositories/, the blob store's walk, and with it blobs/ and
+			// blobs/sha256/. Small: that is all (the walk had it all in a page).
+			// Large: the walk stops at the end of its first page (a second would only
+			// say that there is more), then a walk of each of blobs/sha256/'s 257
+			// children (256 prefixes and the stray file, which lists as one).
+			wantLists := 4
 			if n > 1000 {
-				wantLists = 1 + 3 + 257
+				wantLists = 4 + 257
 			}
 			if lists.Load() != int64(wantLists) {
 				t.Errorf("%d blobs: %d listing requests, want %d", n, lists.Load(), wantLists)
