@@ -209,6 +209,50 @@ func Scan(ctx context.Context, drv driver.StorageDriver, fn func(Entry) error, o
 		return err
 	}
 
+	// On drivers whose walks resume after a key, the repository walks start now,
+	// with the blob walks: up to earlyWalks of them, each held at walkRepos's gate
+	// after a page until the blob store is listed. The rest start after it.
+	reads := make(chan struct{}, o.workers) // bounds link reads across repositories
+	early := walk && !o.linksOnly && drv.Name() == "s3aws"
+	blobsListed := make(chan struct{})
+	ectx, cancelEarly := context.WithCancel(ctx)
+	eg, egctx := errgroup.WithContext(ectx)
+	defer func() {
+		cancelEarly()
+		eg.Wait() // nothing emits once Scan has returned
+	}()
+	if early {
+		walkers := make(chan struct{}, o.workers)
+		earlySlots := make(chan struct{}, earlyWalks)
+		for _, r := range repoRoots {
+			eg.Go(func() error {
+				var gate func() error
+				select {
+				case earlySlots <- struct{}{}:
+					gate = func() error {
+						select {
+						case <-blobsListed:
+							<-earlySlots
+							return nil
+						case <-egctx.Done():
+							return egctx.Err()
+						}
+					}
+				case <-blobsListed:
+				case <-egctx.Done():
+					return egctx.Err()
+				}
+				select {
+				case walkers <- struct{}{}:
+				case <-egctx.Done():
+					return egctx.Err()
+				}
+				defer func() { <-walkers }()
+				return walkRepos(egctx, drv, []string{r}, emit, reads, o.verifyLinks, o.linksOnly, o.linkCache, gate)
+			})
+		}
+	}
+
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(o.workers)
 	// Warnings that name a digest are held until the blob store is listed: every
@@ -261,9 +305,12 @@ func Scan(ctx context.Context, drv driver.StorageDriver, fn func(Entry) error, o
 			return err
 		}
 	}
+	close(blobsListed)
+	if early {
+		return eg.Wait()
+	}
 	g, gctx = errgroup.WithContext(ctx)
 	g.SetLimit(o.workers)
-	reads := make(chan struct{}, o.workers) // bounds link reads across repositories
 	lister := &repoLister{drv: drv, emit: emit, sem: reads, verify: o.verifyLinks, deferStats: defer_, tagTimes: o.tagTimes, linksOnly: o.linksOnly, g: g}
 	for _, r := range repoRoots {
 		if walk {
@@ -308,7 +355,14 @@ func reportRoots(drv driver.StorageDriver, blobErr, repoErr error, noBlobs bool,
 // probeKeys is about one listing page of an object store.
 const probeKeys = 1000
 
-var errProbeFull = errors.New("more than one page of blobs")
+// earlyWalks bounds the repository walks that start before the blob store is
+// listed, each holding a page of entries until it is.
+const earlyWalks = 32
+
+var (
+	errProbeFull = errors.New("more than one page of blobs")
+	errAtGate    = errors.New("a page walked before the blob store is listed")
+)
 
 // probeBlobs walks dir until probeKeys files and reports whether that was all of
 // it. A missing dir is driver.PathNotFoundError. It stops at the probeKeys-th file,
@@ -383,12 +437,44 @@ func scanBlobs(ctx context.Context, drv driver.StorageDriver, prefix string, emi
 // so it may find several repositories. Links to read are collected during the walk
 // and read concurrently after it, bounded by sem.
 func scanRepos(ctx context.Context, drv driver.StorageDriver, top string, emit func(Entry) error, sem chan struct{}, verify, linksOnly bool, cache LinkCache) error {
-	return walkRepos(ctx, drv, []string{top}, emit, sem, verify, linksOnly, cache)
+	return walkRepos(ctx, drv, []string{top}, emit, sem, verify, linksOnly, cache, nil)
 }
 
 // walkRepos is scanRepos over several tops: a repository's own directories
 // (_manifests, _layers, _uploads) when its nested repositories are shards of their own.
-func walkRepos(ctx context.Context, drv driver.StorageDriver, tops []string, emit func(Entry) error, sem chan struct{}, verify, linksOnly bool, cache LinkCache) error {
+//
+// A walk with a gate (not nil) runs before the blob store is listed: it holds
+// what it would emit, and stops at its probeKeys-th file (the end of a listing
+// page) until gate returns, then emits what it held and goes on after that file;
+// the driver's walks must resume after a key (s3aws). It waits with no request in
+// flight, and holds a page of entries at most.
+func walkRepos(ctx context.Context, drv driver.StorageDriver, tops []string, emit func(Entry) error, sem chan struct{}, verify, linksOnly bool, cache LinkCache, gate func() error) error {
+	var held []Entry
+	out := emit
+	if gate != nil {
+		out = func(e Entry) error { held = append(held, e); return nil }
+	}
+	// pass waits at the gate, if there is one still shut, then emits what was held.
+	pass := func() error {
+		if gate == nil {
+			return nil
+		}
+		if err := gate(); err != nil {
+			return err
+		}
+		gate, out = nil, emit
+		for _, e := range held {
+			if err := emit(e); err != nil {
+				return err
+			}
+		}
+		held = nil
+		return nil
+	}
+	var (
+		files    int    // files walked while the gate was shut
+		pausedAt string // the file a walk stopped at, at the gate
+	)
 	repos := map[string]bool{} // name -> has _manifests
 	uploads := map[string]*Entry{}
 	var (
@@ -407,7 +493,7 @@ func walkRepos(ctx context.Context, drv driver.StorageDriver, tops []string, emi
 		dir(top) // a walk does not yield its top
 	}
 	walked := 0
-	visit := func(fi driver.FileInfo) error {
+	visitFile := func(fi driver.FileInfo) error {
 		walked++
 		if err := ctx.Err(); err != nil {
 			return err
@@ -419,7 +505,7 @@ func walkRepos(ctx context.Context, drv driver.StorageDriver, tops []string, emi
 		}
 		s, err := Parse(p)
 		if err != nil {
-			return emit(Entry{Kind: KindWarning, Path: p, Warning: "unexpected file in repositories: " + err.Error()})
+			return out(Entry{Kind: KindWarning, Path: p, Warning: "unexpected file in repositories: " + err.Error()})
 		}
 		if _, ok := repos[s.Repo]; !ok {
 			repos[s.Repo] = false
@@ -434,18 +520,18 @@ func walkRepos(ctx context.Context, drv driver.StorageDriver, tops []string, emi
 				toRead = append(toRead, e)
 				return nil
 			}
-			return emit(*e)
+			return out(*e)
 		case TagCurrentLink:
 			e := &Entry{Kind: TagCurrentLink, Repo: s.Repo, Tag: s.Tag, Size: fi.Size(), ModTime: fi.ModTime(), Path: p}
 			if linksOnly {
-				return emit(*e)
+				return out(*e)
 			}
 			toRead = append(toRead, e)
 		case TagIndexLink:
 			if linksOnly {
 				return nil
 			}
-			return emit(Entry{Kind: TagIndexLink, Repo: s.Repo, Tag: s.Tag, Digest: s.Digest, Path: p})
+			return out(Entry{Kind: TagIndexLink, Repo: s.Repo, Tag: s.Tag, Digest: s.Digest, Path: p})
 		case UploadStartedAt, UploadData, UploadHashState:
 			if linksOnly {
 				return nil
@@ -455,7 +541,7 @@ func walkRepos(ctx context.Context, drv driver.StorageDriver, tops []string, emi
 			if u == nil {
 				dir, err := Path(Spec{Kind: UploadDir, Repo: s.Repo, Upload: s.Upload})
 				if err != nil {
-					return emit(Entry{Kind: KindWarning, Path: p, Warning: err.Error()})
+					return out(Entry{Kind: KindWarning, Path: p, Warning: err.Error()})
 				}
 				u = &Entry{Kind: UploadDir, Repo: s.Repo, Upload: s.Upload, Path: dir}
 				uploads[key] = u
@@ -470,9 +556,37 @@ func walkRepos(ctx context.Context, drv driver.StorageDriver, tops []string, emi
 		}
 		return nil
 	}
+	visit := func(fi driver.FileInfo) error {
+		if err := visitFile(fi); err != nil || fi.IsDir() || gate == nil {
+			return err
+		}
+		if files++; files == probeKeys {
+			pausedAt = fi.Path()
+			return errAtGate // drivers wrap it without %w: pausedAt says so
+		}
+		return nil
+	}
 	for _, top := range tops {
 		walked = 0
-		err := drv.Walk(ctx, top, visit)
+		var (
+			err   error
+			after string
+		)
+		for {
+			var opts []func(*driver.WalkOptions)
+			if after != "" {
+				opts = append(opts, driver.WithStartAfterHint(after))
+			}
+			pausedAt = ""
+			err = drv.Walk(ctx, top, visit, opts...)
+			if pausedAt == "" {
+				break
+			}
+			if err := pass(); err != nil {
+				return err
+			}
+			after = pausedAt
+		}
 		var nf driver.PathNotFoundError
 		if err != nil && !errors.As(err, &nf) {
 			return fmt.Errorf("walk %s: %w", top, err)
@@ -481,7 +595,7 @@ func walkRepos(ctx context.Context, drv driver.StorageDriver, tops []string, emi
 			// Nothing under top: on object stores a stray file where a directory
 			// belongs walks as empty. It is reported as a walk from above finds it.
 			if fi, err := drv.Stat(ctx, top); err == nil && !fi.IsDir() {
-				if err := visit(fi); err != nil {
+				if err := visitFile(fi); err != nil {
 					return err
 				}
 			} else if err != nil && !errors.As(err, &nf) {
@@ -522,6 +636,9 @@ func walkRepos(ctx context.Context, drv driver.StorageDriver, tops []string, emi
 		})
 	}
 	if err := g.Wait(); err != nil {
+		return err
+	}
+	if err := pass(); err != nil {
 		return err
 	}
 	for _, e := range toRead {

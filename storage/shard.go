@@ -192,5 +192,5 @@ func scanOwn(ctx context.Context, drv driver.StorageDriver, dir string, emit fun
 			tops = append(tops, c)
 		}
 	}
-	return walkRepos(ctx, drv, tops, emit, sem, verify, linksOnly, cache)
+	return walkRepos(ctx, drv, tops, emit, sem, verify, linksOnly, cache, nil)
 }

@@ -1,0 +1,132 @@
+package storage_test
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/distribution/distribution/v3/registry/storage/driver"
+
+	"github.com/regsweep/regsweep/benchmarks/benchenv"
+	"github.com/regsweep/regsweep/internal/synth"
+	"github.com/regsweep/regsweep/storage"
+)
+
+// On S3 the repository walks start with the blob walks and stop at the end of a
+// page until the blob store is listed, then go on after the key they stopped at.
+// With namespaces of several pages and a blob store past a page: Scan finds what
+// the shards find (which walk with no stop), every blob before anything of a
+// repository, and lists no page twice.
+func TestScanEarlyRepositoryWalks(t *testing.T) {
+	ctx := context.Background()
+	s3, drv := benchenv.StartS3(t, "/")
+	st, err := synth.Generate(ctx, drv, 11, synth.Layout{Repos: 3, ManifestsPerRepo: 500, TagsPerRepo: 20, LayersPerManifest: 3, ShareRatio: 0.2, IndexFraction: 0.1, OrphanBlobs: 50, Workers: 32})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Blobs <= 1000 {
+		t.Fatalf("%d blobs: the blob store must be past a page", st.Blobs)
+	}
+	for p, b := range map[string]string{
+		"/docker/registry/v2/repositories/team1/NOTES":       "a stray file in a namespace",
+		"/docker/registry/v2/repositories/team2/app2/README": "a stray file in a repository",
+	} {
+		if err := drv.PutContent(ctx, p, []byte(b)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Keys a namespace holds: its pages, at 1000 keys a page.
+	pages := map[string]int{}
+	for _, ns := range []string{"team0", "team1", "team2"} {
+		n := 0
+		if err := drv.Walk(ctx, "/docker/registry/v2/repositories/"+ns, func(fi driver.FileInfo) error {
+			if !fi.IsDir() {
+				n++
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		pages[ns] = (n + 999) / 1000
+		if n <= 2000 {
+			t.Fatalf("%s holds %d keys: want a namespace of three pages", ns, n)
+		}
+	}
+
+	var mu sync.Mutex
+	walks := map[string]int{} // namespace -> listing requests of its walk
+	resumed := 0
+	s3.SetFault(func(_ http.ResponseWriter, r *http.Request) bool {
+		q := r.URL.Query()
+		ns, ok := strings.CutPrefix(q.Get("prefix"), "docker/registry/v2/repositories/")
+		if q.Get("list-type") != "2" || !ok || q.Get("delimiter") != "" {
+			return false
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		walks[strings.TrimSuffix(ns, "/")]++
+		if q.Get("start-after") != "" {
+			resumed++
+		}
+		return false
+	})
+	_, ao := storage.Concurrency(drv.Name(), 0)
+	wrapped := storage.NewPatient(storage.NewAdaptive(drv, *ao), storage.PatientOptions{})
+	var got []string
+	lastBlob, firstRepo := -1, -1
+	err = storage.Scan(ctx, wrapped, func(e storage.Entry) error {
+		if e.Kind == storage.BlobData {
+			lastBlob = len(got)
+		} else if e.Repo != "" && firstRepo < 0 {
+			firstRepo = len(got)
+		}
+		got = append(got, entryString(e))
+		return nil
+	}, storage.WithTagTimes(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if firstRepo < 0 || firstRepo < lastBlob {
+		t.Errorf("an entry of a repository (#%d) came before the last blob (#%d)", firstRepo, lastBlob)
+	}
+	s3.SetFault(nil)
+
+	var want []string
+	add := func(e storage.Entry) error { want = append(want, entryString(e)); return nil }
+	shards, err := storage.Shards(ctx, drv, add, storage.WithRepoShards(8))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range shards {
+		if err := storage.ScanShard(ctx, drv, s, 4, add); err != nil {
+			t.Fatal(err)
+		}
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	for _, d := range diff(got, want) {
+		t.Errorf("only Scan found: %s", d)
+	}
+	for _, d := range diff(want, got) {
+		t.Errorf("only the shards found: %s", d)
+	}
+	if len(got) != len(want) {
+		t.Errorf("Scan found %d entries, the shards %d", len(got), len(want))
+	}
+	for _, p := range []string{"team1/NOTES", "team2/app2/README"} {
+		if !slices.ContainsFunc(got, func(e string) bool { return strings.Contains(e, "/repositories/"+p+" ") }) {
+			t.Errorf("Scan did not report the stray file %s", p)
+		}
+	}
+	for ns, n := range pages {
+		if walks[ns] != n {
+			t.Errorf("%s: %d listing requests for %d pages", ns, walks[ns], n)
+		}
+	}
+	if resumed == 0 {
+		t.Error("no walk went on after a key: the walks did not stop at the gate")
+	}
+}
