@@ -167,51 +167,10 @@ func Scan(ctx context.Context, drv driver.StorageDriver, fn func(Entry) error, o
 			return fn(e)
 		}
 	)
-	// Both roots at once: on an object store each is a round trip. Where the driver
-	// walks natively, the blob store is walked whole, up to about a page, instead
-	// of listed: a small one is then done in that one request (probeBlobs).
-	//
-	// With the probe go, in the same round trip, the listings a blob store past a
-	// page needs before its prefixes can be walked: blobs/ and blobs/sha256/. Two
-	// requests wasted on a small store; two round trips saved on a large one.
-	var (
-		blobRoots, repoRoots []string
-		blobErr, repoErr     error
-		probed               bool // the probe listed the whole blob store
-		probeErr             error
-		probeSeen            = map[string]bool{}
-		sha                  listing // blobs/sha256, listed with the probe
-		roots                sync.WaitGroup
-	)
-	if !o.linksOnly {
-		if walk {
-			roots.Go(func() {
-				probed, probeErr = probeBlobs(ctx, drv, blobsDir, func(e Entry) error { probeSeen[e.Path] = true; return emit(e) })
-			})
-			roots.Go(func() { sha.l, sha.err = drv.List(ctx, sha256Dir) })
-		}
-		roots.Go(func() { blobRoots, blobErr = drv.List(ctx, blobsDir) })
-	}
-	roots.Go(func() { repoRoots, repoErr = drv.List(ctx, reposDir) })
-	roots.Wait()
-	if walk && !o.linksOnly {
-		var nf driver.PathNotFoundError
-		switch {
-		case probed:
-			blobRoots, blobErr = nil, nil // the probe had it all
-		case probeErr != nil && !errors.As(probeErr, &nf):
-			blobRoots, blobErr = nil, probeErr
-		}
-		// Not found: the listing says so too, or the driver cannot walk that far
-		// up and lists instead.
-	}
-	if err := reportRoots(drv, blobErr, repoErr, o.linksOnly, emit); err != nil {
-		return err
-	}
-
-	// On drivers whose walks resume after a key, the repository walks start now,
-	// with the blob walks: up to earlyWalks of them, each held at walkRepos's gate
-	// after a page until the blob store is listed. The rest start after it.
+	// On drivers whose walks resume after a key, the repository walks start as soon
+	// as repositories/ is listed, with the blob walks: up to earlyWalks of them, each
+	// held at walkRepos's gate after a page until the blob store is listed. The rest
+	// start after it.
 	reads := make(chan struct{}, o.workers) // bounds link reads across repositories
 	early := walk && !o.linksOnly && drv.Name() == "s3aws"
 	blobsListed := make(chan struct{})
@@ -221,7 +180,7 @@ func Scan(ctx context.Context, drv driver.StorageDriver, fn func(Entry) error, o
 		cancelEarly()
 		eg.Wait() // nothing emits once Scan has returned
 	}()
-	if early {
+	startEarly := func(repoRoots []string) {
 		walkers := make(chan struct{}, o.workers)
 		earlySlots := make(chan struct{}, earlyWalks)
 		for _, r := range repoRoots {
@@ -251,6 +210,53 @@ func Scan(ctx context.Context, drv driver.StorageDriver, fn func(Entry) error, o
 				return walkRepos(egctx, drv, []string{r}, emit, reads, o.verifyLinks, o.linksOnly, o.linkCache, gate)
 			})
 		}
+	}
+
+	// Both roots at once: on an object store each is a round trip. Where the driver
+	// walks natively, the blob store is walked whole, up to about a page, instead
+	// of listed: a small one is then done in that one request (probeBlobs).
+	//
+	// With the probe go, in the same round trip, the listings a blob store past a
+	// page needs before its prefixes can be walked: blobs/ and blobs/sha256/. Two
+	// requests wasted on a small store; two round trips saved on a large one.
+	var (
+		blobRoots, repoRoots []string
+		blobErr, repoErr     error
+		probed               bool // the probe listed the whole blob store
+		probeErr             error
+		probeSeen            = map[string]bool{}
+		sha                  listing // blobs/sha256, listed with the probe
+		roots                sync.WaitGroup
+	)
+	if !o.linksOnly {
+		if walk {
+			roots.Go(func() {
+				probed, probeErr = probeBlobs(ctx, drv, blobsDir, func(e Entry) error { probeSeen[e.Path] = true; return emit(e) })
+			})
+			roots.Go(func() { sha.l, sha.err = drv.List(ctx, sha256Dir) })
+		}
+		roots.Go(func() { blobRoots, blobErr = drv.List(ctx, blobsDir) })
+	}
+	roots.Go(func() {
+		repoRoots, repoErr = drv.List(ctx, reposDir)
+		if early && repoErr == nil {
+			startEarly(repoRoots) // not waiting for the probe's page to be read
+		}
+	})
+	roots.Wait()
+	if walk && !o.linksOnly {
+		var nf driver.PathNotFoundError
+		switch {
+		case probed:
+			blobRoots, blobErr = nil, nil // the probe had it all
+		case probeErr != nil && !errors.As(probeErr, &nf):
+			blobRoots, blobErr = nil, probeErr
+		}
+		// Not found: the listing says so too, or the driver cannot walk that far
+		// up and lists instead.
+	}
+	if err := reportRoots(drv, blobErr, repoErr, o.linksOnly, emit); err != nil {
+		return err
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
