@@ -6,7 +6,9 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/distribution/distribution/v3/registry/storage/driver"
 
@@ -128,5 +130,46 @@ func TestScanEarlyRepositoryWalks(t *testing.T) {
 	}
 	if resumed == 0 {
 		t.Error("no walk went on after a key: the walks did not stop at the gate")
+	}
+}
+
+// The repository walks start once repositories/ is listed, without waiting for the
+// blob store's first page (the probe), whose thousand keys take a while to read: the
+// probe's answer is held until a namespace's walk is asked for.
+func TestScanEarlyWalksDoNotWaitForProbe(t *testing.T) {
+	ctx := context.Background()
+	s3, drv := benchenv.StartS3(t, "/")
+	if _, err := synth.Generate(ctx, drv, 5, synth.Layout{Repos: 3, ManifestsPerRepo: 3, TagsPerRepo: 2, LayersPerManifest: 2}); err != nil {
+		t.Fatal(err)
+	}
+	walked := make(chan struct{})
+	var once sync.Once
+	var waited atomic.Bool
+	s3.SetFault(func(_ http.ResponseWriter, r *http.Request) bool {
+		q := r.URL.Query()
+		if q.Get("list-type") != "2" || q.Get("delimiter") != "" {
+			return false
+		}
+		switch p := q.Get("prefix"); {
+		case strings.HasPrefix(p, "docker/registry/v2/repositories/team"):
+			once.Do(func() { close(walked) })
+		case p == "docker/registry/v2/blobs/" && q.Get("start-after") == "":
+			select {
+			case <-walked:
+			case <-time.After(5 * time.Second):
+				waited.Store(true)
+			}
+		}
+		return false
+	})
+	n := 0
+	if err := storage.Scan(ctx, drv, func(storage.Entry) error { n++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if waited.Load() {
+		t.Error("no repository walk started before the blob store's first page was read")
+	}
+	if n == 0 {
+		t.Error("Scan found nothing")
 	}
 }
