@@ -109,15 +109,7 @@ func TestScanEarlyRepositoryWalks(t *testing.T) {
 	}
 	slices.Sort(got)
 	slices.Sort(want)
-	for _, d := range diff(got, want) {
-		t.Errorf("only Scan found: %s", d)
-	}
-	for _, d := range diff(want, got) {
-		t.Errorf("only the shards found: %s", d)
-	}
-	if len(got) != len(want) {
-		t.Errorf("Scan found %d entries, the shards %d", len(got), len(want))
-	}
+	sameEntries(t, "Scan", got, "the shards", want)
 	for _, p := range []string{"team1/NOTES", "team2/app2/README"} {
 		if !slices.ContainsFunc(got, func(e string) bool { return strings.Contains(e, "/repositories/"+p+" ") }) {
 			t.Errorf("Scan did not report the stray file %s", p)

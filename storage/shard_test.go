@@ -97,15 +97,7 @@ func TestShardsFindWhatScanFinds(t *testing.T) {
 					}
 				}
 				slices.Sort(got)
-				for _, d := range diff(got, want) {
-					t.Errorf("only shards found: %s", d)
-				}
-				for _, d := range diff(want, got) {
-					t.Errorf("only Scan found: %s", d)
-				}
-				if len(got) != len(want) {
-					t.Errorf("shards found %d entries, Scan %d", len(got), len(want))
-				}
+				sameEntries(t, "the shards", got, "Scan", want)
 				repoShards := len(shards) - blobShards
 				if blobShards < 2 || repoShards < min(n, 3) {
 					t.Errorf("%d shards, %d of the blob store: want several of each", len(shards), blobShards)
@@ -122,6 +114,21 @@ func entryString(e storage.Entry) string {
 	e.ReadAt = e.ReadAt.UTC()
 	return fmt.Sprintf("%d %s %s %s %s %s %d %d %s %s %v %s %s %v %v",
 		e.Kind, e.Repo, e.Tag, e.Upload, e.Digest, e.Target, e.Size, e.ModTime.UnixNano(), e.StartedAt.UTC(), e.Path, e.HasManifests, e.Warning, e.WarnKind, e.Keep, e.Blocks)
+}
+
+// sameEntries fails t unless the two sorted lists of entries, found by what a and b
+// name, are the same.
+func sameEntries(t *testing.T, a string, got []string, b string, want []string) {
+	t.Helper()
+	for _, d := range diff(got, want) {
+		t.Errorf("only %s found: %s", a, d)
+	}
+	for _, d := range diff(want, got) {
+		t.Errorf("only %s found: %s", b, d)
+	}
+	if len(got) != len(want) {
+		t.Errorf("%s found %d entries, %s %d", a, len(got), b, len(want))
+	}
 }
 
 // diff returns what a holds that b does not (both sorted).
