@@ -264,3 +264,48 @@ func TestS3PruneEmptyRepositoryOneWorker(t *testing.T) {
 		t.Errorf("library/debian still lists after the sweep")
 	}
 }
+
+// On S3 a key can be both a file and the prefix of other keys. A stray object
+// named like one of a repository's directories is a file the plan did not know:
+// the sweep keeps the repository, and the object with it; a plan warns of it.
+func TestS3PruneKeepsFileNamedLikeDirectory(t *testing.T) {
+	_, drv := sampleS3(t)
+	ctx := context.Background()
+	repo := "/docker/registry/v2/repositories/library/debian"
+	if err := drv.Delete(ctx, repo+"/_manifests/tags"); err != nil {
+		t.Fatal(err)
+	}
+	p, err := planS3(t, drv, gc.WithDeleteUntagged(true), gc.WithPruneEmptyRepositories(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.EmptyRepositories) != 1 || p.EmptyRepositories[0].Repository != "library/debian" {
+		t.Fatalf("empty repositories %+v", p.EmptyRepositories)
+	}
+	// Put after the plan, as by a hand or a tool while the plan waited.
+	if err := drv.PutContent(ctx, repo+"/_manifests", []byte("stray")); err != nil {
+		t.Fatal(err)
+	}
+	res, err := sweep.Run(ctx, drv, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.DeletedRepositories != 0 || res.KeptRepositories != 1 {
+		t.Errorf("removed %d repositories and kept %d, want 0 and 1", res.DeletedRepositories, res.KeptRepositories)
+	}
+	b, err := drv.GetContent(ctx, repo+"/_manifests")
+	if err != nil || string(b) != "stray" {
+		t.Fatalf("the stray object is gone: %q, %v", b, err)
+	}
+	p, err = planS3(t, drv, gc.WithDeleteUntagged(true), gc.WithPruneEmptyRepositories(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	warned := false
+	for _, w := range p.Warnings {
+		warned = warned || strings.HasSuffix(w.Path, "library/debian/_manifests")
+	}
+	if !warned {
+		t.Errorf("no warning names the stray object; warnings %+v", p.Warnings)
+	}
+}

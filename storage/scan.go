@@ -513,6 +513,11 @@ func walkRepos(ctx context.Context, drv driver.StorageDriver, tops []string, emi
 		if err != nil {
 			return out(Entry{Kind: KindWarning, Path: p, Warning: "unexpected file in repositories: " + err.Error()})
 		}
+		switch s.Kind {
+		case RevisionDir, TagIndexDir, LayerDir, UploadDir, TagDir, RepoDataDir:
+			// An object store's key can be a file and a directory at once.
+			return out(Entry{Kind: KindWarning, Path: p, Warning: strayFile})
+		}
 		if _, ok := repos[s.Repo]; !ok {
 			repos[s.Repo] = false
 		}

@@ -677,6 +677,23 @@ func removeRepository(ctx context.Context, drv driver.StorageDriver, r gc.RepoIt
 	for _, l := range r.Links {
 		links[l] = true
 	}
+	// On object stores a key can be a file and a directory at once; a walk of the
+	// directory leaves the file out, and a delete of the directory takes it too.
+	var nf driver.PathNotFoundError
+	for _, d := range r.Paths {
+		fi, err := drv.Stat(ctx, d)
+		switch {
+		case errors.As(err, &nf):
+		case errors.Is(err, storage.ErrSymlink):
+			log.Warn("kept: the repository holds a symbolic link", "repository", r.Repository, "path", d)
+			return false, nil
+		case err != nil:
+			return false, fmt.Errorf("stat %s before removing repository %s: %w", d, r.Repository, err)
+		case !fi.IsDir():
+			log.Warn("kept repository: a file is named like its directory", "repository", r.Repository, "file", d)
+			return false, nil
+		}
+	}
 	// Files are collected during the walk and looked at after it: a call made from
 	// inside a walk could wait forever for a slot of an adaptive limit the walk holds.
 	var files []string
@@ -687,7 +704,6 @@ func removeRepository(ctx context.Context, drv driver.StorageDriver, r gc.RepoIt
 			}
 			return nil
 		})
-		var nf driver.PathNotFoundError
 		switch {
 		case errors.As(err, &nf):
 		case errors.Is(err, storage.ErrSymlink):
@@ -714,7 +730,6 @@ func removeRepository(ctx context.Context, drv driver.StorageDriver, r gc.RepoIt
 	}
 	for _, d := range r.Paths {
 		err := drv.Delete(ctx, d)
-		var nf driver.PathNotFoundError
 		if errors.Is(err, storage.ErrSymlink) {
 			log.Warn("kept: the repository holds a symbolic link", "repository", r.Repository, "path", d)
 			return false, nil
