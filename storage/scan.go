@@ -469,14 +469,13 @@ func (r keyRange) before(p string) bool { return p <= r.after }
 func (r keyRange) past(p string) bool { return r.through != "" && p > r.through }
 
 // rangeKeys is about how many keys a range of blob prefixes is cut to hold: under
-// a page, for prefixes hold more or fewer than the probe's page suggests.
+// a page, since a prefix holds more or fewer keys than the probe's page suggests.
 const rangeKeys = probeKeys * 3 / 4
 
 // blobRanges cuts what is left of blobs/sha256 after the probe's last file into
 // ranges of whole prefixes, each about rangeKeys files by the probe's count: one
 // listing each instead of one a prefix. They are cut at prefix names in full-key
-// order, so every key, strays named like nothing listed among them, falls in one
-// range. Where the probe's page was not mostly there (or a prefix holds more than
+// order, so every key falls in one range, a stray file's too. Where the probe's page was not mostly there (or a prefix holds more than
 // it saw), each prefix is a range of its own.
 func blobRanges(prefixes []string, probeLast string, probeSha int) []keyRange {
 	prefixes = slices.Sorted(slices.Values(prefixes))
