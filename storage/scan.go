@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"path"
-	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -173,9 +171,8 @@ func Scan(ctx context.Context, drv driver.StorageDriver, fn func(Entry) error, o
 	// as repositories/ is listed, with the blob walks: up to earlyWalks of them, each
 	// held at walkRepos's gate after a page until the blob store is listed. The rest
 	// start after it.
-	reads := make(chan struct{}, o.workers)  // bounds link reads across repositories
-	resumes := walk && drv.Name() == "s3aws" // its walks go on after a key
-	early := resumes && !o.linksOnly
+	reads := make(chan struct{}, o.workers) // bounds link reads across repositories
+	early := walk && !o.linksOnly && drv.Name() == "s3aws"
 	blobsListed := make(chan struct{})
 	ectx, cancelEarly := context.WithCancel(ctx)
 	eg, egctx := errgroup.WithContext(ectx)
@@ -228,21 +225,13 @@ func Scan(ctx context.Context, drv driver.StorageDriver, fn func(Entry) error, o
 		probed               bool // the probe listed the whole blob store
 		probeErr             error
 		probeSeen            = map[string]bool{}
-		probeLast            string  // the last file the probe found
-		probeSha             int     // files it found under blobs/sha256
 		sha                  listing // blobs/sha256, listed with the probe
 		roots                sync.WaitGroup
 	)
 	if !o.linksOnly {
 		if walk {
 			roots.Go(func() {
-				probed, probeErr = probeBlobs(ctx, drv, blobsDir, func(e Entry) error {
-					probeSeen[e.Path], probeLast = true, e.Path
-					if strings.HasPrefix(e.Path, sha256Dir+"/") {
-						probeSha++
-					}
-					return emit(e)
-				})
+				probed, probeErr = probeBlobs(ctx, drv, blobsDir, func(e Entry) error { probeSeen[e.Path] = true; return emit(e) })
 			})
 			roots.Go(func() { sha.l, sha.err = drv.List(ctx, sha256Dir) })
 		}
@@ -305,12 +294,6 @@ func Scan(ctx context.Context, drv driver.StorageDriver, fn func(Entry) error, o
 		}
 		if err != nil {
 			return err
-		}
-		if walk && algDir == sha256Dir && resumes {
-			for _, r := range blobRanges(prefixes, probeLast, probeSha) {
-				g.Go(func() error { return scanBlobRange(gctx, drv, r, emitBlob) })
-			}
-			continue
 		}
 		for _, p := range prefixes {
 			if walk {
@@ -385,7 +368,6 @@ const earlyWalks = 32
 var (
 	errProbeFull = errors.New("more than one page of blobs")
 	errAtGate    = errors.New("a page walked before the blob store is listed")
-	errRangeEnd  = errors.New("past the end of a range of blobs")
 )
 
 // probeBlobs walks dir until probeKeys files and reports whether that was all of
@@ -455,80 +437,6 @@ func scanBlobs(ctx context.Context, drv driver.StorageDriver, prefix string, emi
 		return nil
 	}
 	return emitBlobFile(fi, emit)
-}
-
-// keyRange is the keys of a walk of blobs/sha256 in (after, through], in the
-// order the store lists them; "" after: from the first, "" through: to the last.
-type keyRange struct{ after, through string }
-
-// before says whether key p comes before r: a driver that does not take the
-// start hint lists it all the same.
-func (r keyRange) before(p string) bool { return p <= r.after }
-
-// past says whether key p comes after r.
-func (r keyRange) past(p string) bool { return r.through != "" && p > r.through }
-
-// rangeKeys is about how many keys a range of blob prefixes is cut to hold: under
-// a page, since a prefix holds more or fewer keys than the probe's page suggests.
-const rangeKeys = probeKeys * 3 / 4
-
-// blobRanges cuts what is left of blobs/sha256 after the probe's last file into
-// ranges of whole prefixes, each about rangeKeys files by the probe's count: one
-// listing each instead of one a prefix. They are cut at prefix names in full-key
-// order, so every key falls in one range, a stray file's too. Where the probe's page was not mostly there (or a prefix holds more than
-// it saw), each prefix is a range of its own.
-func blobRanges(prefixes []string, probeLast string, probeSha int) []keyRange {
-	prefixes = slices.Sorted(slices.Values(prefixes))
-	after, started := "", -1 // the prefix the probe stopped in
-	if strings.HasPrefix(probeLast, sha256Dir+"/") {
-		after = probeLast
-		started = sort.Search(len(prefixes), func(i int) bool { return prefixes[i] > probeLast }) - 1
-	}
-	per := 1
-	if started >= 0 && probeSha >= probeKeys/2 { // the page was mostly sha256's
-		per = max(1, int(float64(rangeKeys)*(float64(started)+0.5)/float64(probeSha)))
-	}
-	var rs []keyRange
-	for i := started + 1; ; {
-		j := i + per // the first prefix of the next range
-		if j >= len(prefixes) {
-			return append(rs, keyRange{after: after})
-		}
-		// Through the key named like prefix j (a stray file), not its files.
-		rs = append(rs, keyRange{after: after, through: prefixes[j]})
-		after, i = prefixes[j], j
-	}
-}
-
-// scanBlobRange walks the keys of blobs/sha256 in r. The start is a hint a driver
-// may not take: keys up to r.after are passed over here.
-func scanBlobRange(ctx context.Context, drv driver.StorageDriver, r keyRange, emit func(Entry) error) error {
-	var opts []func(*driver.WalkOptions)
-	if r.after != "" {
-		opts = append(opts, driver.WithStartAfterHint(r.after))
-	}
-	ended := false
-	err := drv.Walk(ctx, sha256Dir, func(fi driver.FileInfo) error {
-		p := fi.Path()
-		switch {
-		case r.before(p):
-			return nil
-		case r.past(p):
-			ended = true // drivers wrap the error without %w
-			return errRangeEnd
-		case fi.IsDir():
-			return nil
-		}
-		return emitBlobFile(fi, emit)
-	}, opts...)
-	var nf driver.PathNotFoundError
-	switch {
-	case ended, errors.As(err, &nf):
-		return nil
-	case err != nil:
-		return fmt.Errorf("walk %s after %q: %w", sha256Dir, r.after, err)
-	}
-	return nil
 }
 
 // scanRepos walks everything under one top-level repository directory; names nest,
