@@ -33,8 +33,11 @@ func TestScanEarlyRepositoryWalks(t *testing.T) {
 		t.Fatalf("%d blobs: the blob store must be past a page", st.Blobs)
 	}
 	for p, b := range map[string]string{
-		"/docker/registry/v2/repositories/team1/NOTES":       "a stray file in a namespace",
-		"/docker/registry/v2/repositories/team2/app2/README": "a stray file in a repository",
+		"/docker/registry/v2/repositories/team1/NOTES":        "a stray file in a namespace",
+		"/docker/registry/v2/repositories/team2/app2/README":  "a stray file in a repository",
+		"/docker/registry/v2/repositories/team0":              "a stray file named like a namespace",
+		"/docker/registry/v2/repositories/team1/app1":         "a stray file named like a repository",
+		"/docker/registry/v2/repositories/team2/app2/_layers": "a stray file named like a data directory",
 	} {
 		if err := drv.PutContent(ctx, p, []byte(b)); err != nil {
 			t.Fatal(err)
@@ -110,7 +113,7 @@ func TestScanEarlyRepositoryWalks(t *testing.T) {
 	slices.Sort(got)
 	slices.Sort(want)
 	sameEntries(t, "Scan", got, "the shards", want)
-	for _, p := range []string{"team1/NOTES", "team2/app2/README"} {
+	for _, p := range []string{"team1/NOTES", "team2/app2/README", "team0", "team1/app1", "team2/app2/_layers"} {
 		if !slices.ContainsFunc(got, func(e string) bool { return strings.Contains(e, "/repositories/"+p+" ") }) {
 			t.Errorf("Scan did not report the stray file %s", p)
 		}

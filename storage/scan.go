@@ -239,6 +239,9 @@ func Scan(ctx context.Context, drv driver.StorageDriver, fn func(Entry) error, o
 	}
 	roots.Go(func() {
 		repoRoots, repoErr = drv.List(ctx, reposDir)
+		if repoErr == nil {
+			repoRoots, repoErr = once(repoRoots, emit)
+		}
 		if early && repoErr == nil {
 			startEarly(repoRoots) // not waiting for the probe's page to be read
 		}
@@ -284,6 +287,18 @@ func Scan(ctx context.Context, drv driver.StorageDriver, fn func(Entry) error, o
 			return emit(e)
 		}
 	}
+	// A name listed twice is a file and a directory: the probe reported the file
+	// if its page went that far.
+	strays := func(e Entry) error {
+		if probeSeen[e.Path] {
+			return nil
+		}
+		return holdEmit(e)
+	}
+	blobRoots, err := once(blobRoots, strays)
+	if err != nil {
+		return err
+	}
 	for _, algDir := range blobRoots {
 		var prefixes []string
 		var err error
@@ -291,6 +306,9 @@ func Scan(ctx context.Context, drv driver.StorageDriver, fn func(Entry) error, o
 			prefixes, _, err = listed(algDir, sha.l, sha.err, holdEmit)
 		} else {
 			prefixes, _, err = list(gctx, drv, algDir, holdEmit)
+		}
+		if err == nil {
+			prefixes, err = once(prefixes, strays)
 		}
 		if err != nil {
 			return err
@@ -326,6 +344,25 @@ func Scan(ctx context.Context, drv driver.StorageDriver, fn func(Entry) error, o
 		}
 	}
 	return g.Wait()
+}
+
+// once drops the second of a name listed twice, and reports it as a stray file: on
+// object stores a key can be a file and a directory at once, and List names it as
+// each. Walked twice, the directory's entries would come twice.
+func once(l []string, emit func(Entry) error) ([]string, error) {
+	seen := make(map[string]bool, len(l))
+	out := l[:0:0]
+	for _, p := range l {
+		if seen[p] {
+			if err := emit(Entry{Kind: KindWarning, Path: p, Warning: strayFile}); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		seen[p] = true
+		out = append(out, p)
+	}
+	return out, nil
 }
 
 // reportRoots reports what listing the layout's two roots gave: no registry at

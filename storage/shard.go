@@ -62,9 +62,19 @@ func Shards(ctx context.Context, drv driver.StorageDriver, emit func(Entry) erro
 	if err := reportRoots(drv, blobErr, repoErr, false, emit); err != nil {
 		return nil, err
 	}
+	blobRoots, err := once(blobRoots, emit)
+	if err != nil {
+		return nil, err
+	}
+	if repoRoots, err = once(repoRoots, emit); err != nil {
+		return nil, err
+	}
 	var shards []Shard
 	for _, algDir := range blobRoots {
 		prefixes, _, err := list(ctx, drv, algDir, emit)
+		if err == nil {
+			prefixes, err = once(prefixes, emit)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -97,7 +107,8 @@ func splitRepos(ctx context.Context, drv driver.StorageDriver, dirs []string, wa
 			g.Go(func() error {
 				var err error
 				children[i], err = drv.List(gctx, d)
-				failed[i] = err != nil
+				// A name listed twice is a file and a directory (object stores).
+				failed[i] = err != nil || len(slices.Compact(slices.Sorted(slices.Values(children[i])))) < len(children[i])
 				return gctx.Err()
 			})
 		}
@@ -183,6 +194,9 @@ func ScanShard(ctx context.Context, drv driver.StorageDriver, s Shard, workers i
 // whose name starts with _, to report it).
 func scanOwn(ctx context.Context, drv driver.StorageDriver, dir string, emit func(Entry) error, sem chan struct{}, verify, linksOnly bool, cache LinkCache) error {
 	children, _, err := list(ctx, drv, dir, emit)
+	if err == nil {
+		children, err = once(children, emit)
+	}
 	if err != nil {
 		return err
 	}
