@@ -195,6 +195,8 @@ func ScanShard(ctx context.Context, drv driver.StorageDriver, s Shard, workers i
 func scanOwn(ctx context.Context, drv driver.StorageDriver, dir string, emit func(Entry) error, sem chan struct{}, verify, linksOnly bool, cache LinkCache) error {
 	children, _, err := list(ctx, drv, dir, emit)
 	if err == nil {
+		// A name listed twice keeps dir from being split (splitRepos); this is for
+		// a file put since.
 		children, err = once(children, emit)
 	}
 	if err != nil {

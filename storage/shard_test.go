@@ -56,6 +56,12 @@ func TestShardsFindWhatScanFinds(t *testing.T) {
 	if err := benchenv.PutTree(ctx, s3, s3root); err != nil {
 		t.Fatal(err)
 	}
+	// Only an object store has a file and a directory of one name: a stray named
+	// like a repository's data directory. (Where a repository is also a namespace,
+	// such a name keeps it from being split: TestScanEarlyRepositoryWalks.)
+	if err := s3.PutContent(ctx, "/docker/registry/v2/repositories/library/debian/_layers", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
 	for name, drv := range map[string]driver.StorageDriver{"filesystem": storage.NewFilesystem(root), "s3": s3} {
 		var want []string
 		err := storage.Scan(ctx, drv, func(e storage.Entry) error { want = append(want, entryString(e)); return nil }, storage.WithTagTimes(false))
@@ -66,7 +72,11 @@ func TestShardsFindWhatScanFinds(t *testing.T) {
 		if len(want) < 20 {
 			t.Errorf("%s: Scan found only %d entries", name, len(want))
 		}
-		for _, p := range []string{"NOTES", "library/README", "team/app/_junk"} {
+		strays := []string{"NOTES", "library/README", "team/app/_junk"}
+		if name == "s3" {
+			strays = append(strays, "library/debian/_layers")
+		}
+		for _, p := range strays {
 			if !slices.ContainsFunc(want, func(e string) bool { return strings.Contains(e, "/repositories/"+p+" ") }) {
 				t.Errorf("%s: Scan did not report the stray file %s", name, p)
 			}
