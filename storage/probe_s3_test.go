@@ -3,8 +3,8 @@ package storage_test
 import (
 	"context"
 	"fmt"
-	"path"
 	"net/http"
+	"path"
 	"sync"
 	"sync/atomic"
 	"testing"
