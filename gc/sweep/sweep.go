@@ -677,19 +677,27 @@ func removeRepository(ctx context.Context, drv driver.StorageDriver, r gc.RepoIt
 	for _, l := range r.Links {
 		links[l] = true
 	}
-	// On object stores a key can be a file and a directory at once; a walk of the
-	// directory leaves the file out, and a delete of the directory takes it too.
 	var nf driver.PathNotFoundError
-	for _, d := range r.Paths {
-		fi, err := drv.Stat(ctx, d)
+	// looked sorts the error of stating, listing or deleting d: none or a missing
+	// path goes on, a symbolic link keeps the repository, anything else fails.
+	looked := func(err error, what, d string) (keep bool, _ error) {
 		switch {
-		case errors.As(err, &nf):
+		case err == nil || errors.As(err, &nf):
+			return false, nil
 		case errors.Is(err, storage.ErrSymlink):
 			log.Warn("kept: the repository holds a symbolic link", "repository", r.Repository, "path", d)
-			return false, nil
-		case err != nil:
-			return false, fmt.Errorf("stat %s before removing repository %s: %w", d, r.Repository, err)
-		case !fi.IsDir():
+			return true, nil
+		}
+		return false, fmt.Errorf("%s %s of empty repository %s: %w", what, d, r.Repository, err)
+	}
+	// On object stores a key can be a file and a directory at once; a walk of the
+	// directory leaves the file out, and a delete of the directory takes it too.
+	for _, d := range r.Paths {
+		fi, serr := drv.Stat(ctx, d)
+		if keep, err := looked(serr, "stat", d); keep || err != nil {
+			return false, err
+		}
+		if serr == nil && !fi.IsDir() {
 			log.Warn("kept repository: a file is named like its directory", "repository", r.Repository, "file", d)
 			return false, nil
 		}
@@ -698,19 +706,14 @@ func removeRepository(ctx context.Context, drv driver.StorageDriver, r gc.RepoIt
 	// inside a walk could wait forever for a slot of an adaptive limit the walk holds.
 	var files []string
 	for _, d := range r.Paths {
-		err := drv.Walk(ctx, d, func(fi driver.FileInfo) error {
+		werr := drv.Walk(ctx, d, func(fi driver.FileInfo) error {
 			if !fi.IsDir() {
 				files = append(files, fi.Path())
 			}
 			return nil
 		})
-		switch {
-		case errors.As(err, &nf):
-		case errors.Is(err, storage.ErrSymlink):
-			log.Warn("kept: the repository holds a symbolic link", "repository", r.Repository, "path", d)
-			return false, nil
-		case err != nil:
-			return false, fmt.Errorf("list %s before removing repository %s: %w", d, r.Repository, err)
+		if keep, err := looked(werr, "list", d); keep || err != nil {
+			return false, err
 		}
 	}
 	for _, f := range files {
@@ -729,13 +732,8 @@ func removeRepository(ctx context.Context, drv driver.StorageDriver, r gc.RepoIt
 		}
 	}
 	for _, d := range r.Paths {
-		err := drv.Delete(ctx, d)
-		if errors.Is(err, storage.ErrSymlink) {
-			log.Warn("kept: the repository holds a symbolic link", "repository", r.Repository, "path", d)
-			return false, nil
-		}
-		if err != nil && !errors.As(err, &nf) {
-			return false, fmt.Errorf("delete %s of empty repository %s: %w", d, r.Repository, err)
+		if keep, err := looked(drv.Delete(ctx, d), "delete", d); keep || err != nil {
+			return false, err
 		}
 	}
 	log.Info("removed empty repository", "repository", r.Repository)
