@@ -305,3 +305,39 @@ func pruneAfterPush(t *testing.T, oldTimes bool) {
 		t.Errorf("team/app:v9 pushed before the repository phase no longer pulls: %s", why)
 	}
 }
+
+// A symbolic link that appears in a repository's data directories by the time the
+// sweep reaches it keeps the repository, and what it points at is left alone.
+func TestPruneKeepsRepositoryWithSymlink(t *testing.T) {
+	ctx := context.Background()
+	f := newPruneFixture(t)
+	p := f.plan(t, gc.WithDeleteUntagged(true), gc.WithPruneEmptyRepositories(true))
+	if !slices.Contains(emptyRepoNames(p), "team/app") {
+		t.Fatalf("empty repositories %v: want team/app", emptyRepoNames(p))
+	}
+	elsewhere := t.TempDir()
+	kept := filepath.Join(elsewhere, "keep")
+	if err := os.WriteFile(kept, []byte("an operator's data"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	layers := filepath.Join(f.root, "docker/registry/v2/repositories/team/app/_layers/sha256")
+	res, err := sweep.Run(ctx, storage.NewFilesystem(f.root), p, sweep.WithWorkers(4),
+		sweep.WithBeforePhase(func(phase string) error {
+			if phase != "empty repositories" {
+				return nil
+			}
+			return os.Symlink(elsewhere, filepath.Join(layers, "linked"))
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.KeptRepositories != 1 {
+		t.Errorf("kept %d repositories, want 1 (team/app, holding a symbolic link)", res.KeptRepositories)
+	}
+	if _, err := os.Lstat(filepath.Join(layers, "linked")); err != nil {
+		t.Errorf("the symbolic link is gone: %v", err)
+	}
+	if b, err := os.ReadFile(kept); err != nil || string(b) != "an operator's data" {
+		t.Errorf("what the link points at: %q, %v", b, err)
+	}
+}
