@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/distribution/distribution/v3/registry/storage/driver"
+	"github.com/opencontainers/go-digest"
 
 	"github.com/regsweep/regsweep/benchmarks/benchenv"
 	"github.com/regsweep/regsweep/internal/synth"
@@ -166,5 +167,90 @@ func TestScanEarlyWalksDoNotWaitForProbe(t *testing.T) {
 	}
 	if n == 0 {
 		t.Error("Scan found nothing")
+	}
+}
+
+// The walks that start before the blob store is listed tell WithEarlyRevisions each
+// revision link they find, from one goroutine at a time with Scan's fn. A walk done
+// walking gives up its slot while what such walks hold fits a budget: a registry of
+// more top-level names than early walks is then walked whole before the blob store
+// is listed (here its first page is held until then); with no budget, only the
+// first earlyWalks are.
+func TestScanEarlyRevisions(t *testing.T) {
+	ctx := context.Background()
+	const names = storage.EarlyWalks + 8
+	for _, tc := range []struct {
+		name   string
+		budget int64 // -1: as Scan has it
+		walked int
+	}{{"budget", -1, names}, {"no budget", 0, storage.EarlyWalks}} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.budget >= 0 {
+				defer storage.SetEarlyHeld(tc.budget)()
+			}
+			s3, drv := benchenv.StartS3(t, "/")
+			if _, err := synth.Generate(ctx, drv, 3, synth.Layout{Repos: names, Namespaces: names, ManifestsPerRepo: 2, TagsPerRepo: 1, LayersPerManifest: 1}); err != nil {
+				t.Fatal(err)
+			}
+			var mu sync.Mutex
+			walked := map[string]bool{}
+			all := make(chan struct{})
+			var held atomic.Int32 // namespaces walked when the blob store's first page went
+			s3.SetFault(func(_ http.ResponseWriter, r *http.Request) bool {
+				q := r.URL.Query()
+				if q.Get("list-type") != "2" || q.Get("delimiter") != "" {
+					return false
+				}
+				switch p := q.Get("prefix"); {
+				case strings.HasPrefix(p, "docker/registry/v2/repositories/team"):
+					mu.Lock()
+					if walked[p] = true; len(walked) == names {
+						close(all)
+					}
+					mu.Unlock()
+				case p == "docker/registry/v2/blobs/" && q.Get("start-after") == "":
+					select {
+					case <-all:
+					case <-time.After(2 * time.Second):
+					}
+					mu.Lock()
+					held.Store(int32(len(walked)))
+					mu.Unlock()
+				}
+				return false
+			})
+			calls := 0 // no lock: the race detector checks that the two never run at once
+			early := map[digest.Digest]bool{}
+			var revisions []digest.Digest
+			err := storage.Scan(ctx, drv, func(e storage.Entry) error {
+				calls++
+				if e.Kind == storage.RevisionLink {
+					revisions = append(revisions, e.Digest)
+				}
+				return nil
+			}, storage.WithWorkers(64), storage.WithEarlyRevisions(func(d digest.Digest) {
+				calls++
+				early[d] = true
+			}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := int(held.Load()); got != tc.walked {
+				t.Errorf("%d of %d namespaces walked before the blob store was listed, want %d", got, names, tc.walked)
+			}
+			if len(revisions) != 2*names {
+				t.Fatalf("%d revision links, want %d", len(revisions), 2*names)
+			}
+			n := 0
+			for _, d := range revisions {
+				if early[d] {
+					n++
+				}
+			}
+			// Each walk before the blob store is listed tells its revision links.
+			if n != 2*tc.walked {
+				t.Errorf("%d revision links told early, want %d (those of the %d walks before the blob store was listed)", n, 2*tc.walked, tc.walked)
+			}
+		})
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"path"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/distribution/distribution/v3/registry/storage/driver"
@@ -74,6 +75,15 @@ func WithLinkCache(c LinkCache) ScanOption {
 	return func(o *scanOptions) error { o.linkCache = c; return nil }
 }
 
+// WithEarlyRevisions tells fn the digest of each revision link found before the
+// blob store is listed (by the repository walks that start early on object stores),
+// for a caller to start reading those manifests while the listing goes on. fn is
+// called as Scan's fn is: from one goroutine at a time, never at once with it. A
+// digest may come more than once, and its blob may be missing.
+func WithEarlyRevisions(fn func(digest.Digest)) ScanOption {
+	return func(o *scanOptions) error { o.earlyRevision = fn; return nil }
+}
+
 // Scan-only kinds: a repository found, and a problem with a path.
 const (
 	KindRepo Kind = 100 + iota
@@ -81,13 +91,14 @@ const (
 )
 
 type scanOptions struct {
-	workers     int
-	verifyLinks bool
-	walk        *bool
-	deferStats  bool
-	tagTimes    bool
-	linksOnly   bool
-	linkCache   LinkCache
+	workers       int
+	verifyLinks   bool
+	walk          *bool
+	deferStats    bool
+	tagTimes      bool
+	linksOnly     bool
+	linkCache     LinkCache
+	earlyRevision func(digest.Digest)
 }
 
 // ScanOption tunes Scan.
@@ -180,18 +191,37 @@ func Scan(ctx context.Context, drv driver.StorageDriver, fn func(Entry) error, o
 		cancelEarly()
 		eg.Wait() // nothing emits once Scan has returned
 	}()
+	var earlyRevision func(digest.Digest)
+	if o.earlyRevision != nil {
+		earlyRevision = func(d digest.Digest) {
+			mu.Lock()
+			defer mu.Unlock()
+			o.earlyRevision(d)
+		}
+	}
 	startEarly := func(repoRoots []string) {
 		walkers := make(chan struct{}, o.workers)
 		earlySlots := make(chan struct{}, earlyWalks)
+		var heldDone atomic.Int64 // entries held by early walks that are done walking
 		for _, r := range repoRoots {
 			eg.Go(func() error {
-				var gate func() error
+				var g *gate
 				select {
 				case earlySlots <- struct{}{}:
-					gate = func() error {
+					g = &gate{revision: earlyRevision}
+					g.wait = func(held int, finished bool) error {
+						// A walk done walking makes no more requests: it gives up its
+						// slot to the next, while what all such walks hold fits.
+						slot := true
+						if finished && heldDone.Add(int64(held)) <= earlyHeld {
+							<-earlySlots
+							slot = false
+						}
 						select {
 						case <-blobsListed:
-							<-earlySlots
+							if slot {
+								<-earlySlots
+							}
 							return nil
 						case <-egctx.Done():
 							return egctx.Err()
@@ -207,7 +237,7 @@ func Scan(ctx context.Context, drv driver.StorageDriver, fn func(Entry) error, o
 					return egctx.Err()
 				}
 				defer func() { <-walkers }()
-				return walkRepos(egctx, drv, []string{r}, emit, reads, o.verifyLinks, o.linksOnly, o.linkCache, gate)
+				return walkRepos(egctx, drv, []string{r}, emit, reads, o.verifyLinks, o.linksOnly, o.linkCache, g)
 			})
 		}
 	}
@@ -402,6 +432,19 @@ const probeKeys = 1000
 // listed, each holding a page of entries until it is.
 const earlyWalks = 32
 
+// earlyHeld bounds the entries that early walks done walking hold until the blob
+// store is listed, beyond the pages of those still walking.
+var earlyHeld int64 = earlyWalks * probeKeys
+
+// gate holds a repository walk that started before the blob store is listed.
+type gate struct {
+	// wait blocks until the blob store is listed. held: entries the walk holds;
+	// finished: it has nothing more to walk.
+	wait func(held int, finished bool) error
+	// revision, if set, is told each revision link found meanwhile.
+	revision func(digest.Digest)
+}
+
 var (
 	errProbeFull = errors.New("more than one page of blobs")
 	errAtGate    = errors.New("a page walked before the blob store is listed")
@@ -491,18 +534,21 @@ func scanRepos(ctx context.Context, drv driver.StorageDriver, top string, emit f
 // page) until gate returns, then emits what it held and goes on after that file;
 // the driver's walks must resume after a key (s3aws). It waits with no request in
 // flight, and holds a page of entries at most.
-func walkRepos(ctx context.Context, drv driver.StorageDriver, tops []string, emit func(Entry) error, sem chan struct{}, verify, linksOnly bool, cache LinkCache, gate func() error) error {
-	var held []Entry
+func walkRepos(ctx context.Context, drv driver.StorageDriver, tops []string, emit func(Entry) error, sem chan struct{}, verify, linksOnly bool, cache LinkCache, gate *gate) error {
+	var (
+		held   []Entry
+		toRead []*Entry
+	)
 	out := emit
 	if gate != nil {
 		out = func(e Entry) error { held = append(held, e); return nil }
 	}
 	// pass waits at the gate, if there is one still shut, then emits what was held.
-	pass := func() error {
+	pass := func(finished bool) error {
 		if gate == nil {
 			return nil
 		}
-		if err := gate(); err != nil {
+		if err := gate.wait(len(held)+len(toRead), finished); err != nil {
 			return err
 		}
 		gate, out = nil, emit
@@ -520,10 +566,7 @@ func walkRepos(ctx context.Context, drv driver.StorageDriver, tops []string, emi
 	)
 	repos := map[string]bool{} // name -> has _manifests
 	uploads := map[string]*Entry{}
-	var (
-		toRead  []*Entry
-		started []*Entry // uploads whose startedat to read
-	)
+	var started []*Entry // uploads whose startedat to read
 	dir := func(p string) {
 		// A repository is a directory holding _manifests, even an empty one.
 		if name, ok := strings.CutSuffix(p, "/_manifests"); ok {
@@ -562,6 +605,9 @@ func walkRepos(ctx context.Context, drv driver.StorageDriver, tops []string, emi
 		case RevisionLink, LayerLink:
 			if s.Kind == RevisionLink {
 				repos[s.Repo] = true
+				if gate != nil && gate.revision != nil {
+					gate.revision(s.Digest)
+				}
 			}
 			e := &Entry{Kind: s.Kind, Repo: s.Repo, Digest: s.Digest, Target: s.Digest, ModTime: fi.ModTime(), Path: p}
 			if verify {
@@ -630,7 +676,7 @@ func walkRepos(ctx context.Context, drv driver.StorageDriver, tops []string, emi
 			if pausedAt == "" {
 				break
 			}
-			if err := pass(); err != nil {
+			if err := pass(false); err != nil {
 				return err
 			}
 			after = pausedAt
@@ -686,7 +732,7 @@ func walkRepos(ctx context.Context, drv driver.StorageDriver, tops []string, emi
 	if err := g.Wait(); err != nil {
 		return err
 	}
-	if err := pass(); err != nil {
+	if err := pass(true); err != nil {
 		return err
 	}
 	for _, e := range toRead {

@@ -28,6 +28,7 @@ type Layout struct {
 	IndexFraction     float64 // chance a tag points at an index over two manifests
 	OrphanBlobs       int     // blobs nothing links
 	BlobSize          int     // bytes of each config and layer
+	Namespaces        int     // top-level names the repositories are spread over (10 if 0)
 	Workers           int     // concurrent writes
 }
 
@@ -43,6 +44,9 @@ func Generate(ctx context.Context, drv driver.StorageDriver, seed uint64, l Layo
 	}
 	if l.BlobSize < 1 {
 		l.BlobSize = 64
+	}
+	if l.Namespaces < 1 {
+		l.Namespaces = 10
 	}
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	g, ctx := errgroup.WithContext(ctx)
@@ -104,7 +108,7 @@ func Generate(ctx context.Context, drv driver.StorageDriver, seed uint64, l Layo
 		return v1.Descriptor{MediaType: mediaType, Digest: d, Size: int64(len(b))}, link(storage.RevisionLink, repo, d)
 	}
 	for r := 0; r < l.Repos; r++ {
-		repo := fmt.Sprintf("team%d/app%d", r%10, r)
+		repo := fmt.Sprintf("team%d/app%d", r%l.Namespaces, r)
 		st.Repos++
 		var mans []v1.Descriptor
 		for m := 0; m < l.ManifestsPerRepo; m++ {
