@@ -145,7 +145,7 @@ func Build(ctx context.Context, drv driver.StorageDriver, idx *Index, opts ...Bu
 			return err
 		}
 	}
-	scanOpts := append([]storage.ScanOption{storage.WithWorkers(o.workers), storage.WithVerifyLinks(o.verify), storage.WithDeferredStats(o.deferStats)}, o.scan...)
+	scanOpts := append([]storage.ScanOption{storage.WithWorkers(o.workers), storage.WithVerifyLinks(o.verify), storage.WithDeferredStats(o.deferStats), storage.WithEarlyRevisions(b.earlyRevision)}, o.scan...)
 	if o.linkCache && !o.noCache {
 		b.linkCacheOn = true
 		scanOpts = append(scanOpts, storage.WithLinkCache(linkCache{idx}))
@@ -251,7 +251,7 @@ func Build(ctx context.Context, drv driver.StorageDriver, idx *Index, opts ...Bu
 	}
 	idx.forgetDigests()
 	o.log.Info("index built", "blobs", b.meta.Blobs, "manifests", b.meta.Manifests, "manifests read", b.meta.ManifestsRead,
-		"from the cache", b.meta.ManifestsCached, "took", b.meta.Finished.Sub(b.meta.Started).Round(time.Millisecond))
+		"from the cache", b.meta.ManifestsCached, "read early", b.meta.ManifestsEarly, "took", b.meta.Finished.Sub(b.meta.Started).Round(time.Millisecond))
 	return nil
 }
 
@@ -276,12 +276,13 @@ type builder struct {
 	runs     map[string]*linkRun
 	pinned   map[string]Repo // repositories a warning pinned: a later entry keeps the pin
 
-	cache       *manifestCache // nil: off
-	cacheValid  Bitset         // listed with the validator of their cached parse
-	cacheStat   Bitset         // listed without a time: a stat says whether the cache holds
-	fresh       []uint32       // parsed from a read; their validator is in the listing
-	linkCacheOn bool           // the tag link cache is read and written
-	tagLinks    int            // tag links listed
+	cache       *manifestCache       // nil: off
+	cacheValid  Bitset               // listed with the validator of their cached parse
+	cacheStat   Bitset               // listed without a time: a stat says whether the cache holds
+	fresh       []uint32             // parsed from a read; their validator is in the listing
+	earlyFiles  map[uint32]earlyFile // of the fresh read before the listing (early.go)
+	linkCacheOn bool                 // the tag link cache is read and written
+	tagLinks    int                  // tag links listed
 
 	links    []heldLink // layer links waiting for a batch lookup of their ids
 	linkRepo string     // the repository of the last held link, held once
@@ -753,7 +754,8 @@ type parseResult struct {
 	parsed   Parsed
 	err      error
 	mentions []digest.Digest
-	partial  bool // mentions could not be collected from every byte
+	partial  bool      // mentions could not be collected from every byte
+	early    time.Time // when the read began, if before the blob store was listed
 }
 
 var digestRE = regexp.MustCompile(`sha(256:[a-f0-9]{64}|384:[a-f0-9]{96}|512:[a-f0-9]{128})`)
@@ -867,6 +869,9 @@ func (b *builder) addManifest(r parseResult) error {
 	d := r.d
 	if !r.cached && !r.missing {
 		b.meta.ManifestsRead++
+		if !r.early.IsZero() {
+			b.meta.ManifestsEarly++
+		}
 	}
 	m := Manifest{Digest: d, Missing: r.missing}
 	blobPath, err := storage.Path(storage.Spec{Kind: storage.BlobData, Digest: d})
@@ -897,6 +902,12 @@ func (b *builder) addManifest(r parseResult) error {
 			}
 			if r.valid == nil {
 				b.fresh = append(b.fresh, r.id)
+				if !r.early.IsZero() {
+					if b.earlyFiles == nil {
+						b.earlyFiles = map[uint32]earlyFile{}
+					}
+					b.earlyFiles[r.id] = earlyFile{r.size, r.early.UnixNano()}
+				}
 			}
 		}
 		m.MediaType, m.ArtifactType = r.parsed.MediaType, r.parsed.ArtifactType
@@ -956,6 +967,9 @@ type readPool struct {
 	hold     int // readers wait while results hold this many references (0: never)
 	done     int
 	closed   bool
+
+	earlies   map[digest.Digest]*earlyRead // early reads not yet taken by a job (early.go)
+	earlyRefs int                          // references the early reads' parses hold
 }
 
 // resultRefs is what a result adds to a batch of lookups.
@@ -967,6 +981,7 @@ type readJob struct {
 	mode     readMode
 	v        validator // of the cached parse, for readStatCached
 	deferred bool      // listed without size and time
+	early    *earlyRead
 }
 
 type readMode int
@@ -998,6 +1013,13 @@ func (p *readPool) work() {
 		}
 		j := p.queue[len(p.queue)-1]
 		p.queue = p.queue[:len(p.queue)-1]
+		if j.early != nil {
+			p.mu.Unlock()
+			p.readEarly(j) // for a job to come: no result of its own
+			p.mu.Lock()
+			p.cond.Broadcast() // a wait for an empty queue
+			continue
+		}
 		p.inflight++
 		p.mu.Unlock()
 		r := p.do(j)
@@ -1039,6 +1061,13 @@ func (p *readPool) do(j readJob) parseResult {
 		}
 		if j.mode == readCached {
 			v = nil // the listing's validator: written at the end of the build
+		}
+	}
+	if j.mode == readBlob && !j.deferred {
+		if e := p.takeEarly(j.d); e != nil {
+			r := e.r
+			r.id, r.d, r.early = j.id, j.d, e.start
+			return r
 		}
 	}
 	r := readManifest(p.ctx, p.drv, j.id, j.d)

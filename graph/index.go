@@ -164,6 +164,9 @@ type Meta struct {
 	// cache (their blobs unchanged since a build read them).
 	ManifestsRead   int `json:"manifests_read"`
 	ManifestsCached int `json:"manifests_cached"`
+	// ManifestsEarly of those read were read before the blob store was listed, on
+	// the word of a revision link (early.go).
+	ManifestsEarly int `json:"manifests_early"`
 	// TagLinksCached were taken from the tag link cache (WithTagLinkCache).
 	TagLinksCached int `json:"tag_links_cached"`
 }

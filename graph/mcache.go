@@ -302,13 +302,16 @@ func (b *builder) finishCache() error {
 			if !want[id] || blob == nil || blob.ModTime.IsZero() {
 				return nil // no time listed: the next build stats it
 			}
+			if f, ok := b.earlyFiles[id]; ok && !f.cacheable(blob.Size, unixNanos(blob.ModTime)) {
+				return nil // perhaps not the file read early: the next build reads it
+			}
 			return b.wb.Set(cacheKey('V', d), validator{blob.Size, unixNanos(blob.ModTime)}.encode())
 		})
 		if err != nil {
 			return err
 		}
 	}
-	b.fresh = nil
+	b.fresh, b.earlyFiles = nil, nil
 	return b.cache.dropUnseen(b.wb)
 }
 

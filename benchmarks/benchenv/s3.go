@@ -35,8 +35,19 @@ type S3 struct {
 	conns    atomic.Int64 // connections accepted
 	fault    atomic.Pointer[Fault]
 	closing  chan struct{} // closed by Close: releases held requests
+	clock    *storeClock
 	Bucket   string
 }
+
+// storeClock is the time the store gives the objects it writes: the real time plus
+// an offset, for tests of a store whose clock is behind (or ahead of) the client's.
+type storeClock struct{ offset atomic.Int64 }
+
+func (c *storeClock) Now() time.Time                  { return time.Now().Add(time.Duration(c.offset.Load())) }
+func (c *storeClock) Since(t time.Time) time.Duration { return c.Now().Sub(t) }
+
+// SetClockOffset makes the times of objects written from now on the real time plus d.
+func (s *S3) SetClockOffset(d time.Duration) { s.clock.offset.Store(int64(d)) }
 
 // Fault answers a request in place of the server when it returns true: tests use it
 // to make the store misbehave (an empty listing, an error status).
@@ -99,11 +110,12 @@ func FailListing(part string, status int) Fault {
 
 // NewS3 starts a fake S3 server on 127.0.0.1 with one bucket.
 func NewS3(bucket string) (*S3, error) {
-	backend := newSeekingBackend(s3mem.New())
+	clock := &storeClock{}
+	backend := newSeekingBackend(s3mem.New(s3mem.WithTimeSource(clock)))
 	if err := backend.CreateBucket(bucket); err != nil {
 		return nil, err
 	}
-	s := &S3{Bucket: bucket, closing: make(chan struct{})}
+	s := &S3{Bucket: bucket, closing: make(chan struct{}), clock: clock}
 	fake := gofakes3.New(backend, gofakes3.WithAutoBucket(true))
 	h := fake.Server()
 	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
