@@ -113,3 +113,28 @@ func TestEarlyReadTakenByJob(t *testing.T) {
 		t.Errorf("%d reads of two manifests, want 2", n)
 	}
 }
+
+// Early reads stop at maxEarlyReads manifests and once their parses hold
+// maxEarlyRefs references: what they hold until jobs take them is bounded. A digest
+// told twice is read once.
+func TestEarlyReadsBounded(t *testing.T) {
+	pool := newReadPool(context.Background(), inmemory.New(), nil, 0) // nothing is read
+	defer pool.close()
+	for i := range maxEarlyReads + 10 {
+		pool.early(digest.FromString(string(rune(i))))
+	}
+	pool.early(digest.FromString(string(rune(0))))
+	if n := len(pool.queue); n != maxEarlyReads {
+		t.Errorf("%d early reads queued, want at most %d", n, maxEarlyReads)
+	}
+
+	pool = newReadPool(context.Background(), inmemory.New(), nil, 0)
+	defer pool.close()
+	pool.early(digest.FromString("a"))
+	pool.early(digest.FromString("a"))
+	pool.earlyRefs = maxEarlyRefs // as if read
+	pool.early(digest.FromString("b"))
+	if n := len(pool.queue); n != 1 {
+		t.Errorf("%d early reads queued, want 1: a digest told twice is read once, and none past %d references", n, maxEarlyRefs)
+	}
+}
