@@ -85,7 +85,7 @@ func TestEarlyReadsS3(t *testing.T) {
 				if q.Get("list-type") == "2" && q.Get("delimiter") == "" && q.Get("prefix") == "docker/registry/v2/blobs/" {
 					select {
 					case <-replaced:
-					case <-time.After(5 * time.Second):
+					case <-time.After(20 * time.Second): // a guard: the victim is read early
 					}
 				}
 				return false

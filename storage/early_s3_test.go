@@ -194,8 +194,8 @@ func TestScanEarlyRevisions(t *testing.T) {
 			}
 			var mu sync.Mutex
 			walked := map[string]bool{}
-			all := make(chan struct{})
-			var held atomic.Int32 // namespaces walked when the blob store's first page went
+			enough := make(chan struct{}) // as many walked as should be
+			var held atomic.Int32         // namespaces walked when the blob store's first page went
 			s3.SetFault(func(_ http.ResponseWriter, r *http.Request) bool {
 				q := r.URL.Query()
 				if q.Get("list-type") != "2" || q.Get("delimiter") != "" {
@@ -204,14 +204,16 @@ func TestScanEarlyRevisions(t *testing.T) {
 				switch p := q.Get("prefix"); {
 				case strings.HasPrefix(p, "docker/registry/v2/repositories/team"):
 					mu.Lock()
-					if walked[p] = true; len(walked) == names {
-						close(all)
+					if walked[p] = true; len(walked) == tc.walked {
+						close(enough)
 					}
 					mu.Unlock()
 				case p == "docker/registry/v2/blobs/" && q.Get("start-after") == "":
+					// Then a while for any walk that should not start to start.
 					select {
-					case <-all:
-					case <-time.After(2 * time.Second):
+					case <-enough:
+						time.Sleep(300 * time.Millisecond)
+					case <-time.After(20 * time.Second):
 					}
 					mu.Lock()
 					held.Store(int32(len(walked)))
