@@ -93,9 +93,11 @@ func TestCLISweepRefusesWritableRegistry(t *testing.T) {
 	for _, readOnly := range []bool{false, true} {
 		t.Run(fmt.Sprint("read-only=", readOnly), func(t *testing.T) {
 			root := regtest.Sample(t)
-			y := fsConfig(root) + "  delete:\n    enabled: true\n"
+			// No upload purging: its first run comes after a random 0-59 minutes,
+			// and at 0 it would delete the sample's old upload under the test.
+			y := fsConfig(root) + "  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\n"
 			if readOnly {
-				y += "  maintenance:\n    readonly:\n      enabled: true\n"
+				y += "    readonly:\n      enabled: true\n"
 			}
 			rc, err := configuration.Parse(strings.NewReader(y))
 			if err != nil {

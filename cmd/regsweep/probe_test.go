@@ -25,9 +25,11 @@ import (
 func registryApp(t *testing.T, root string, readOnly bool, extra string) (cfgPath string, srv *httptest.Server) {
 	t.Helper()
 	logrus.SetLevel(logrus.PanicLevel) // the registry logs every request
-	y := "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: " + root + "\n  delete:\n    enabled: true\n"
+	// No upload purging: its first run comes after a random 0-59 minutes, and at 0
+	// it would delete the sample's old upload while a test counts them.
+	y := "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: " + root + "\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\n"
 	if readOnly {
-		y += "  maintenance:\n    readonly:\n      enabled: true\n"
+		y += "    readonly:\n      enabled: true\n"
 	}
 	y += extra
 	cfg, err := configuration.Parse(strings.NewReader(y))
