@@ -187,3 +187,56 @@ func TestScanAndShardsReportMissingBlobStore(t *testing.T) {
 		t.Errorf("Shards of an empty tree: %v, want ErrNoRegistry", err)
 	}
 }
+
+// A repository that is also a namespace gets a shard of its own directories. On S3 a
+// stray file named like one of them, put after the split, is listed twice (a file
+// and a prefix): the shard's scan reports it once and walks the directory once.
+func TestShardOwnStrayAfterSplit(t *testing.T) {
+	ctx := context.Background()
+	root := regtest.Sample(t)
+	revs, err := os.ReadDir(filepath.Join(root, "docker/registry/v2/repositories/library/debian/_manifests/revisions/sha256"))
+	if err != nil || len(revs) == 0 {
+		t.Fatalf("sample revisions: %v", err)
+	}
+	d := digest.NewDigestFromEncoded(digest.SHA256, revs[0].Name())
+	regtest.Write(t, root, storage.Spec{Kind: storage.LayerLink, Repo: "team/app", Digest: d}, []byte(d))
+	regtest.Write(t, root, storage.Spec{Kind: storage.TagCurrentLink, Repo: "team/app", Tag: "v1"}, []byte(d))
+	_, s3 := benchenv.StartS3(t, "/")
+	if err := benchenv.PutTree(ctx, s3, root); err != nil {
+		t.Fatal(err)
+	}
+	shards, err := storage.Shards(ctx, s3, func(storage.Entry) error { return nil }, storage.WithRepoShards(storage.DefaultRepoShards))
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(shards, func(s storage.Shard) bool { return s.Own && strings.HasSuffix(s.Path, "/repositories/team/app") })
+	if i < 0 {
+		t.Fatalf("no shard of team/app's own directories: %v", shards)
+	}
+	scan := func() []string {
+		var got []string
+		if err := storage.ScanShard(ctx, s3, shards[i], 4, func(e storage.Entry) error { got = append(got, entryString(e)); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(got)
+		return got
+	}
+	before := scan()
+	stray := "/docker/registry/v2/repositories/team/app/_layers"
+	if err := s3.PutContent(ctx, stray, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	after := scan()
+	var reports []string
+	after = slices.DeleteFunc(after, func(e string) bool {
+		if strings.Contains(e, stray+" ") {
+			reports = append(reports, e)
+			return true
+		}
+		return false
+	})
+	if len(reports) != 1 {
+		t.Errorf("the stray %s reported %d times: %v", stray, len(reports), reports)
+	}
+	sameEntries(t, "after the stray", after, "before", before)
+}
