@@ -531,9 +531,10 @@ func scanRepos(ctx context.Context, drv driver.StorageDriver, top string, emit f
 //
 // A walk with a gate (not nil) runs before the blob store is listed: it holds
 // what it would emit, and stops at its probeKeys-th file (the end of a listing
-// page) until gate returns, then emits what it held and goes on after that file;
-// the driver's walks must resume after a key (s3aws). It waits with no request in
-// flight, and holds a page of entries at most.
+// page) until gate.wait returns, then emits what it held and goes on after that
+// file; the driver's walks must resume after a key (s3aws). It waits with no request
+// in flight, and holds a page of entries at most; it tells gate.revision each
+// revision link meanwhile.
 func walkRepos(ctx context.Context, drv driver.StorageDriver, tops []string, emit func(Entry) error, sem chan struct{}, verify, linksOnly bool, cache LinkCache, gate *gate) error {
 	var (
 		held   []Entry
