@@ -81,8 +81,7 @@ func TestEarlyReadsS3(t *testing.T) {
 						return true
 					}
 				}
-				q := r.URL.Query()
-				if q.Get("list-type") == "2" && q.Get("delimiter") == "" && q.Get("prefix") == "docker/registry/v2/blobs/" {
+				if p, _, walk := benchenv.WalkRequest(r); walk && p == "docker/registry/v2/blobs/" {
 					select {
 					case <-replaced:
 					case <-time.After(20 * time.Second): // a guard: the victim is read early

@@ -66,15 +66,15 @@ func TestScanEarlyRepositoryWalks(t *testing.T) {
 	walks := map[string]int{} // namespace -> listing requests of its walk
 	resumed := 0
 	s3.SetFault(func(_ http.ResponseWriter, r *http.Request) bool {
-		q := r.URL.Query()
-		ns, ok := strings.CutPrefix(q.Get("prefix"), "docker/registry/v2/repositories/")
-		if q.Get("list-type") != "2" || !ok || q.Get("delimiter") != "" {
+		prefix, after, walk := benchenv.WalkRequest(r)
+		ns, ok := strings.CutPrefix(prefix, "docker/registry/v2/repositories/")
+		if !walk || !ok {
 			return false
 		}
 		mu.Lock()
 		defer mu.Unlock()
 		walks[strings.TrimSuffix(ns, "/")]++
-		if q.Get("start-after") != "" {
+		if after != "" {
 			resumed++
 		}
 		return false
@@ -142,14 +142,14 @@ func TestScanEarlyWalksDoNotWaitForProbe(t *testing.T) {
 	var once sync.Once
 	var waited atomic.Bool
 	s3.SetFault(func(_ http.ResponseWriter, r *http.Request) bool {
-		q := r.URL.Query()
-		if q.Get("list-type") != "2" || q.Get("delimiter") != "" {
+		p, after, walk := benchenv.WalkRequest(r)
+		if !walk {
 			return false
 		}
-		switch p := q.Get("prefix"); {
+		switch {
 		case strings.HasPrefix(p, "docker/registry/v2/repositories/team"):
 			once.Do(func() { close(walked) })
-		case p == "docker/registry/v2/blobs/" && q.Get("start-after") == "":
+		case p == "docker/registry/v2/blobs/" && after == "":
 			select {
 			case <-walked:
 			case <-time.After(5 * time.Second):
@@ -197,18 +197,18 @@ func TestScanEarlyRevisions(t *testing.T) {
 			enough := make(chan struct{}) // as many walked as should be
 			var held atomic.Int32         // namespaces walked when the blob store's first page went
 			s3.SetFault(func(_ http.ResponseWriter, r *http.Request) bool {
-				q := r.URL.Query()
-				if q.Get("list-type") != "2" || q.Get("delimiter") != "" {
+				p, after, walk := benchenv.WalkRequest(r)
+				if !walk {
 					return false
 				}
-				switch p := q.Get("prefix"); {
+				switch {
 				case strings.HasPrefix(p, "docker/registry/v2/repositories/team"):
 					mu.Lock()
 					if walked[p] = true; len(walked) == tc.walked {
 						close(enough)
 					}
 					mu.Unlock()
-				case p == "docker/registry/v2/blobs/" && q.Get("start-after") == "":
+				case p == "docker/registry/v2/blobs/" && after == "":
 					// Then a while for any walk that should not start to start.
 					select {
 					case <-enough:

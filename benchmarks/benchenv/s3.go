@@ -39,6 +39,17 @@ type S3 struct {
 	Bucket   string
 }
 
+// WalkRequest says whether r is a page of a walk as distribution's s3 driver makes
+// one (ListObjectsV2 without a delimiter), and of which key prefix, after which key
+// (empty: the first page).
+func WalkRequest(r *http.Request) (prefix, startAfter string, ok bool) {
+	q := r.URL.Query()
+	if q.Get("list-type") != "2" || q.Get("delimiter") != "" {
+		return "", "", false
+	}
+	return q.Get("prefix"), q.Get("start-after"), true
+}
+
 // storeClock is the time the store gives the objects it writes: the real time plus
 // an offset, for tests of a store whose clock is behind (or ahead of) the client's.
 type storeClock struct{ offset atomic.Int64 }
