@@ -142,7 +142,10 @@ func incrementalSeed(t *testing.T, seed int64, s3 driver.StorageDriver) {
 			}
 		}
 	}
-	compare("unchanged", func(m graph.Meta) bool { return m.ManifestsCached == 0 && (!onS3 || m.ManifestsEarly > 0) })
+	// How many manifests S3 builds read early depends on timing (on a loaded machine
+	// the blob store can be listed before any early read starts): not asserted here
+	// (TestEarlyReadsS3 holds the blob store to make them happen).
+	compare("unchanged", func(m graph.Meta) bool { return m.ManifestsCached == 0 })
 	compare("rerun", func(m graph.Meta) bool { return m.ManifestsRead == 0 && m.ManifestsCached == m.Manifests })
 
 	// Pushes into new and existing repositories: only their manifests are read.
@@ -153,7 +156,7 @@ func incrementalSeed(t *testing.T, seed int64, s3 driver.StorageDriver) {
 		t.Fatal(err)
 	}
 	compare("after pushes", func(m graph.Meta) bool {
-		return m.ManifestsRead > 0 && m.ManifestsRead == m.Manifests-before.Manifests && (!onS3 || m.ManifestsEarly > 0)
+		return m.ManifestsRead > 0 && m.ManifestsRead == m.Manifests-before.Manifests
 	})
 
 	// A tag moved to another manifest of its repository.
